@@ -1,0 +1,21 @@
+//! Compiles `proto/` into Rust with protox (a pure-Rust protobuf compiler, so no
+//! system `protoc` is needed) and writes the descriptor set that server
+//! reflection serves.
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let descriptors = protox::compile(["sqlgate/v1/sqlgate.proto"], ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("sqlgate_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! The command line (clap) and the validated settings it produces.
+//!
+//! Every flag can also be given as an environment variable `SQLGATE_<FLAG>`.
+//! Parsing and validation happen up front: a bad flag is one clear line and a
+//! non-zero exit, never a panic later.
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use bytesize::ByteSize;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// sqlgate: a gRPC gateway to MySQL and MariaDB.
+#[derive(Debug, Parser)]
+#[command(name = "sqlgate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API.
+    Serve(ServeArgs),
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `sqlgate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "SQLGATE_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Database to serve: mysql://user:pass@host:port/db, or with a unix socket
+    /// mysql://user:pass@localhost/db?socket=/path/to/mysqld.sock. Without it,
+    /// sqlgate starts its own private MariaDB/MySQL server in --data-dir.
+    #[arg(long, env = "SQLGATE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Data directory of the private server started when no --database-url is given.
+    #[arg(long, env = "SQLGATE_DATA_DIR", default_value = "./.sqlgate/mysql")]
+    pub data_dir: PathBuf,
+
+    /// Connections the pool keeps open even when idle.
+    #[arg(long, env = "SQLGATE_POOL_MIN", default_value_t = 2)]
+    pub pool_min: usize,
+
+    /// Most connections the pool opens to the database.
+    #[arg(long, env = "SQLGATE_POOL_MAX", default_value_t = 32)]
+    pub pool_max: usize,
+
+    /// Most transactions open at once; must be below --pool-max so that
+    /// autocommit calls always have connections left.
+    #[arg(long, env = "SQLGATE_MAX_TRANSACTIONS", default_value_t = 24)]
+    pub max_transactions: usize,
+
+    /// Longest wait for a pooled connection or a transaction slot before a call
+    /// fails with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SQLGATE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub acquire_timeout: Duration,
+
+    /// A transaction idle longer than this between calls is rolled back. Also
+    /// the largest idle_timeout a client may ask for.
+    #[arg(long, env = "SQLGATE_TX_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub tx_idle_timeout: Duration,
+
+    /// A transaction alive longer than this is rolled back.
+    #[arg(long, env = "SQLGATE_TX_MAX_LIFETIME", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub tx_max_lifetime: Duration,
+
+    /// Most rows an Execute result may have (unless the client sets max_rows).
+    #[arg(long, env = "SQLGATE_MAX_RESULT_ROWS", default_value_t = 10_000)]
+    pub max_result_rows: u64,
+
+    /// Most bytes an Execute result may have, e.g. 4MiB.
+    #[arg(long, env = "SQLGATE_MAX_RESULT_BYTES", default_value = "4MiB")]
+    pub max_result_bytes: ByteSize,
+
+    /// Approximate size of one ExecuteStream batch of rows, e.g. 64KiB.
+    #[arg(long, env = "SQLGATE_STREAM_BATCH_BYTES", default_value = "64KiB")]
+    pub stream_batch_bytes: ByteSize,
+
+    /// Time given to open transactions and calls in flight to finish on SIGTERM.
+    #[arg(long, env = "SQLGATE_SHUTDOWN_GRACE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log format.
+    #[arg(long, env = "SQLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Where the gateway's database is.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    /// An existing server at this mysql_async URL.
+    Url(String),
+    /// A private server started by sqlgate with its data in this directory.
+    Embedded { data_dir: PathBuf },
+}
+
+/// Validated gateway settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The database to serve.
+    pub database: DatabaseTarget,
+    /// Pool size bounds.
+    pub pool_min: usize,
+    /// Pool size bounds.
+    pub pool_max: usize,
+    /// Most open transactions.
+    pub max_transactions: usize,
+    /// Longest wait for a connection or transaction slot.
+    pub acquire_timeout: Duration,
+    /// Default and largest idle timeout of a transaction.
+    pub tx_idle_timeout: Duration,
+    /// Largest lifetime of a transaction.
+    pub tx_max_lifetime: Duration,
+    /// Unary result cap in rows.
+    pub max_result_rows: u64,
+    /// Unary result cap in bytes.
+    pub max_result_bytes: u64,
+    /// Target size of one stream batch.
+    pub stream_batch_bytes: u64,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// Checks the flags against each other and produces the settings.
+    pub fn validate(self) -> Result<Config, String> {
+        if self.pool_max == 0 {
+            return Err("--pool-max must be at least 1".into());
+        }
+        if self.pool_min > self.pool_max {
+            return Err(format!(
+                "--pool-min ({}) must not exceed --pool-max ({})",
+                self.pool_min, self.pool_max
+            ));
+        }
+        if self.max_transactions >= self.pool_max {
+            return Err(format!(
+                "--max-transactions ({}) must be below --pool-max ({}) so that autocommit calls always have a connection",
+                self.max_transactions, self.pool_max
+            ));
+        }
+        for (flag, value) in [
+            ("--acquire-timeout", self.acquire_timeout),
+            ("--tx-idle-timeout", self.tx_idle_timeout),
+            ("--tx-max-lifetime", self.tx_max_lifetime),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{flag} must be greater than zero"));
+            }
+        }
+        if self.max_result_rows == 0 || self.max_result_bytes.as_u64() == 0 {
+            return Err(
+                "--max-result-rows and --max-result-bytes must be greater than zero".into(),
+            );
+        }
+        if self.stream_batch_bytes.as_u64() == 0 {
+            return Err("--stream-batch-bytes must be greater than zero".into());
+        }
+        let database = match self.database_url {
+            Some(url) if url.trim().is_empty() => {
+                return Err("--database-url is empty".into());
+            }
+            Some(url) => {
+                mysql_async::Opts::from_url(&url)
+                    .map_err(|e| format!("--database-url is not a valid MySQL URL: {e}"))?;
+                DatabaseTarget::Url(url)
+            }
+            None => DatabaseTarget::Embedded {
+                data_dir: self.data_dir,
+            },
+        };
+        Ok(Config {
+            listen: self.listen,
+            database,
+            pool_min: self.pool_min,
+            pool_max: self.pool_max,
+            max_transactions: self.max_transactions,
+            acquire_timeout: self.acquire_timeout,
+            tx_idle_timeout: self.tx_idle_timeout,
+            tx_max_lifetime: self.tx_max_lifetime,
+            max_result_rows: self.max_result_rows,
+            max_result_bytes: self.max_result_bytes.as_u64(),
+            stream_batch_bytes: self.stream_batch_bytes.as_u64(),
+            shutdown_grace: self.shutdown_grace,
+            log_format: self.log_format,
+        })
+    }
+}
+
+impl Config {
+    /// Settings for a gateway serving `database_url`, with every other value
+    /// at its command-line default. Used by tests and embedders.
+    pub fn for_database_url(database_url: impl Into<String>) -> Config {
+        let args = Cli::parse_from(["sqlgate", "serve", "--database-url", &database_url.into()]);
+        let Command::Serve(serve) = args.command;
+        serve
+            .validate()
+            .expect("default settings with a valid URL are valid")
+    }
+}
+
+/// Hides the password of a database URL, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut all = vec!["sqlgate", "serve"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command;
+        serve.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let config = parse(&[]).unwrap();
+        assert!(matches!(config.database, DatabaseTarget::Embedded { .. }));
+        assert_eq!(config.max_result_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.stream_batch_bytes, 64 * 1024);
+        assert_eq!(config.tx_max_lifetime, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn human_durations_and_sizes() {
+        let config = parse(&["--tx-idle-timeout", "1m 30s", "--max-result-bytes", "1KiB"]).unwrap();
+        assert_eq!(config.tx_idle_timeout, Duration::from_secs(90));
+        assert_eq!(config.max_result_bytes, 1024);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--tx-idle-timeout", "soon"]).is_err());
+        assert!(parse(&["--pool-max", "4", "--max-transactions", "4"]).is_err());
+        assert!(
+            parse(&[
+                "--pool-min",
+                "9",
+                "--pool-max",
+                "8",
+                "--max-transactions",
+                "2"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--database-url", "postgres://x"]).is_err());
+        assert!(parse(&["--listen", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://app:s3cr@t@db:3306/shop?socket=/x"),
+            "mysql://app:***@db:3306/shop?socket=/x"
+        );
+        assert_eq!(redact_url("mysql://app@db/shop"), "mysql://app@db/shop");
+        assert_eq!(redact_url("mysql://db/shop"), "mysql://db/shop");
+    }
+}

@@ -1,0 +1,139 @@
+//! The gateway's error type. Every layer reports failures as a [`GatewayError`];
+//! [`status`] is the one place that turns them into gRPC statuses.
+use std::fmt;
+
+use crate::values::ValueError;
+
+pub mod mysql_codes;
+pub mod status;
+
+/// Why a transaction was ended by the gateway rather than by its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Committed by the client.
+    Committed,
+    /// Rolled back by the client.
+    RolledBack,
+    /// Rolled back because no call used it for longer than its idle timeout.
+    IdleTimeout,
+    /// Rolled back because it lived longer than the maximum lifetime.
+    MaxLifetime,
+    /// Rolled back because a call on it was cancelled or its client went away mid-call.
+    CallInterrupted,
+    /// Ended by the database: deadlock, lock wait timeout, or a lost connection.
+    DatabaseAborted,
+    /// Rolled back because the gateway is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndReason::Committed => "it was already committed",
+            EndReason::RolledBack => "it was already rolled back",
+            EndReason::IdleTimeout => {
+                "it expired: it was idle longer than its idle timeout and was rolled back"
+            }
+            EndReason::MaxLifetime => {
+                "it expired: it lived longer than the maximum transaction lifetime and was rolled back"
+            }
+            EndReason::CallInterrupted => {
+                "a call on it was cancelled or lost its client mid-statement, so it was rolled back"
+            }
+            EndReason::DatabaseAborted => {
+                "the database aborted it (deadlock, lock wait timeout or lost connection)"
+            }
+            EndReason::Shutdown => "the gateway is shutting down and rolled it back",
+        })
+    }
+}
+
+/// Everything that can make a call fail.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request itself is malformed or not allowed.
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    /// A parameter could not be converted, or a result cell could not be.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+
+    /// The database reported an error (or the connection to it failed).
+    #[error("{0}")]
+    Database(#[from] mysql_async::Error),
+
+    /// The connection failed while COMMIT was in flight: it may or may not have committed.
+    #[error(
+        "the connection to the database failed during COMMIT; the transaction may or may not have committed: {0}"
+    )]
+    CommitOutcomeUnknown(mysql_async::Error),
+
+    /// No transaction with this id is open (never existed, or committed/rolled back).
+    #[error("transaction not found{}", .0.map(|r| format!(": {r}")).unwrap_or_default())]
+    TransactionNotFound(Option<EndReason>),
+
+    /// The transaction was rolled back by the gateway because a timer ran out.
+    #[error("transaction {0}")]
+    TransactionExpired(EndReason),
+
+    /// The transaction was ended by a failure; retry the whole transaction.
+    #[error("transaction aborted: {0}; retry the whole transaction")]
+    TransactionAborted(EndReason),
+
+    /// A unary result exceeded the server's caps.
+    #[error(
+        "result too large: more than {limit}; use ExecuteStream for large results, or set max_rows"
+    )]
+    ResultTooLarge {
+        /// Which limit, in words.
+        limit: String,
+    },
+
+    /// Every transaction slot stayed taken for the whole acquire timeout.
+    #[error(
+        "too many open transactions (limit {limit}); commit or roll back open ones, or retry later"
+    )]
+    TooManyTransactions {
+        /// The --max-transactions value.
+        limit: usize,
+    },
+
+    /// No pooled connection became free within the acquire timeout.
+    #[error("no database connection became free within {0:?}; the pool is exhausted, retry later")]
+    PoolExhausted(std::time::Duration),
+
+    /// The gateway is draining for shutdown and takes no new work.
+    #[error("the gateway is shutting down; retry on another instance")]
+    ShuttingDown,
+
+    /// A statement of an ExecuteBatch failed.
+    #[error("statement {statement_index} of the batch failed: {source}")]
+    InBatch {
+        /// 0-based index of the failing statement.
+        statement_index: usize,
+        /// What went wrong.
+        source: Box<GatewayError>,
+    },
+}
+
+impl GatewayError {
+    /// The server error number, when the database reported one.
+    pub fn mysql_errno(&self) -> Option<u16> {
+        match self {
+            GatewayError::Database(mysql_async::Error::Server(e)) => Some(e.code),
+            GatewayError::InBatch { source, .. } => source.mysql_errno(),
+            _ => None,
+        }
+    }
+
+    /// True when the error means the transaction it happened in is gone and
+    /// must be retried whole: the transaction is ended by the gateway.
+    pub fn ends_transaction(&self) -> bool {
+        match self {
+            GatewayError::Database(e) => mysql_codes::ends_transaction(e),
+            GatewayError::InBatch { source, .. } => source.ends_transaction(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! sqlgate: a gRPC gateway to MySQL and MariaDB.
+//!
+//! The crate is laid out by concern:
+//! - [`config`] — the command line and the validated settings it produces;
+//! - [`api`] — the generated protobuf types and service traits;
+//! - [`server`] — wiring the gRPC server and the order of start-up and shutdown;
+//! - [`service`] — the `Database` RPCs, thin glue over the modules below;
+//! - [`transactions`] — transactions pinned to pooled connections, their ids and expiry;
+//! - [`statement`] — running one statement on a connection, and the SQL guard;
+//! - [`streaming`] — ExecuteStream with backpressure;
+//! - [`values`] — converting between protobuf `Value`s and MySQL values;
+//! - [`database`] — the connection pool and its control connections;
+//! - [`errors`] — the gateway's error type and the one place it becomes a gRPC status;
+//! - [`health`] — the gRPC health service fed by database pings;
+//! - [`embedded`] — the private MariaDB/MySQL server used when no database URL is given;
+//! - [`shutdown`] — the signals that start a graceful shutdown;
+//! - [`telemetry`] — logging.
+
+pub mod api;
+pub mod config;
+pub mod database;
+pub mod embedded;
+pub mod errors;
+pub mod health;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod statement;
+pub mod streaming;
+pub mod telemetry;
+pub mod transactions;
+pub mod values;

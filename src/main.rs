@@ -1,0 +1,40 @@
+//! The `sqlgate` command: parses the command line and runs the gateway.
+use std::process::ExitCode;
+
+use clap::Parser;
+use sqlgate::{
+    config::{Cli, Command},
+    server::Gateway,
+    shutdown, telemetry,
+};
+
+/// Exit code for bad configuration (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command;
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("sqlgate: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("can start the tokio runtime");
+    runtime.block_on(async {
+        let gateway = match Gateway::start(config).await {
+            Ok(gateway) => gateway,
+            Err(error) => {
+                tracing::error!(%error, "could not start");
+                return ExitCode::FAILURE;
+            }
+        };
+        shutdown::signal().await;
+        gateway.shut_down().await;
+        ExitCode::SUCCESS
+    })
+}

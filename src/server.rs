@@ -1,0 +1,252 @@
+//! Wiring: the database, the gRPC server with its services, and the order in
+//! which they start and stop.
+//!
+//! Shutdown, in order: health goes NOT_SERVING and new transactions are
+//! refused; open transactions get the grace period to end, then are rolled
+//! back; the server stops taking calls and those in flight get a few seconds
+//! to finish; the pool closes; a private database server is stopped.
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+use crate::{
+    api::{self, database_server::DatabaseServer},
+    config::{Config, DatabaseTarget, redact_url},
+    database::Database,
+    embedded::{EmbeddedDatabase, EmbeddedOptions},
+    errors::EndReason,
+    health,
+    service::{CallLimits, DatabaseService},
+    transactions::{TransactionSettings, Transactions},
+};
+
+/// Time calls in flight get to finish once the server stops taking calls.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(3);
+/// Time the pool gets to close once the server has stopped.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The private database server could not be started.
+    #[error("could not start the private database server: {0}")]
+    Embedded(#[from] crate::embedded::EmbeddedError),
+    /// The database URL was refused by the driver.
+    #[error("invalid database URL: {0}")]
+    DatabaseUrl(mysql_async::Error),
+    /// The listen address could not be bound.
+    #[error("could not listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built (a bug).
+    #[error("could not build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    local_addr: SocketAddr,
+    shutdown: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Starts the gateway: database (a private one if no URL is given), pool,
+    /// services, and the listener. Returns once it is listening; the database
+    /// may not be reachable yet (health says so).
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let (url, embedded) = match &config.database {
+            DatabaseTarget::Url(url) => (url.clone(), None),
+            DatabaseTarget::Embedded { data_dir } => {
+                tracing::info!(data_dir = %data_dir.display(), "no --database-url given: starting a private database server");
+                let options = EmbeddedOptions {
+                    data_dir: data_dir.clone(),
+                    remove_on_stop: false,
+                };
+                let server = tokio::task::spawn_blocking(move || EmbeddedDatabase::start(&options))
+                    .await
+                    .expect("the embedded server start does not panic")?;
+                (server.url("sqlgate"), Some(server))
+            }
+        };
+        tracing::info!(database = %redact_url(&url), "using database");
+        let database = Database::new(&url, &config).map_err(StartError::DatabaseUrl)?;
+        let transactions = Transactions::new(
+            database.clone(),
+            TransactionSettings {
+                idle_timeout: config.tx_idle_timeout,
+                max_lifetime: config.tx_max_lifetime,
+                max_open: config.max_transactions,
+                acquire_timeout: config.acquire_timeout,
+            },
+        );
+        let service = DatabaseService::new(
+            database.clone(),
+            transactions.clone(),
+            CallLimits {
+                max_result_rows: config.max_result_rows,
+                max_result_bytes: config.max_result_bytes,
+                stream_batch_bytes: config.stream_batch_bytes,
+            },
+        );
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        health::set_status(&reporter, ServingStatus::NotServing).await;
+        let monitor = tokio::spawn(health::monitor(database.clone(), reporter.clone()));
+
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            address: config.listen,
+            source,
+        })?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        tracing::info!(address = %local_addr, "listening for gRPC");
+
+        let shutdown = Arc::new(Notify::new());
+        let stop_serving = Arc::new(Notify::new());
+        let router = Server::builder()
+            // Notice clients that vanished without closing their connection.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(DatabaseServer::new(service));
+        let stop_signal = stop_serving.clone();
+        let server = tokio::spawn(async move {
+            let result = router
+                .serve_with_incoming_shutdown(incoming, stop_signal.notified())
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the gRPC server failed");
+            }
+        });
+
+        let lifecycle = Lifecycle {
+            database,
+            transactions,
+            reporter,
+            monitor,
+            server,
+            stop_serving,
+            embedded,
+            grace: config.shutdown_grace,
+        };
+        let trigger = shutdown.clone();
+        let task = tokio::spawn(async move {
+            trigger.notified().await;
+            lifecycle.shut_down().await;
+        });
+        Ok(Gateway {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The address the gateway listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts a graceful shutdown and waits until it is complete.
+    pub async fn shut_down(self) {
+        self.shutdown.notify_one();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the gateway has stopped (after a shutdown began).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that starts a graceful shutdown, e.g. from a signal handler.
+    pub fn shutdown_trigger(&self) -> Arc<Notify> {
+        self.shutdown.clone()
+    }
+}
+
+/// What shutdown has to stop, in order.
+struct Lifecycle {
+    database: Database,
+    transactions: Transactions,
+    reporter: tonic_health::server::HealthReporter,
+    monitor: JoinHandle<()>,
+    server: JoinHandle<()>,
+    stop_serving: Arc<Notify>,
+    embedded: Option<EmbeddedDatabase>,
+    grace: Duration,
+}
+
+impl Lifecycle {
+    async fn shut_down(self) {
+        tracing::info!(grace = ?self.grace, "shutting down: not serving, refusing new transactions");
+        self.monitor.abort();
+        let _ = self.monitor.await;
+        health::set_status(&self.reporter, ServingStatus::NotServing).await;
+        self.transactions.start_draining();
+
+        wait_for_transactions(&self.transactions, self.grace).await;
+        let left = self.transactions.open_count();
+        if left > 0 {
+            tracing::warn!(
+                open = left,
+                "grace period over: rolling back open transactions"
+            );
+        }
+        self.transactions
+            .abort_all(EndReason::Shutdown, IN_FLIGHT_GRACE)
+            .await;
+
+        self.stop_serving.notify_one();
+        let mut server = self.server;
+        if tokio::time::timeout(IN_FLIGHT_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("calls still running after the grace period: closing their connections");
+            server.abort();
+        }
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.database.disconnect())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the connection pool did not close in time");
+        }
+        if let Some(embedded) = self.embedded {
+            let stopped = tokio::task::spawn_blocking(move || embedded.stop()).await;
+            if let Ok(Err(e)) = stopped {
+                tracing::warn!(error = %e, "the private database server did not stop cleanly");
+            }
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+/// Waits until no transaction is open, or the grace period is over.
+async fn wait_for_transactions(transactions: &Transactions, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    while transactions.open_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,116 @@
+//! ExecuteBatch: several statements, all or nothing.
+//!
+//! Without a transaction_id the batch runs in a transaction of its own that
+//! commits at the end. Inside an open transaction it runs between a savepoint
+//! and its release, so that a failure undoes exactly what the batch did and
+//! the transaction stays usable.
+use mysql_async::prelude::Queryable;
+
+use super::DatabaseService;
+use crate::{
+    api,
+    errors::GatewayError,
+    statement::{self, Statement},
+    transactions::Lease,
+};
+
+const SAVEPOINT: &str = "sqlgate_batch";
+
+pub(super) async fn execute_batch(
+    service: &DatabaseService,
+    request: api::ExecuteBatchRequest,
+) -> Result<api::ExecuteBatchResponse, GatewayError> {
+    if request.statements.is_empty() {
+        return Err(GatewayError::InvalidRequest("statements is empty".into()));
+    }
+    // Check every statement before touching the database.
+    let statements = request
+        .statements
+        .iter()
+        .enumerate()
+        .map(|(index, s)| Statement::new(&s.sql, &s.params).map_err(|e| in_batch(index, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if request.transaction_id.is_empty() {
+        let mut lease = service.transactions.begin(request.options.as_ref()).await?;
+        let outcome = run_all(service, &mut lease, &statements).await;
+        match outcome {
+            Ok(results) => {
+                lease.commit().await?;
+                Ok(api::ExecuteBatchResponse { results })
+            }
+            Err(error) => {
+                lease.rollback().await;
+                Err(error)
+            }
+        }
+    } else {
+        if request.options.is_some() {
+            return Err(GatewayError::InvalidRequest(
+                "options apply only to a batch's own transaction; leave them unset with transaction_id".into(),
+            ));
+        }
+        let mut lease = service
+            .transactions
+            .checkout(&request.transaction_id)
+            .await?;
+        let outcome = run_in_savepoint(service, &mut lease, &statements).await;
+        lease.release(&outcome);
+        Ok(api::ExecuteBatchResponse { results: outcome? })
+    }
+}
+
+async fn run_in_savepoint(
+    service: &DatabaseService,
+    lease: &mut Lease,
+    statements: &[Statement],
+) -> Result<Vec<api::StatementResult>, GatewayError> {
+    lease
+        .conn()
+        .query_drop(format!("SAVEPOINT {SAVEPOINT}"))
+        .await?;
+    let outcome = run_all(service, lease, statements).await;
+    let undo = match &outcome {
+        Ok(_) => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
+        // After an error that ended the transaction there is nothing to undo.
+        Err(e) if e.ends_transaction() => return outcome,
+        Err(_) => format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
+    };
+    lease.conn().query_drop(undo).await?;
+    outcome
+}
+
+async fn run_all(
+    service: &DatabaseService,
+    lease: &mut Lease,
+    statements: &[Statement],
+) -> Result<Vec<api::StatementResult>, GatewayError> {
+    let limits = service.result_limits(0);
+    let mut bytes_used = 0;
+    let mut results = Vec::with_capacity(statements.len());
+    for (index, statement) in statements.iter().enumerate() {
+        let result = statement::run_to_completion(
+            &service.database,
+            lease.conn(),
+            statement,
+            limits,
+            &mut bytes_used,
+        )
+        .await
+        .map_err(|e| in_batch(index, e))?;
+        results.push(api::StatementResult {
+            columns: result.columns,
+            rows: result.rows,
+            rows_affected: result.rows_affected,
+            last_insert_id: result.last_insert_id,
+            warning_count: result.warning_count,
+        });
+    }
+    Ok(results)
+}
+
+fn in_batch(statement_index: usize, error: GatewayError) -> GatewayError {
+    GatewayError::InBatch {
+        statement_index,
+        source: Box::new(error),
+    }
+}

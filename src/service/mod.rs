@@ -1,0 +1,222 @@
+//! The `sqlgate.v1.Database` RPCs: thin glue between requests and the
+//! transaction, statement and streaming modules.
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::{
+    api::{self, database_server},
+    database::Database,
+    errors::GatewayError,
+    statement::{self, ResultLimits, Statement},
+    streaming::{self, StreamSettings},
+    telemetry::RpcLog,
+    transactions::Transactions,
+};
+
+mod batch;
+mod session;
+
+pub use session::Session;
+
+/// Result caps of unary calls and the size of stream batches.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// --max-result-rows.
+    pub max_result_rows: u64,
+    /// --max-result-bytes.
+    pub max_result_bytes: u64,
+    /// --stream-batch-bytes.
+    pub stream_batch_bytes: u64,
+}
+
+/// The Database service.
+#[derive(Clone)]
+pub struct DatabaseService {
+    database: Database,
+    transactions: Transactions,
+    limits: CallLimits,
+}
+
+impl DatabaseService {
+    /// A service over this database and transaction registry.
+    pub fn new(database: Database, transactions: Transactions, limits: CallLimits) -> Self {
+        DatabaseService {
+            database,
+            transactions,
+            limits,
+        }
+    }
+
+    fn result_limits(&self, client_max_rows: u64) -> ResultLimits {
+        ResultLimits {
+            max_rows: self.limits.max_result_rows,
+            max_bytes: self.limits.max_result_bytes,
+            client_max_rows: (client_max_rows > 0).then_some(client_max_rows),
+        }
+    }
+
+    async fn execute(
+        &self,
+        request: api::ExecuteRequest,
+    ) -> Result<api::ExecuteResponse, GatewayError> {
+        let statement = Statement::new(&request.sql, &request.params)?;
+        tracing::debug!(sql = statement.sql(), "execute");
+        let mut session = Session::open(
+            &self.database,
+            &self.transactions,
+            &request.transaction_id,
+            request.begin.as_ref(),
+        )
+        .await?;
+        let limits = self.result_limits(request.max_rows);
+        let outcome = statement::run_to_completion(
+            &self.database,
+            session.conn(),
+            &statement,
+            limits,
+            &mut 0,
+        )
+        .await;
+        let transaction_id = session.begun_transaction_id().unwrap_or_default();
+        session.close(&outcome).await;
+        let result = outcome?;
+        Ok(api::ExecuteResponse {
+            columns: result.columns,
+            rows: result.rows,
+            rows_affected: result.rows_affected,
+            last_insert_id: result.last_insert_id,
+            warning_count: result.warning_count,
+            truncated: result.truncated,
+            transaction_id,
+        })
+    }
+
+    async fn begin(&self, request: api::BeginRequest) -> Result<api::BeginResponse, GatewayError> {
+        let lease = self.transactions.begin(request.options.as_ref()).await?;
+        let response = api::BeginResponse {
+            transaction_id: lease.transaction().id().to_string(),
+            idle_timeout: Some(to_proto_duration(lease.transaction().idle_timeout())),
+            max_lifetime: Some(to_proto_duration(self.transactions.settings().max_lifetime)),
+        };
+        lease.release::<()>(&Ok(()));
+        Ok(response)
+    }
+}
+
+fn to_proto_duration(duration: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(duration).expect("configured durations fit a protobuf Duration")
+}
+
+/// Runs an RPC's work inside its span, logs how it ended, and turns its
+/// error into a gRPC status.
+async fn serve<T>(
+    log: RpcLog,
+    rows: impl FnOnce(&T) -> u64,
+    work: impl Future<Output = Result<T, GatewayError>>,
+) -> Result<Response<T>, Status> {
+    let result = work.instrument(log.span().clone()).await;
+    match result {
+        Ok(response) => {
+            log.finish(rows(&response), None);
+            Ok(Response::new(response))
+        }
+        Err(error) => {
+            let status = Status::from(error);
+            log.finish(0, Some(&status));
+            Err(status)
+        }
+    }
+}
+
+/// The stream type of ExecuteStream.
+pub type ExecuteStreamStream =
+    Pin<Box<dyn Stream<Item = Result<api::ExecuteStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl database_server::Database for DatabaseService {
+    async fn execute(
+        &self,
+        request: Request<api::ExecuteRequest>,
+    ) -> Result<Response<api::ExecuteResponse>, Status> {
+        let request = request.into_inner();
+        let log = RpcLog::start("Execute", &request.transaction_id);
+        serve(log, |r| r.rows.len() as u64, self.execute(request)).await
+    }
+
+    type ExecuteStreamStream = ExecuteStreamStream;
+
+    async fn execute_stream(
+        &self,
+        request: Request<api::ExecuteRequest>,
+    ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
+        let request = request.into_inner();
+        let log = RpcLog::start("ExecuteStream", &request.transaction_id);
+        let settings = StreamSettings {
+            batch_bytes: self.limits.stream_batch_bytes,
+            client_max_rows: (request.max_rows > 0).then_some(request.max_rows),
+        };
+        let stream = streaming::start(
+            self.database.clone(),
+            self.transactions.clone(),
+            request,
+            settings,
+            log,
+        );
+        Ok(Response::new(stream))
+    }
+
+    async fn begin(
+        &self,
+        request: Request<api::BeginRequest>,
+    ) -> Result<Response<api::BeginResponse>, Status> {
+        let log = RpcLog::start("Begin", "");
+        let span = log.span().clone();
+        serve(log, |_| 0, async {
+            let response = self.begin(request.into_inner()).await?;
+            span.record("transaction_id", response.transaction_id.as_str());
+            Ok(response)
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        request: Request<api::CommitRequest>,
+    ) -> Result<Response<api::CommitResponse>, Status> {
+        let request = request.into_inner();
+        let log = RpcLog::start("Commit", &request.transaction_id);
+        serve(log, |_| 0, async {
+            let lease = self.transactions.checkout(&request.transaction_id).await?;
+            lease.commit().await?;
+            Ok(api::CommitResponse {})
+        })
+        .await
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<api::RollbackRequest>,
+    ) -> Result<Response<api::RollbackResponse>, Status> {
+        let request = request.into_inner();
+        let log = RpcLog::start("Rollback", &request.transaction_id);
+        serve(log, |_| 0, async {
+            let rolled_back = self.transactions.rollback(&request.transaction_id).await?;
+            Ok(api::RollbackResponse { rolled_back })
+        })
+        .await
+    }
+
+    async fn execute_batch(
+        &self,
+        request: Request<api::ExecuteBatchRequest>,
+    ) -> Result<Response<api::ExecuteBatchResponse>, Status> {
+        let request = request.into_inner();
+        let log = RpcLog::start("ExecuteBatch", &request.transaction_id);
+        let rows =
+            |r: &api::ExecuteBatchResponse| r.results.iter().map(|s| s.rows.len() as u64).sum();
+        serve(log, rows, batch::execute_batch(self, request)).await
+    }
+}

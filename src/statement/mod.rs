@@ -1,0 +1,189 @@
+//! Running one statement on a connection and reading its result.
+//!
+//! Every statement runs as a prepared statement (the binary protocol): the
+//! server refuses to stack several statements in one, and values come back
+//! typed. Only the first result set is returned (a CALL's later sets are read
+//! and dropped).
+use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, prelude::Queryable};
+
+use crate::{
+    api,
+    database::Database,
+    errors::GatewayError,
+    values::{self, CellKind},
+};
+
+pub mod guard;
+
+/// A checked statement with its converted parameters.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    sql: String,
+    params: Vec<mysql_async::Value>,
+}
+
+impl Statement {
+    /// Checks the SQL with the guard and converts the parameters.
+    pub fn new(sql: &str, params: &[api::Value]) -> Result<Statement, GatewayError> {
+        let sql = guard::check_statement(sql)?.to_string();
+        let params = params
+            .iter()
+            .map(values::param_to_mysql)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Statement { sql, params })
+    }
+
+    /// The SQL text (for debug logs only).
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Sends the statement; the result is read from the returned [`QueryResult`].
+    pub async fn start<'a>(
+        &self,
+        conn: &'a mut Conn,
+    ) -> Result<QueryResult<'a, 'static, BinaryProtocol>, GatewayError> {
+        let params = if self.params.is_empty() {
+            Params::Empty
+        } else {
+            Params::Positional(self.params.clone())
+        };
+        Ok(conn.exec_iter(self.sql.as_str(), params).await?)
+    }
+}
+
+/// Converts rows of one result set into protobuf rows.
+pub struct RowConverter {
+    kinds: Vec<CellKind>,
+}
+
+impl RowConverter {
+    /// A converter for rows with these columns.
+    pub fn new(columns: &[mysql_async::Column]) -> RowConverter {
+        RowConverter {
+            kinds: columns.iter().map(CellKind::for_column).collect(),
+        }
+    }
+
+    /// Converts one row; also returns its approximate encoded size.
+    pub fn convert(&self, row: mysql_async::Row) -> Result<(api::Row, usize), GatewayError> {
+        let mut size = 4;
+        let values = row
+            .unwrap()
+            .into_iter()
+            .zip(&self.kinds)
+            .map(|(cell, kind)| {
+                let value = values::cell_to_value(*kind, cell)?;
+                size += values::approximate_size(&value);
+                Ok(value)
+            })
+            .collect::<Result<Vec<_>, GatewayError>>()?;
+        Ok((api::Row { values }, size))
+    }
+}
+
+/// Describes the columns of a result for clients.
+pub fn describe_columns(columns: &[mysql_async::Column]) -> Vec<api::Column> {
+    columns.iter().map(values::describe_column).collect()
+}
+
+/// What the server's caps and the client's `max_rows` allow in one unary result.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultLimits {
+    /// The server's row cap (--max-result-rows).
+    pub max_rows: u64,
+    /// The server's byte cap (--max-result-bytes).
+    pub max_bytes: u64,
+    /// The client's own limit; when set, rows past it are dropped, not an error.
+    pub client_max_rows: Option<u64>,
+}
+
+/// A whole statement result, for Execute and ExecuteBatch.
+#[derive(Debug, Default)]
+pub struct StatementResult {
+    /// Column descriptions.
+    pub columns: Vec<api::Column>,
+    /// Rows (within the limits).
+    pub rows: Vec<api::Row>,
+    /// Rows changed.
+    pub rows_affected: u64,
+    /// Generated AUTO_INCREMENT value or 0.
+    pub last_insert_id: u64,
+    /// Warnings produced.
+    pub warning_count: u32,
+    /// True when rows were dropped because of the client's max_rows.
+    pub truncated: bool,
+}
+
+/// Runs a statement and reads its whole result within `limits`.
+///
+/// `bytes_used` counts bytes already returned by earlier statements of the
+/// same response (ExecuteBatch caps the batch as a whole).
+pub async fn run_to_completion(
+    database: &Database,
+    conn: &mut Conn,
+    statement: &Statement,
+    limits: ResultLimits,
+    bytes_used: &mut u64,
+) -> Result<StatementResult, GatewayError> {
+    let connection_id = conn.id();
+    let mut result = statement.start(conn).await?;
+    let columns = result.columns();
+    let columns = columns.as_deref().unwrap_or(&[]);
+    let converter = RowConverter::new(columns);
+    let mut output = StatementResult {
+        columns: describe_columns(columns),
+        ..StatementResult::default()
+    };
+    let mut stopped_early = false;
+    while let Some(row) = result.next().await? {
+        if let Some(client_max) = limits.client_max_rows {
+            if output.rows.len() as u64 >= client_max {
+                output.truncated = true;
+                stopped_early = true;
+                break;
+            }
+        } else if output.rows.len() as u64 >= limits.max_rows {
+            stop_reading(database, connection_id, result).await;
+            return Err(GatewayError::ResultTooLarge {
+                limit: format!("{} rows (--max-result-rows)", limits.max_rows),
+            });
+        }
+        let (row, size) = converter.convert(row)?;
+        *bytes_used += size as u64;
+        if *bytes_used > limits.max_bytes {
+            stop_reading(database, connection_id, result).await;
+            return Err(GatewayError::ResultTooLarge {
+                limit: format!("{} bytes (--max-result-bytes)", limits.max_bytes),
+            });
+        }
+        output.rows.push(row);
+    }
+    output.rows_affected = result.affected_rows();
+    output.last_insert_id = result.last_insert_id().unwrap_or(0);
+    output.warning_count = u32::from(result.warnings());
+    if stopped_early {
+        stop_reading(database, connection_id, result).await;
+    } else {
+        // Later result sets (of a CALL) are read and dropped.
+        result.drop_result().await?;
+    }
+    Ok(output)
+}
+
+/// Abandons a result that is still being sent: kills the statement on the
+/// server so that the rest need not be read, then reads what is already on
+/// the way, leaving the connection clean for its next statement.
+pub async fn stop_reading(
+    database: &Database,
+    connection_id: u32,
+    result: QueryResult<'_, 'static, BinaryProtocol>,
+) {
+    database.kill_query(connection_id).await;
+    if let Err(e) = result.drop_result().await {
+        // 1317 "query interrupted" is the expected answer to the kill.
+        if !matches!(&e, mysql_async::Error::Server(s) if s.code == 1317) {
+            tracing::debug!(error = %e, "error while discarding an abandoned result");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! ExecuteStream: results of any size, with backpressure.
+//!
+//! A task per stream owns the session (connection or transaction lease) and
+//! writes to a small bounded channel, so rows are read from the database only
+//! as fast as the client takes batches: memory does not grow with the result.
+//! If the client goes away, the task's work is dropped, which kills the
+//! running statement and ends a transaction it was in (see `Lease`).
+use mysql_async::{BinaryProtocol, QueryResult};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::{
+    api::{self, ExecuteStreamResponse, execute_stream_response::Part},
+    database::Database,
+    errors::GatewayError,
+    service::{ExecuteStreamStream, Session},
+    statement::{RowConverter, Statement, describe_columns, stop_reading},
+    telemetry::RpcLog,
+    transactions::Transactions,
+};
+
+/// Batches in flight between the database task and the client: enough to
+/// keep both busy, few enough to bound memory.
+const CHANNEL_CAPACITY: usize = 2;
+
+/// How one stream is cut into batches.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// Target size of a batch (--stream-batch-bytes).
+    pub batch_bytes: u64,
+    /// The client's max_rows, if any.
+    pub client_max_rows: Option<u64>,
+}
+
+type Sender = mpsc::Sender<Result<ExecuteStreamResponse, Status>>;
+
+/// Starts streaming the result of `request` and returns the stream of messages.
+pub fn start(
+    database: Database,
+    transactions: Transactions,
+    request: api::ExecuteRequest,
+    settings: StreamSettings,
+    log: RpcLog,
+) -> ExecuteStreamStream {
+    let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+    let span = log.span().clone();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let work = stream_result(&database, &transactions, request, settings, &sender);
+            tokio::select! {
+                outcome = work => match outcome {
+                    Ok(rows) => log.finish(rows, None),
+                    Err(error) => {
+                        let status = Status::from(error);
+                        log.finish(0, Some(&status));
+                        let _ = sender.send(Err(status)).await;
+                    }
+                },
+                // The client went away: dropping `work` kills the statement.
+                _ = sender.closed() => {
+                    log.finish(0, Some(&Status::cancelled("the client went away")));
+                }
+            }
+        },
+        span,
+    ));
+    Box::pin(ReceiverStream::new(receiver))
+}
+
+/// Runs the statement and sends header, batches and summary; returns the row count.
+async fn stream_result(
+    database: &Database,
+    transactions: &Transactions,
+    request: api::ExecuteRequest,
+    settings: StreamSettings,
+    sender: &Sender,
+) -> Result<u64, GatewayError> {
+    let statement = Statement::new(&request.sql, &request.params)?;
+    tracing::debug!(sql = statement.sql(), "execute stream");
+    let mut session = Session::open(
+        database,
+        transactions,
+        &request.transaction_id,
+        request.begin.as_ref(),
+    )
+    .await?;
+    let transaction_id = session.begun_transaction_id().unwrap_or_default();
+    let outcome = send_rows(
+        database,
+        &mut session,
+        &statement,
+        settings,
+        sender,
+        transaction_id,
+    )
+    .await;
+    session.close(&outcome).await;
+    outcome
+}
+
+async fn send_rows(
+    database: &Database,
+    session: &mut Session,
+    statement: &Statement,
+    settings: StreamSettings,
+    sender: &Sender,
+    transaction_id: String,
+) -> Result<u64, GatewayError> {
+    let connection_id = session.conn().id();
+    let mut result = statement.start(session.conn()).await?;
+    let columns = result.columns();
+    let columns = columns.as_deref().unwrap_or(&[]);
+    let converter = RowConverter::new(columns);
+    let header = Part::Header(api::ResultHeader {
+        columns: describe_columns(columns),
+        transaction_id,
+    });
+    send(sender, header).await?;
+
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0u64;
+    let mut row_count = 0u64;
+    let mut truncated = false;
+    while let Some(row) = result.next().await? {
+        if settings.client_max_rows.is_some_and(|max| row_count >= max) {
+            truncated = true;
+            break;
+        }
+        let (row, size) = converter.convert(row)?;
+        batch.push(row);
+        batch_bytes += size as u64;
+        row_count += 1;
+        if batch_bytes >= settings.batch_bytes {
+            send(
+                sender,
+                Part::Rows(api::RowBatch {
+                    rows: std::mem::take(&mut batch),
+                }),
+            )
+            .await?;
+            batch_bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        send(sender, Part::Rows(api::RowBatch { rows: batch })).await?;
+    }
+    let summary = api::ResultSummary {
+        rows_affected: result.affected_rows(),
+        last_insert_id: result.last_insert_id().unwrap_or(0),
+        warning_count: u32::from(result.warnings()),
+        truncated,
+        row_count,
+    };
+    finish_result(database, connection_id, result, truncated).await?;
+    send(sender, Part::Summary(summary)).await?;
+    Ok(row_count)
+}
+
+/// Leaves the connection clean: stops a truncated result, or reads the
+/// remaining result sets of a finished one.
+async fn finish_result(
+    database: &Database,
+    connection_id: u32,
+    result: QueryResult<'_, 'static, BinaryProtocol>,
+    truncated: bool,
+) -> Result<(), GatewayError> {
+    if truncated {
+        stop_reading(database, connection_id, result).await;
+    } else {
+        result.drop_result().await?;
+    }
+    Ok(())
+}
+
+/// Sends one message, waiting while the client is behind.
+async fn send(sender: &Sender, part: Part) -> Result<(), GatewayError> {
+    let message = ExecuteStreamResponse { part: Some(part) };
+    if sender.send(Ok(message)).await.is_err() {
+        // The client has gone: `sender.closed()` in `start` is ready and drops
+        // this work, which kills the statement and ends its transaction.
+        std::future::pending::<()>().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! Transactions pinned to pooled connections.
+//!
+//! Each open transaction owns exactly one connection, kept in a
+//! [`tokio::sync::Mutex`]: concurrent calls on the same transaction take turns
+//! on it, never interleaving on the wire. A call takes the connection out for
+//! its duration through a [`Lease`]; the state left behind while it is out
+//! says "interrupted", so a call whose future is dropped half-way (client
+//! cancel, deadline) leaves an ended transaction rather than a connection in
+//! an unknown state.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use mysql_async::{Conn, prelude::Queryable};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::{
+    api::{IsolationLevel, TransactionOptions},
+    database::Database,
+    errors::{EndReason, GatewayError},
+};
+
+mod lease;
+mod reaper;
+
+pub use lease::Lease;
+
+/// Limits and timers of transactions.
+#[derive(Debug, Clone, Copy)]
+pub struct TransactionSettings {
+    /// Default idle timeout, and the largest a client may ask for.
+    pub idle_timeout: Duration,
+    /// Maximum lifetime of any transaction.
+    pub max_lifetime: Duration,
+    /// Most open transactions.
+    pub max_open: usize,
+    /// Longest wait for a transaction slot.
+    pub acquire_timeout: Duration,
+}
+
+/// Remembered ends of transactions, so that a late call learns why its
+/// transaction is gone (expired, aborted, committed) instead of "not found".
+const TOMBSTONE_CAPACITY: usize = 100_000;
+const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The registry of open transactions. Cheap to clone.
+#[derive(Clone)]
+pub struct Transactions {
+    inner: Arc<Registry>,
+}
+
+struct Registry {
+    database: Database,
+    settings: TransactionSettings,
+    open: Mutex<HashMap<String, Arc<Transaction>>>,
+    ended: Mutex<HashMap<String, (EndReason, Instant)>>,
+    slots: Arc<Semaphore>,
+    /// Wakes the reaper when a transaction begins (its timers may be the nearest).
+    reaper_wakeup: Arc<Notify>,
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// One open transaction.
+pub struct Transaction {
+    id: String,
+    idle_timeout: Duration,
+    expires_at: Instant,
+    connection_id: u32,
+    last_used: Mutex<Instant>,
+    state: Arc<tokio::sync::Mutex<TxState>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What the transaction's mutex guards.
+enum TxState {
+    /// Open, with its connection at rest.
+    Open(Conn),
+    /// Ended; the connection is gone.
+    Ended(EndReason),
+}
+
+impl Transaction {
+    /// The transaction's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The idle timeout that applies to it.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    /// When a timer will end it, and with which reason.
+    fn deadline(&self) -> (Instant, EndReason) {
+        let idle_deadline = *lock(&self.last_used) + self.idle_timeout;
+        if idle_deadline < self.expires_at {
+            (idle_deadline, EndReason::IdleTimeout)
+        } else {
+            (self.expires_at, EndReason::MaxLifetime)
+        }
+    }
+}
+
+impl Transactions {
+    /// Creates the registry and starts its reaper on the current runtime.
+    pub fn new(database: Database, settings: TransactionSettings) -> Transactions {
+        let transactions = Transactions {
+            inner: Arc::new(Registry {
+                database,
+                settings,
+                open: Mutex::new(HashMap::new()),
+                ended: Mutex::new(HashMap::new()),
+                slots: Arc::new(Semaphore::new(settings.max_open)),
+                reaper_wakeup: Arc::new(Notify::new()),
+                draining: Default::default(),
+            }),
+        };
+        tokio::spawn(reaper::run(Arc::downgrade(&transactions.inner)));
+        transactions
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &TransactionSettings {
+        &self.inner.settings
+    }
+
+    /// Number of open transactions.
+    pub fn open_count(&self) -> usize {
+        lock(&self.inner.open).len()
+    }
+
+    /// Begins a transaction on its own connection and returns a lease on it,
+    /// so that a first statement can run before anyone else can use it.
+    pub async fn begin(&self, options: Option<&TransactionOptions>) -> Result<Lease, GatewayError> {
+        let registry = &self.inner;
+        if self.is_draining() {
+            return Err(GatewayError::ShuttingDown);
+        }
+        let settings = registry.settings;
+        let slot = tokio::time::timeout(
+            settings.acquire_timeout,
+            registry.slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| GatewayError::TooManyTransactions {
+            limit: settings.max_open,
+        })?
+        .expect("the semaphore is never closed");
+        let idle_timeout = requested_idle_timeout(options, settings.idle_timeout)?;
+        let start = start_statements(options)?;
+        let mut conn = registry.database.acquire().await?;
+        for sql in start {
+            conn.query_drop(sql).await?;
+        }
+        let now = Instant::now();
+        let transaction = Arc::new(Transaction {
+            id: new_transaction_id(),
+            idle_timeout,
+            expires_at: now + settings.max_lifetime,
+            connection_id: conn.id(),
+            last_used: Mutex::new(now),
+            state: Arc::new(tokio::sync::Mutex::new(TxState::Ended(
+                EndReason::CallInterrupted,
+            ))),
+            _slot: slot,
+        });
+        let guard = transaction
+            .state
+            .clone()
+            .try_lock_owned()
+            .expect("nobody else knows this transaction yet");
+        lock(&registry.open).insert(transaction.id.clone(), transaction.clone());
+        registry.reaper_wakeup.notify_one();
+        tracing::debug!(transaction_id = %transaction.id, "transaction begun");
+        Ok(Lease::new(self.clone(), transaction, guard, conn))
+    }
+
+    /// Takes the connection of an open transaction for one call, waiting for
+    /// calls already running on it to finish.
+    pub async fn checkout(&self, id: &str) -> Result<Lease, GatewayError> {
+        let transaction = self.find(id)?;
+        let mut guard = transaction.state.clone().lock_owned().await;
+        let state = std::mem::replace(&mut *guard, TxState::Ended(EndReason::CallInterrupted));
+        match state {
+            TxState::Open(conn) => {
+                transaction.touch();
+                Ok(Lease::new(self.clone(), transaction, guard, conn))
+            }
+            TxState::Ended(reason) => {
+                *guard = TxState::Ended(reason);
+                Err(ended_error(reason))
+            }
+        }
+    }
+
+    /// Rolls back a transaction if it is open; true when it was.
+    pub async fn rollback(&self, id: &str) -> Result<bool, GatewayError> {
+        let lease = match self.checkout(id).await {
+            Ok(lease) => lease,
+            Err(GatewayError::TransactionNotFound(_))
+            | Err(GatewayError::TransactionExpired(_))
+            | Err(GatewayError::TransactionAborted(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        lease.rollback().await;
+        Ok(true)
+    }
+
+    /// Stops new transactions from beginning (shutdown).
+    pub fn start_draining(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once draining has started.
+    pub fn is_draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Rolls back every open transaction, killing statements still running
+    /// on them; returns when none is left or `timeout` has passed.
+    pub async fn abort_all(&self, reason: EndReason, timeout: Duration) {
+        let give_up = Instant::now() + timeout;
+        loop {
+            let open: Vec<_> = lock(&self.inner.open).values().cloned().collect();
+            if open.is_empty() || Instant::now() >= give_up {
+                return;
+            }
+            for transaction in open {
+                match transaction.state.clone().try_lock_owned() {
+                    Ok(guard) => self.end_idle(&transaction, guard, reason),
+                    // A call is running on it: stop its statement; the
+                    // transaction is ended as soon as the call lets go.
+                    Err(_) => {
+                        self.inner
+                            .database
+                            .kill_query(transaction.connection_id)
+                            .await
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn find(&self, id: &str) -> Result<Arc<Transaction>, GatewayError> {
+        if let Some(transaction) = lock(&self.inner.open).get(id) {
+            return Ok(transaction.clone());
+        }
+        let ended = lock(&self.inner.ended).get(id).map(|(reason, _)| *reason);
+        Err(match ended {
+            Some(reason) => ended_error(reason),
+            None => GatewayError::TransactionNotFound(None),
+        })
+    }
+
+    /// Ends a transaction whose connection is at rest (no call running).
+    fn end_idle(
+        &self,
+        transaction: &Transaction,
+        mut guard: tokio::sync::OwnedMutexGuard<TxState>,
+        reason: EndReason,
+    ) {
+        let state = std::mem::replace(&mut *guard, TxState::Ended(reason));
+        drop(guard);
+        self.forget(&transaction.id, reason);
+        if let TxState::Open(conn) = state {
+            tracing::info!(transaction_id = %transaction.id, %reason, "transaction rolled back by the gateway");
+            tokio::spawn(roll_back_and_release(conn));
+        }
+    }
+
+    /// Removes an ended transaction from the registry and remembers why it ended.
+    fn forget(&self, id: &str, reason: EndReason) {
+        lock(&self.inner.open).remove(id);
+        let mut ended = lock(&self.inner.ended);
+        if ended.len() >= TOMBSTONE_CAPACITY {
+            let now = Instant::now();
+            ended.retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
+        }
+        if ended.len() < TOMBSTONE_CAPACITY {
+            ended.insert(id.to_string(), (reason, Instant::now()));
+        }
+    }
+
+    fn database(&self) -> &Database {
+        &self.inner.database
+    }
+}
+
+/// The error a call on an ended transaction gets.
+fn ended_error(reason: EndReason) -> GatewayError {
+    match reason {
+        EndReason::IdleTimeout | EndReason::MaxLifetime => GatewayError::TransactionExpired(reason),
+        EndReason::Committed | EndReason::RolledBack => {
+            GatewayError::TransactionNotFound(Some(reason))
+        }
+        EndReason::CallInterrupted | EndReason::DatabaseAborted | EndReason::Shutdown => {
+            GatewayError::TransactionAborted(reason)
+        }
+    }
+}
+
+/// Rolls back whatever a connection has open, then returns it to the pool.
+/// A connection that fails to roll back is closed instead (the server then
+/// rolls back on its side).
+async fn roll_back_and_release(mut conn: Conn) {
+    if let Err(e) = conn.query_drop("ROLLBACK").await {
+        tracing::warn!(error = %e, "rollback failed; closing the connection");
+        let _ = conn.disconnect().await;
+    }
+}
+
+/// The statements that start a transaction with these options.
+fn start_statements(
+    options: Option<&TransactionOptions>,
+) -> Result<Vec<&'static str>, GatewayError> {
+    let mut statements = Vec::with_capacity(2);
+    let isolation = match options {
+        None => IsolationLevel::Default,
+        Some(o) => IsolationLevel::try_from(o.isolation).map_err(|_| {
+            GatewayError::InvalidRequest(format!("unknown isolation level {}", o.isolation))
+        })?,
+    };
+    statements.extend(match isolation {
+        IsolationLevel::Default => None,
+        IsolationLevel::ReadUncommitted => Some("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED"),
+        IsolationLevel::ReadCommitted => Some("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+        IsolationLevel::RepeatableRead => Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+        IsolationLevel::Serializable => Some("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+    });
+    let read_only = options.is_some_and(|o| o.read_only);
+    statements.push(if read_only {
+        "START TRANSACTION READ ONLY"
+    } else {
+        "START TRANSACTION"
+    });
+    Ok(statements)
+}
+
+/// The idle timeout a client asked for, capped by the server's.
+fn requested_idle_timeout(
+    options: Option<&TransactionOptions>,
+    server_max: Duration,
+) -> Result<Duration, GatewayError> {
+    let Some(requested) = options.and_then(|o| o.idle_timeout) else {
+        return Ok(server_max);
+    };
+    let requested = Duration::try_from(requested)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            GatewayError::InvalidRequest("idle_timeout must be a positive duration".into())
+        })?;
+    Ok(requested.min(server_max))
+}
+
+/// A new transaction id: 128 random bits as 32 hex digits.
+fn new_transaction_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Locks a std mutex, ignoring poisoning: the maps stay consistent because no
+/// code path panics while holding them.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_128_bit_hex_and_differ() {
+        let a = new_transaction_id();
+        let b = new_transaction_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn idle_timeout_is_capped_and_validated() {
+        let max = Duration::from_secs(30);
+        let ask = |secs: i64, nanos: i32| TransactionOptions {
+            idle_timeout: Some(prost_types::Duration {
+                seconds: secs,
+                nanos,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(requested_idle_timeout(None, max).unwrap(), max);
+        assert_eq!(
+            requested_idle_timeout(Some(&ask(2, 0)), max).unwrap(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            requested_idle_timeout(Some(&ask(3600, 0)), max).unwrap(),
+            max
+        );
+        assert!(requested_idle_timeout(Some(&ask(-1, 0)), max).is_err());
+        assert!(requested_idle_timeout(Some(&ask(0, 0)), max).is_err());
+    }
+
+    #[test]
+    fn start_statements_follow_options() {
+        assert_eq!(start_statements(None).unwrap(), vec!["START TRANSACTION"]);
+        let options = TransactionOptions {
+            isolation: IsolationLevel::ReadCommitted as i32,
+            read_only: true,
+            idle_timeout: None,
+        };
+        assert_eq!(
+            start_statements(Some(&options)).unwrap(),
+            vec![
+                "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                "START TRANSACTION READ ONLY"
+            ]
+        );
+        let unknown = TransactionOptions {
+            isolation: 42,
+            ..Default::default()
+        };
+        assert!(start_statements(Some(&unknown)).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The integration-test harness: one private MariaDB per test binary, a fresh
+//! database per test, and a gateway started in-process on 127.0.0.1:0 that
+//! tests reach through the generated gRPC client only.
+#![allow(dead_code)]
+
+use std::{
+    path::PathBuf,
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use mysql_async::prelude::Queryable;
+use sqlgate::{
+    api::{self, database_client::DatabaseClient, value::Kind},
+    config::Config,
+    embedded::{EmbeddedDatabase, EmbeddedOptions},
+    server::Gateway,
+};
+use tonic::transport::Channel;
+
+/// The private server shared by the tests of one binary. It stops when the
+/// test process exits (its watchdog notices) and its directory is removed.
+fn server() -> &'static EmbeddedDatabase {
+    static SERVER: OnceLock<EmbeddedDatabase> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let data_dir: PathBuf =
+            std::env::temp_dir().join(format!("sqlgate-test-{}", std::process::id()));
+        EmbeddedDatabase::start(&EmbeddedOptions {
+            data_dir,
+            remove_on_stop: true,
+        })
+        .expect("the private MariaDB starts (scripts/install-mariadb installs it)")
+    })
+}
+
+/// A gateway serving a fresh database of its own.
+pub struct TestGateway {
+    /// A gRPC client connected to the gateway.
+    pub client: DatabaseClient<Channel>,
+    /// The gateway's address.
+    pub address: std::net::SocketAddr,
+    /// The test's database name.
+    pub database: String,
+    /// A direct (not through the gateway) URL of the test's database.
+    pub url: String,
+    gateway: Option<Gateway>,
+}
+
+impl TestGateway {
+    /// Starts a gateway with default settings on a fresh database.
+    pub async fn start() -> TestGateway {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a gateway on a fresh database, with settings adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let server = server();
+        let database = format!("test_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let mut admin = mysql_async::Conn::from_url(server.url("mysql")).await.unwrap();
+        admin
+            .query_drop(format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        admin.disconnect().await.unwrap();
+        let url = server.url(&database);
+        let mut config = Config::for_database_url(url.clone());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.pool_min = 0;
+        adjust(&mut config);
+        let gateway = Gateway::start(config).await.expect("the gateway starts");
+        let address = gateway.local_addr();
+        let client = DatabaseClient::connect(format!("http://{address}"))
+            .await
+            .expect("the gRPC client connects");
+        TestGateway {
+            client,
+            address,
+            database,
+            url,
+            gateway: Some(gateway),
+        }
+    }
+
+    /// A new gRPC channel to the gateway (a second client).
+    pub async fn new_client(&self) -> DatabaseClient<Channel> {
+        DatabaseClient::connect(format!("http://{}", self.address))
+            .await
+            .unwrap()
+    }
+
+    /// A direct connection to the test's database, bypassing the gateway.
+    pub async fn direct(&self) -> mysql_async::Conn {
+        mysql_async::Conn::from_url(self.url.as_str()).await.unwrap()
+    }
+
+    /// Runs SQL directly (setup and checks from "another connection").
+    pub async fn direct_exec(&self, sql: &str) {
+        let mut conn = self.direct().await;
+        conn.query_drop(sql).await.unwrap();
+        conn.disconnect().await.unwrap();
+    }
+
+    /// Reads one integer directly.
+    pub async fn direct_i64(&self, sql: &str) -> Option<i64> {
+        let mut conn = self.direct().await;
+        let value: Option<Option<i64>> = conn.query_first(sql).await.unwrap();
+        conn.disconnect().await.unwrap();
+        value.flatten()
+    }
+
+    /// Stops the gateway gracefully.
+    pub async fn shut_down(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shut_down().await;
+        }
+    }
+}
+
+/// Runs one statement through the gateway in autocommit mode.
+pub async fn execute(
+    client: &mut DatabaseClient<Channel>,
+    sql: &str,
+    params: Vec<api::Value>,
+) -> Result<api::ExecuteResponse, tonic::Status> {
+    client
+        .execute(api::ExecuteRequest {
+            sql: sql.into(),
+            params,
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Shorthands for building values.
+pub fn int(v: i64) -> api::Value {
+    api::Value { kind: Some(Kind::Int64Value(v)) }
+}
+/// A string value.
+pub fn text(v: &str) -> api::Value {
+    api::Value { kind: Some(Kind::StringValue(v.into())) }
+}
+/// NULL.
+pub fn null() -> api::Value {
+    api::Value { kind: Some(Kind::NullValue(0)) }
+}
+
+/// The ErrorInfo reason and metadata of a status.
+pub fn error_info(status: &tonic::Status) -> (String, std::collections::HashMap<String, String>) {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let info = details.error_info().expect("every error carries ErrorInfo");
+    assert_eq!(info.domain, "sqlgate");
+    (info.reason.clone(), info.metadata.clone())
+}
