@@ -59,7 +59,9 @@ impl TestGateway {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let server = server();
         let database = format!("test_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-        let mut admin = mysql_async::Conn::from_url(server.url("mysql")).await.unwrap();
+        let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+            .await
+            .unwrap();
         admin
             .query_drop(format!("CREATE DATABASE {database}"))
             .await
@@ -93,7 +95,9 @@ impl TestGateway {
 
     /// A direct connection to the test's database, bypassing the gateway.
     pub async fn direct(&self) -> mysql_async::Conn {
-        mysql_async::Conn::from_url(self.url.as_str()).await.unwrap()
+        mysql_async::Conn::from_url(self.url.as_str())
+            .await
+            .unwrap()
     }
 
     /// Runs SQL directly (setup and checks from "another connection").
@@ -137,15 +141,21 @@ pub async fn execute(
 
 /// Shorthands for building values.
 pub fn int(v: i64) -> api::Value {
-    api::Value { kind: Some(Kind::Int64Value(v)) }
+    api::Value {
+        kind: Some(Kind::Int64Value(v)),
+    }
 }
 /// A string value.
 pub fn text(v: &str) -> api::Value {
-    api::Value { kind: Some(Kind::StringValue(v.into())) }
+    api::Value {
+        kind: Some(Kind::StringValue(v.into())),
+    }
 }
 /// NULL.
 pub fn null() -> api::Value {
-    api::Value { kind: Some(Kind::NullValue(0)) }
+    api::Value {
+        kind: Some(Kind::NullValue(0)),
+    }
 }
 
 /// The ErrorInfo reason and metadata of a status.

@@ -1,0 +1,527 @@
+//! Transactions through the gateway: visibility of commit and rollback,
+//! inline begin, unknown/expired/ended transactions, concurrent calls on one
+//! transaction, ExecuteBatch atomicity, and what ABORTED means.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sqlgate::api::{
+    self, BeginRequest, CommitRequest, ExecuteBatchRequest, ExecuteRequest, RollbackRequest,
+    Statement, TransactionOptions, value::Kind,
+};
+use tonic::Code;
+
+async fn begin(gateway: &TestGateway, options: Option<TransactionOptions>) -> String {
+    let mut client = gateway.client.clone();
+    let response = client
+        .begin(BeginRequest { options })
+        .await
+        .expect("Begin succeeds")
+        .into_inner();
+    response.transaction_id
+}
+
+async fn execute_in(
+    gateway: &TestGateway,
+    transaction_id: &str,
+    sql: &str,
+    params: Vec<api::Value>,
+) -> Result<api::ExecuteResponse, tonic::Status> {
+    let mut client = gateway.client.clone();
+    client
+        .execute(ExecuteRequest {
+            sql: sql.into(),
+            params,
+            transaction_id: transaction_id.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn commit(gateway: &TestGateway, transaction_id: &str) -> Result<(), tonic::Status> {
+    let mut client = gateway.client.clone();
+    client
+        .commit(CommitRequest {
+            transaction_id: transaction_id.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+async fn rollback(gateway: &TestGateway, transaction_id: &str) -> bool {
+    let mut client = gateway.client.clone();
+    client
+        .rollback(RollbackRequest {
+            transaction_id: transaction_id.into(),
+        })
+        .await
+        .expect("Rollback is always OK")
+        .into_inner()
+        .rolled_back
+}
+
+async fn accounts(gateway: &TestGateway) {
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB")
+        .await;
+    gateway
+        .direct_exec("INSERT INTO t VALUES (1, 10), (2, 20)")
+        .await;
+}
+
+#[tokio::test]
+async fn commit_is_visible_and_rollback_is_not() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "INSERT INTO t VALUES (3, 30)", vec![])
+        .await
+        .unwrap();
+    // Not visible from another connection before the commit.
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
+    // Visible inside the transaction.
+    let inside = execute_in(&gateway, &tx, "SELECT COUNT(*) FROM t", vec![])
+        .await
+        .unwrap();
+    assert_eq!(inside.rows[0].values[0].kind, Some(Kind::Int64Value(3)));
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(3));
+
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "DELETE FROM t", vec![])
+        .await
+        .unwrap();
+    assert!(rollback(&gateway, &tx).await);
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(3));
+    // Rollback is idempotent, and the ended transaction is gone.
+    assert!(!rollback(&gateway, &tx).await);
+    let status = execute_in(&gateway, &tx, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(error_info(&status).0, "TRANSACTION_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn begin_reports_timers_and_unguessable_ids() {
+    let gateway = TestGateway::start_with(|c| {
+        c.tx_idle_timeout = Duration::from_secs(30);
+        c.tx_max_lifetime = Duration::from_secs(300);
+    })
+    .await;
+    let mut client = gateway.client.clone();
+    let asked = TransactionOptions {
+        idle_timeout: Some(prost_types::Duration {
+            seconds: 5,
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    let response = client
+        .begin(BeginRequest {
+            options: Some(asked),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.idle_timeout.unwrap().seconds, 5);
+    assert_eq!(response.max_lifetime.unwrap().seconds, 300);
+    assert_eq!(response.transaction_id.len(), 32);
+    // A larger idle timeout than the server's is capped to it.
+    let too_long = TransactionOptions {
+        idle_timeout: Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    let capped = client
+        .begin(BeginRequest {
+            options: Some(too_long),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(capped.idle_timeout.unwrap().seconds, 30);
+    assert_ne!(capped.transaction_id, response.transaction_id);
+}
+
+#[tokio::test]
+async fn inline_begin_returns_the_transaction_id() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let mut client = gateway.client.clone();
+    let response = client
+        .execute(ExecuteRequest {
+            sql: "UPDATE t SET v = v + 1 WHERE id = 1".into(),
+            begin: Some(TransactionOptions::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.rows_affected, 1);
+    let tx = response.transaction_id;
+    assert_eq!(tx.len(), 32);
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(10)
+    );
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(11)
+    );
+
+    // transaction_id and begin together are refused.
+    let status = client
+        .execute(ExecuteRequest {
+            sql: "SELECT 1".into(),
+            transaction_id: tx,
+            begin: Some(TransactionOptions::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn unknown_and_ended_transactions() {
+    let gateway = TestGateway::start().await;
+    let unknown = "00000000000000000000000000000000";
+    let status = execute_in(&gateway, unknown, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(error_info(&status).0, "TRANSACTION_NOT_FOUND");
+    assert_eq!(
+        commit(&gateway, unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert!(!rollback(&gateway, unknown).await);
+
+    let tx = begin(&gateway, None).await;
+    commit(&gateway, &tx).await.unwrap();
+    let again = commit(&gateway, &tx).await.unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+    assert!(again.message().contains("committed"), "{}", again.message());
+}
+
+#[tokio::test]
+async fn idle_transactions_expire_and_release_their_locks() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let options = TransactionOptions {
+        idle_timeout: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 200_000_000,
+        }),
+        ..Default::default()
+    };
+    let tx = begin(&gateway, Some(options)).await;
+    execute_in(&gateway, &tx, "UPDATE t SET v = 99 WHERE id = 1", vec![])
+        .await
+        .unwrap();
+    // The row lock is released once the reaper rolls the transaction back: a
+    // direct update waiting for it (up to 10 s) goes through.
+    let mut direct = gateway.direct().await;
+    use mysql_async::prelude::Queryable;
+    direct
+        .query_drop("SET innodb_lock_wait_timeout = 10")
+        .await
+        .unwrap();
+    direct
+        .query_drop("UPDATE t SET v = 5 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(5)
+    );
+    let status = execute_in(&gateway, &tx, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(error_info(&status).0, "TRANSACTION_EXPIRED");
+    assert!(status.message().contains("idle"), "{}", status.message());
+    assert!(!rollback(&gateway, &tx).await);
+}
+
+#[tokio::test]
+async fn busy_transactions_still_end_at_max_lifetime() {
+    let gateway = TestGateway::start_with(|c| c.tx_max_lifetime = Duration::from_millis(500)).await;
+    let tx = begin(&gateway, None).await;
+    // Keep it busy; within a few seconds it must be gone anyway.
+    let mut outcome = Ok(());
+    for _ in 0..200 {
+        match execute_in(&gateway, &tx, "SELECT SLEEP(0.05)", vec![]).await {
+            Ok(_) => continue,
+            Err(status) => {
+                outcome = Err(status);
+                break;
+            }
+        }
+    }
+    let status = outcome.expect_err("the transaction outlived its max lifetime");
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(error_info(&status).0, "TRANSACTION_EXPIRED");
+    assert!(status.message().contains("maximum"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn concurrent_calls_on_one_transaction_take_turns() {
+    let gateway = TestGateway::start().await;
+    gateway
+        .direct_exec("CREATE TABLE log (n INT PRIMARY KEY, conn BIGINT NOT NULL)")
+        .await;
+    let tx = begin(&gateway, None).await;
+    let calls = (0..20).map(|n| {
+        let mut client = gateway.client.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            client
+                .execute(ExecuteRequest {
+                    sql: "INSERT INTO log VALUES (?, CONNECTION_ID())".into(),
+                    params: vec![int(n)],
+                    transaction_id: tx,
+                    ..Default::default()
+                })
+                .await
+        })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap().expect("every concurrent call succeeds");
+    }
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT COUNT(*) FROM log").await,
+        Some(20)
+    );
+    // All of them ran on the transaction's one connection.
+    assert_eq!(
+        gateway
+            .direct_i64("SELECT COUNT(DISTINCT conn) FROM log")
+            .await,
+        Some(1)
+    );
+}
+
+fn statement(sql: &str, params: Vec<api::Value>) -> Statement {
+    Statement {
+        sql: sql.into(),
+        params,
+    }
+}
+
+#[tokio::test]
+async fn execute_batch_is_all_or_nothing() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let mut client = gateway.client.clone();
+    let ok = client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![
+                statement("UPDATE t SET v = v - 5 WHERE id = ?", vec![int(1)]),
+                statement("UPDATE t SET v = v + 5 WHERE id = ?", vec![int(2)]),
+                statement("SELECT SUM(v) FROM t", vec![]),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.results.len(), 3);
+    assert_eq!(ok.results[0].rows_affected, 1);
+    assert_eq!(
+        ok.results[2].rows[0].values[0].kind,
+        Some(Kind::DecimalValue("30".into()))
+    );
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(5)
+    );
+
+    let failed = client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![
+                statement("UPDATE t SET v = 0 WHERE id = 1", vec![]),
+                statement("INSERT INTO t VALUES (2, 0)", vec![]),
+                statement("UPDATE t SET v = 0 WHERE id = 2", vec![]),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::AlreadyExists);
+    let (reason, metadata) = error_info(&failed);
+    assert_eq!(reason, "MYSQL_ERROR");
+    assert_eq!(metadata["statement_index"], "1");
+    assert_eq!(metadata["errno"], "1062");
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(5)
+    );
+
+    // A refused statement is found before anything runs.
+    let refused = client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![
+                statement("UPDATE t SET v = 0 WHERE id = 1", vec![]),
+                statement("COMMIT", vec![]),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(error_info(&refused).1["statement_index"], "1");
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(5)
+    );
+}
+
+#[tokio::test]
+async fn execute_batch_inside_a_transaction_undoes_only_itself() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let mut client = gateway.client.clone();
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "UPDATE t SET v = 100 WHERE id = 1", vec![])
+        .await
+        .unwrap();
+    let failed = client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![
+                statement("UPDATE t SET v = 200 WHERE id = 2", vec![]),
+                statement("SELECT * FROM missing_table", vec![]),
+            ],
+            transaction_id: tx.clone(),
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::NotFound);
+    assert_eq!(error_info(&failed).1["statement_index"], "1");
+    // The transaction is still open, with its own earlier work and without the batch's.
+    let rows = execute_in(&gateway, &tx, "SELECT v FROM t ORDER BY id", vec![])
+        .await
+        .unwrap();
+    let values: Vec<_> = rows.rows.iter().map(|r| r.values[0].kind.clone()).collect();
+    assert_eq!(
+        values,
+        vec![Some(Kind::Int64Value(100)), Some(Kind::Int64Value(20))]
+    );
+    // A batch that succeeds inside it does not commit.
+    client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![statement("UPDATE t SET v = 300 WHERE id = 2", vec![])],
+            transaction_id: tx.clone(),
+            options: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 2").await,
+        Some(20)
+    );
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 2").await,
+        Some(300)
+    );
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(100)
+    );
+}
+
+#[tokio::test]
+async fn deadlocks_abort_the_whole_transaction() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let a = begin(&gateway, None).await;
+    let b = begin(&gateway, None).await;
+    execute_in(&gateway, &a, "UPDATE t SET v = v + 1 WHERE id = 1", vec![])
+        .await
+        .unwrap();
+    execute_in(&gateway, &b, "UPDATE t SET v = v + 1 WHERE id = 2", vec![])
+        .await
+        .unwrap();
+    // Each now waits for the other's row: InnoDB picks a victim at once.
+    let (ra, rb) = tokio::join!(
+        execute_in(&gateway, &a, "UPDATE t SET v = v + 1 WHERE id = 2", vec![]),
+        execute_in(&gateway, &b, "UPDATE t SET v = v + 1 WHERE id = 1", vec![]),
+    );
+    let (victim, survivor, status) = match (ra, rb) {
+        (Err(status), Ok(_)) => (a, b, status),
+        (Ok(_), Err(status)) => (b, a, status),
+        other => panic!("expected exactly one deadlock victim, got {other:?}"),
+    };
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(error_info(&status).1["errno"], "1213");
+    // The victim is gone; the survivor commits.
+    let later = execute_in(&gateway, &victim, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(later.code(), Code::Aborted);
+    assert_eq!(error_info(&later).0, "TRANSACTION_ABORTED");
+    commit(&gateway, &survivor).await.unwrap();
+    assert_eq!(gateway.direct_i64("SELECT SUM(v) FROM t").await, Some(32));
+}
+
+#[tokio::test]
+async fn read_only_transactions_refuse_writes() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let tx = begin(
+        &gateway,
+        Some(TransactionOptions {
+            read_only: true,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let status = execute_in(&gateway, &tx, "UPDATE t SET v = 0", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_info(&status).1["errno"], "1792");
+    // The failed statement does not end the transaction.
+    execute_in(&gateway, &tx, "SELECT * FROM t", vec![])
+        .await
+        .unwrap();
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(gateway.direct_i64("SELECT SUM(v) FROM t").await, Some(30));
+}
+
+#[tokio::test]
+async fn isolation_levels_behave_as_documented() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    for (level, sees_new_commit) in [
+        (api::IsolationLevel::RepeatableRead, false),
+        (api::IsolationLevel::ReadCommitted, true),
+    ] {
+        let tx = begin(
+            &gateway,
+            Some(TransactionOptions {
+                isolation: level as i32,
+                ..Default::default()
+            }),
+        )
+        .await;
+        let read = || execute_in(&gateway, &tx, "SELECT v FROM t WHERE id = 1", vec![]);
+        let before = read().await.unwrap().rows[0].values[0].kind.clone();
+        gateway
+            .direct_exec("UPDATE t SET v = v + 1 WHERE id = 1")
+            .await;
+        let after = read().await.unwrap().rows[0].values[0].kind.clone();
+        assert_eq!(before != after, sees_new_commit, "{level:?}");
+        commit(&gateway, &tx).await.unwrap();
+    }
+}
