@@ -12,7 +12,19 @@ use sqlgate::{
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are "errors" that print and exit 0.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            // One clear line: clap's message without its usage hints.
+            let rendered = error.to_string();
+            let message = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("sqlgate: {}", message.trim_start_matches("error: "));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let Command::Serve(args) = cli.command;
     let config = match args.validate() {
         Ok(config) => config,
         Err(message) => {

@@ -339,7 +339,9 @@ fn push_fraction(text: &mut String, micros: u32, digits: u8) {
 /// Describes a column for clients.
 pub fn describe_column(column: &Column) -> api::Column {
     let flags = column.flags();
-    let binary = column.character_set() == BINARY_CHARSET;
+    // Numbers and dates also carry the binary character set: only strings
+    // and blobs count as binary data.
+    let binary = CellKind::for_column(column) == CellKind::Bytes;
     api::Column {
         name: column.name_str().into_owned(),
         table: column.table_str().into_owned(),

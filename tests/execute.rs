@@ -183,6 +183,22 @@ async fn unary_results_are_capped_unless_the_client_limits_them() {
     assert_eq!(limited.rows.len(), 10);
     assert!(limited.truncated);
     assert_eq!(limited.rows[9].values[0].kind, Some(Kind::Uint64Value(10)));
+    // With max_rows, the byte cap truncates instead of failing.
+    let prefix = client
+        .execute(ExecuteRequest {
+            sql: "SELECT REPEAT('x', 10000) FROM seq_1_to_50".into(),
+            max_rows: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(prefix.truncated);
+    assert!(
+        !prefix.rows.is_empty() && prefix.rows.len() < 10,
+        "{}",
+        prefix.rows.len()
+    );
     // The connection that was cut short is clean for the next call.
     for _ in 0..3 {
         let next = execute(&mut client, "SELECT 7", vec![]).await.unwrap();

@@ -60,7 +60,7 @@ pub enum GatewayError {
     Value(#[from] ValueError),
 
     /// The database reported an error (or the connection to it failed).
-    #[error("{0}")]
+    #[error("{}", describe_mysql_error(.0))]
     Database(#[from] mysql_async::Error),
 
     /// The connection failed while COMMIT was in flight: it may or may not have committed.
@@ -115,6 +115,23 @@ pub enum GatewayError {
         /// What went wrong.
         source: Box<GatewayError>,
     },
+}
+
+/// A database error in words: the server's own message with its numbers, or
+/// what went wrong with the connection.
+fn describe_mysql_error(error: &mysql_async::Error) -> String {
+    match error {
+        mysql_async::Error::Server(e) => {
+            format!(
+                "{} (MySQL error {}, SQLSTATE {})",
+                e.message, e.code, e.state
+            )
+        }
+        mysql_async::Error::Io(e) => {
+            format!("lost or could not open the connection to the database: {e}")
+        }
+        other => other.to_string(),
+    }
 }
 
 impl GatewayError {

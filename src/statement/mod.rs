@@ -94,7 +94,8 @@ pub struct ResultLimits {
     pub max_rows: u64,
     /// The server's byte cap (--max-result-bytes).
     pub max_bytes: u64,
-    /// The client's own limit; when set, rows past it are dropped, not an error.
+    /// The client's own limit; when set, rows past it (or past the byte cap)
+    /// are dropped and the result is marked truncated, instead of an error.
     pub client_max_rows: Option<u64>,
 }
 
@@ -152,6 +153,13 @@ pub async fn run_to_completion(
         let (row, size) = converter.convert(row)?;
         *bytes_used += size as u64;
         if *bytes_used > limits.max_bytes {
+            // A client that set max_rows asked for a prefix: it gets the rows
+            // that fit. Otherwise the result is refused whole.
+            if limits.client_max_rows.is_some() {
+                output.truncated = true;
+                stopped_early = true;
+                break;
+            }
             stop_reading(database, connection_id, result).await;
             return Err(GatewayError::ResultTooLarge {
                 limit: format!("{} bytes (--max-result-bytes)", limits.max_bytes),
