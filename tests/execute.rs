@@ -68,11 +68,11 @@ async fn transaction_control_and_stacked_statements_are_refused() {
 
 #[tokio::test]
 async fn session_state_does_not_leak_between_calls() {
-    // Two connections at most, so that later calls land on the one that was
-    // changed; each check names the connection it ran on.
+    // One connection, so that later calls land on the one that was changed;
+    // each check also names the connection it ran on.
     let gateway = TestGateway::start_with(|c| {
-        c.pool_max = 2;
-        c.max_transactions = 1;
+        c.pool_max = 1;
+        c.max_transactions = 0;
     })
     .await;
     let mut client = gateway.client.clone();
