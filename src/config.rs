@@ -68,6 +68,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub acquire_timeout: Duration,
 
+    /// Longest a statement may run when the client sets no deadline (a
+    /// client's grpc-timeout applies when it is shorter). For ExecuteStream it
+    /// bounds the time until the result starts.
+    #[arg(long, env = "SQLGATE_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub statement_timeout: Duration,
+
     /// A transaction idle longer than this between calls is rolled back. Also
     /// the largest idle_timeout a client may ask for.
     #[arg(long, env = "SQLGATE_TX_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -122,6 +128,8 @@ pub struct Config {
     pub max_transactions: usize,
     /// Longest wait for a connection or transaction slot.
     pub acquire_timeout: Duration,
+    /// Time limit of a statement without a client deadline.
+    pub statement_timeout: Duration,
     /// Default and largest idle timeout of a transaction.
     pub tx_idle_timeout: Duration,
     /// Largest lifetime of a transaction.
@@ -158,6 +166,7 @@ impl ServeArgs {
         }
         for (flag, value) in [
             ("--acquire-timeout", self.acquire_timeout),
+            ("--statement-timeout", self.statement_timeout),
             ("--tx-idle-timeout", self.tx_idle_timeout),
             ("--tx-max-lifetime", self.tx_max_lifetime),
         ] {
@@ -193,6 +202,7 @@ impl ServeArgs {
             pool_max: self.pool_max,
             max_transactions: self.max_transactions,
             acquire_timeout: self.acquire_timeout,
+            statement_timeout: self.statement_timeout,
             tx_idle_timeout: self.tx_idle_timeout,
             tx_max_lifetime: self.tx_max_lifetime,
             max_result_rows: self.max_result_rows,

@@ -93,6 +93,7 @@ impl Gateway {
                 max_result_rows: config.max_result_rows,
                 max_result_bytes: config.max_result_bytes,
                 stream_batch_bytes: config.stream_batch_bytes,
+                statement_timeout: config.statement_timeout,
             },
         );
 

@@ -5,6 +5,8 @@
 //! as fast as the client takes batches: memory does not grow with the result.
 //! If the client goes away, the task's work is dropped, which kills the
 //! running statement and ends a transaction it was in (see `Lease`).
+use std::time::Duration;
+
 use mysql_async::{BinaryProtocol, QueryResult};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -14,7 +16,7 @@ use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
     database::Database,
     errors::GatewayError,
-    service::{ExecuteStreamStream, Session},
+    service::{ExecuteStreamStream, Session, deadline},
     statement::{RowConverter, Statement, describe_columns, stop_reading},
     telemetry::RpcLog,
     transactions::Transactions,
@@ -31,6 +33,10 @@ pub struct StreamSettings {
     pub batch_bytes: u64,
     /// The client's max_rows, if any.
     pub client_max_rows: Option<u64>,
+    /// Limit until the result starts (client deadline or --statement-timeout).
+    pub start_limit: Duration,
+    /// The client's deadline for the whole stream, if it set one.
+    pub client_timeout: Option<Duration>,
 }
 
 type Sender = mpsc::Sender<Result<ExecuteStreamResponse, Status>>;
@@ -48,6 +54,7 @@ pub fn start(
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             let work = stream_result(&database, &transactions, request, settings, &sender);
+            let work = deadline::within(settings.client_timeout.unwrap_or(Duration::MAX), work);
             tokio::select! {
                 outcome = work => match outcome {
                     Ok(rows) => log.finish(rows, None),
@@ -78,13 +85,13 @@ async fn stream_result(
 ) -> Result<u64, GatewayError> {
     let statement = Statement::new(&request.sql, &request.params)?;
     tracing::debug!(sql = statement.sql(), "execute stream");
-    let mut session = Session::open(
+    let open = Session::open(
         database,
         transactions,
         &request.transaction_id,
         request.begin.as_ref(),
-    )
-    .await?;
+    );
+    let mut session = deadline::within(settings.start_limit, open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();
     let outcome = send_rows(
         database,
@@ -108,7 +115,8 @@ async fn send_rows(
     transaction_id: String,
 ) -> Result<u64, GatewayError> {
     let connection_id = session.conn().id();
-    let mut result = statement.start(session.conn()).await?;
+    let mut result =
+        deadline::within(settings.start_limit, statement.start(session.conn())).await?;
     let columns = result.columns();
     let columns = columns.as_deref().unwrap_or(&[]);
     let converter = RowConverter::new(columns);

@@ -38,7 +38,7 @@ impl fmt::Display for EndReason {
                 "it expired: it lived longer than the maximum transaction lifetime and was rolled back"
             }
             EndReason::CallInterrupted => {
-                "a call on it was cancelled or lost its client mid-statement, so it was rolled back"
+                "a call on it was cancelled, ran past its time limit or lost its client mid-statement, so it was rolled back"
             }
             EndReason::DatabaseAborted => {
                 "the database aborted it (deadlock, lock wait timeout or lost connection)"
@@ -102,6 +102,13 @@ pub enum GatewayError {
     /// No pooled connection became free within the acquire timeout.
     #[error("no database connection became free within {0:?}; the pool is exhausted, retry later")]
     PoolExhausted(std::time::Duration),
+
+    /// The call's time limit (client deadline or --statement-timeout) passed;
+    /// its statement was stopped.
+    #[error(
+        "the call ran longer than its time limit of {0:?} (the client's deadline or --statement-timeout); its statement was stopped"
+    )]
+    DeadlineExceeded(std::time::Duration),
 
     /// The gateway is draining for shutdown and takes no new work.
     #[error("the gateway is shutting down; retry on another instance")]

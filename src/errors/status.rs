@@ -53,6 +53,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         }
         GatewayError::PoolExhausted(_) => (Code::ResourceExhausted, "POOL_EXHAUSTED"),
         GatewayError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         GatewayError::InBatch {
             statement_index,
             source,

@@ -6,7 +6,9 @@
 //! the transaction stays usable.
 use mysql_async::prelude::Queryable;
 
-use super::DatabaseService;
+use std::time::Duration;
+
+use super::{DatabaseService, deadline};
 use crate::{
     api,
     errors::GatewayError,
@@ -19,6 +21,7 @@ const SAVEPOINT: &str = "sqlgate_batch";
 pub(super) async fn execute_batch(
     service: &DatabaseService,
     request: api::ExecuteBatchRequest,
+    limit: Duration,
 ) -> Result<api::ExecuteBatchResponse, GatewayError> {
     if request.statements.is_empty() {
         return Err(GatewayError::InvalidRequest("statements is empty".into()));
@@ -30,13 +33,19 @@ pub(super) async fn execute_batch(
         .enumerate()
         .map(|(index, s)| Statement::new(&s.sql, &s.params).map_err(|e| in_batch(index, e)))
         .collect::<Result<Vec<_>, _>>()?;
+    // The time limit covers the statements; COMMIT, once sent, runs to its end.
     if request.transaction_id.is_empty() {
-        let mut lease = service.transactions.begin(request.options.as_ref()).await?;
-        let outcome = run_all(service, &mut lease, &statements).await;
+        let mut lease =
+            deadline::within(limit, service.transactions.begin(request.options.as_ref())).await?;
+        let outcome = deadline::within(limit, run_all(service, &mut lease, &statements)).await;
         match outcome {
             Ok(results) => {
                 lease.commit().await?;
                 Ok(api::ExecuteBatchResponse { results })
+            }
+            Err(error @ GatewayError::DeadlineExceeded(_)) => {
+                lease.abandon();
+                Err(error)
             }
             Err(error) => {
                 lease.rollback().await;
@@ -54,7 +63,11 @@ pub(super) async fn execute_batch(
             .checkout(&request.transaction_id)
             .await?;
         let outcome = run_in_savepoint(service, &mut lease, &statements).await;
-        lease.release(&outcome);
+        if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
+            lease.abandon();
+        } else {
+            lease.release(&outcome);
+        }
         Ok(api::ExecuteBatchResponse { results: outcome? })
     }
 }

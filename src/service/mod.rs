@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod batch;
+pub mod deadline;
 mod session;
 
 pub use session::Session;
@@ -30,6 +31,8 @@ pub struct CallLimits {
     pub max_result_bytes: u64,
     /// --stream-batch-bytes.
     pub stream_batch_bytes: u64,
+    /// --statement-timeout.
+    pub statement_timeout: std::time::Duration,
 }
 
 /// The Database service.
@@ -48,6 +51,14 @@ impl DatabaseService {
             transactions,
             limits,
         }
+    }
+
+    /// The time limit of a unary call: the client's deadline, capped by
+    /// --statement-timeout.
+    fn time_limit<T>(&self, request: &Request<T>) -> std::time::Duration {
+        let statement_timeout = self.limits.statement_timeout;
+        deadline::client_timeout(request.metadata())
+            .map_or(statement_timeout, |client| client.min(statement_timeout))
     }
 
     fn result_limits(&self, client_max_rows: u64) -> ResultLimits {
@@ -141,9 +152,11 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<api::ExecuteResponse>, Status> {
+        let limit = self.time_limit(&request);
         let request = request.into_inner();
         let log = RpcLog::start("Execute", &request.transaction_id);
-        serve(log, |r| r.rows.len() as u64, self.execute(request)).await
+        let work = deadline::within(limit, self.execute(request));
+        serve(log, |r| r.rows.len() as u64, work).await
     }
 
     type ExecuteStreamStream = ExecuteStreamStream;
@@ -152,12 +165,14 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
-        let request = request.into_inner();
-        let log = RpcLog::start("ExecuteStream", &request.transaction_id);
         let settings = StreamSettings {
             batch_bytes: self.limits.stream_batch_bytes,
-            client_max_rows: (request.max_rows > 0).then_some(request.max_rows),
+            client_max_rows: (request.get_ref().max_rows > 0).then_some(request.get_ref().max_rows),
+            start_limit: self.time_limit(&request),
+            client_timeout: deadline::client_timeout(request.metadata()),
         };
+        let request = request.into_inner();
+        let log = RpcLog::start("ExecuteStream", &request.transaction_id);
         let stream = streaming::start(
             self.database.clone(),
             self.transactions.clone(),
@@ -172,14 +187,15 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::BeginRequest>,
     ) -> Result<Response<api::BeginResponse>, Status> {
+        let limit = self.time_limit(&request);
         let log = RpcLog::start("Begin", "");
         let span = log.span().clone();
-        serve(log, |_| 0, async {
+        let work = deadline::within(limit, async {
             let response = self.begin(request.into_inner()).await?;
             span.record("transaction_id", response.transaction_id.as_str());
             Ok(response)
-        })
-        .await
+        });
+        serve(log, |_| 0, work).await
     }
 
     async fn commit(
@@ -213,10 +229,11 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteBatchRequest>,
     ) -> Result<Response<api::ExecuteBatchResponse>, Status> {
+        let limit = self.time_limit(&request);
         let request = request.into_inner();
         let log = RpcLog::start("ExecuteBatch", &request.transaction_id);
         let rows =
             |r: &api::ExecuteBatchResponse| r.results.iter().map(|s| s.rows.len() as u64).sum();
-        serve(log, rows, batch::execute_batch(self, request)).await
+        serve(log, rows, batch::execute_batch(self, request, limit)).await
     }
 }

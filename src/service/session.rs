@@ -66,8 +66,15 @@ impl Session {
     }
 
     /// Lets go after the call. A transaction begun by a call that failed is
-    /// rolled back: its client never learned its id.
+    /// rolled back: its client never learned its id. A call stopped by its
+    /// time limit is abandoned.
     pub async fn close<T>(self, outcome: &Result<T, GatewayError>) {
+        if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
+            // Stopped half-way: dropping kills the statement and, in a
+            // transaction, ends it as interrupted.
+            drop(self);
+            return;
+        }
         match self {
             Session::Autocommit(pooled) => pooled.release(),
             Session::Transaction {

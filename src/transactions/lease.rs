@@ -71,6 +71,12 @@ impl Lease {
         }
     }
 
+    /// Gives up on a call stopped half-way (time limit): the statement that
+    /// may still run is killed and the transaction ends as interrupted.
+    pub fn abandon(self) {
+        drop(self);
+    }
+
     /// Commits and ends the transaction.
     pub async fn commit(mut self) -> Result<(), GatewayError> {
         let result = self.conn().query_drop("COMMIT").await;

@@ -68,6 +68,9 @@ impl TestGateway {
             .unwrap();
         admin.disconnect().await.unwrap();
         let url = server.url(&database);
+        if std::env::var_os("SQLGATE_TEST_LOG").is_some() {
+            sqlgate::telemetry::init(sqlgate::config::LogFormat::Text);
+        }
         let mut config = Config::for_database_url(url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.pool_min = 0;
@@ -109,10 +112,7 @@ impl TestGateway {
 
     /// Reads one integer directly.
     pub async fn direct_i64(&self, sql: &str) -> Option<i64> {
-        let mut conn = self.direct().await;
-        let value: Option<Option<i64>> = conn.query_first(sql).await.unwrap();
-        conn.disconnect().await.unwrap();
-        value.flatten()
+        query_i64(&self.url, sql).await
     }
 
     /// Stops the gateway gracefully.
@@ -121,6 +121,14 @@ impl TestGateway {
             gateway.shut_down().await;
         }
     }
+}
+
+/// Reads one integer over a direct connection to `url`.
+pub async fn query_i64(url: &str, sql: &str) -> Option<i64> {
+    let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+    let value: Option<Option<i64>> = conn.query_first(sql).await.unwrap();
+    conn.disconnect().await.unwrap();
+    value.flatten()
 }
 
 /// Runs one statement through the gateway in autocommit mode.
