@@ -86,6 +86,7 @@ impl Gateway {
                 acquire_timeout: config.acquire_timeout,
             },
         );
+        let (end_streams, streams_end) = tokio::sync::watch::channel(false);
         let service = DatabaseService::new(
             database.clone(),
             transactions.clone(),
@@ -95,6 +96,7 @@ impl Gateway {
                 stream_batch_bytes: config.stream_batch_bytes,
                 statement_timeout: config.statement_timeout,
             },
+            streams_end,
         );
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -152,6 +154,7 @@ impl Gateway {
             monitor,
             server,
             stop_serving,
+            end_streams,
             embedded,
             grace: config.shutdown_grace,
         };
@@ -197,6 +200,7 @@ struct Lifecycle {
     monitor: JoinHandle<()>,
     server: JoinHandle<()>,
     stop_serving: Arc<Notify>,
+    end_streams: tokio::sync::watch::Sender<bool>,
     embedded: Option<EmbeddedDatabase>,
     grace: Duration,
 }
@@ -227,8 +231,14 @@ impl Lifecycle {
             .await
             .is_err()
         {
-            tracing::warn!("calls still running after the grace period: closing their connections");
-            server.abort();
+            tracing::warn!("calls still running after the grace period: ending them");
+            let _ = self.end_streams.send(true);
+            if tokio::time::timeout(IN_FLIGHT_GRACE, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
         }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.database.disconnect())
             .await

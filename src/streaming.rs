@@ -48,6 +48,7 @@ pub fn start(
     request: api::ExecuteRequest,
     settings: StreamSettings,
     log: RpcLog,
+    mut end_streams: tokio::sync::watch::Receiver<bool>,
 ) -> ExecuteStreamStream {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     let span = log.span().clone();
@@ -68,11 +69,26 @@ pub fn start(
                 _ = sender.closed() => {
                     log.finish(0, Some(&Status::cancelled("the client went away")));
                 }
+                // Shutdown's grace is over: end the stream the same way.
+                _ = ended(&mut end_streams) => {
+                    let status = Status::from(GatewayError::ShuttingDown);
+                    log.finish(0, Some(&status));
+                    let _ = sender.try_send(Err(status));
+                }
             }
         },
         span,
     ));
     Box::pin(ReceiverStream::new(receiver))
+}
+
+/// Resolves once `end` turns true (never, if its sender is gone).
+async fn ended(end: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*end.borrow_and_update() {
+        if end.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Runs the statement and sends header, batches and summary; returns the row count.

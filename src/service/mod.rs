@@ -41,15 +41,24 @@ pub struct DatabaseService {
     database: Database,
     transactions: Transactions,
     limits: CallLimits,
+    /// Turns true when shutdown ends the streams still running.
+    end_streams: tokio::sync::watch::Receiver<bool>,
 }
 
 impl DatabaseService {
-    /// A service over this database and transaction registry.
-    pub fn new(database: Database, transactions: Transactions, limits: CallLimits) -> Self {
+    /// A service over this database and transaction registry; streams end
+    /// when `end_streams` turns true.
+    pub fn new(
+        database: Database,
+        transactions: Transactions,
+        limits: CallLimits,
+        end_streams: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         DatabaseService {
             database,
             transactions,
             limits,
+            end_streams,
         }
     }
 
@@ -179,6 +188,7 @@ impl database_server::Database for DatabaseService {
             request,
             settings,
             log,
+            self.end_streams.clone(),
         );
         Ok(Response::new(stream))
     }

@@ -35,6 +35,23 @@ fn server() -> &'static EmbeddedDatabase {
     })
 }
 
+/// Creates a fresh database on the shared server; returns its name and URL.
+pub async fn fresh_database() -> (String, String) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let server = server();
+    let database = format!("test_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    admin
+        .query_drop(format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    let url = server.url(&database);
+    (database, url)
+}
+
 /// A gateway serving a fresh database of its own.
 pub struct TestGateway {
     /// A gRPC client connected to the gateway.
@@ -56,18 +73,7 @@ impl TestGateway {
 
     /// Starts a gateway on a fresh database, with settings adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let server = server();
-        let database = format!("test_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-        let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
-            .await
-            .unwrap();
-        admin
-            .query_drop(format!("CREATE DATABASE {database}"))
-            .await
-            .unwrap();
-        admin.disconnect().await.unwrap();
-        let url = server.url(&database);
+        let (database, url) = fresh_database().await;
         if std::env::var_os("SQLGATE_TEST_LOG").is_some() {
             sqlgate::telemetry::init(sqlgate::config::LogFormat::Text);
         }

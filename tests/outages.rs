@@ -1,0 +1,340 @@
+//! The database going away and coming back, and the gateway shutting down
+//! on SIGTERM. These tests start database servers (and gateway processes) of
+//! their own, because they kill them.
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use sqlgate::{
+    api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient},
+    config::Config,
+    embedded::{EmbeddedDatabase, EmbeddedOptions},
+    server::Gateway,
+};
+use tokio_stream::StreamExt;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+fn private_server(name: &str) -> EmbeddedDatabase {
+    EmbeddedDatabase::start(&EmbeddedOptions {
+        data_dir: std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id())),
+        remove_on_stop: true,
+    })
+    .expect("a private MariaDB starts")
+}
+
+/// Waits (up to `within`) until the health service reports `wanted`.
+async fn health_becomes(channel: &Channel, wanted: ServingStatus, within: Duration) -> bool {
+    let mut health = HealthClient::new(channel.clone());
+    let watch = async {
+        let mut updates = health
+            .watch(HealthCheckRequest {
+                service: "sqlgate.v1.Database".into(),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        while let Some(Ok(update)) = updates.next().await {
+            if update.status == wanted as i32 {
+                return Some(());
+            }
+        }
+        None
+    };
+    matches!(tokio::time::timeout(within, watch).await, Ok(Some(())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_can_go_away_and_come_back() {
+    let mut server = private_server("outage");
+    let mut config = Config::for_database_url(server.url("sqlgate"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.acquire_timeout = Duration::from_secs(2);
+    let gateway = Gateway::start(config).await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", gateway.local_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = DatabaseClient::new(channel.clone());
+    assert!(health_becomes(&channel, ServingStatus::Serving, Duration::from_secs(10)).await);
+    execute(&mut client, "CREATE TABLE t (id INT PRIMARY KEY)", vec![])
+        .await
+        .unwrap();
+    let open = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+
+    server.kill();
+    // Calls fail fast with UNAVAILABLE: no hang, no panic.
+    for _ in 0..5 {
+        let started = Instant::now();
+        let status = execute(&mut client, "SELECT 1", vec![]).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    assert!(health_becomes(&channel, ServingStatus::NotServing, Duration::from_secs(10)).await);
+    // The open transaction's connection died with the server.
+    let status = client
+        .execute(ExecuteRequest {
+            sql: "INSERT INTO t VALUES (1)".into(),
+            transaction_id: open.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let later = client
+        .commit(CommitRequest {
+            transaction_id: open,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(later.code(), Code::Aborted, "{later:?}");
+
+    server.restart().unwrap();
+    assert!(health_becomes(&channel, ServingStatus::Serving, Duration::from_secs(10)).await);
+    // New work succeeds without restarting the gateway (stale pooled
+    // connections may fail once each; a client retries UNAVAILABLE).
+    let mut succeeded = false;
+    for _ in 0..40 {
+        match execute(&mut client, "INSERT INTO t VALUES (2)", vec![]).await {
+            Ok(_) => {
+                succeeded = true;
+                break;
+            }
+            Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        }
+    }
+    assert!(succeeded, "the gateway did not recover");
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    client
+        .commit(CommitRequest { transaction_id: tx })
+        .await
+        .unwrap();
+    gateway.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_connection_dies_has_an_unknown_outcome() {
+    let mut server = private_server("commit");
+    let mut config = Config::for_database_url(server.url("sqlgate"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let gateway = Gateway::start(config).await.unwrap();
+    let mut client = DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
+        .await
+        .unwrap();
+    execute(&mut client, "CREATE TABLE t (id INT PRIMARY KEY)", vec![])
+        .await
+        .unwrap();
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    client
+        .execute(ExecuteRequest {
+            sql: "INSERT INTO t VALUES (1)".into(),
+            transaction_id: tx.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Freeze the server, send COMMIT, then kill the server under it.
+    let pid = server.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut committer = client.clone();
+    let commit =
+        tokio::spawn(async move { committer.commit(CommitRequest { transaction_id: tx }).await });
+    // The COMMIT must be on the wire before the kill; there is no signal to
+    // wait for from a frozen server, so give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+    let status = commit.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    gateway.shut_down().await;
+}
+
+async fn run_direct(url: &str, sql: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+    conn.query_drop(sql).await.unwrap();
+    conn.disconnect().await.unwrap();
+}
+
+/// A gateway process, started like an orchestrator would.
+struct GatewayProcess {
+    child: Child,
+    address: String,
+}
+
+impl GatewayProcess {
+    fn start(database_url: &str, extra: &[&str]) -> GatewayProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--database-url", database_url])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the sqlgate binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let address = loop {
+            let line = lines.next().expect("the gateway logs its address").unwrap();
+            if line.contains("listening for gRPC") {
+                let start = line.find("\"address\":\"").expect("address field") + 11;
+                break line[start..].split('"').next().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        GatewayProcess { child, address }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the process to exit; returns its exit code and how long it took.
+    async fn exit(mut self, within: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("the gateway did not exit within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_then_exits_cleanly() {
+    let (_, url) = fresh_database().await;
+    run_direct(&url, "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let process = GatewayProcess::start(&url, &["--shutdown-grace", "10s"]);
+    let channel = Channel::from_shared(format!("http://{}", process.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = DatabaseClient::new(channel.clone());
+    assert!(health_becomes(&channel, ServingStatus::Serving, Duration::from_secs(10)).await);
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    let mut slow = client.clone();
+    let in_flight =
+        tokio::spawn(async move { execute(&mut slow, "SELECT SLEEP(1)", vec![]).await });
+
+    process.signal("-TERM");
+    assert!(health_becomes(&channel, ServingStatus::NotServing, Duration::from_secs(2)).await);
+    let refused = client.begin(BeginRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(error_info(&refused).0, "SHUTTING_DOWN");
+    // The call in flight finishes, and the open transaction may still commit.
+    in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight finishes");
+    client
+        .execute(ExecuteRequest {
+            sql: "INSERT INTO t VALUES (1)".into(),
+            transaction_id: tx.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .commit(CommitRequest { transaction_id: tx })
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&url, "SELECT COUNT(*) FROM t").await, Some(1));
+    // With no transaction left, it exits at once, with status 0.
+    let (code, took) = process.exit(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(8), "exit took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_rolls_back_what_is_left_after_the_grace_period() {
+    let (database, url) = fresh_database().await;
+    run_direct(&url, "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let process = GatewayProcess::start(&url, &["--shutdown-grace", "1s"]);
+    let mut client = DatabaseClient::connect(format!("http://{}", process.address))
+        .await
+        .unwrap();
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    client
+        .execute(ExecuteRequest {
+            sql: "INSERT INTO t VALUES (1)".into(),
+            transaction_id: tx,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A client that keeps a stream open and never reads it does not hold
+    // the exit up either.
+    let _stalled = client
+        .execute_stream(ExecuteRequest {
+            sql: "SELECT seq FROM seq_1_to_10000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    process.signal("-INT");
+    let (code, took) = process.exit(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(1 + 8), "exit took {took:?}");
+    // The abandoned transaction was rolled back, and no connection remains.
+    assert_eq!(query_i64(&url, "SELECT COUNT(*) FROM t").await, Some(0));
+    let leftover = query_i64(
+        &url,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{database}' AND ID <> CONNECTION_ID()"
+        ),
+    )
+    .await;
+    assert_eq!(leftover, Some(0));
+}
