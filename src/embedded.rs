@@ -1,14 +1,18 @@
-//! A private MariaDB/MySQL server, started when no `--database-url` is given
-//! and by the test harness.
+//! A private MariaDB/MySQL server, started by `sqlgate serve` when no
+//! `--database-url` is given, and by the tests.
 //!
-//! The server runs on a unix socket only. It is started through a small
-//! `sh` watchdog whose standard input is a pipe held by this process: when
-//! the pipe closes — on [`EmbeddedDatabase::stop`], on drop, or because this
-//! process died, even by SIGKILL — the watchdog stops the server. So the
-//! server never outlives its owner, and no unsafe code is needed for it.
+//! The server listens on a unix socket only, in a fresh directory that only
+//! this user can enter. It runs under a small `sh` watchdog whose standard
+//! input is a pipe held by this process: when the pipe closes — on
+//! [`EmbeddedDatabase::stop`], on drop, or because this process died, even
+//! by SIGKILL — the watchdog stops the server with SIGTERM, waits for it and
+//! removes what should not outlive it. So the server never outlives its
+//! owner, and no unsafe code is needed for it. The watchdog has a process
+//! group of its own, so a Ctrl-C meant for the gateway does not kill it.
 use std::{
-    io::{Read, Write},
-    os::unix::net::UnixStream,
+    fs::DirBuilder,
+    io::Read,
+    os::unix::{fs::DirBuilderExt, net::UnixStream, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
     time::{Duration, Instant},
@@ -16,64 +20,69 @@ use std::{
 
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the server may take to stop.
+/// How long the server may take to stop before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// While this file exists in the data directory, the watchdog leaves the
-/// directories in place when its server ends (a restart follows).
+/// How long a previous server on the same data directory may take to exit.
+const STALE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause between polls.
+const POLL: Duration = Duration::from_millis(20);
+/// Directories searched after PATH: Debian keeps mariadbd in /usr/sbin.
+const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin"];
+/// Files kept in the data directory.
+const PID_FILE: &str = "sqlgate-server.pid";
+const LOG_FILE: &str = "sqlgate-server.log";
+/// While this file exists in the data directory the watchdog removes
+/// nothing when its server ends: a restart follows.
 const RESTART_MARKER: &str = "sqlgate-restarting";
 
-/// Directories searched besides PATH: Debian keeps mariadbd in /usr/sbin,
-/// which is not on every user's PATH.
-const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin"];
+/// The watchdog. Arguments: the server command line. Environment: LOG,
+/// DATA_DIR, RUN_DIR, REMOVE_DATA. The server's own stdin is /dev/null, so
+/// only this process holds the pipe's write end.
+const WATCHDOG: &str = r#""$@" </dev/null >>"$LOG" 2>&1 & child=$!
+trap '' INT HUP
+echo "$child"
+exec >/dev/null
+cat >/dev/null
+kill -TERM "$child" 2>/dev/null
+wait "$child"
+[ -e "$DATA_DIR/sqlgate-restarting" ] && exit 0
+rm -rf "$RUN_DIR"
+[ "$REMOVE_DATA" = 1 ] && rm -rf "$DATA_DIR"
+exit 0"#;
 
 /// Why the private server could not be started or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    /// Neither mariadbd nor mysqld was found.
+    /// A program the private server needs (named here) is not installed.
     #[error(
-        "neither mariadbd nor mysqld was found on PATH or in /usr/sbin; install a server (Debian/Ubuntu: apt-get install mariadb-server) or pass --database-url"
+        "{0} was not found on PATH, in /usr/sbin or in /usr/local/sbin; install mariadb-server (e.g. apt-get install mariadb-server, or run scripts/install-mariadb) or pass --database-url"
     )]
-    ServerNotFound,
-    /// A file or process operation failed.
-    #[error("{action}: {source}")]
-    Io {
-        /// What was being done.
-        action: String,
-        /// Why it failed.
-        source: std::io::Error,
-    },
-    /// Initialising the data directory failed.
-    #[error("initialising the data directory {dir} failed:\n{output}")]
-    Init {
-        /// The data directory.
-        dir: PathBuf,
-        /// The tail of the initialiser's output.
-        output: String,
-    },
-    /// Another server already runs on this data directory.
+    NotFound(&'static str),
+    /// A file or process operation failed: what was being done, and why.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// Initialising the data directory failed: the directory, and the tail
+    /// of the initialiser's output.
+    #[error("initialising the data directory {0} failed; its output ends with:\n{1}")]
+    Init(PathBuf, String),
+    /// Another server (this pid) still uses the data directory.
     #[error(
-        "another server (pid {pid}) already uses the data directory {dir}; stop it or choose another --data-dir"
+        "another database server (pid {0}) still uses the data directory {1}; stop it or choose another --data-dir"
     )]
-    InUse {
-        /// Its process id.
-        pid: u32,
-        /// The data directory.
-        dir: PathBuf,
-    },
-    /// The server exited or did not become ready.
-    #[error("the database server did not start: {reason}; its error log ends with:\n{log}")]
-    Start {
-        /// What happened.
-        reason: String,
-        /// The tail of the server's error log.
-        log: String,
-    },
+    InUse(u32, PathBuf),
+    /// The server exited while starting; the tail of its error log.
+    #[error("the database server exited while starting; its error log ends with:\n{0}")]
+    Start(String),
+    /// The server did not accept connections within 60 s; the tail of its error log.
+    #[error(
+        "the database server did not accept connections within 60 s; its error log ends with:\n{0}"
+    )]
+    Timeout(String),
 }
 
 fn io_error(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmbeddedError {
     let action = action.into();
-    move |source| EmbeddedError::Io { action, source }
+    move |source| EmbeddedError::Io(action, source)
 }
 
 /// Where the private server keeps its data.
@@ -85,51 +94,90 @@ pub struct EmbeddedOptions {
     pub remove_on_stop: bool,
 }
 
-/// A running private server.
+/// A running private server; it stops when this handle is stopped or
+/// dropped, or when this process exits.
+#[derive(Debug)]
 pub struct EmbeddedDatabase {
+    /// The options, with the data directory made absolute.
     options: EmbeddedOptions,
-    server_binary: PathBuf,
-    socket_path: PathBuf,
-    /// Holds the socket; removed with the server when it is temporary.
+    /// The server binary and its arguments.
+    command: Vec<String>,
+    /// Holds the socket; removed when the server stops.
     run_dir: PathBuf,
+    socket_path: PathBuf,
+    /// The watchdog and the write end of its stdin; `None` once stopped or killed.
     watchdog: Option<(Child, ChildStdin)>,
     pid: u32,
 }
 
 impl EmbeddedDatabase {
-    /// Initialises the data directory if needed, starts the server and waits
-    /// until it accepts connections; creates database `sqlgate` if missing.
+    /// Finds mariadbd (or mysqld), initialises the data directory if it
+    /// holds no database yet, starts the server on a unix socket, and waits
+    /// until it accepts connections. Database `sqlgate` then exists.
     pub fn start(options: &EmbeddedOptions) -> Result<EmbeddedDatabase, EmbeddedError> {
-        let server_binary =
-            find_binary(&["mariadbd", "mysqld"]).ok_or(EmbeddedError::ServerNotFound)?;
-        std::fs::create_dir_all(&options.data_dir)
+        let binary = find_binary(&["mariadbd", "mysqld"]).ok_or(EmbeddedError::NotFound(
+            "the database server (mariadbd or mysqld)",
+        ))?;
+        let mariadb = binary.file_name().is_some_and(|n| n == "mariadbd")
+            || Command::new(&binary)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("MariaDB"));
+        let flavour = if mariadb { "MariaDB" } else { "MySQL" };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&options.data_dir)
             .map_err(io_error(format!("creating {}", options.data_dir.display())))?;
         let data_dir = options
             .data_dir
             .canonicalize()
             .map_err(io_error("resolving the data directory"))?;
-        let options = EmbeddedOptions {
-            data_dir,
-            remove_on_stop: options.remove_on_stop,
-        };
-        check_not_in_use(&options.data_dir)?;
-        if !options.data_dir.join("mysql").is_dir() {
-            initialise(&server_binary, &options.data_dir)?;
+        check_not_in_use(&data_dir, STALE_TIMEOUT)?;
+        if !data_dir.join("mysql").is_dir() {
+            initialise(&binary, mariadb, &data_dir)?;
         }
-        // Unix socket paths are limited to about 100 bytes: keep it short.
-        let run_dir =
-            std::env::temp_dir().join(format!("sqlgate-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&run_dir).map_err(io_error("creating the socket directory"))?;
+        let run_dir = create_run_dir()?;
+        let socket_path = run_dir.join("mysqld.sock");
+        let init_file = run_dir.join("init.sql");
+        std::fs::write(&init_file, "CREATE DATABASE IF NOT EXISTS sqlgate;\n")
+            .map_err(io_error("writing the server's init file"))?;
+        let mut command = vec![binary.display().to_string(), "--no-defaults".into()];
+        if is_root() {
+            command.push("--user=root".into());
+        }
+        command.extend([
+            format!("--datadir={}", data_dir.display()),
+            format!("--socket={}", socket_path.display()),
+            "--skip-networking".into(),
+            format!("--log-error={}", data_dir.join(LOG_FILE).display()),
+            format!("--pid-file={}", data_dir.join(PID_FILE).display()),
+            format!("--init-file={}", init_file.display()),
+            "--character-set-server=utf8mb4".into(),
+            "--collation-server=utf8mb4_general_ci".into(),
+            "--max-connections=500".into(),
+        ]);
+        if !mariadb {
+            command.push("--mysqlx=OFF".into());
+        }
+        tracing::info!(
+            server = %binary.display(),
+            data_dir = %data_dir.display(),
+            socket = %socket_path.display(),
+            "starting private {flavour} server"
+        );
         let mut database = EmbeddedDatabase {
-            socket_path: run_dir.join("mysqld.sock"),
+            options: EmbeddedOptions {
+                data_dir,
+                remove_on_stop: options.remove_on_stop,
+            },
+            command,
             run_dir,
-            options,
-            server_binary,
+            socket_path,
             watchdog: None,
             pid: 0,
         };
         database.launch()?;
-        database.run_sql("CREATE DATABASE IF NOT EXISTS sqlgate")?;
         Ok(database)
     }
 
@@ -138,11 +186,13 @@ impl EmbeddedDatabase {
         &self.socket_path
     }
 
-    /// A mysql_async URL for `database` as root over the socket.
+    /// A mysql_async URL for `database` as root over the unix socket.
     pub fn url(&self, database: &str) -> String {
+        let socket = self.socket_path.to_string_lossy();
         format!(
-            "mysql://root@localhost/{database}?socket={}",
-            self.socket_path.display()
+            "mysql://root@localhost/{}?socket={}",
+            url_encode(database, false),
+            url_encode(&socket, true)
         )
     }
 
@@ -151,249 +201,260 @@ impl EmbeddedDatabase {
         self.pid
     }
 
-    /// Kills the server with SIGKILL (fault tests); [`Self::restart`] brings it back.
+    /// Kills the server with SIGKILL (fault tests) and waits until it is
+    /// gone; [`Self::restart`] brings it back on the same data and socket.
     pub fn kill(&mut self) {
-        // The marker keeps the watchdog from removing the directories.
+        let Some((mut watchdog, stdin)) = self.watchdog.take() else {
+            return;
+        };
         let marker = self.options.data_dir.join(RESTART_MARKER);
         let _ = std::fs::write(&marker, b"");
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.pid.to_string()])
-            .status();
-        if let Some((mut watchdog, stdin)) = self.watchdog.take() {
-            drop(stdin);
-            let _ = watchdog.wait();
-        }
+        signal(self.pid, "KILL");
+        drop(stdin);
+        let _ = watchdog.wait();
         let _ = std::fs::remove_file(marker);
+        tracing::info!(pid = self.pid, "killed the private database server");
     }
 
-    /// Starts the server again on the same data directory and socket.
+    /// Starts the server again (killing it first if it runs) on the same
+    /// data directory and socket, and waits until it accepts connections.
     pub fn restart(&mut self) -> Result<(), EmbeddedError> {
         self.kill();
         self.launch()
     }
 
-    /// Stops the server and waits for it; removes the data when temporary.
+    /// Stops the server (SIGTERM; SIGKILL after 30 s) and waits until it has
+    /// exited; removes the data directory when `remove_on_stop`.
     pub fn stop(mut self) -> Result<(), EmbeddedError> {
-        self.stop_and_wait()
-    }
-
-    fn stop_and_wait(&mut self) -> Result<(), EmbeddedError> {
-        let Some((mut watchdog, stdin)) = self.watchdog.take() else {
-            return Ok(());
-        };
-        drop(stdin);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match watchdog
-                .try_wait()
-                .map_err(io_error("waiting for the server"))?
-            {
-                Some(_) => break,
-                None if Instant::now() >= deadline => {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &self.pid.to_string()])
-                        .status();
-                    let _ = watchdog.wait();
-                    break;
-                }
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
+        self.stop_and_wait()?;
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+        if self.options.remove_on_stop && self.options.data_dir.exists() {
+            std::fs::remove_dir_all(&self.options.data_dir)
+                .map_err(io_error("removing the data directory"))?;
         }
         tracing::info!("private database server stopped");
         Ok(())
     }
 
-    /// Starts mariadbd under the watchdog and waits until it answers.
-    fn launch(&mut self) -> Result<(), EmbeddedError> {
-        let _ = std::fs::remove_file(&self.socket_path);
-        let log_path = self.options.data_dir.join("sqlgate-server.log");
-        let pid_path = self.options.data_dir.join("sqlgate-server.pid");
-        let mut server = Command::new("sh");
-        // The watchdog: start the server, wait until stdin closes, stop it.
-        let cleanup = if self.options.remove_on_stop {
-            format!(r#"[ -e "$DATA_DIR/{RESTART_MARKER}" ] || rm -rf "$DATA_DIR" "$RUN_DIR""#)
-        } else {
-            format!(r#"[ -e "$DATA_DIR/{RESTART_MARKER}" ] || rm -rf "$RUN_DIR""#)
-        };
-        server
-            .arg("-c")
-            .arg(format!(
-                r#""$@" & child=$!; echo $child; cat >/dev/null; kill -TERM $child 2>/dev/null; wait $child; {cleanup}"#
-            ))
-            .arg("sqlgate-watchdog")
-            .arg(&self.server_binary)
-            .arg("--no-defaults")
-            .arg("--user=root")
-            .arg(format!("--datadir={}", self.options.data_dir.display()))
-            .arg(format!("--socket={}", self.socket_path.display()))
-            .arg("--skip-networking")
-            .arg(format!("--log-error={}", log_path.display()))
-            .arg(format!("--pid-file={}", pid_path.display()))
-            .arg("--character-set-server=utf8mb4")
-            .arg("--collation-server=utf8mb4_general_ci")
-            .arg("--max-connections=500")
-            .env("DATA_DIR", &self.options.data_dir)
-            .env("RUN_DIR", &self.run_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        tracing::info!(
-            server = %self.server_binary.display(),
-            data_dir = %self.options.data_dir.display(),
-            socket = %self.socket_path.display(),
-            "starting private database server"
-        );
-        let mut watchdog = server
-            .spawn()
-            .map_err(io_error("starting the database server"))?;
-        let stdin = watchdog.stdin.take().expect("stdin is piped");
-        let mut stdout = watchdog.stdout.take().expect("stdout is piped");
-        let mut pid_line = String::new();
-        let mut byte = [0u8; 1];
-        while stdout
-            .read(&mut byte)
-            .map_err(io_error("reading the server's pid"))?
-            == 1
-            && byte[0] != b'\n'
-        {
-            pid_line.push(byte[0] as char);
+    fn stop_and_wait(&mut self) -> Result<(), EmbeddedError> {
+        if let Some((mut watchdog, stdin)) = self.watchdog.take() {
+            drop(stdin);
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while watchdog
+                .try_wait()
+                .map_err(io_error("waiting for the database server"))?
+                .is_none()
+            {
+                if Instant::now() >= deadline {
+                    tracing::warn!(
+                        pid = self.pid,
+                        "the database server did not stop; killing it"
+                    );
+                    signal(self.pid, "KILL");
+                    let _ = watchdog.wait();
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
         }
-        self.pid = pid_line.trim().parse().unwrap_or(0);
-        self.watchdog = Some((watchdog, stdin));
-        self.wait_until_ready(&log_path)
+        // Only if the watchdog itself was killed can the server still run.
+        if running(self.pid) && signal(self.pid, "TERM") {
+            wait_until_gone(self.pid, STOP_TIMEOUT);
+        }
+        Ok(())
     }
 
-    fn wait_until_ready(&mut self, log_path: &Path) -> Result<(), EmbeddedError> {
+    /// Starts the server under the watchdog and waits until it answers.
+    fn launch(&mut self) -> Result<(), EmbeddedError> {
+        let _ = std::fs::remove_file(&self.socket_path);
+        let log_path = self.options.data_dir.join(LOG_FILE);
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sqlgate-watchdog")
+            .args(&self.command)
+            .env("LOG", &log_path)
+            .env("DATA_DIR", &self.options.data_dir)
+            .env("RUN_DIR", &self.run_dir)
+            .env(
+                "REMOVE_DATA",
+                u8::from(self.options.remove_on_stop).to_string(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(io_error("starting the database server's watchdog (sh)"))?;
+        let stdin = watchdog.stdin.take().expect("stdin is piped");
+        // The watchdog prints the server's pid, then closes its stdout.
+        let mut pid = String::new();
+        let read = watchdog
+            .stdout
+            .take()
+            .expect("stdout is piped")
+            .read_to_string(&mut pid);
+        self.pid = pid.trim().parse().unwrap_or(0);
+        self.watchdog = Some((watchdog, stdin));
+        read.map_err(io_error("reading the server's pid"))?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if server_answers(&self.socket_path) {
                 tracing::info!(pid = self.pid, "private database server is ready");
                 return Ok(());
             }
-            let exited = match &mut self.watchdog {
-                Some((watchdog, _)) => watchdog.try_wait().ok().flatten().is_some(),
-                None => true,
-            } || !process_alive(self.pid);
+            let exited = !running(self.pid);
             if exited || Instant::now() >= deadline {
-                let reason = if exited {
-                    "it exited"
+                self.stop_and_wait()?;
+                let log = tail(&log_path);
+                let error = if exited {
+                    EmbeddedError::Start
                 } else {
-                    "it did not accept connections within 60 s"
+                    EmbeddedError::Timeout
                 };
-                let _ = self.stop_and_wait();
-                return Err(EmbeddedError::Start {
-                    reason: reason.into(),
-                    log: tail(log_path),
-                });
+                return Err(error(log));
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Runs SQL as root through the command-line client.
-    fn run_sql(&self, sql: &str) -> Result<(), EmbeddedError> {
-        let client = find_binary(&["mariadb", "mysql"]).ok_or(EmbeddedError::ServerNotFound)?;
-        let output = Command::new(client)
-            .arg("--no-defaults")
-            .arg(format!("--socket={}", self.socket_path.display()))
-            .args(["-uroot", "-e", sql])
-            .output()
-            .map_err(io_error("running the mariadb client"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(EmbeddedError::Start {
-                reason: format!(
-                    "`{sql}` failed: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ),
-                log: String::new(),
-            })
+            std::thread::sleep(POLL);
         }
     }
 }
 
 impl Drop for EmbeddedDatabase {
     fn drop(&mut self) {
-        // Closing the watchdog's stdin stops the server; do not wait for it.
-        if let Some((watchdog, stdin)) = self.watchdog.take() {
+        // Closing the watchdog's stdin stops the server; reap it off-thread.
+        if let Some((mut watchdog, stdin)) = self.watchdog.take() {
             drop(stdin);
-            drop(watchdog);
+            let _ = std::thread::Builder::new()
+                .name("sqlgate-embedded-reaper".into())
+                .spawn(move || watchdog.wait());
         }
     }
 }
 
 /// Creates the system tables of a new data directory.
-fn initialise(server_binary: &Path, data_dir: &Path) -> Result<(), EmbeddedError> {
+fn initialise(binary: &Path, mariadb: bool, data_dir: &Path) -> Result<(), EmbeddedError> {
     tracing::info!(data_dir = %data_dir.display(), "initialising a new data directory");
-    let is_mariadb = server_binary.file_name().is_some_and(|n| n == "mariadbd");
-    let output = if is_mariadb {
+    let datadir = format!("--datadir={}", data_dir.display());
+    let mut command = if mariadb {
         let installer = find_binary(&["mariadb-install-db", "mysql_install_db"])
-            .ok_or(EmbeddedError::ServerNotFound)?;
-        Command::new(installer)
-            .arg("--no-defaults")
-            .arg("--user=root")
-            .arg(format!("--datadir={}", data_dir.display()))
-            .arg("--auth-root-authentication-method=normal")
-            .arg("--skip-test-db")
-            .output()
+            .ok_or(EmbeddedError::NotFound("mariadb-install-db"))?;
+        let mut command = Command::new(installer);
+        let method = "--auth-root-authentication-method=normal";
+        command.args(["--no-defaults", &datadir, method, "--skip-test-db"]);
+        command
     } else {
-        Command::new(server_binary)
-            .arg("--no-defaults")
-            .arg("--initialize-insecure")
-            .arg("--user=root")
-            .arg(format!("--datadir={}", data_dir.display()))
-            .output()
+        let mut command = Command::new(binary);
+        command.args(["--no-defaults", "--initialize-insecure", &datadir]);
+        command
+    };
+    if is_root() {
+        command.arg("--user=root");
     }
-    .map_err(io_error("running the data directory initialiser"))?;
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_error("running the data directory initialiser"))?;
     if output.status.success() {
         return Ok(());
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Err(EmbeddedError::Init {
-        dir: data_dir.to_path_buf(),
-        output: last_lines(&text, 20),
-    })
+    Err(EmbeddedError::Init(data_dir.into(), last_lines(&text, 20)))
 }
 
-/// Refuses a data directory whose pid file names a live server.
-fn check_not_in_use(data_dir: &Path) -> Result<(), EmbeddedError> {
-    let pid_file = data_dir.join("sqlgate-server.pid");
-    let Ok(text) = std::fs::read_to_string(&pid_file) else {
+/// Refuses a data directory whose pid file names a live server, after
+/// giving it `patience` to finish a shutdown (its owner may just have died).
+fn check_not_in_use(data_dir: &Path, patience: Duration) -> Result<(), EmbeddedError> {
+    let Ok(text) = std::fs::read_to_string(data_dir.join(PID_FILE)) else {
         return Ok(());
     };
-    match text.trim().parse::<u32>() {
-        Ok(pid) if process_alive(pid) => Err(EmbeddedError::InUse {
-            pid,
-            dir: data_dir.to_path_buf(),
-        }),
-        _ => Ok(()),
+    let pid = text.trim().parse().unwrap_or(0);
+    if !is_server(pid) {
+        return Ok(());
     }
+    tracing::info!(
+        pid,
+        "waiting for a previous server on this data directory to exit"
+    );
+    if wait_until_gone(pid, patience) {
+        return Ok(());
+    }
+    Err(EmbeddedError::InUse(pid, data_dir.into()))
 }
 
-/// True when the server on `socket` sends its greeting.
+/// A fresh, private directory for the socket, short enough for its path
+/// (unix socket paths are limited to about 100 bytes).
+fn create_run_dir() -> Result<PathBuf, EmbeddedError> {
+    let mut base = std::env::temp_dir();
+    if base.as_os_str().len() > 60 {
+        base = PathBuf::from("/tmp");
+    }
+    for attempt in 0.. {
+        let dir = base.join(format!("sqlgate-{}-{attempt}", std::process::id()));
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {}
+            Err(e) => return Err(io_error(format!("creating {}", dir.display()))(e)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// True when the server on `socket` sends its greeting (protocol 10).
 fn server_answers(socket: &Path) -> bool {
     let Ok(mut stream) = UnixStream::connect(socket) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut header = [0u8; 5];
-    // A packet header (4 bytes) then protocol version 10 means a greeting.
-    let ready = stream.read_exact(&mut header).is_ok() && header[4] == 10;
-    let _ = stream.write_all(&[]);
-    ready
+    stream.read_exact(&mut header).is_ok() && header[4] == 10
 }
 
-fn process_alive(pid: u32) -> bool {
-    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
-        || pid != 0
-            && !Path::new("/proc/self").exists()
-            && Command::new("kill")
-                .args(["-0", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
+/// The state letter and command name of a process, from /proc.
+fn proc_stat(pid: u32) -> Option<(char, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.split_once(" (")?;
+    let (comm, rest) = rest.rsplit_once(") ")?;
+    Some((rest.chars().next()?, comm.to_string()))
+}
+
+/// True while the process exists and has not exited (zombies have).
+fn running(pid: u32) -> bool {
+    pid != 0 && proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// True when `pid` is a running MariaDB/MySQL server (not a reused pid).
+fn is_server(pid: u32) -> bool {
+    running(pid)
+        && proc_stat(pid)
+            .is_some_and(|(_, comm)| comm.contains("mariadbd") || comm.contains("mysqld"))
+}
+
+/// Waits until `pid` has exited; false if it still runs after `within`.
+fn wait_until_gone(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while running(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+    true
+}
+
+/// Sends a signal with kill(1) (no unsafe code); true if it was delivered.
+fn signal(pid: u32, name: &str) -> bool {
+    pid != 0
+        && Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
@@ -407,10 +468,19 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn unique() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    NEXT.fetch_add(1, Ordering::SeqCst)
+/// Percent-encodes `text` for a URL path segment or query value.
+fn url_encode(text: &str, keep_slash: bool) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            b'/' if keep_slash => out.push('/'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 fn tail(path: &Path) -> String {
@@ -426,44 +496,66 @@ fn last_lines(text: &str, count: usize) -> String {
 mod tests {
     use super::*;
 
-    fn wait_until_gone(pid: u32) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while process_alive(pid) {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        true
-    }
-
     fn temp_options(name: &str) -> EmbeddedOptions {
+        let dir = format!("sqlgate-embedded-{name}-{}", std::process::id());
         EmbeddedOptions {
-            data_dir: std::env::temp_dir()
-                .join(format!("sqlgate-embedded-{name}-{}", std::process::id())),
+            data_dir: std::env::temp_dir().join(dir),
             remove_on_stop: true,
         }
     }
 
     #[test]
-    fn starts_answers_and_stops_cleanly() {
+    fn starts_restarts_and_stops_cleanly() {
         let options = temp_options("stop");
-        let database = EmbeddedDatabase::start(&options).expect("server starts");
-        assert!(server_answers(database.socket_path()));
-        assert!(database.url("x").contains("socket="));
+        let mut database = EmbeddedDatabase::start(&options).expect("server starts");
+        let socket = database.socket_path().to_path_buf();
+        assert!(server_answers(&socket));
+        assert!(
+            options.data_dir.join("sqlgate").is_dir(),
+            "database sqlgate exists"
+        );
+        let url = database.url("sqlgate");
+        assert!(
+            url.starts_with("mysql://root@localhost/sqlgate?socket=/"),
+            "{url}"
+        );
+        // A second server on the same data directory is refused.
+        let data_dir = options.data_dir.canonicalize().unwrap();
+        let refused = check_not_in_use(&data_dir, Duration::ZERO);
+        assert!(matches!(refused, Err(EmbeddedError::InUse(pid, _)) if pid == database.pid()));
+
+        let first = database.pid();
+        database.kill();
+        assert!(!running(first), "killed server is gone");
+        assert!(options.data_dir.exists(), "kill keeps the data");
+        database.restart().expect("server restarts");
+        assert_ne!(database.pid(), first);
+        assert_eq!(database.socket_path(), socket);
+        assert!(server_answers(&socket));
+
         let pid = database.pid();
-        assert!(process_alive(pid));
-        database.run_sql("SELECT 1").unwrap();
         database.stop().unwrap();
-        assert!(wait_until_gone(pid), "server process still alive");
+        assert!(!running(pid), "server process still alive after stop");
         assert!(!options.data_dir.exists(), "temporary data dir removed");
+        assert!(!socket.parent().unwrap().exists(), "socket dir removed");
     }
 
     #[test]
     fn dropping_the_handle_stops_the_server() {
-        let database = EmbeddedDatabase::start(&temp_options("drop")).expect("server starts");
+        let options = temp_options("drop");
+        let database = EmbeddedDatabase::start(&options).expect("server starts");
         let pid = database.pid();
+        assert!(is_server(pid));
         drop(database);
-        assert!(wait_until_gone(pid), "server outlived its handle");
+        assert!(
+            wait_until_gone(pid, Duration::from_secs(30)),
+            "server outlived its handle"
+        );
+        // The watchdog removes the directory right after the server exits.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while options.data_dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        assert!(!options.data_dir.exists(), "temporary data dir removed");
     }
 }

@@ -1,0 +1,90 @@
+//! The gateway under test, as a separate process so that its memory can be
+//! measured on its own.
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+/// A running `sqlgate serve`.
+pub struct GatewayProcess {
+    child: Child,
+    /// The address it listens on.
+    pub address: String,
+}
+
+impl GatewayProcess {
+    /// Starts the `sqlgate` binary that sits next to this one.
+    pub fn start(database_url: &str, pool_max: usize) -> std::io::Result<GatewayProcess> {
+        let binary = sibling_binary("sqlgate")?;
+        let mut child = Command::new(&binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--database-url", database_url])
+            .args(["--pool-min", &pool_max.to_string()])
+            .args(["--pool-max", &(pool_max + 8).to_string()])
+            .args(["--max-transactions", &pool_max.to_string()])
+            .env("RUST_LOG", "warn,sqlgate::server=info")
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let address = loop {
+            let Some(line) = lines.next() else {
+                return Err(std::io::Error::other("the gateway exited before listening"));
+            };
+            let line = line?;
+            if line.contains("listening for gRPC") {
+                let start = line.find("\"address\":\"").map(|i| i + 11).unwrap_or(0);
+                break line[start..]
+                    .split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(GatewayProcess { child, address })
+    }
+
+    /// Resident memory now and at its peak, in KiB (from /proc).
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Resets the peak-RSS counter (Linux: write 5 to clear_refs).
+    pub fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn sibling_binary(name: &str) -> std::io::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let path = me.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} not found: build it first (cargo build --release)",
+            path.display()
+        )))
+    }
+}

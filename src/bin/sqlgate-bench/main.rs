@@ -1,0 +1,48 @@
+//! `sqlgate-bench`: measures sqlgate against talking to MySQL directly.
+//!
+//! Sets up its data, starts a gateway process (the `sqlgate` binary next to
+//! this one) and runs each workload twice in the same run — through the
+//! gateway with the tonic client, and directly with mysql_async at the same
+//! concurrency and pool size — then prints throughput, p50/p99 latency, the
+//! gateway/direct ratio and the gateway's peak RSS. Build with `--release`.
+use std::time::Duration;
+
+use clap::Parser;
+
+mod gateway_process;
+mod report;
+mod workloads;
+
+/// Benchmark sqlgate against direct mysql_async access.
+#[derive(Debug, Parser)]
+#[command(name = "sqlgate-bench")]
+pub struct Args {
+    /// Database to use; without it, a private MariaDB is started in a temp dir.
+    #[arg(long, env = "SQLGATE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// How long each timed workload runs, per side.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Rows of the streaming table.
+    #[arg(long, default_value_t = 1_000_000)]
+    stream_rows: u64,
+    /// Rows of the point-select table.
+    #[arg(long, default_value_t = 100_000)]
+    point_rows: u64,
+    /// Only run workloads whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build; benchmark with `cargo run --release --bin sqlgate-bench`"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(workloads::run(args))
+}
