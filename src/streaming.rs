@@ -54,8 +54,14 @@ pub fn start(
     let span = log.span().clone();
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let work = stream_result(&database, &transactions, request, settings, &sender);
-            let work = deadline::within(settings.client_timeout.unwrap_or(Duration::MAX), work);
+            let work = async {
+                let work = stream_result(&database, &transactions, request, settings, &sender);
+                match settings.client_timeout {
+                    Some(limit) => deadline::within(limit, work).await,
+                    // No timer in the hot loop when the client set no deadline.
+                    None => work.await,
+                }
+            };
             tokio::select! {
                 outcome = work => match outcome {
                     Ok(rows) => log.finish(rows, None),

@@ -5,8 +5,6 @@
 //! becomes the MySQL value the binary protocol sends; text forms of dates,
 //! times and decimals are checked here so that bad input fails before it
 //! reaches the database. Messages never contain the values themselves.
-use std::fmt::Write as _;
-
 use mysql_async::{
     Column, Value as MyValue,
     consts::{ColumnFlags, ColumnType},
@@ -295,20 +293,23 @@ pub fn cell_to_value(kind: CellKind, cell: MyValue) -> Result<api::Value, ValueE
         (CellKind::Bytes, MyValue::Bytes(b)) => Kind::BytesValue(b),
         (CellKind::Date, MyValue::Date(y, m, d, ..)) => {
             let mut text = String::with_capacity(10);
-            let _ = write!(text, "{y:04}-{m:02}-{d:02}");
+            push_date(&mut text, y, m, d);
             Kind::DateValue(text)
         }
         (CellKind::Datetime { fraction_digits }, MyValue::Date(y, mo, d, h, mi, s, us)) => {
             let mut text = String::with_capacity(26);
-            let _ = write!(text, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+            push_date(&mut text, y, mo, d);
+            text.push(' ');
+            push_clock(&mut text, u32::from(h), mi, s);
             push_fraction(&mut text, us, fraction_digits);
             Kind::DatetimeValue(text)
         }
         (CellKind::Time { fraction_digits }, MyValue::Time(negative, days, h, m, s, us)) => {
-            let hours = u64::from(days) * 24 + u64::from(h);
-            let sign = if negative { "-" } else { "" };
             let mut text = String::with_capacity(18);
-            let _ = write!(text, "{sign}{hours:02}:{m:02}:{s:02}");
+            if negative {
+                text.push('-');
+            }
+            push_clock(&mut text, days * 24 + u32::from(h), m, s);
             push_fraction(&mut text, us, fraction_digits);
             Kind::TimeValue(text)
         }
@@ -328,11 +329,40 @@ fn utf8(kind: CellKind, bytes: Vec<u8>) -> Result<String, ValueError> {
         .map_err(|_| ValueError::BadCell(format!("a {kind:?} column sent invalid UTF-8")))
 }
 
+// Temporal values are formatted by hand: `write!` showed up in profiles of
+// large streams, and these fixed-width forms need nothing from it.
+
+/// Appends `value` as exactly `width` decimal digits (zero-padded).
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        text.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
+}
+
+fn push_date(text: &mut String, year: u16, month: u8, day: u8) {
+    push_digits(text, u32::from(year), 4);
+    text.push('-');
+    push_digits(text, u32::from(month), 2);
+    text.push('-');
+    push_digits(text, u32::from(day), 2);
+}
+
+/// "hh:mm:ss", with as many hour digits as needed (at least two).
+fn push_clock(text: &mut String, hours: u32, minutes: u8, seconds: u8) {
+    let hour_digits = if hours >= 100 { hours.ilog10() + 1 } else { 2 };
+    push_digits(text, hours, hour_digits);
+    text.push(':');
+    push_digits(text, u32::from(minutes), 2);
+    text.push(':');
+    push_digits(text, u32::from(seconds), 2);
+}
+
 fn push_fraction(text: &mut String, micros: u32, digits: u8) {
     if digits > 0 {
-        let digits = usize::from(digits);
-        let _ = write!(text, ".{:06}", micros);
-        text.truncate(text.len() - (6 - digits));
+        text.push('.');
+        push_digits(text, micros / 10u32.pow(6 - u32::from(digits)), u32::from(digits));
     }
 }
 

@@ -68,16 +68,14 @@ impl RowConverter {
     /// Converts one row; also returns its approximate encoded size.
     pub fn convert(&self, row: mysql_async::Row) -> Result<(api::Row, usize), GatewayError> {
         let mut size = 4;
-        let values = row
-            .unwrap()
-            .into_iter()
-            .zip(&self.kinds)
-            .map(|(cell, kind)| {
-                let value = values::cell_to_value(*kind, cell)?;
-                size += values::approximate_size(&value);
-                Ok(value)
-            })
-            .collect::<Result<Vec<_>, GatewayError>>()?;
+        let mut values = Vec::with_capacity(self.kinds.len());
+        // `unwrap_raw` hands over the cells without another pass over them.
+        for (cell, kind) in row.unwrap_raw().into_iter().zip(&self.kinds) {
+            let cell = cell.unwrap_or(mysql_async::Value::NULL);
+            let value = values::cell_to_value(*kind, cell)?;
+            size += values::approximate_size(&value);
+            values.push(value);
+        }
         Ok((api::Row { values }, size))
     }
 }
