@@ -1,20 +1,21 @@
 //! A private MariaDB/MySQL server, started by `sqlgate serve` when no
 //! `--database-url` is given, and by the tests.
 //!
-//! The server listens on a unix socket only, in a fresh directory that only
-//! this user can enter. It runs under a small `sh` watchdog whose standard
-//! input is a pipe held by this process: when the pipe closes — on
-//! [`EmbeddedDatabase::stop`], on drop, or because this process died, even
-//! by SIGKILL — the watchdog stops the server with SIGTERM, waits for it and
+//! The server listens only on a unix socket, in a fresh directory that only
+//! this user may enter. It runs under a small `sh` watchdog whose stdin is a
+//! pipe held by this process: when the pipe closes — on
+//! [`EmbeddedDatabase::stop`], on drop, or because this process died, even by
+//! SIGKILL — the watchdog stops the server with SIGTERM, waits for it and
 //! removes what should not outlive it. So the server never outlives its
-//! owner, and no unsafe code is needed for it. The watchdog has a process
-//! group of its own, so a Ctrl-C meant for the gateway does not kill it.
+//! owner, without unsafe code. The watchdog runs in a process group of its
+//! own, so a Ctrl-C meant for the gateway does not reach it.
 use std::{
     fs::DirBuilder,
     io::Read,
-    os::unix::{fs::DirBuilderExt, net::UnixStream, process::CommandExt},
+    os::unix::{fs::DirBuilderExt, fs::MetadataExt, net::UnixStream, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -26,18 +27,20 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const STALE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause between polls.
 const POLL: Duration = Duration::from_millis(20);
-/// Directories searched after PATH: Debian keeps mariadbd in /usr/sbin.
+/// Searched after PATH: Debian keeps mariadbd in /usr/sbin.
 const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin"];
-/// Files kept in the data directory.
 const PID_FILE: &str = "sqlgate-server.pid";
 const LOG_FILE: &str = "sqlgate-server.log";
-/// While this file exists in the data directory the watchdog removes
-/// nothing when its server ends: a restart follows.
+/// In the socket directory: SQL the server runs each time it starts.
+const INIT_FILE: &str = "init.sql";
+/// While this file is in the data directory, the watchdog removes nothing
+/// when its server ends: a restart follows.
 const RESTART_MARKER: &str = "sqlgate-restarting";
 
-/// The watchdog. Arguments: the server command line. Environment: LOG,
-/// DATA_DIR, RUN_DIR, REMOVE_DATA. The server's own stdin is /dev/null, so
-/// only this process holds the pipe's write end.
+/// The watchdog: its arguments are the server's command line; LOG, DATA_DIR,
+/// RUN_DIR and REMOVE_DATA come from the environment. It prints the server's
+/// pid, then waits for EOF on stdin. The server's stdin is /dev/null, so only
+/// our process holds the pipe's write end.
 const WATCHDOG: &str = r#""$@" </dev/null >>"$LOG" 2>&1 & child=$!
 trap '' INT HUP
 echo "$child"
@@ -74,9 +77,7 @@ pub enum EmbeddedError {
     #[error("the database server exited while starting; its error log ends with:\n{0}")]
     Start(String),
     /// The server did not accept connections within 60 s; the tail of its error log.
-    #[error(
-        "the database server did not accept connections within 60 s; its error log ends with:\n{0}"
-    )]
+    #[error("the database server did not accept connections within 60 s; its log ends with:\n{0}")]
     Timeout(String),
 }
 
@@ -94,7 +95,7 @@ pub struct EmbeddedOptions {
     pub remove_on_stop: bool,
 }
 
-/// A running private server; it stops when this handle is stopped or
+/// A running private server. It stops when this handle is stopped or
 /// dropped, or when this process exits.
 #[derive(Debug)]
 pub struct EmbeddedDatabase {
@@ -102,7 +103,7 @@ pub struct EmbeddedDatabase {
     options: EmbeddedOptions,
     /// The server binary and its arguments.
     command: Vec<String>,
-    /// Holds the socket; removed when the server stops.
+    /// Holds the socket (and the init file); removed when the server stops.
     run_dir: PathBuf,
     socket_path: PathBuf,
     /// The watchdog and the write end of its stdin; `None` once stopped or killed.
@@ -118,64 +119,76 @@ impl EmbeddedDatabase {
         let binary = find_binary(&["mariadbd", "mysqld"]).ok_or(EmbeddedError::NotFound(
             "the database server (mariadbd or mysqld)",
         ))?;
-        let mariadb = binary.file_name().is_some_and(|n| n == "mariadbd")
+        let mariadb = binary.ends_with("mariadbd")
             || Command::new(&binary)
                 .arg("--version")
                 .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("MariaDB"));
-        let flavour = if mariadb { "MariaDB" } else { "MySQL" };
-        DirBuilder::new()
+                .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("MariaDB"));
+        let dir = &options.data_dir;
+        let mut builder = DirBuilder::new();
+        builder
             .recursive(true)
             .mode(0o700)
-            .create(&options.data_dir)
-            .map_err(io_error(format!("creating {}", options.data_dir.display())))?;
-        let data_dir = options
-            .data_dir
+            .create(dir)
+            .map_err(io_error(format!(
+                "creating the data directory {}",
+                dir.display()
+            )))?;
+        let data_dir = dir
             .canonicalize()
             .map_err(io_error("resolving the data directory"))?;
         check_not_in_use(&data_dir, STALE_TIMEOUT)?;
-        if !data_dir.join("mysql").is_dir() {
-            initialise(&binary, mariadb, &data_dir)?;
-        }
+        let _ = std::fs::remove_file(data_dir.join(RESTART_MARKER));
         let run_dir = create_run_dir()?;
-        let socket_path = run_dir.join("mysqld.sock");
-        let init_file = run_dir.join("init.sql");
-        std::fs::write(&init_file, "CREATE DATABASE IF NOT EXISTS sqlgate;\n")
-            .map_err(io_error("writing the server's init file"))?;
-        let mut command = vec![binary.display().to_string(), "--no-defaults".into()];
-        if is_root() {
-            command.push("--user=root".into());
+        if !data_dir.join("mysql").is_dir() {
+            let fresh = std::fs::read_dir(&data_dir).is_ok_and(|mut d| d.next().is_none());
+            let initialised = initialise(&binary, mariadb, &data_dir, &run_dir);
+            if initialised.is_err() {
+                // Half-initialised data would fail the next start too.
+                let _ = std::fs::remove_dir_all(&run_dir);
+                if fresh || options.remove_on_stop {
+                    let _ = std::fs::remove_dir_all(&data_dir);
+                }
+            }
+            initialised?;
         }
+        let socket_path = run_dir.join("mysqld.sock");
+        let mut command = vec![binary.display().to_string(), "--no-defaults".into()];
+        command.extend(is_root().then(|| "--user=root".into()));
         command.extend([
             format!("--datadir={}", data_dir.display()),
             format!("--socket={}", socket_path.display()),
+            // Not the shared /tmp: a starting server deletes the #sql* files there.
+            format!("--tmpdir={}", run_dir.display()),
             "--skip-networking".into(),
             format!("--log-error={}", data_dir.join(LOG_FILE).display()),
             format!("--pid-file={}", data_dir.join(PID_FILE).display()),
-            format!("--init-file={}", init_file.display()),
+            format!("--init-file={}", run_dir.join(INIT_FILE).display()),
             "--character-set-server=utf8mb4".into(),
             "--collation-server=utf8mb4_general_ci".into(),
             "--max-connections=500".into(),
         ]);
-        if !mariadb {
-            command.push("--mysqlx=OFF".into());
-        }
+        command.extend((!mariadb).then(|| "--mysqlx=OFF".into()));
         tracing::info!(
             server = %binary.display(),
             data_dir = %data_dir.display(),
             socket = %socket_path.display(),
-            "starting private {flavour} server"
+            "starting private {} server",
+            if mariadb { "MariaDB" } else { "MySQL" }
         );
+        let remove_on_stop = options.remove_on_stop;
+        let options = EmbeddedOptions {
+            data_dir,
+            remove_on_stop,
+        };
+        let (watchdog, pid) = (None, 0);
         let mut database = EmbeddedDatabase {
-            options: EmbeddedOptions {
-                data_dir,
-                remove_on_stop: options.remove_on_stop,
-            },
+            options,
             command,
             run_dir,
             socket_path,
-            watchdog: None,
-            pid: 0,
+            watchdog,
+            pid,
         };
         database.launch()?;
         Ok(database)
@@ -186,13 +199,13 @@ impl EmbeddedDatabase {
         &self.socket_path
     }
 
-    /// A mysql_async URL for `database` as root over the unix socket.
+    /// A mysql_async URL for `database` as root over the unix socket, like
+    /// `mysql://root@localhost/sqlgate?socket=/tmp/sqlgate-1-0/mysqld.sock`.
     pub fn url(&self, database: &str) -> String {
-        let socket = self.socket_path.to_string_lossy();
+        let socket = url_encode(&self.socket_path.to_string_lossy(), true);
         format!(
-            "mysql://root@localhost/{}?socket={}",
-            url_encode(database, false),
-            url_encode(&socket, true)
+            "mysql://root@localhost/{}?socket={socket}",
+            url_encode(database, false)
         )
     }
 
@@ -223,28 +236,29 @@ impl EmbeddedDatabase {
         self.launch()
     }
 
-    /// Stops the server (SIGTERM; SIGKILL after 30 s) and waits until it has
-    /// exited; removes the data directory when `remove_on_stop`.
+    /// Stops the server (SIGTERM; SIGKILL after 30 s), waits until it has
+    /// exited, and removes the data directory when `remove_on_stop`.
     pub fn stop(mut self) -> Result<(), EmbeddedError> {
-        self.stop_and_wait()?;
+        self.stop_and_wait();
+        tracing::info!("private database server stopped");
+        self.remove_dirs()
+    }
+
+    /// Removes what the watchdog removes, for when it is gone (killed).
+    fn remove_dirs(&self) -> Result<(), EmbeddedError> {
         let _ = std::fs::remove_dir_all(&self.run_dir);
         if self.options.remove_on_stop && self.options.data_dir.exists() {
             std::fs::remove_dir_all(&self.options.data_dir)
                 .map_err(io_error("removing the data directory"))?;
         }
-        tracing::info!("private database server stopped");
         Ok(())
     }
 
-    fn stop_and_wait(&mut self) -> Result<(), EmbeddedError> {
+    fn stop_and_wait(&mut self) {
         if let Some((mut watchdog, stdin)) = self.watchdog.take() {
             drop(stdin);
             let deadline = Instant::now() + STOP_TIMEOUT;
-            while watchdog
-                .try_wait()
-                .map_err(io_error("waiting for the database server"))?
-                .is_none()
-            {
+            while matches!(watchdog.try_wait(), Ok(None)) {
                 if Instant::now() >= deadline {
                     tracing::warn!(
                         pid = self.pid,
@@ -261,25 +275,36 @@ impl EmbeddedDatabase {
         if running(self.pid) && signal(self.pid, "TERM") {
             wait_until_gone(self.pid, STOP_TIMEOUT);
         }
-        Ok(())
     }
 
     /// Starts the server under the watchdog and waits until it answers.
     fn launch(&mut self) -> Result<(), EmbeddedError> {
+        // (Re)create the socket directory: a failed restart has removed it.
+        let mut builder = DirBuilder::new();
+        builder
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.run_dir)
+            .map_err(io_error("creating the socket directory"))?;
         let _ = std::fs::remove_file(&self.socket_path);
+        std::fs::write(
+            self.run_dir.join(INIT_FILE),
+            "CREATE DATABASE IF NOT EXISTS sqlgate;\n",
+        )
+        .map_err(io_error("writing the server's init file"))?;
         let log_path = self.options.data_dir.join(LOG_FILE);
+        let remove_data = if self.options.remove_on_stop {
+            "1"
+        } else {
+            "0"
+        };
         let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sqlgate-watchdog")
+            .args(["-c", WATCHDOG, "sqlgate-watchdog"])
             .args(&self.command)
             .env("LOG", &log_path)
             .env("DATA_DIR", &self.options.data_dir)
             .env("RUN_DIR", &self.run_dir)
-            .env(
-                "REMOVE_DATA",
-                u8::from(self.options.remove_on_stop).to_string(),
-            )
+            .env("REMOVE_DATA", remove_data)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -289,11 +314,8 @@ impl EmbeddedDatabase {
         let stdin = watchdog.stdin.take().expect("stdin is piped");
         // The watchdog prints the server's pid, then closes its stdout.
         let mut pid = String::new();
-        let read = watchdog
-            .stdout
-            .take()
-            .expect("stdout is piped")
-            .read_to_string(&mut pid);
+        let stdout = watchdog.stdout.take().expect("stdout is piped");
+        let read = { stdout }.read_to_string(&mut pid);
         self.pid = pid.trim().parse().unwrap_or(0);
         self.watchdog = Some((watchdog, stdin));
         read.map_err(io_error("reading the server's pid"))?;
@@ -305,14 +327,13 @@ impl EmbeddedDatabase {
             }
             let exited = !running(self.pid);
             if exited || Instant::now() >= deadline {
-                self.stop_and_wait()?;
-                let log = tail(&log_path);
-                let error = if exited {
-                    EmbeddedError::Start
+                self.stop_and_wait();
+                let log = last_lines(&std::fs::read_to_string(&log_path).unwrap_or_default());
+                return Err(if exited {
+                    EmbeddedError::Start(log)
                 } else {
-                    EmbeddedError::Timeout
-                };
-                return Err(error(log));
+                    EmbeddedError::Timeout(log)
+                });
             }
             std::thread::sleep(POLL);
         }
@@ -327,54 +348,57 @@ impl Drop for EmbeddedDatabase {
             let _ = std::thread::Builder::new()
                 .name("sqlgate-embedded-reaper".into())
                 .spawn(move || watchdog.wait());
+        } else {
+            // Killed (or stopped) already: no watchdog will clean up.
+            let _ = self.remove_dirs();
         }
     }
 }
 
 /// Creates the system tables of a new data directory.
-fn initialise(binary: &Path, mariadb: bool, data_dir: &Path) -> Result<(), EmbeddedError> {
+fn initialise(
+    binary: &Path,
+    mariadb: bool,
+    data_dir: &Path,
+    tmp_dir: &Path,
+) -> Result<(), EmbeddedError> {
     tracing::info!(data_dir = %data_dir.display(), "initialising a new data directory");
     let datadir = format!("--datadir={}", data_dir.display());
+    let tmpdir = format!("--tmpdir={}", tmp_dir.display());
     let mut command = if mariadb {
         let installer = find_binary(&["mariadb-install-db", "mysql_install_db"])
             .ok_or(EmbeddedError::NotFound("mariadb-install-db"))?;
         let mut command = Command::new(installer);
-        let method = "--auth-root-authentication-method=normal";
-        command.args(["--no-defaults", &datadir, method, "--skip-test-db"]);
+        let auth = "--auth-root-authentication-method=normal";
+        command.args(["--no-defaults", &datadir, auth, "--skip-test-db", &tmpdir]);
         command
     } else {
         let mut command = Command::new(binary);
-        command.args(["--no-defaults", "--initialize-insecure", &datadir]);
+        command.args(["--no-defaults", "--initialize-insecure", &datadir, &tmpdir]);
         command
     };
-    if is_root() {
-        command.arg("--user=root");
-    }
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_error("running the data directory initialiser"))?;
+    command.args(is_root().then_some("--user=root"));
+    let output = command.stdin(Stdio::null()).output();
+    let output = output.map_err(io_error("running the data directory initialiser"))?;
     if output.status.success() {
         return Ok(());
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Err(EmbeddedError::Init(data_dir.into(), last_lines(&text, 20)))
+    text += &String::from_utf8_lossy(&output.stderr);
+    Err(EmbeddedError::Init(data_dir.into(), last_lines(&text)))
 }
 
 /// Refuses a data directory whose pid file names a live server, after
 /// giving it `patience` to finish a shutdown (its owner may just have died).
 fn check_not_in_use(data_dir: &Path, patience: Duration) -> Result<(), EmbeddedError> {
-    let Ok(text) = std::fs::read_to_string(data_dir.join(PID_FILE)) else {
-        return Ok(());
-    };
-    let pid = text.trim().parse().unwrap_or(0);
+    let pid_file = std::fs::read_to_string(data_dir.join(PID_FILE)).unwrap_or_default();
+    let pid = pid_file.trim().parse().unwrap_or(0);
     if !is_server(pid) {
         return Ok(());
     }
     tracing::info!(
         pid,
-        "waiting for a previous server on this data directory to exit"
+        "waiting for the previous server on this data directory to exit"
     );
     if wait_until_gone(pid, patience) {
         return Ok(());
@@ -382,22 +406,25 @@ fn check_not_in_use(data_dir: &Path, patience: Duration) -> Result<(), EmbeddedE
     Err(EmbeddedError::InUse(pid, data_dir.into()))
 }
 
-/// A fresh, private directory for the socket, short enough for its path
-/// (unix socket paths are limited to about 100 bytes).
+/// A fresh directory for the socket and temporary files that only this user
+/// may enter, short enough for the socket's path (limited to ~100 bytes).
 fn create_run_dir() -> Result<PathBuf, EmbeddedError> {
-    let mut base = std::env::temp_dir();
-    if base.as_os_str().len() > 60 {
-        base = PathBuf::from("/tmp");
-    }
-    for attempt in 0.. {
-        let dir = base.join(format!("sqlgate-{}-{attempt}", std::process::id()));
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let temp = std::env::temp_dir();
+    let short = temp.as_os_str().len() <= 60 && !temp.to_string_lossy().contains(' ');
+    let base = if short { temp } else { PathBuf::from("/tmp") };
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("sqlgate-{}-{n}", std::process::id()));
         match DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {}
-            Err(e) => return Err(io_error(format!("creating {}", dir.display()))(e)),
+            // Left over by an earlier process with the same pid.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {}
+            result => {
+                let error = io_error(format!("creating {}", dir.display()));
+                return result.map(|()| dir).map_err(error);
+            }
         }
     }
-    unreachable!("the loop returns")
 }
 
 /// True when the server on `socket` sends its greeting (protocol 10).
@@ -410,7 +437,7 @@ fn server_answers(socket: &Path) -> bool {
     stream.read_exact(&mut header).is_ok() && header[4] == 10
 }
 
-/// The state letter and command name of a process, from /proc.
+/// A process's state letter and command name, from /proc/PID/stat.
 fn proc_stat(pid: u32) -> Option<(char, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.split_once(" (")?;
@@ -442,18 +469,15 @@ fn wait_until_gone(pid: u32, within: Duration) -> bool {
     true
 }
 
-/// Sends a signal with kill(1) (no unsafe code); true if it was delivered.
+/// Sends a signal with kill(1), so no unsafe code; true if it was delivered.
 fn signal(pid: u32, name: &str) -> bool {
-    pid != 0
-        && Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    let mut kill = Command::new("kill");
+    kill.args([format!("-{name}"), pid.to_string()])
+        .stderr(Stdio::null());
+    pid != 0 && kill.status().is_ok_and(|status| status.success())
 }
 
 fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
@@ -462,34 +486,29 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     let dirs: Vec<PathBuf> = std::env::split_paths(&path)
         .chain(EXTRA_DIRS.iter().map(PathBuf::from))
         .collect();
-    names
+    let mut candidates = names
         .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
+    candidates.find(|candidate| candidate.is_file())
 }
 
 /// Percent-encodes `text` for a URL path segment or query value.
 fn url_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{byte:02X}")),
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep_slash && b == b'/';
+    let encode = |b: u8| {
+        if keep(b) {
+            char::from(b).to_string()
+        } else {
+            format!("%{b:02X}")
         }
-    }
-    out
+    };
+    text.bytes().map(encode).collect()
 }
 
-fn tail(path: &Path) -> String {
-    last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 20)
-}
-
-fn last_lines(text: &str, count: usize) -> String {
+/// The last 20 lines of `text`.
+fn last_lines(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(count)..].join("\n")
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[cfg(test)]
@@ -502,6 +521,15 @@ mod tests {
             data_dir: std::env::temp_dir().join(dir),
             remove_on_stop: true,
         }
+    }
+
+    /// Waits (up to 30 s) until the watchdog has removed `dir`.
+    fn removed_soon(dir: &Path) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        !dir.exists()
     }
 
     #[test]
@@ -527,11 +555,10 @@ mod tests {
         let first = database.pid();
         database.kill();
         assert!(!running(first), "killed server is gone");
-        assert!(options.data_dir.exists(), "kill keeps the data");
+        assert!(options.data_dir.exists() && socket.parent().unwrap().exists());
         database.restart().expect("server restarts");
         assert_ne!(database.pid(), first);
-        assert_eq!(database.socket_path(), socket);
-        assert!(server_answers(&socket));
+        assert!(server_answers(&socket), "same socket after restart");
 
         let pid = database.pid();
         database.stop().unwrap();
@@ -547,15 +574,72 @@ mod tests {
         let pid = database.pid();
         assert!(is_server(pid));
         drop(database);
+        let gone = wait_until_gone(pid, Duration::from_secs(30));
+        assert!(gone, "server outlived its handle");
+        // The watchdog removes the directory right after the server exits.
+        assert!(
+            removed_soon(&options.data_dir),
+            "temporary data dir removed"
+        );
+    }
+
+    #[test]
+    fn dropping_a_killed_server_removes_its_directories() {
+        let options = temp_options("killed");
+        let mut database = EmbeddedDatabase::start(&options).expect("server starts");
+        let socket_dir = database.socket_path().parent().unwrap().to_path_buf();
+        database.kill();
+        drop(database);
+        assert!(!options.data_dir.exists() && !socket_dir.exists());
+    }
+
+    /// Run by `the_server_dies_with_its_owner` in a child process.
+    #[test]
+    #[ignore = "a helper: runs only as a child of another test"]
+    fn owner_process() {
+        let Some(dir) = std::env::var_os("SQLGATE_TEST_OWNER_DIR") else {
+            return;
+        };
+        let options = EmbeddedOptions {
+            data_dir: dir.into(),
+            remove_on_stop: true,
+        };
+        let database = EmbeddedDatabase::start(&options).expect("server starts");
+        println!("pid={}", database.pid());
+        // Hold the server until the parent kills us (or closes our stdin).
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    }
+
+    #[test]
+    fn the_server_dies_with_its_owner() {
+        use std::io::BufRead;
+        let options = temp_options("owner");
+        let mut owner = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "embedded::tests::owner_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("SQLGATE_TEST_OWNER_DIR", &options.data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+        let pid: u32 = lines
+            .find_map(|line| line.ok()?.strip_prefix("pid=")?.parse().ok())
+            .expect("the owner reports its server's pid");
+        assert!(is_server(pid));
+        owner.kill().unwrap(); // SIGKILL: no destructor runs
+        owner.wait().unwrap();
         assert!(
             wait_until_gone(pid, Duration::from_secs(30)),
-            "server outlived its handle"
+            "server outlived its owner"
         );
-        // The watchdog removes the directory right after the server exits.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while options.data_dir.exists() && Instant::now() < deadline {
-            std::thread::sleep(POLL);
-        }
-        assert!(!options.data_dir.exists(), "temporary data dir removed");
+        assert!(
+            removed_soon(&options.data_dir),
+            "temporary data dir removed"
+        );
     }
 }

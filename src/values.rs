@@ -362,7 +362,11 @@ fn push_clock(text: &mut String, hours: u32, minutes: u8, seconds: u8) {
 fn push_fraction(text: &mut String, micros: u32, digits: u8) {
     if digits > 0 {
         text.push('.');
-        push_digits(text, micros / 10u32.pow(6 - u32::from(digits)), u32::from(digits));
+        push_digits(
+            text,
+            micros / 10u32.pow(6 - u32::from(digits)),
+            u32::from(digits),
+        );
     }
 }
 

@@ -92,18 +92,20 @@ http {{
             .spawn()
             .expect("nginx starts");
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // From here on, Drop stops it whatever happens.
+        let nginx = Nginx {
+            child,
+            address,
+            dir,
+        };
         // Ready when it accepts connections.
         for _ in 0..250 {
             if tokio::net::TcpStream::connect(address).await.is_ok() {
-                return Some(Nginx {
-                    child,
-                    address,
-                    dir,
-                });
+                return Some(nginx);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("nginx did not start; see {}/error.log", dir.display());
+        panic!("nginx did not start; see {}/error.log", nginx.dir.display());
     }
 
     async fn client(&self) -> DatabaseClient<Channel> {
