@@ -23,7 +23,13 @@ impl GatewayProcess {
             .args(["--pool-min", &pool_max.to_string()])
             .args(["--pool-max", &(pool_max + 8).to_string()])
             .args(["--max-transactions", &pool_max.to_string()])
-            .env("RUST_LOG", "warn,sqlgate::server=info")
+            // SQLGATE_BENCH_GATEWAY_LOG=info (with ..._LOG_FILE) keeps the
+            // gateway's per-RPC timings for a closer look.
+            .env(
+                "RUST_LOG",
+                std::env::var("SQLGATE_BENCH_GATEWAY_LOG")
+                    .unwrap_or_else(|_| "warn,sqlgate::server=info".into()),
+            )
             .stderr(Stdio::piped())
             .spawn()?;
         let stderr = child.stderr.take().expect("piped");
@@ -42,7 +48,16 @@ impl GatewayProcess {
                     .to_string();
             }
         };
-        std::thread::spawn(move || lines.for_each(drop));
+        let log_file = std::env::var_os("SQLGATE_BENCH_GATEWAY_LOG_FILE");
+        std::thread::spawn(move || {
+            let mut file = log_file.and_then(|path| std::fs::File::create(path).ok());
+            for line in lines.map_while(Result::ok) {
+                if let Some(file) = file.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
+                }
+            }
+        });
         Ok(GatewayProcess { child, address })
     }
 
