@@ -24,6 +24,7 @@ use crate::{
 
 mod lease;
 mod reaper;
+mod tombstones;
 
 pub use lease::Lease;
 
@@ -40,11 +41,6 @@ pub struct TransactionSettings {
     pub acquire_timeout: Duration,
 }
 
-/// Remembered ends of transactions, so that a late call learns why its
-/// transaction is gone (expired, aborted, committed) instead of "not found".
-const TOMBSTONE_CAPACITY: usize = 100_000;
-const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
-
 /// The registry of open transactions. Cheap to clone.
 #[derive(Clone)]
 pub struct Transactions {
@@ -55,7 +51,7 @@ struct Registry {
     database: Database,
     settings: TransactionSettings,
     open: Mutex<HashMap<String, Arc<Transaction>>>,
-    ended: Mutex<HashMap<String, (EndReason, Instant)>>,
+    ended: Mutex<tombstones::Tombstones>,
     slots: Arc<Semaphore>,
     /// Wakes the reaper when a transaction begins (its timers may be the nearest).
     reaper_wakeup: Arc<Notify>,
@@ -115,7 +111,7 @@ impl Transactions {
                 database,
                 settings,
                 open: Mutex::new(HashMap::new()),
-                ended: Mutex::new(HashMap::new()),
+                ended: Mutex::new(Default::default()),
                 slots: Arc::new(Semaphore::new(settings.max_open)),
                 reaper_wakeup: Arc::new(Notify::new()),
                 draining: Default::default(),
@@ -256,7 +252,7 @@ impl Transactions {
         if let Some(transaction) = lock(&self.inner.open).get(id) {
             return Ok(transaction.clone());
         }
-        let ended = lock(&self.inner.ended).get(id).map(|(reason, _)| *reason);
+        let ended = lock(&self.inner.ended).get(id);
         Err(match ended {
             Some(reason) => ended_error(reason),
             None => GatewayError::TransactionNotFound(None),
@@ -282,14 +278,7 @@ impl Transactions {
     /// Removes an ended transaction from the registry and remembers why it ended.
     fn forget(&self, id: &str, reason: EndReason) {
         lock(&self.inner.open).remove(id);
-        let mut ended = lock(&self.inner.ended);
-        if ended.len() >= TOMBSTONE_CAPACITY {
-            let now = Instant::now();
-            ended.retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
-        }
-        if ended.len() < TOMBSTONE_CAPACITY {
-            ended.insert(id.to_string(), (reason, Instant::now()));
-        }
+        lock(&self.inner.ended).insert(id, reason, Instant::now());
     }
 
     fn database(&self) -> &Database {

@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Registry, TOMBSTONE_TTL, Transactions, lock};
+use super::{Registry, Transactions, lock};
 
 /// Longest sleep between two looks, so that tombstones get pruned too.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -46,6 +46,6 @@ fn reap_once(transactions: &Transactions, now: Instant) -> Instant {
             transactions.end_idle(&transaction, guard, reason);
         }
     }
-    lock(&transactions.inner.ended).retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
+    lock(&transactions.inner.ended).prune(now);
     next
 }

@@ -1,0 +1,85 @@
+//! Remembered ends of transactions, so that a late call learns why its
+//! transaction is gone (expired, aborted, committed) instead of "not found".
+//!
+//! Kept for a while and up to a number of entries; oldest first out. Pruning
+//! walks only the expired entries (they are in insertion order), because
+//! under load thousands of transactions end every second.
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use crate::errors::EndReason;
+
+/// How many ends are remembered at most.
+const CAPACITY: usize = 100_000;
+/// How long an end is remembered.
+const TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Why recently ended transactions ended.
+#[derive(Default)]
+pub(super) struct Tombstones {
+    reasons: HashMap<String, EndReason>,
+    /// Ids by time of end, oldest first.
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Tombstones {
+    /// Remembers that `id` ended for `reason`.
+    pub(super) fn insert(&mut self, id: &str, reason: EndReason, now: Instant) {
+        if self.order.len() >= CAPACITY
+            && let Some((_, oldest)) = self.order.pop_front()
+        {
+            self.reasons.remove(&oldest);
+        }
+        self.reasons.insert(id.to_string(), reason);
+        self.order.push_back((now, id.to_string()));
+    }
+
+    /// Why `id` ended, if it is remembered.
+    pub(super) fn get(&self, id: &str) -> Option<EndReason> {
+        self.reasons.get(id).copied()
+    }
+
+    /// Forgets ends older than the TTL.
+    pub(super) fn prune(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < TTL {
+                break;
+            }
+            let (_, id) = self.order.pop_front().expect("front exists");
+            self.reasons.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_then_forgets_in_order() {
+        let start = Instant::now();
+        let mut tombstones = Tombstones::default();
+        tombstones.insert("a", EndReason::Committed, start);
+        tombstones.insert("b", EndReason::IdleTimeout, start + Duration::from_secs(60));
+        assert_eq!(tombstones.get("a"), Some(EndReason::Committed));
+        tombstones.prune(start + TTL);
+        assert_eq!(tombstones.get("a"), None);
+        assert_eq!(tombstones.get("b"), Some(EndReason::IdleTimeout));
+        tombstones.prune(start + TTL + Duration::from_secs(60));
+        assert_eq!(tombstones.get("b"), None);
+    }
+
+    #[test]
+    fn capacity_drops_the_oldest() {
+        let now = Instant::now();
+        let mut tombstones = Tombstones::default();
+        for i in 0..CAPACITY + 1 {
+            tombstones.insert(&i.to_string(), EndReason::RolledBack, now);
+        }
+        assert_eq!(tombstones.get("0"), None);
+        assert_eq!(tombstones.get("1"), Some(EndReason::RolledBack));
+        assert_eq!(tombstones.reasons.len(), CAPACITY);
+    }
+}
