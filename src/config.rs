@@ -102,6 +102,50 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "SQLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Static bearer-token file: one `token,principal,role` per line (roles
+    /// read-only, read-write), reloaded on SIGHUP. Without it there is no
+    /// authentication.
+    #[arg(long, env = "SQLGATE_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// Allow listening on a non-loopback address without --auth-tokens-file.
+    #[arg(long, env = "SQLGATE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Read the database password from this file (its trailing newline is
+    /// ignored) instead of putting it in --database-url.
+    #[arg(long, env = "SQLGATE_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
+
+    /// Largest request message accepted, e.g. 4MiB.
+    #[arg(long, env = "SQLGATE_MAX_REQUEST_BYTES", default_value = "4MiB")]
+    pub max_request_bytes: ByteSize,
+
+    /// Most parameters one statement may have.
+    #[arg(long, env = "SQLGATE_MAX_PARAMS", default_value_t = 4096)]
+    pub max_params: usize,
+
+    /// Most statements one ExecuteBatch may have.
+    #[arg(long, env = "SQLGATE_MAX_BATCH_STATEMENTS", default_value_t = 1000)]
+    pub max_batch_statements: usize,
+
+    /// Most concurrent calls (HTTP/2 streams) on one client connection.
+    #[arg(
+        long,
+        env = "SQLGATE_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 200
+    )]
+    pub max_streams_per_connection: u32,
+
+    /// Most transactions one principal may have open at once (with
+    /// --auth-tokens-file; without it, --max-transactions applies to all).
+    #[arg(
+        long,
+        env = "SQLGATE_MAX_TRANSACTIONS_PER_PRINCIPAL",
+        default_value_t = 16
+    )]
+    pub max_transactions_per_principal: usize,
 }
 
 /// Where the gateway's database is.
@@ -144,6 +188,20 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// The bearer-token file, if authentication is on.
+    pub auth_tokens_file: Option<PathBuf>,
+    /// A file holding the database password.
+    pub database_password_file: Option<PathBuf>,
+    /// Largest request message, bytes.
+    pub max_request_bytes: usize,
+    /// Most parameters per statement.
+    pub max_params: usize,
+    /// Most statements per batch.
+    pub max_batch_statements: usize,
+    /// Most concurrent streams per client connection.
+    pub max_streams_per_connection: u32,
+    /// Most open transactions per principal.
+    pub max_transactions_per_principal: usize,
 }
 
 impl ServeArgs {
@@ -182,6 +240,28 @@ impl ServeArgs {
         if self.stream_batch_bytes.as_u64() == 0 {
             return Err("--stream-batch-bytes must be greater than zero".into());
         }
+        if self.auth_tokens_file.is_none()
+            && !self.insecure_no_auth
+            && !self.listen.ip().is_loopback()
+        {
+            return Err(format!(
+                "refusing to listen on {} without authentication: give --auth-tokens-file, or --insecure-no-auth to accept anyone",
+                self.listen
+            ));
+        }
+        if self.max_params == 0
+            || self.max_batch_statements == 0
+            || self.max_streams_per_connection == 0
+        {
+            return Err("--max-params, --max-batch-statements and --max-streams-per-connection must be at least 1".into());
+        }
+        if self.max_transactions_per_principal == 0 {
+            return Err("--max-transactions-per-principal must be at least 1".into());
+        }
+        let max_request_bytes = usize::try_from(self.max_request_bytes.as_u64())
+            .ok()
+            .filter(|bytes| *bytes >= 1024)
+            .ok_or("--max-request-bytes must be at least 1KiB")?;
         let database = match self.database_url {
             Some(url) if url.trim().is_empty() => {
                 return Err("--database-url is empty".into());
@@ -210,6 +290,13 @@ impl ServeArgs {
             stream_batch_bytes: self.stream_batch_bytes.as_u64(),
             shutdown_grace: self.shutdown_grace,
             log_format: self.log_format,
+            auth_tokens_file: self.auth_tokens_file,
+            database_password_file: self.database_password_file,
+            max_request_bytes,
+            max_params: self.max_params,
+            max_batch_statements: self.max_batch_statements,
+            max_streams_per_connection: self.max_streams_per_connection,
+            max_transactions_per_principal: self.max_transactions_per_principal,
         })
     }
 }
@@ -288,6 +375,10 @@ mod tests {
         );
         assert!(parse(&["--database-url", "postgres://x"]).is_err());
         assert!(parse(&["--listen", "nowhere"]).is_err());
+        assert!(parse(&["--listen", "0.0.0.0:50051"]).is_err());
+        assert!(parse(&["--listen", "0.0.0.0:50051", "--insecure-no-auth"]).is_ok());
+        assert!(parse(&["--listen", "0.0.0.0:50051", "--auth-tokens-file", "/x"]).is_ok());
+        assert!(parse(&["--max-params", "0"]).is_err());
     }
 
     #[test]

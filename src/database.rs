@@ -17,10 +17,18 @@ pub struct Database {
 }
 
 impl Database {
-    /// Creates the pools. Connections are opened lazily, so this succeeds even
-    /// while the database is unreachable.
-    pub fn new(url: &str, config: &Config) -> Result<Database, mysql_async::Error> {
-        let opts = Opts::from_url(url)?;
+    /// Creates the pools (with `password` instead of the URL's, if given).
+    /// Connections are opened lazily, so this succeeds even while the
+    /// database is unreachable.
+    pub fn new(
+        url: &str,
+        password: Option<String>,
+        config: &Config,
+    ) -> Result<Database, mysql_async::Error> {
+        let mut opts = Opts::from_url(url)?;
+        if password.is_some() {
+            opts = OptsBuilder::from_opts(opts).pass(password).into();
+        }
         let constraints = PoolConstraints::new(config.pool_min, config.pool_max)
             .expect("validated in config: pool_min <= pool_max");
         let pool_opts = PoolOpts::default()

@@ -10,6 +10,7 @@
 //! - [`streaming`] — ExecuteStream with backpressure;
 //! - [`values`] — converting between protobuf `Value`s and MySQL values;
 //! - [`database`] — the connection pool and its control connections;
+//! - [`auth`] — bearer tokens and the principal of each call;
 //! - [`errors`] — the gateway's error type and the one place it becomes a gRPC status;
 //! - [`health`] — the gRPC health service fed by database pings;
 //! - [`embedded`] — the private MariaDB/MySQL server used when no database URL is given;
@@ -17,6 +18,7 @@
 //! - [`telemetry`] — logging.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod database;
 pub mod embedded;

@@ -13,6 +13,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     api::{self, database_server::DatabaseServer},
+    auth::Authenticator,
     config::{Config, DatabaseTarget, redact_url},
     database::Database,
     embedded::{EmbeddedDatabase, EmbeddedOptions},
@@ -41,6 +42,17 @@ pub enum StartError {
     Listen {
         /// The address.
         address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bearer-token file could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::TokenFileError),
+    /// The database password file could not be read.
+    #[error("cannot read the database password file {path}: {source}")]
+    PasswordFile {
+        /// The file.
+        path: std::path::PathBuf,
         /// Why.
         source: std::io::Error,
     },
@@ -76,13 +88,30 @@ impl Gateway {
             }
         };
         tracing::info!(database = %redact_url(&url), "using database");
-        let database = Database::new(&url, &config).map_err(StartError::DatabaseUrl)?;
+        let password = match &config.database_password_file {
+            Some(path) => Some(read_password(path)?),
+            None => None,
+        };
+        let database = Database::new(&url, password, &config).map_err(StartError::DatabaseUrl)?;
+        let authenticator = match &config.auth_tokens_file {
+            Some(path) => {
+                let authenticator = Authenticator::load(path)?;
+                authenticator.reload_on_sighup();
+                tracing::info!(file = %path.display(), "bearer-token authentication is on");
+                Some(authenticator)
+            }
+            None => {
+                tracing::warn!("authentication is off: every caller may use the database");
+                None
+            }
+        };
         let transactions = Transactions::new(
             database.clone(),
             TransactionSettings {
                 idle_timeout: config.tx_idle_timeout,
                 max_lifetime: config.tx_max_lifetime,
                 max_open: config.max_transactions,
+                max_per_principal: config.max_transactions_per_principal,
                 acquire_timeout: config.acquire_timeout,
             },
         );
@@ -95,6 +124,8 @@ impl Gateway {
                 max_result_bytes: config.max_result_bytes,
                 stream_batch_bytes: config.stream_batch_bytes,
                 statement_timeout: config.statement_timeout,
+                max_params: config.max_params,
+                max_batch_statements: config.max_batch_statements,
             },
             streams_end,
         );
@@ -133,10 +164,14 @@ impl Gateway {
             // Notice clients that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(config.max_streams_per_connection))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(DatabaseServer::new(service));
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                DatabaseServer::new(service).max_decoding_message_size(config.max_request_bytes),
+                authenticate(authenticator),
+            ));
         let stop_signal = stop_serving.clone();
         let server = tokio::spawn(async move {
             let result = router
@@ -190,6 +225,29 @@ impl Gateway {
     pub fn shutdown_trigger(&self) -> Arc<Notify> {
         self.shutdown.clone()
     }
+}
+
+/// The interceptor in front of the Database service: with a token file, the
+/// caller's principal or UNAUTHENTICATED; without one, everyone is let in
+/// (as the anonymous principal). Health and reflection stay open for probes.
+fn authenticate(
+    authenticator: Option<Authenticator>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    let mut check = authenticator.map(|a| a.interceptor());
+    move |request| match check.as_mut() {
+        Some(check) => check(request),
+        None => Ok(request),
+    }
+}
+
+/// Reads a password file; one trailing newline is not part of the password.
+fn read_password(path: &std::path::Path) -> Result<String, StartError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_string())
 }
 
 /// What shutdown has to stop, in order.

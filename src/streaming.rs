@@ -14,10 +14,11 @@ use tonic::Status;
 
 use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
+    auth::Principal,
     database::Database,
     errors::GatewayError,
-    service::{ExecuteStreamStream, Session, deadline},
-    statement::{RowConverter, Statement, describe_columns, stop_reading},
+    service::{ExecuteStreamStream, Session, deadline, for_caller},
+    statement::{RowConverter, Statement, StatementRules, describe_columns, stop_reading},
     telemetry::RpcLog,
     transactions::Transactions,
 };
@@ -37,6 +38,8 @@ pub struct StreamSettings {
     pub start_limit: Duration,
     /// The client's deadline for the whole stream, if it set one.
     pub client_timeout: Option<Duration>,
+    /// The rules the caller's statement must follow.
+    pub rules: StatementRules,
 }
 
 type Sender = mpsc::Sender<Result<ExecuteStreamResponse, Status>>;
@@ -46,6 +49,7 @@ pub fn start(
     database: Database,
     transactions: Transactions,
     request: api::ExecuteRequest,
+    principal: Principal,
     settings: StreamSettings,
     log: RpcLog,
     mut end_streams: tokio::sync::watch::Receiver<bool>,
@@ -55,7 +59,14 @@ pub fn start(
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             let work = async {
-                let work = stream_result(&database, &transactions, request, settings, &sender);
+                let work = stream_result(
+                    &database,
+                    &transactions,
+                    request,
+                    &principal,
+                    settings,
+                    &sender,
+                );
                 match settings.client_timeout {
                     Some(limit) => deadline::within(limit, work).await,
                     // No timer in the hot loop when the client set no deadline.
@@ -66,7 +77,7 @@ pub fn start(
                 outcome = work => match outcome {
                     Ok(rows) => log.finish(rows, None),
                     Err(error) => {
-                        let status = Status::from(error);
+                        let status = Status::from(for_caller(error, &principal));
                         log.finish(0, Some(&status));
                         let _ = sender.send(Err(status)).await;
                     }
@@ -102,16 +113,18 @@ async fn stream_result(
     database: &Database,
     transactions: &Transactions,
     request: api::ExecuteRequest,
+    principal: &Principal,
     settings: StreamSettings,
     sender: &Sender,
 ) -> Result<u64, GatewayError> {
-    let statement = Statement::new(&request.sql, &request.params)?;
+    let statement = Statement::new(&request.sql, &request.params, &settings.rules)?;
     tracing::debug!(sql = statement.sql(), "execute stream");
     let open = Session::open(
         database,
         transactions,
         &request.transaction_id,
         request.begin.as_ref(),
+        principal,
     );
     let mut session = deadline::within(settings.start_limit, open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();

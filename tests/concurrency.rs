@@ -110,6 +110,10 @@ async fn transfer_with_retry(
             Err(status) if matches!(status.code(), Code::Aborted | Code::ResourceExhausted) => {
                 retries += 1;
                 assert!(retries < 1_000, "a transfer never got through: {status:?}");
+                if status.code() == Code::ResourceExhausted {
+                    // Back off, as the README tells clients to.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
             }
             Err(status) => panic!("unexpected failure: {status:?}"),
         }

@@ -99,6 +99,24 @@ pub enum GatewayError {
         limit: usize,
     },
 
+    /// The principal already has its --max-transactions-per-principal open.
+    #[error(
+        "too many open transactions for this principal (limit {limit}); commit or roll back open ones"
+    )]
+    TooManyTransactionsForPrincipal {
+        /// The --max-transactions-per-principal value.
+        limit: usize,
+    },
+
+    /// A read-only principal tried to write.
+    #[error("principal {principal} is read-only: {source}")]
+    ReadOnlyPrincipal {
+        /// The principal's name.
+        principal: String,
+        /// The database's refusal.
+        source: Box<GatewayError>,
+    },
+
     /// No pooled connection became free within the acquire timeout.
     #[error("no database connection became free within {0:?}; the pool is exhausted, retry later")]
     PoolExhausted(std::time::Duration),

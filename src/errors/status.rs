@@ -52,6 +52,13 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             (Code::ResourceExhausted, "TOO_MANY_TRANSACTIONS")
         }
         GatewayError::PoolExhausted(_) => (Code::ResourceExhausted, "POOL_EXHAUSTED"),
+        GatewayError::TooManyTransactionsForPrincipal { .. } => {
+            (Code::ResourceExhausted, "TOO_MANY_TRANSACTIONS")
+        }
+        GatewayError::ReadOnlyPrincipal { source, .. } => {
+            classify(source, metadata);
+            (Code::PermissionDenied, "READ_ONLY_PRINCIPAL")
+        }
         GatewayError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         GatewayError::InBatch {

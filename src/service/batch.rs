@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::{DatabaseService, deadline};
 use crate::{
     api,
+    auth::Principal,
     errors::GatewayError,
     statement::{self, Statement},
     transactions::Lease,
@@ -21,22 +22,36 @@ const SAVEPOINT: &str = "sqlgate_batch";
 pub(super) async fn execute_batch(
     service: &DatabaseService,
     request: api::ExecuteBatchRequest,
+    principal: &Principal,
     limit: Duration,
 ) -> Result<api::ExecuteBatchResponse, GatewayError> {
     if request.statements.is_empty() {
         return Err(GatewayError::InvalidRequest("statements is empty".into()));
     }
+    let max = service.limits.max_batch_statements;
+    if request.statements.len() > max {
+        return Err(GatewayError::InvalidRequest(format!(
+            "too many statements: {} (the limit is {max}, --max-batch-statements)",
+            request.statements.len()
+        )));
+    }
+    let rules = service.rules(principal);
     // Check every statement before touching the database.
     let statements = request
         .statements
         .iter()
         .enumerate()
-        .map(|(index, s)| Statement::new(&s.sql, &s.params).map_err(|e| in_batch(index, e)))
+        .map(|(index, s)| Statement::new(&s.sql, &s.params, &rules).map_err(|e| in_batch(index, e)))
         .collect::<Result<Vec<_>, _>>()?;
     // The time limit covers the statements; COMMIT, once sent, runs to its end.
     if request.transaction_id.is_empty() {
-        let mut lease =
-            deadline::within(limit, service.transactions.begin(request.options.as_ref())).await?;
+        let mut lease = deadline::within(
+            limit,
+            service
+                .transactions
+                .begin(request.options.as_ref(), principal),
+        )
+        .await?;
         let outcome = deadline::within(limit, run_all(service, &mut lease, &statements)).await;
         match outcome {
             Ok(results) => {
@@ -60,7 +75,7 @@ pub(super) async fn execute_batch(
         }
         let mut lease = service
             .transactions
-            .checkout(&request.transaction_id)
+            .checkout(&request.transaction_id, principal)
             .await?;
         let outcome = run_in_savepoint(service, &mut lease, &statements).await;
         if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {

@@ -8,9 +8,10 @@ use tracing::Instrument;
 
 use crate::{
     api::{self, database_server},
+    auth::{Principal, Role},
     database::Database,
     errors::GatewayError,
-    statement::{self, ResultLimits, Statement},
+    statement::{self, ResultLimits, Statement, StatementRules},
     streaming::{self, StreamSettings},
     telemetry::RpcLog,
     transactions::Transactions,
@@ -33,6 +34,10 @@ pub struct CallLimits {
     pub stream_batch_bytes: u64,
     /// --statement-timeout.
     pub statement_timeout: std::time::Duration,
+    /// --max-params.
+    pub max_params: usize,
+    /// --max-batch-statements.
+    pub max_batch_statements: usize,
 }
 
 /// The Database service.
@@ -70,6 +75,14 @@ impl DatabaseService {
             .map_or(statement_timeout, |client| client.min(statement_timeout))
     }
 
+    /// The rules `principal`'s statements must follow.
+    fn rules(&self, principal: &Principal) -> StatementRules {
+        StatementRules {
+            max_params: self.limits.max_params,
+            read_only: principal.role == Role::ReadOnly,
+        }
+    }
+
     fn result_limits(&self, client_max_rows: u64) -> ResultLimits {
         ResultLimits {
             max_rows: self.limits.max_result_rows,
@@ -81,14 +94,16 @@ impl DatabaseService {
     async fn execute(
         &self,
         request: api::ExecuteRequest,
+        principal: &Principal,
     ) -> Result<api::ExecuteResponse, GatewayError> {
-        let statement = Statement::new(&request.sql, &request.params)?;
+        let statement = Statement::new(&request.sql, &request.params, &self.rules(principal))?;
         tracing::debug!(sql = statement.sql(), "execute");
         let mut session = Session::open(
             &self.database,
             &self.transactions,
             &request.transaction_id,
             request.begin.as_ref(),
+            principal,
         )
         .await?;
         let limits = self.result_limits(request.max_rows);
@@ -114,8 +129,15 @@ impl DatabaseService {
         })
     }
 
-    async fn begin(&self, request: api::BeginRequest) -> Result<api::BeginResponse, GatewayError> {
-        let lease = self.transactions.begin(request.options.as_ref()).await?;
+    async fn begin(
+        &self,
+        request: api::BeginRequest,
+        principal: &Principal,
+    ) -> Result<api::BeginResponse, GatewayError> {
+        let lease = self
+            .transactions
+            .begin(request.options.as_ref(), principal)
+            .await?;
         let response = api::BeginResponse {
             transaction_id: lease.transaction().id().to_string(),
             idle_timeout: Some(to_proto_duration(lease.transaction().idle_timeout())),
@@ -130,14 +152,35 @@ fn to_proto_duration(duration: std::time::Duration) -> prost_types::Duration {
     prost_types::Duration::try_from(duration).expect("configured durations fit a protobuf Duration")
 }
 
+/// A read-only principal's refused write becomes PERMISSION_DENIED (the
+/// database says 1792, "read only transaction", for every write it stops).
+pub fn for_caller(error: GatewayError, principal: &Principal) -> GatewayError {
+    let refused_write = matches!(
+        &error,
+        GatewayError::Database(mysql_async::Error::Server(e)) if e.code == 1792
+    ) || matches!(&error, GatewayError::InBatch { source, .. } if source.mysql_errno() == Some(1792));
+    if principal.role == Role::ReadOnly && refused_write {
+        GatewayError::ReadOnlyPrincipal {
+            principal: principal.name.to_string(),
+            source: Box::new(error),
+        }
+    } else {
+        error
+    }
+}
+
 /// Runs an RPC's work inside its span, logs how it ended, and turns its
 /// error into a gRPC status.
 async fn serve<T>(
     log: RpcLog,
+    principal: &Principal,
     rows: impl FnOnce(&T) -> u64,
     work: impl Future<Output = Result<T, GatewayError>>,
 ) -> Result<Response<T>, Status> {
-    let result = work.instrument(log.span().clone()).await;
+    let result = work
+        .instrument(log.span().clone())
+        .await
+        .map_err(|error| for_caller(error, principal));
     match result {
         Ok(response) => {
             log.finish(rows(&response), None);
@@ -162,10 +205,11 @@ impl database_server::Database for DatabaseService {
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<api::ExecuteResponse>, Status> {
         let limit = self.time_limit(&request);
+        let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("Execute", &request.transaction_id);
-        let work = deadline::within(limit, self.execute(request));
-        serve(log, |r| r.rows.len() as u64, work).await
+        let work = deadline::within(limit, self.execute(request, &principal));
+        serve(log, &principal, |r| r.rows.len() as u64, work).await
     }
 
     type ExecuteStreamStream = ExecuteStreamStream;
@@ -179,13 +223,16 @@ impl database_server::Database for DatabaseService {
             client_max_rows: (request.get_ref().max_rows > 0).then_some(request.get_ref().max_rows),
             start_limit: self.time_limit(&request),
             client_timeout: deadline::client_timeout(request.metadata()),
+            rules: self.rules(&Principal::of(&request)),
         };
+        let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("ExecuteStream", &request.transaction_id);
         let stream = streaming::start(
             self.database.clone(),
             self.transactions.clone(),
             request,
+            principal,
             settings,
             log,
             self.end_streams.clone(),
@@ -198,24 +245,29 @@ impl database_server::Database for DatabaseService {
         request: Request<api::BeginRequest>,
     ) -> Result<Response<api::BeginResponse>, Status> {
         let limit = self.time_limit(&request);
+        let principal = Principal::of(&request);
         let log = RpcLog::start("Begin", "");
         let span = log.span().clone();
         let work = deadline::within(limit, async {
-            let response = self.begin(request.into_inner()).await?;
+            let response = self.begin(request.into_inner(), &principal).await?;
             span.record("transaction_id", response.transaction_id.as_str());
             Ok(response)
         });
-        serve(log, |_| 0, work).await
+        serve(log, &principal, |_| 0, work).await
     }
 
     async fn commit(
         &self,
         request: Request<api::CommitRequest>,
     ) -> Result<Response<api::CommitResponse>, Status> {
+        let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("Commit", &request.transaction_id);
-        serve(log, |_| 0, async {
-            let lease = self.transactions.checkout(&request.transaction_id).await?;
+        serve(log, &principal, |_| 0, async {
+            let lease = self
+                .transactions
+                .checkout(&request.transaction_id, &principal)
+                .await?;
             lease.commit().await?;
             Ok(api::CommitResponse {})
         })
@@ -226,10 +278,14 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::RollbackRequest>,
     ) -> Result<Response<api::RollbackResponse>, Status> {
+        let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("Rollback", &request.transaction_id);
-        serve(log, |_| 0, async {
-            let rolled_back = self.transactions.rollback(&request.transaction_id).await?;
+        serve(log, &principal, |_| 0, async {
+            let rolled_back = self
+                .transactions
+                .rollback(&request.transaction_id, &principal)
+                .await?;
             Ok(api::RollbackResponse { rolled_back })
         })
         .await
@@ -240,10 +296,12 @@ impl database_server::Database for DatabaseService {
         request: Request<api::ExecuteBatchRequest>,
     ) -> Result<Response<api::ExecuteBatchResponse>, Status> {
         let limit = self.time_limit(&request);
+        let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("ExecuteBatch", &request.transaction_id);
         let rows =
             |r: &api::ExecuteBatchResponse| r.results.iter().map(|s| s.rows.len() as u64).sum();
-        serve(log, rows, batch::execute_batch(self, request, limit)).await
+        let work = batch::execute_batch(self, request, &principal, limit);
+        serve(log, &principal, rows, work).await
     }
 }

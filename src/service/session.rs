@@ -1,9 +1,10 @@
 //! Where a call's statement runs: a pooled connection in autocommit mode, or
 //! an open transaction (possibly begun by this very call).
-use mysql_async::Conn;
+use mysql_async::{Conn, prelude::Queryable};
 
 use crate::{
     api::TransactionOptions,
+    auth::{Principal, Role},
     database::{Database, PooledConn},
     errors::GatewayError,
     transactions::{Lease, Transactions},
@@ -23,26 +24,38 @@ pub enum Session {
 }
 
 impl Session {
-    /// Opens the session that `transaction_id` and `begin` of a request ask for.
+    /// Opens the session that `transaction_id` and `begin` of a request ask
+    /// for. A read-only principal's autocommit connection is put in READ ONLY
+    /// mode (the reset on its return to the pool undoes that).
     pub async fn open(
         database: &Database,
         transactions: &Transactions,
         transaction_id: &str,
         begin: Option<&TransactionOptions>,
+        principal: &Principal,
     ) -> Result<Session, GatewayError> {
         match (transaction_id.is_empty(), begin) {
             (false, Some(_)) => Err(GatewayError::InvalidRequest(
                 "set either transaction_id or begin, not both".into(),
             )),
             (false, None) => Ok(Session::Transaction {
-                lease: transactions.checkout(transaction_id).await?,
+                lease: transactions.checkout(transaction_id, principal).await?,
                 begun_here: false,
             }),
             (true, Some(options)) => Ok(Session::Transaction {
-                lease: transactions.begin(Some(options)).await?,
+                lease: transactions.begin(Some(options), principal).await?,
                 begun_here: true,
             }),
-            (true, None) => Ok(Session::Autocommit(PooledConn::acquire(database).await?)),
+            (true, None) => {
+                let mut pooled = PooledConn::acquire(database).await?;
+                if principal.role == Role::ReadOnly {
+                    pooled
+                        .conn()
+                        .query_drop("SET SESSION TRANSACTION READ ONLY")
+                        .await?;
+                }
+                Ok(Session::Autocommit(pooled))
+            }
         }
     }
 

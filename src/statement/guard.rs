@@ -36,6 +36,34 @@ pub fn check_statement(sql: &str) -> Result<&str, GatewayError> {
     Ok(sql[..end].trim_end())
 }
 
+/// Refuses what would let a read-only caller out of read-only mode:
+/// `SET [SESSION] TRANSACTION ...`, `SET tx_read_only`/`transaction_read_only`
+/// and `SET STATEMENT ... FOR` (which can change them for one statement).
+pub fn check_read_only(sql: &str) -> Result<(), GatewayError> {
+    let tokens = tokenize(sql);
+    let mut words = tokens.iter().map(|t| t.text.to_ascii_uppercase());
+    if words.next().as_deref() != Some("SET") {
+        return Ok(());
+    }
+    let escapes = words.any(|word| {
+        let name = word
+            .trim_start_matches('@')
+            .trim_start_matches("SESSION.")
+            .trim_start_matches("LOCAL.")
+            .trim_start_matches("GLOBAL.");
+        matches!(
+            name,
+            "TRANSACTION" | "STATEMENT" | "TX_READ_ONLY" | "TRANSACTION_READ_ONLY"
+        )
+    });
+    if escapes {
+        return Err(refuse(
+            "a read-only principal cannot change the transaction access mode",
+        ));
+    }
+    Ok(())
+}
+
 fn refuse(message: &str) -> GatewayError {
     GatewayError::InvalidRequest(message.to_string())
 }
@@ -211,6 +239,23 @@ mod tests {
             "SELECT 'ROLLBACK'",
         ] {
             assert!(!refused(sql), "should pass: {sql}");
+        }
+    }
+
+    #[test]
+    fn read_only_callers_cannot_leave_read_only_mode() {
+        use super::check_read_only;
+        for sql in [
+            "SET SESSION TRANSACTION READ WRITE",
+            "set transaction read write",
+            "SET @@session.tx_read_only = 0",
+            "SET transaction_read_only = OFF",
+            "SET STATEMENT tx_read_only=0 FOR UPDATE t SET x = 1",
+        ] {
+            assert!(check_read_only(sql).is_err(), "{sql}");
+        }
+        for sql in ["SELECT 1", "SET @x = 1", "SET SESSION sql_mode = ''"] {
+            assert!(check_read_only(sql).is_ok(), "{sql}");
         }
     }
 

@@ -15,6 +15,15 @@ use crate::{
 
 pub mod guard;
 
+/// What a caller's statements must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct StatementRules {
+    /// Most parameters (--max-params).
+    pub max_params: usize,
+    /// The caller is read-only: it may not change the transaction access mode.
+    pub read_only: bool,
+}
+
 /// A checked statement with its converted parameters.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -24,8 +33,23 @@ pub struct Statement {
 
 impl Statement {
     /// Checks the SQL with the guard and converts the parameters.
-    pub fn new(sql: &str, params: &[api::Value]) -> Result<Statement, GatewayError> {
-        let sql = guard::check_statement(sql)?.to_string();
+    pub fn new(
+        sql: &str,
+        params: &[api::Value],
+        rules: &StatementRules,
+    ) -> Result<Statement, GatewayError> {
+        if params.len() > rules.max_params {
+            return Err(GatewayError::InvalidRequest(format!(
+                "too many parameters: {} (the limit is {}, --max-params)",
+                params.len(),
+                rules.max_params
+            )));
+        }
+        let sql = guard::check_statement(sql)?;
+        if rules.read_only {
+            guard::check_read_only(sql)?;
+        }
+        let sql = sql.to_string();
         let params = params
             .iter()
             .map(values::param_to_mysql)

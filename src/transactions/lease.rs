@@ -127,7 +127,7 @@ impl Lease {
         if let Some(mut guard) = self.guard.take() {
             *guard = TxState::Ended(reason);
         }
-        self.transactions.forget(&self.transaction.id, reason);
+        self.transactions.forget(&self.transaction, reason);
         tracing::debug!(transaction_id = %self.transaction.id, %reason, "transaction ended");
     }
 }

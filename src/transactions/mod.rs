@@ -18,6 +18,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     api::{IsolationLevel, TransactionOptions},
+    auth::{Principal, Role},
     database::Database,
     errors::{EndReason, GatewayError},
 };
@@ -37,6 +38,8 @@ pub struct TransactionSettings {
     pub max_lifetime: Duration,
     /// Most open transactions.
     pub max_open: usize,
+    /// Most open transactions of one principal.
+    pub max_per_principal: usize,
     /// Longest wait for a transaction slot.
     pub acquire_timeout: Duration,
 }
@@ -61,6 +64,8 @@ struct Registry {
 /// One open transaction.
 pub struct Transaction {
     id: String,
+    /// The principal that began it: nobody else can use it.
+    owner: Arc<str>,
     idle_timeout: Duration,
     expires_at: Instant,
     connection_id: u32,
@@ -131,14 +136,30 @@ impl Transactions {
         lock(&self.inner.open).len()
     }
 
-    /// Begins a transaction on its own connection and returns a lease on it,
-    /// so that a first statement can run before anyone else can use it.
-    pub async fn begin(&self, options: Option<&TransactionOptions>) -> Result<Lease, GatewayError> {
+    /// Begins a transaction of `principal` on its own connection and returns
+    /// a lease on it, so that a first statement can run before anyone else
+    /// can use it. A read-only principal's transactions are READ ONLY.
+    pub async fn begin(
+        &self,
+        options: Option<&TransactionOptions>,
+        principal: &Principal,
+    ) -> Result<Lease, GatewayError> {
         let registry = &self.inner;
         if self.is_draining() {
             return Err(GatewayError::ShuttingDown);
         }
         let settings = registry.settings;
+        // Without authentication every caller is the same anonymous
+        // principal: only the global limit (below) applies then.
+        let owned = lock(&registry.open)
+            .values()
+            .filter(|t| t.owner == principal.name)
+            .count();
+        if !principal.is_anonymous() && owned >= settings.max_per_principal {
+            return Err(GatewayError::TooManyTransactionsForPrincipal {
+                limit: settings.max_per_principal,
+            });
+        }
         let slot = tokio::time::timeout(
             settings.acquire_timeout,
             registry.slots.clone().acquire_owned(),
@@ -149,7 +170,7 @@ impl Transactions {
         })?
         .expect("the semaphore is never closed");
         let idle_timeout = requested_idle_timeout(options, settings.idle_timeout)?;
-        let start = start_statements(options)?;
+        let start = start_statements(options, principal.role == Role::ReadOnly)?;
         let mut conn = registry.database.acquire().await?;
         for sql in start {
             conn.query_drop(sql).await?;
@@ -157,6 +178,7 @@ impl Transactions {
         let now = Instant::now();
         let transaction = Arc::new(Transaction {
             id: new_transaction_id(),
+            owner: principal.name.clone(),
             idle_timeout,
             expires_at: now + settings.max_lifetime,
             connection_id: conn.id(),
@@ -177,10 +199,10 @@ impl Transactions {
         Ok(Lease::new(self.clone(), transaction, guard, conn))
     }
 
-    /// Takes the connection of an open transaction for one call, waiting for
-    /// calls already running on it to finish.
-    pub async fn checkout(&self, id: &str) -> Result<Lease, GatewayError> {
-        let transaction = self.find(id)?;
+    /// Takes the connection of `principal`'s open transaction for one call,
+    /// waiting for calls already running on it to finish.
+    pub async fn checkout(&self, id: &str, principal: &Principal) -> Result<Lease, GatewayError> {
+        let transaction = self.find(id, &principal.name)?;
         let mut guard = transaction.state.clone().lock_owned().await;
         let state = std::mem::replace(&mut *guard, TxState::Ended(EndReason::CallInterrupted));
         match state {
@@ -195,9 +217,9 @@ impl Transactions {
         }
     }
 
-    /// Rolls back a transaction if it is open; true when it was.
-    pub async fn rollback(&self, id: &str) -> Result<bool, GatewayError> {
-        let lease = match self.checkout(id).await {
+    /// Rolls back `principal`'s transaction if it is open; true when it was.
+    pub async fn rollback(&self, id: &str, principal: &Principal) -> Result<bool, GatewayError> {
+        let lease = match self.checkout(id, principal).await {
             Ok(lease) => lease,
             Err(GatewayError::TransactionNotFound(_))
             | Err(GatewayError::TransactionExpired(_))
@@ -248,11 +270,15 @@ impl Transactions {
         }
     }
 
-    fn find(&self, id: &str) -> Result<Arc<Transaction>, GatewayError> {
-        if let Some(transaction) = lock(&self.inner.open).get(id) {
+    /// An open transaction of `owner`. Another principal's transaction is
+    /// "not found", exactly as if the id did not exist.
+    fn find(&self, id: &str, owner: &str) -> Result<Arc<Transaction>, GatewayError> {
+        if let Some(transaction) = lock(&self.inner.open).get(id)
+            && &*transaction.owner == owner
+        {
             return Ok(transaction.clone());
         }
-        let ended = lock(&self.inner.ended).get(id);
+        let ended = lock(&self.inner.ended).get(id, owner);
         Err(match ended {
             Some(reason) => ended_error(reason),
             None => GatewayError::TransactionNotFound(None),
@@ -268,7 +294,7 @@ impl Transactions {
     ) {
         let state = std::mem::replace(&mut *guard, TxState::Ended(reason));
         drop(guard);
-        self.forget(&transaction.id, reason);
+        self.forget(transaction, reason);
         if let TxState::Open(conn) = state {
             tracing::info!(transaction_id = %transaction.id, %reason, "transaction rolled back by the gateway");
             tokio::spawn(roll_back_and_release(conn));
@@ -276,9 +302,9 @@ impl Transactions {
     }
 
     /// Removes an ended transaction from the registry and remembers why it ended.
-    fn forget(&self, id: &str, reason: EndReason) {
-        lock(&self.inner.open).remove(id);
-        lock(&self.inner.ended).insert(id, reason, Instant::now());
+    fn forget(&self, transaction: &Transaction, reason: EndReason) {
+        lock(&self.inner.open).remove(&transaction.id);
+        lock(&self.inner.ended).insert(&transaction.id, &transaction.owner, reason, Instant::now());
     }
 
     fn database(&self) -> &Database {
@@ -309,9 +335,11 @@ async fn roll_back_and_release(mut conn: Conn) {
     }
 }
 
-/// The statements that start a transaction with these options.
+/// The statements that start a transaction with these options (READ ONLY
+/// also when `force_read_only`).
 fn start_statements(
     options: Option<&TransactionOptions>,
+    force_read_only: bool,
 ) -> Result<Vec<&'static str>, GatewayError> {
     let mut statements = Vec::with_capacity(2);
     let isolation = match options {
@@ -327,7 +355,7 @@ fn start_statements(
         IsolationLevel::RepeatableRead => Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
         IsolationLevel::Serializable => Some("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
     });
-    let read_only = options.is_some_and(|o| o.read_only);
+    let read_only = force_read_only || options.is_some_and(|o| o.read_only);
     statements.push(if read_only {
         "START TRANSACTION READ ONLY"
     } else {
@@ -406,14 +434,21 @@ mod tests {
 
     #[test]
     fn start_statements_follow_options() {
-        assert_eq!(start_statements(None).unwrap(), vec!["START TRANSACTION"]);
+        assert_eq!(
+            start_statements(None, false).unwrap(),
+            vec!["START TRANSACTION"]
+        );
+        assert_eq!(
+            start_statements(None, true).unwrap(),
+            vec!["START TRANSACTION READ ONLY"]
+        );
         let options = TransactionOptions {
             isolation: IsolationLevel::ReadCommitted as i32,
             read_only: true,
             idle_timeout: None,
         };
         assert_eq!(
-            start_statements(Some(&options)).unwrap(),
+            start_statements(Some(&options), false).unwrap(),
             vec![
                 "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
                 "START TRANSACTION READ ONLY"
@@ -423,6 +458,6 @@ mod tests {
             isolation: 42,
             ..Default::default()
         };
-        assert!(start_statements(Some(&unknown)).is_err());
+        assert!(start_statements(Some(&unknown), false).is_err());
     }
 }

@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::Arc;
+
 use crate::errors::EndReason;
 
 /// How many ends are remembered at most.
@@ -19,26 +21,29 @@ const TTL: Duration = Duration::from_secs(15 * 60);
 /// Why recently ended transactions ended.
 #[derive(Default)]
 pub(super) struct Tombstones {
-    reasons: HashMap<String, EndReason>,
+    reasons: HashMap<String, (EndReason, Arc<str>)>,
     /// Ids by time of end, oldest first.
     order: VecDeque<(Instant, String)>,
 }
 
 impl Tombstones {
-    /// Remembers that `id` ended for `reason`.
-    pub(super) fn insert(&mut self, id: &str, reason: EndReason, now: Instant) {
+    /// Remembers that `id`, owned by `owner`, ended for `reason`.
+    pub(super) fn insert(&mut self, id: &str, owner: &Arc<str>, reason: EndReason, now: Instant) {
         if self.order.len() >= CAPACITY
             && let Some((_, oldest)) = self.order.pop_front()
         {
             self.reasons.remove(&oldest);
         }
-        self.reasons.insert(id.to_string(), reason);
+        self.reasons.insert(id.to_string(), (reason, owner.clone()));
         self.order.push_back((now, id.to_string()));
     }
 
-    /// Why `id` ended, if it is remembered.
-    pub(super) fn get(&self, id: &str) -> Option<EndReason> {
-        self.reasons.get(id).copied()
+    /// Why `id` ended, if it is remembered and was `owner`'s.
+    pub(super) fn get(&self, id: &str, owner: &str) -> Option<EndReason> {
+        self.reasons
+            .get(id)
+            .filter(|(_, owned_by)| &**owned_by == owner)
+            .map(|(reason, _)| *reason)
     }
 
     /// Forgets ends older than the TTL.
@@ -60,26 +65,34 @@ mod tests {
     #[test]
     fn remembers_then_forgets_in_order() {
         let start = Instant::now();
+        let owner: Arc<str> = "alice".into();
         let mut tombstones = Tombstones::default();
-        tombstones.insert("a", EndReason::Committed, start);
-        tombstones.insert("b", EndReason::IdleTimeout, start + Duration::from_secs(60));
-        assert_eq!(tombstones.get("a"), Some(EndReason::Committed));
+        tombstones.insert("a", &owner, EndReason::Committed, start);
+        tombstones.insert(
+            "b",
+            &owner,
+            EndReason::IdleTimeout,
+            start + Duration::from_secs(60),
+        );
+        assert_eq!(tombstones.get("a", "alice"), Some(EndReason::Committed));
+        assert_eq!(tombstones.get("a", "mallory"), None);
         tombstones.prune(start + TTL);
-        assert_eq!(tombstones.get("a"), None);
-        assert_eq!(tombstones.get("b"), Some(EndReason::IdleTimeout));
+        assert_eq!(tombstones.get("a", "alice"), None);
+        assert_eq!(tombstones.get("b", "alice"), Some(EndReason::IdleTimeout));
         tombstones.prune(start + TTL + Duration::from_secs(60));
-        assert_eq!(tombstones.get("b"), None);
+        assert_eq!(tombstones.get("b", "alice"), None);
     }
 
     #[test]
     fn capacity_drops_the_oldest() {
         let now = Instant::now();
+        let owner: Arc<str> = "alice".into();
         let mut tombstones = Tombstones::default();
         for i in 0..CAPACITY + 1 {
-            tombstones.insert(&i.to_string(), EndReason::RolledBack, now);
+            tombstones.insert(&i.to_string(), &owner, EndReason::RolledBack, now);
         }
-        assert_eq!(tombstones.get("0"), None);
-        assert_eq!(tombstones.get("1"), Some(EndReason::RolledBack));
+        assert_eq!(tombstones.get("0", "alice"), None);
+        assert_eq!(tombstones.get("1", "alice"), Some(EndReason::RolledBack));
         assert_eq!(tombstones.reasons.len(), CAPACITY);
     }
 }
