@@ -109,6 +109,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<PathBuf>,
 
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "SQLGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "SQLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "SQLGATE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Allow listening on a non-loopback address without --auth-tokens-file.
     #[arg(long, env = "SQLGATE_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -157,6 +169,17 @@ pub enum DatabaseTarget {
     Embedded { data_dir: PathBuf },
 }
 
+/// The PEM files of the listener's TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// CA that client certificates must chain to (mutual TLS), if any.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// Validated gateway settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -190,6 +213,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The bearer-token file, if authentication is on.
     pub auth_tokens_file: Option<PathBuf>,
+    /// TLS on the listener, if configured.
+    pub tls: Option<TlsFiles>,
     /// A file holding the database password.
     pub database_password_file: Option<PathBuf>,
     /// Largest request message, bytes.
@@ -241,11 +266,12 @@ impl ServeArgs {
             return Err("--stream-batch-bytes must be greater than zero".into());
         }
         if self.auth_tokens_file.is_none()
+            && self.tls_client_ca.is_none()
             && !self.insecure_no_auth
             && !self.listen.ip().is_loopback()
         {
             return Err(format!(
-                "refusing to listen on {} without authentication: give --auth-tokens-file, or --insecure-no-auth to accept anyone",
+                "refusing to listen on {} without authentication: give --auth-tokens-file (or --tls-client-ca), or --insecure-no-auth to accept anyone",
                 self.listen
             ));
         }
@@ -291,6 +317,14 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             log_format: self.log_format,
             auth_tokens_file: self.auth_tokens_file,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca,
+                }),
+                _ => None,
+            },
             database_password_file: self.database_password_file,
             max_request_bytes,
             max_params: self.max_params,

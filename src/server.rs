@@ -8,7 +8,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -56,6 +56,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// A TLS file could not be read or used.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
     /// The reflection service could not be built (a bug).
     #[error("could not build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -160,7 +163,14 @@ impl Gateway {
 
         let shutdown = Arc::new(Notify::new());
         let stop_serving = Arc::new(Notify::new());
-        let router = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(files) = &config.tls {
+            builder = builder
+                .tls_config(tls_config(files)?)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            tracing::info!(mutual = files.client_ca.is_some(), "serving TLS");
+        }
+        let router = builder
             // Notice clients that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -238,6 +248,21 @@ fn authenticate(
         Some(check) => check(request),
         None => Ok(request),
     }
+}
+
+/// The listener's TLS from PEM files; with a client CA, client certificates
+/// are required.
+fn tls_config(files: &crate::config::TlsFiles) -> Result<ServerTlsConfig, StartError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| StartError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
 }
 
 /// Reads a password file; one trailing newline is not part of the password.

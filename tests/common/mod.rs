@@ -83,9 +83,12 @@ impl TestGateway {
         adjust(&mut config);
         let gateway = Gateway::start(config).await.expect("the gateway starts");
         let address = gateway.local_addr();
-        let client = DatabaseClient::connect(format!("http://{address}"))
-            .await
-            .expect("the gRPC client connects");
+        // Lazy: connects on first use (a TLS gateway needs its own client).
+        let client = DatabaseClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect_lazy(),
+        );
         TestGateway {
             client,
             address,
