@@ -130,6 +130,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_DATABASE_PASSWORD_FILE")]
     pub database_password_file: Option<PathBuf>,
 
+    /// Serve Prometheus metrics on http://ADDRESS/metrics (off by default).
+    #[arg(long, env = "SQLGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Largest request message accepted, e.g. 4MiB.
     #[arg(long, env = "SQLGATE_MAX_REQUEST_BYTES", default_value = "4MiB")]
     pub max_request_bytes: ByteSize,
@@ -217,6 +221,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// A file holding the database password.
     pub database_password_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest request message, bytes.
     pub max_request_bytes: usize,
     /// Most parameters per statement.
@@ -326,6 +332,7 @@ impl ServeArgs {
                 _ => None,
             },
             database_password_file: self.database_password_file,
+            metrics_listen: self.metrics_listen,
             max_request_bytes,
             max_params: self.max_params,
             max_batch_statements: self.max_batch_statements,

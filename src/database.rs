@@ -89,6 +89,11 @@ impl Database {
         }
     }
 
+    /// The main pool's counters (connections in use, idle, waiting).
+    pub fn pool_metrics(&self) -> std::sync::Arc<mysql_async::Metrics> {
+        self.pool.metrics()
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), mysql_async::Error> {
         let mut conn = self.control.get_conn().await?;

@@ -15,6 +15,7 @@
 //! - [`health`] — the gRPC health service fed by database pings;
 //! - [`embedded`] — the private MariaDB/MySQL server used when no database URL is given;
 //! - [`shutdown`] — the signals that start a graceful shutdown;
+//! - [`stats`] — Prometheus metrics;
 //! - [`telemetry`] — logging.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod statement;
+pub mod stats;
 pub mod streaming;
 pub mod telemetry;
 pub mod transactions;

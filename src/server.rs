@@ -56,6 +56,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics exporter could not start.
+    #[error("cannot serve metrics: {0}")]
+    Metrics(String),
     /// A TLS file could not be read or used.
     #[error("TLS setup failed: {0}")]
     Tls(String),
@@ -133,6 +136,14 @@ impl Gateway {
             streams_end,
         );
 
+        if let Some(address) = config.metrics_listen {
+            crate::stats::install(address).map_err(|e| StartError::Metrics(e.to_string()))?;
+            tokio::spawn(crate::stats::refresh_gauges(
+                database.clone(),
+                transactions.clone(),
+            ));
+            tracing::info!(%address, "serving Prometheus metrics at /metrics");
+        }
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_status(&reporter, ServingStatus::NotServing).await;
         let monitor = tokio::spawn(health::monitor(database.clone(), reporter.clone()));

@@ -175,6 +175,7 @@ async fn send_rows(
         batch_bytes += size as u64;
         row_count += 1;
         if batch_bytes >= settings.batch_bytes {
+            crate::stats::record_streamed(batch.len(), batch_bytes);
             send(
                 sender,
                 Part::Rows(api::RowBatch {
@@ -186,6 +187,7 @@ async fn send_rows(
         }
     }
     if !batch.is_empty() {
+        crate::stats::record_streamed(batch.len(), batch_bytes);
         send(sender, Part::Rows(api::RowBatch { rows: batch })).await?;
     }
     let summary = api::ResultSummary {

@@ -21,6 +21,7 @@ pub fn init(format: LogFormat) {
 
 /// The span and timer of one RPC.
 pub struct RpcLog {
+    method: &'static str,
     span: Span,
     started: Instant,
 }
@@ -38,6 +39,7 @@ impl RpcLog {
             span.record("transaction_id", transaction_id);
         }
         RpcLog {
+            method,
             span,
             started: Instant::now(),
         }
@@ -57,7 +59,10 @@ impl RpcLog {
     pub fn finish(self, rows: u64, error: Option<&tonic::Status>) {
         let _entered = self.span.enter();
         self.span.record("rows", rows);
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.started.elapsed();
+        let code = error.map_or(tonic::Code::Ok, |status| status.code());
+        crate::stats::record_rpc(self.method, code, elapsed);
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
         match error {
             None => tracing::info!(duration_ms, code = "OK", "rpc finished"),
             Some(status) => tracing::info!(

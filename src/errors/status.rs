@@ -35,6 +35,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             let code = mysql_codes::code_for(e);
             match e {
                 mysql_async::Error::Server(server) => {
+                    crate::stats::record_database_error(server.code);
                     metadata.insert("errno".into(), server.code.to_string());
                     metadata.insert("sqlstate".into(), server.state.clone());
                     (code, "MYSQL_ERROR")

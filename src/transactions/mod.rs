@@ -303,6 +303,7 @@ impl Transactions {
 
     /// Removes an ended transaction from the registry and remembers why it ended.
     fn forget(&self, transaction: &Transaction, reason: EndReason) {
+        crate::stats::record_transaction_end(reason);
         lock(&self.inner.open).remove(&transaction.id);
         lock(&self.inner.ended).insert(&transaction.id, &transaction.owner, reason, Instant::now());
     }

@@ -1,0 +1,82 @@
+//! Prometheus metrics: what is counted where, and the `/metrics` exporter
+//! (`--metrics-listen`). Without the exporter the recording calls do nothing.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `sqlgate_rpc_requests_total` | counter | `method`, `code` |
+//! | `sqlgate_rpc_duration_seconds` | histogram | `method`, `code` |
+//! | `sqlgate_pool_connections` | gauge | `state` = `in_use`, `idle` |
+//! | `sqlgate_pool_waiting` | gauge | |
+//! | `sqlgate_open_transactions` | gauge | |
+//! | `sqlgate_transactions_ended_total` | counter | `reason` |
+//! | `sqlgate_streamed_rows_total`, `sqlgate_streamed_bytes_total` | counter | |
+//! | `sqlgate_database_errors_total` | counter | `errno` |
+//!
+//! No label carries SQL text, parameter values, transaction ids or secrets.
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
+
+use crate::{database::Database, errors::EndReason, transactions::Transactions};
+
+/// How often the gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts the exporter on `address` (must run inside the tokio runtime).
+pub fn install(address: SocketAddr) -> Result<(), BuildError> {
+    PrometheusBuilder::new()
+        .with_http_listener(address)
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])?
+        .install()
+}
+
+/// One finished RPC.
+pub fn record_rpc(method: &'static str, code: tonic::Code, duration: Duration) {
+    let code = format!("{code:?}");
+    counter!("sqlgate_rpc_requests_total", "method" => method, "code" => code.clone()).increment(1);
+    histogram!("sqlgate_rpc_duration_seconds", "method" => method, "code" => code)
+        .record(duration.as_secs_f64());
+}
+
+/// A transaction ended.
+pub fn record_transaction_end(reason: EndReason) {
+    let reason = match reason {
+        EndReason::Committed => "committed",
+        EndReason::RolledBack => "rolled_back",
+        EndReason::IdleTimeout => "expired_idle",
+        EndReason::MaxLifetime => "expired_lifetime",
+        EndReason::CallInterrupted => "aborted_interrupted",
+        EndReason::DatabaseAborted => "aborted_database",
+        EndReason::Shutdown => "aborted_shutdown",
+    };
+    counter!("sqlgate_transactions_ended_total", "reason" => reason).increment(1);
+}
+
+/// A batch of streamed rows was sent.
+pub fn record_streamed(rows: usize, bytes: u64) {
+    counter!("sqlgate_streamed_rows_total").increment(rows as u64);
+    counter!("sqlgate_streamed_bytes_total").increment(bytes);
+}
+
+/// The database reported error `errno`.
+pub fn record_database_error(errno: u16) {
+    counter!("sqlgate_database_errors_total", "errno" => errno.to_string()).increment(1);
+}
+
+/// Refreshes the pool and transaction gauges every second, forever.
+pub async fn refresh_gauges(database: Database, transactions: Transactions) {
+    loop {
+        let pool = database.pool_metrics();
+        gauge!("sqlgate_pool_connections", "state" => "in_use")
+            .set(pool.connections_in_use.load(Ordering::Relaxed) as f64);
+        gauge!("sqlgate_pool_connections", "state" => "idle")
+            .set(pool.connections_in_pool.load(Ordering::Relaxed) as f64);
+        gauge!("sqlgate_pool_waiting")
+            .set(pool.active_wait_requests.load(Ordering::Relaxed) as f64);
+        gauge!("sqlgate_open_transactions").set(transactions.open_count() as f64);
+        tokio::time::sleep(GAUGE_INTERVAL).await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Prometheus metrics on --metrics-listen: RPCs by method and code, pool and
+//! transaction gauges, transaction ends, streamed rows, database errors by
+//! errno — and no secrets or SQL in any of it.
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use sqlgate::api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient};
+use tokio_stream::StreamExt;
+
+/// A port that was free a moment ago (the exporter cannot report the one it got).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET /metrics (with curl, which every Debian machine has).
+fn scrape(port: u16) -> Option<String> {
+    let output = Command::new("curl")
+        .args([
+            "-sf",
+            "-m",
+            "5",
+            &format!("http://127.0.0.1:{port}/metrics"),
+        ])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happens() {
+    let (_, url) = fresh_database().await;
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--database-url", &url])
+        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the gateway logs its address").unwrap();
+        if line.contains("listening for gRPC") {
+            let start = line.find("\"address\":\"").unwrap() + 11;
+            break line[start..].split('"').next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut client = DatabaseClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+
+    execute(&mut client, "CREATE TABLE t (id INT PRIMARY KEY)", vec![])
+        .await
+        .unwrap();
+    execute(&mut client, "INSERT INTO t VALUES (1)", vec![])
+        .await
+        .unwrap();
+    let secret = "no_such_table_secret_name";
+    execute(&mut client, &format!("SELECT * FROM {secret}"), vec![])
+        .await
+        .unwrap_err();
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    client
+        .commit(CommitRequest {
+            transaction_id: tx.clone(),
+        })
+        .await
+        .unwrap();
+    let mut stream = client
+        .execute_stream(ExecuteRequest {
+            sql: "SELECT seq FROM seq_1_to_1000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.next().await.is_some() {}
+
+    // Counters are visible at once; gauges within their refresh interval.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(port).unwrap_or_default();
+        if text.contains("sqlgate_open_transactions") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ok_executes = sample(
+        &text,
+        "sqlgate_rpc_requests_total{method=\"Execute\",code=\"Ok\"}",
+    );
+    assert_eq!(ok_executes, Some(2.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "sqlgate_rpc_requests_total{method=\"Execute\",code=\"NotFound\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "sqlgate_database_errors_total{errno=\"1146\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "sqlgate_transactions_ended_total{reason=\"committed\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "sqlgate_streamed_rows_total"), Some(1000.0));
+    assert!(sample(&text, "sqlgate_streamed_bytes_total").unwrap() > 0.0);
+    assert!(
+        text.contains("sqlgate_rpc_duration_seconds_bucket"),
+        "histogram"
+    );
+    assert!(text.contains("sqlgate_pool_connections{state=\"idle\"}"));
+    assert_eq!(sample(&text, "sqlgate_open_transactions"), Some(0.0));
+    assert!(
+        !text.contains(secret) && !text.contains(&tx),
+        "no SQL or ids in metrics"
+    );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
