@@ -13,8 +13,8 @@ pub fn code_for_server_error(errno: u16, sqlstate: &str) -> Code {
         // Duplicate key, table exists, database exists.
         1062 | 1050 | 1007 | 1586 => Code::AlreadyExists,
         // Syntax and data errors: the statement or its values are wrong.
-        1064 | 1149 | 1048 | 1406 | 1264 | 1366 | 1292 | 1365 | 1210 | 1241 | 1222 | 1367
-        | 1411 | 1690 | 3140 | 4025 | 4038 => Code::InvalidArgument,
+        1064 | 1149 | 1048 | 1406 | 1264 | 1366 | 1292 | 1365 | 1364 | 1210 | 1241 | 1222
+        | 1367 | 1411 | 1690 | 3140 | 4025 | 4038 => Code::InvalidArgument,
         // Unknown table, column, database, function, procedure.
         1146 | 1054 | 1109 | 1049 | 1051 | 1305 | 1630 => Code::NotFound,
         // Access denied.
