@@ -3,11 +3,7 @@
 //! errno — and no secrets or SQL in any of it.
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use common::*;
 use sqlgate::api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient};
@@ -51,22 +47,12 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 async fn metrics_count_what_happens() {
     let (_, url) = fresh_database().await;
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--database-url", &url])
-        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the gateway logs its address").unwrap();
-        if line.contains("listening for gRPC") {
-            let start = line.find("\"address\":\"").unwrap() + 11;
-            break line[start..].split('"').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let metrics_address = format!("127.0.0.1:{port}");
+    let process = GatewayProcess::start(
+        ["--database-url", &url, "--metrics-listen", &metrics_address],
+        &[],
+    );
+    let address = process.address.clone();
     let mut client = DatabaseClient::connect(format!("http://{address}"))
         .await
         .unwrap();
@@ -148,8 +134,5 @@ async fn metrics_count_what_happens() {
         "no SQL or ids in metrics"
     );
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(process.stop().await, Some(0));
 }

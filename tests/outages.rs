@@ -4,8 +4,7 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -185,67 +184,11 @@ async fn run_direct(url: &str, sql: &str) {
     conn.disconnect().await.unwrap();
 }
 
-/// A gateway process, started like an orchestrator would.
-struct GatewayProcess {
-    child: Child,
-    address: String,
-}
-
-impl GatewayProcess {
-    fn start(database_url: &str, extra: &[&str]) -> GatewayProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--database-url", database_url])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the sqlgate binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines.next().expect("the gateway logs its address").unwrap();
-            if line.contains("listening for gRPC") {
-                let start = line.find("\"address\":\"").expect("address field") + 11;
-                break line[start..].split('"').next().unwrap().to_string();
-            }
-        };
-        // Keep draining the log so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        GatewayProcess { child, address }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([name, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Waits for the process to exit; returns its exit code and how long it took.
-    async fn exit(mut self, within: Duration) -> (Option<i32>, Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), started.elapsed());
-            }
-            if started.elapsed() > within {
-                let _ = self.child.kill();
-                panic!("the gateway did not exit within {within:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_exits_cleanly() {
     let (_, url) = fresh_database().await;
     run_direct(&url, "CREATE TABLE t (id INT PRIMARY KEY)").await;
-    let process = GatewayProcess::start(&url, &["--shutdown-grace", "10s"]);
+    let process = GatewayProcess::start(["--database-url", &url, "--shutdown-grace", "10s"], &[]);
     let channel = Channel::from_shared(format!("http://{}", process.address))
         .unwrap()
         .connect()
@@ -296,7 +239,7 @@ async fn sigterm_drains_then_exits_cleanly() {
 async fn shutdown_rolls_back_what_is_left_after_the_grace_period() {
     let (database, url) = fresh_database().await;
     run_direct(&url, "CREATE TABLE t (id INT PRIMARY KEY)").await;
-    let process = GatewayProcess::start(&url, &["--shutdown-grace", "1s"]);
+    let process = GatewayProcess::start(["--database-url", &url, "--shutdown-grace", "1s"], &[]);
     let mut client = DatabaseClient::connect(format!("http://{}", process.address))
         .await
         .unwrap();

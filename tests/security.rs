@@ -2,11 +2,7 @@
 //! their principal, limits against abuse, hostile input, secrets.
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use common::*;
 use sqlgate::api::{
@@ -413,25 +409,16 @@ async fn the_password_can_come_from_a_file_and_is_never_logged() {
     }
     let password_file = token_file("password", &format!("{password}\n"));
     let app_url = url.replacen("mysql://root@", "mysql://app@", 1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--database-url", &app_url])
-        .arg("--database-password-file")
-        .arg(&password_file)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    let address = loop {
-        let line = lines.next().expect("the gateway logs its address").unwrap();
-        log.push_str(&line);
-        if line.contains("listening for gRPC") {
-            let start = line.find("\"address\":\"").unwrap() + 11;
-            break line[start..].split('"').next().unwrap().to_string();
-        }
-    };
+    let process = GatewayProcess::start(
+        [
+            "--database-url",
+            &app_url,
+            "--database-password-file",
+            password_file.to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "debug")],
+    );
+    let address = process.address.clone();
     let mut client = DatabaseClient::connect(format!("http://{address}"))
         .await
         .unwrap();
@@ -450,13 +437,8 @@ async fn the_password_can_come_from_a_file_and_is_never_logged() {
         connected,
         "the gateway connects with the password from the file"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    for line in lines.map_while(Result::ok) {
-        log.push_str(&line);
-    }
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = process.log();
+    assert_eq!(process.stop().await, Some(0));
     assert!(!log.contains(password), "the password appeared in the log");
 }
 
@@ -482,23 +464,16 @@ async fn non_loopback_listeners_need_authentication() {
 async fn sighup_reloads_the_token_file() {
     let (_, url) = fresh_database().await;
     let file = token_file("reload", &format!("{WRITER},bob,read-write\n"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--database-url", &url])
-        .arg("--auth-tokens-file")
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the gateway logs its address").unwrap();
-        if line.contains("listening for gRPC") {
-            let start = line.find("\"address\":\"").unwrap() + 11;
-            break line[start..].split('"').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let process = GatewayProcess::start(
+        [
+            "--database-url",
+            &url,
+            "--auth-tokens-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let address = process.address.clone();
     let mut client = DatabaseClient::connect(format!("http://{address}"))
         .await
         .unwrap();
@@ -511,9 +486,7 @@ async fn sighup_reloads_the_token_file() {
         Code::Unauthenticated
     );
     std::fs::write(&file, format!("{OTHER_WRITER},carol,read-write\n")).unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status();
+    process.signal("-HUP");
     let mut reloaded = false;
     for _ in 0..100 {
         if run(&mut client, OTHER_WRITER, "SELECT 1").await.is_ok() {
@@ -533,8 +506,5 @@ async fn sighup_reloads_the_token_file() {
             .code(),
         Code::Unauthenticated
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(process.stop().await, Some(0));
 }

@@ -3,6 +3,10 @@
 //! tests reach through the generated gRPC client only.
 #![allow(dead_code)]
 
+mod process;
+#[allow(unused_imports)] // not every test binary starts gateway processes
+pub use process::GatewayProcess;
+
 use std::{
     path::PathBuf,
     sync::{

@@ -1,0 +1,101 @@
+//! A gateway started as a separate process, the way an orchestrator runs it:
+//! for tests of signals, exit codes, flags and logs.
+use std::{
+    ffi::OsStr,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// A running `sqlgate serve` (JSON logs, listening on 127.0.0.1:0).
+pub struct GatewayProcess {
+    child: Child,
+    /// The address it listens on for gRPC.
+    pub address: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl GatewayProcess {
+    /// Starts `sqlgate serve --listen 127.0.0.1:0 --log-format json ARGS`
+    /// with extra environment `env`; returns once it listens.
+    pub fn start<I, S>(args: I, env: &[(&str, &str)]) -> GatewayProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the sqlgate binary starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        let address = loop {
+            let line = lines.next().expect("the gateway logs its address").unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("listening for gRPC") {
+                let start = line.find("\"address\":\"").expect("address field") + 11;
+                break line[start..].split('"').next().unwrap().to_string();
+            }
+        };
+        // Keep reading the log, so the process never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(log));
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        GatewayProcess {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// Sends a signal, e.g. "-TERM".
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit; returns its exit code and how long it took.
+    pub async fn exit(mut self, within: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("the gateway did not exit within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit code once it has exited.
+    pub async fn stop(self) -> Option<i32> {
+        self.signal("-TERM");
+        self.exit(Duration::from_secs(30)).await.0
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
