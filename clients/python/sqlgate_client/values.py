@@ -1,0 +1,79 @@
+"""Python values <-> sqlgate Values, exactly (no float for DECIMAL, no precision loss)."""
+import datetime
+import decimal
+import json
+
+from sqlgate.v1 import sqlgate_pb2 as pb
+
+
+class Json:
+    """Marks a Python object to be sent as json_value."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+def _time_text(delta):
+    micros = delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds
+    sign = "-" if micros < 0 else ""
+    micros = abs(micros)
+    hours, rest = divmod(micros, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}.{fraction:06d}"
+
+
+def to_value(v):
+    if v is None:
+        return pb.Value(null_value=pb.NULL_VALUE)
+    if isinstance(v, bool):
+        return pb.Value(bool_value=v)
+    if isinstance(v, int):
+        return pb.Value(uint64_value=v) if v > 2**63 - 1 else pb.Value(int64_value=v)
+    if isinstance(v, float):
+        return pb.Value(double_value=v)
+    if isinstance(v, str):
+        return pb.Value(string_value=v)
+    if isinstance(v, (bytes, bytearray)):
+        return pb.Value(bytes_value=bytes(v))
+    if isinstance(v, decimal.Decimal):
+        return pb.Value(decimal_value=str(v))
+    if isinstance(v, datetime.datetime):
+        return pb.Value(datetime_value=v.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    if isinstance(v, datetime.date):
+        return pb.Value(date_value=v.isoformat())
+    if isinstance(v, datetime.timedelta):
+        return pb.Value(time_value=_time_text(v))
+    if isinstance(v, Json):
+        return pb.Value(json_value=json.dumps(v.obj))
+    raise TypeError(f"cannot send {type(v).__name__} as a SQL value")
+
+
+def _parse_time(text):
+    negative = text.startswith("-")
+    clock, _, fraction = text.lstrip("-").partition(".")
+    hours, minutes, seconds = (int(p) for p in clock.split(":"))
+    micros = int((fraction + "000000")[:6]) if fraction else 0
+    delta = datetime.timedelta(hours=hours, minutes=minutes, seconds=seconds, microseconds=micros)
+    return -delta if negative else delta
+
+
+def from_value(value):
+    kind = value.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    raw = getattr(value, kind)
+    if kind == "decimal_value":
+        return decimal.Decimal(raw)
+    if kind == "date_value":
+        # MySQL's zero date has no datetime.date: it stays text.
+        return raw if raw.startswith("0000") else datetime.date.fromisoformat(raw)
+    if kind == "datetime_value":
+        if raw.startswith("0000"):
+            return raw
+        return datetime.datetime.strptime(raw, "%Y-%m-%d %H:%M:%S.%f" if "." in raw else "%Y-%m-%d %H:%M:%S")
+    if kind == "time_value":
+        return _parse_time(raw)
+    if kind == "json_value":
+        return json.loads(raw)
+    return raw  # int64, uint64, double, float, bool, string, bytes
