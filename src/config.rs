@@ -134,6 +134,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Connect to the database over TLS, verifying its certificate against
+    /// this CA (PEM). Use a TCP --database-url (TLS does not apply to unix
+    /// sockets).
+    #[arg(long, env = "SQLGATE_DATABASE_SSL_CA")]
+    pub database_ssl_ca: Option<PathBuf>,
+
     /// Largest request message accepted, e.g. 4MiB.
     #[arg(long, env = "SQLGATE_MAX_REQUEST_BYTES", default_value = "4MiB")]
     pub max_request_bytes: ByteSize,
@@ -221,6 +227,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// A file holding the database password.
     pub database_password_file: Option<PathBuf>,
+    /// CA to verify the database's TLS certificate with; TLS to the database when set.
+    pub database_ssl_ca: Option<PathBuf>,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// Largest request message, bytes.
@@ -332,6 +340,7 @@ impl ServeArgs {
                 _ => None,
             },
             database_password_file: self.database_password_file,
+            database_ssl_ca: self.database_ssl_ca,
             metrics_listen: self.metrics_listen,
             max_request_bytes,
             max_params: self.max_params,

@@ -2,7 +2,9 @@
 //! running statement and checking that the database answers.
 use std::time::Duration;
 
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, prelude::Queryable};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, prelude::Queryable,
+};
 
 use crate::{config::Config, errors::GatewayError};
 
@@ -28,6 +30,17 @@ impl Database {
         let mut opts = Opts::from_url(url)?;
         if password.is_some() {
             opts = OptsBuilder::from_opts(opts).pass(password).into();
+        }
+        if let Some(ca) = &config.database_ssl_ca {
+            // Verify the server against this CA only; and stay on TCP (by
+            // default the driver may switch to a local unix socket, without TLS).
+            let ssl = SslOpts::default()
+                .with_root_certs(vec![ca.clone().into()])
+                .with_disable_built_in_roots(true);
+            opts = OptsBuilder::from_opts(opts)
+                .ssl_opts(ssl)
+                .prefer_socket(false)
+                .into();
         }
         let constraints = PoolConstraints::new(config.pool_min, config.pool_max)
             .expect("validated in config: pool_min <= pool_max");
