@@ -2,7 +2,7 @@
 //!
 //! The crate is laid out by concern:
 //! - [`config`] — the command line and the validated settings it produces;
-//! - [`api`] — the generated protobuf types and service traits;
+//! - [`api`] — the generated protobuf types and service traits ([`codec`]: their codec);
 //! - [`server`] — wiring the gRPC server and the order of start-up and shutdown;
 //! - [`service`] — the `Database` RPCs, thin glue over the modules below;
 //! - [`transactions`] — transactions pinned to pooled connections, their ids and expiry;
@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod database;
 pub mod embedded;

@@ -1,10 +1,13 @@
 //! Converting between protobuf `Value`s and MySQL values.
 //!
 //! Results: which case a cell takes follows only from its column's type (see
-//! [`CellKind::for_column`] and the README's type table). Parameters: each case
-//! becomes the MySQL value the binary protocol sends; text forms of dates,
-//! times and decimals are checked here so that bad input fails before it
-//! reaches the database. Messages never contain the values themselves.
+//! [`CellKind::for_column`] and the README's type table), never from the
+//! value. Parameters: each case becomes the value the binary protocol sends;
+//! the text forms of dates, times and decimals are checked here so that bad
+//! input fails before it reaches the database.
+//!
+//! Error messages are static text: they name the case and the expected form
+//! and never contain the value itself (values may be secrets).
 use mysql_async::{
     Column, Value as MyValue,
     consts::{ColumnFlags, ColumnType},
@@ -12,37 +15,44 @@ use mysql_async::{
 
 use crate::api::{self, value::Kind};
 
-/// Character set number of binary strings.
+/// Character set number of binary strings (`binary`, collation 63).
 const BINARY_CHARSET: u16 = 63;
+
+/// The most characters a `decimal_value` parameter may have.
+const MAX_DECIMAL_LEN: usize = 100;
+
+/// The largest TIME magnitude MySQL accepts, in hours.
+const MAX_TIME_HOURS: u32 = 838;
 
 /// Why a value could not be converted.
 #[derive(Debug, thiserror::Error)]
 pub enum ValueError {
-    /// A request parameter is malformed (the client's fault).
+    /// A request parameter is malformed: the client's fault.
     #[error("invalid parameter: {0}")]
-    BadParameter(String),
-    /// A result cell does not fit its column's case (the gateway's or server's fault).
-    #[error("cannot convert a result cell: {0}")]
-    BadCell(String),
+    BadParameter(&'static str),
+    /// A result cell does not fit its column's case: the server's or the gateway's fault.
+    #[error("cannot convert a result cell: a {column} column sent {problem}")]
+    BadCell {
+        /// The column's case, e.g. "DATETIME".
+        column: &'static str,
+        /// What arrived, e.g. "invalid UTF-8".
+        problem: &'static str,
+    },
 }
 
 impl ValueError {
-    /// True for errors caused by the request.
+    /// True for errors caused by the request (INVALID_ARGUMENT), false for
+    /// result cells the gateway could not convert (INTERNAL).
     pub fn is_client_error(&self) -> bool {
         matches!(self, ValueError::BadParameter(_))
     }
 }
 
-fn bad_param(message: &str) -> ValueError {
-    ValueError::BadParameter(message.to_string())
-}
-
 /// Converts one request parameter.
 pub fn param_to_mysql(value: &api::Value) -> Result<MyValue, ValueError> {
+    let bad = ValueError::BadParameter;
     let Some(kind) = &value.kind else {
-        return Err(bad_param(
-            "a parameter has no value set; use null_value for NULL",
-        ));
+        return Err(bad("a parameter has no value set; use null_value for NULL"));
     };
     Ok(match kind {
         Kind::NullValue(_) => MyValue::NULL,
@@ -51,171 +61,189 @@ pub fn param_to_mysql(value: &api::Value) -> Result<MyValue, ValueError> {
         Kind::DoubleValue(v) => MyValue::Double(*v),
         Kind::FloatValue(v) => MyValue::Float(*v),
         Kind::BoolValue(v) => MyValue::Int(i64::from(*v)),
-        Kind::StringValue(v) | Kind::JsonValue(v) => MyValue::Bytes(v.clone().into_bytes()),
+        Kind::StringValue(v) | Kind::JsonValue(v) => MyValue::Bytes(v.as_bytes().to_vec()),
         Kind::BytesValue(v) => MyValue::Bytes(v.clone()),
-        Kind::DecimalValue(v) => {
-            if !is_decimal(v) {
-                return Err(bad_param(
-                    "decimal_value must be decimal text like -123.45 (digits, optional sign, point and exponent)",
-                ));
-            }
-            MyValue::Bytes(v.clone().into_bytes())
+        Kind::DecimalValue(v) if is_decimal(v.as_bytes()) => MyValue::Bytes(v.as_bytes().to_vec()),
+        Kind::DecimalValue(_) => {
+            return Err(bad(
+                "decimal_value must be decimal text like -123.45 or 1.5e-3 (at most 100 characters)",
+            ));
         }
         Kind::DateValue(v) => {
-            let (y, m, d) = parse_date(v)
-                .ok_or_else(|| bad_param("date_value must be a valid date YYYY-MM-DD"))?;
+            let (y, m, d) = parse_date(v.as_bytes()).ok_or(bad(
+                "date_value must be a valid date YYYY-MM-DD (or 0000-00-00)",
+            ))?;
             MyValue::Date(y, m, d, 0, 0, 0, 0)
         }
-        Kind::DatetimeValue(v) => parse_datetime(v).ok_or_else(|| {
-            bad_param("datetime_value must be a valid YYYY-MM-DD hh:mm:ss[.ffffff]")
-        })?,
-        Kind::TimeValue(v) => parse_time(v).ok_or_else(|| {
-            bad_param("time_value must be [-]hhh:mm:ss[.ffffff] with hours up to 838")
-        })?,
+        Kind::DatetimeValue(v) => parse_datetime(v.as_bytes()).ok_or(bad(
+            "datetime_value must be a valid YYYY-MM-DD hh:mm:ss[.ffffff] (or with T as separator)",
+        ))?,
+        Kind::TimeValue(v) => parse_time(v.as_bytes()).ok_or(bad(
+            "time_value must be [-]hhh:mm:ss[.ffffff] with hours up to 838",
+        ))?,
     })
 }
 
-fn is_decimal(text: &str) -> bool {
-    if text.is_empty() || text.len() > 100 {
+/// `[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?`, at most 100 characters.
+fn is_decimal(text: &[u8]) -> bool {
+    if text.is_empty() || text.len() > MAX_DECIMAL_LEN {
         return false;
     }
-    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((m, e)) => (m, Some(e)),
-        None => (unsigned, None),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = digits(whole)
-        && digits(fraction)
-        && !(whole.is_empty() && fraction.is_empty())
-        && !(mantissa.ends_with('.') && whole.is_empty());
-    let exponent_ok = exponent.is_none_or(|e| {
-        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
-        !e.is_empty() && digits(e)
-    });
-    mantissa_ok && exponent_ok
+    let mut rest = strip_sign(text);
+    let whole = leading_digits(rest);
+    rest = &rest[whole..];
+    if let Some(after_point) = rest.strip_prefix(b".") {
+        let fraction = leading_digits(after_point);
+        if fraction == 0 {
+            return false;
+        }
+        rest = &after_point[fraction..];
+    } else if whole == 0 {
+        return false;
+    }
+    match rest {
+        [] => true,
+        [b'e' | b'E', exponent @ ..] => {
+            let exponent = strip_sign(exponent);
+            !exponent.is_empty() && leading_digits(exponent) == exponent.len()
+        }
+        _ => false,
+    }
 }
 
-/// Parses a fixed-width number of ASCII digits.
-fn number(text: &str) -> Option<u32> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+fn strip_sign(text: &[u8]) -> &[u8] {
+    match text {
+        [b'+' | b'-', rest @ ..] => rest,
+        _ => text,
+    }
+}
+
+fn leading_digits(text: &[u8]) -> usize {
+    text.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// The value of a non-empty run of ASCII digits (None on anything else or overflow).
+fn number(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() {
         return None;
     }
-    text.parse().ok()
+    digits.iter().try_fold(0u32, |total, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        total.checked_mul(10)?.checked_add(u32::from(digit))
+    })
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        _ if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
             29
         }
-        _ => 28,
+        2 => 28,
+        _ => 0,
     }
 }
 
-fn parse_date(text: &str) -> Option<(u16, u8, u8)> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+/// "YYYY-MM-DD", a real calendar date or the zero date.
+fn parse_date(text: &[u8]) -> Option<(u16, u8, u8)> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *text else {
         return None;
-    }
+    };
     let (y, m, d) = (
-        number(&text[0..4])?,
-        number(&text[5..7])?,
-        number(&text[8..10])?,
+        number(&[y0, y1, y2, y3])?,
+        number(&[m0, m1])?,
+        number(&[d0, d1])?,
     );
     let zero_date = y == 0 && m == 0 && d == 0;
-    let valid = (1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&d);
-    if !zero_date && !valid {
+    if !zero_date && !(1..=days_in_month(y, m)).contains(&d) {
         return None;
     }
     Some((y as u16, m as u8, d as u8))
 }
 
-/// Parses "hh:mm:ss[.f{1,6}]" with any number of hour digits; returns
-/// (hours, minutes, seconds, microseconds).
-fn parse_clock(text: &str) -> Option<(u32, u8, u8, u32)> {
-    let (clock, fraction) = match text.split_once('.') {
-        Some((clock, fraction)) => (clock, Some(fraction)),
-        None => (text, None),
-    };
-    let mut parts = clock.split(':');
-    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || m.len() != 2 || s.len() != 2 || h.len() > 3 {
+/// "h+:mm:ss[.f{1,6}]"; returns (hours, minutes, seconds, microseconds).
+/// With `two_digit_hours`, the hours must be exactly two digits.
+fn parse_clock(text: &[u8], two_digit_hours: bool) -> Option<(u32, u8, u8, u32)> {
+    let hour_digits = leading_digits(text);
+    if hour_digits == 0 || (two_digit_hours && hour_digits != 2) {
         return None;
     }
-    let (h, m, s) = (number(h)?, number(m)?, number(s)?);
+    let (hours, rest) = text.split_at(hour_digits);
+    let [b':', m0, m1, b':', s0, s1, fraction @ ..] = rest else {
+        return None;
+    };
+    let (m, s) = (number(&[*m0, *m1])?, number(&[*s0, *s1])?);
     if m > 59 || s > 59 {
         return None;
     }
     let micros = match fraction {
-        None => 0,
-        Some(f) if (1..=6).contains(&f.len()) => number(f)? * 10u32.pow(6 - f.len() as u32),
-        Some(_) => return None,
+        [] => 0,
+        [b'.', digits @ ..] if (1..=6).contains(&digits.len()) => {
+            number(digits)? * 10u32.pow(6 - digits.len() as u32)
+        }
+        _ => return None,
     };
-    Some((h, m as u8, s as u8, micros))
+    Some((number(hours)?, m as u8, s as u8, micros))
 }
 
-fn parse_datetime(text: &str) -> Option<MyValue> {
-    if text.len() < 19 || !matches!(text.as_bytes()[10], b' ' | b'T') {
+/// "YYYY-MM-DD hh:mm:ss[.f{1,6}]", also with 'T' between date and time.
+fn parse_datetime(text: &[u8]) -> Option<MyValue> {
+    if text.len() < 19 || !matches!(text[10], b' ' | b'T') {
         return None;
     }
-    let (y, mo, d) = parse_date(text.get(..10)?)?;
-    let (h, mi, s, us) = parse_clock(text.get(11..)?)?;
-    if h > 23
-        || text
-            .get(11..13)
-            .is_none_or(|hh| !hh.bytes().all(|b| b.is_ascii_digit()))
-    {
+    let (y, mo, d) = parse_date(&text[..10])?;
+    let (h, mi, s, us) = parse_clock(&text[11..], true)?;
+    if h > 23 {
         return None;
     }
     Some(MyValue::Date(y, mo, d, h as u8, mi, s, us))
 }
 
-fn parse_time(text: &str) -> Option<MyValue> {
-    let (negative, clock) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
+/// "[-]h+:mm:ss[.f{1,6}]" with at most 838 hours.
+fn parse_time(text: &[u8]) -> Option<MyValue> {
+    let (negative, clock) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
     };
-    let (h, m, s, us) = parse_clock(clock)?;
-    if h > 838 {
+    let (h, m, s, us) = parse_clock(clock, false)?;
+    if h > MAX_TIME_HOURS {
         return None;
     }
     Some(MyValue::Time(negative, h / 24, (h % 24) as u8, m, s, us))
 }
 
-/// How cells of one result column are converted; computed once per column.
+/// How cells of one result column are converted; computed once per column
+/// from its metadata (never from the values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CellKind {
-    /// Signed integers, UNSIGNED integers narrower than BIGINT, YEAR.
+    /// Signed integers, UNSIGNED integers narrower than BIGINT, YEAR → int64_value.
     Int64,
-    /// BIGINT UNSIGNED.
+    /// BIGINT UNSIGNED → uint64_value.
     Uint64,
-    /// DOUBLE.
+    /// DOUBLE → double_value.
     Double,
-    /// FLOAT.
+    /// FLOAT → float_value.
     Float,
-    /// Text strings, ENUM, SET.
+    /// Text strings (non-binary character set), ENUM, SET → string_value.
     Text,
-    /// Binary strings, BLOBs, BIT, GEOMETRY.
+    /// Binary strings and BLOBs (character set 63), BIT, GEOMETRY → bytes_value.
     Bytes,
-    /// DECIMAL.
+    /// DECIMAL → decimal_value, the server's exact text.
     Decimal,
-    /// DATE.
+    /// DATE → date_value.
     Date,
-    /// DATETIME and TIMESTAMP, with the column's number of fraction digits.
+    /// DATETIME and TIMESTAMP → datetime_value.
     Datetime {
-        /// Digits after the seconds' point (0-6).
+        /// Digits after the seconds' point: the column's decimals (0-6).
         fraction_digits: u8,
     },
-    /// TIME, with the column's number of fraction digits.
+    /// TIME → time_value.
     Time {
-        /// Digits after the seconds' point (0-6).
+        /// Digits after the seconds' point: the column's decimals (0-6).
         fraction_digits: u8,
     },
-    /// MySQL's JSON type.
+    /// MySQL's JSON type → json_value.
     Json,
 }
 
@@ -223,7 +251,7 @@ impl CellKind {
     /// The case that cells of this column take.
     pub fn for_column(column: &Column) -> CellKind {
         let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
-        let binary = column.character_set() == BINARY_CHARSET;
+        // Servers send 31 (MySQL) or 39 (MariaDB) for "not fixed"; 6 is the most TIME has.
         let fraction_digits = column.decimals().min(6);
         use ColumnType::*;
         match column.column_type() {
@@ -242,14 +270,39 @@ impl CellKind {
             MYSQL_TYPE_JSON => CellKind::Json,
             MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY | MYSQL_TYPE_VECTOR => CellKind::Bytes,
             MYSQL_TYPE_ENUM | MYSQL_TYPE_SET => CellKind::Text,
-            _ if binary => CellKind::Bytes,
+            _ if column.character_set() == BINARY_CHARSET => CellKind::Bytes,
             _ => CellKind::Text,
+        }
+    }
+
+    /// The name used in error messages.
+    fn name(self) -> &'static str {
+        match self {
+            CellKind::Int64 => "signed integer",
+            CellKind::Uint64 => "BIGINT UNSIGNED",
+            CellKind::Double => "DOUBLE",
+            CellKind::Float => "FLOAT",
+            CellKind::Text => "text",
+            CellKind::Bytes => "binary",
+            CellKind::Decimal => "DECIMAL",
+            CellKind::Date => "DATE",
+            CellKind::Datetime { .. } => "DATETIME",
+            CellKind::Time { .. } => "TIME",
+            CellKind::Json => "JSON",
+        }
+    }
+
+    fn error(self, problem: &'static str) -> ValueError {
+        ValueError::BadCell {
+            column: self.name(),
+            problem,
         }
     }
 }
 
-fn bad_cell(kind: CellKind, cell: &MyValue) -> ValueError {
-    let got = match cell {
+/// What a cell was, for error messages (never its value).
+fn describe_cell(cell: &MyValue) -> &'static str {
+    match cell {
         MyValue::NULL => "NULL",
         MyValue::Bytes(_) => "bytes",
         MyValue::Int(_) => "a signed integer",
@@ -258,35 +311,30 @@ fn bad_cell(kind: CellKind, cell: &MyValue) -> ValueError {
         MyValue::Double(_) => "a double",
         MyValue::Date(..) => "a date",
         MyValue::Time(..) => "a time",
-    };
-    ValueError::BadCell(format!("a {kind:?} column sent {got}"))
+    }
 }
 
-/// Parses integer text (some servers send integers of expressions as text).
-fn integer_text<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
-    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
-}
-
-/// Converts one result cell of a column of this kind. NULL is always null_value.
+/// Converts one result cell of a column of this kind. NULL always gives null_value.
 pub fn cell_to_value(kind: CellKind, cell: MyValue) -> Result<api::Value, ValueError> {
+    let out_of_range = || kind.error("an integer out of range");
     let converted = match (kind, cell) {
-        (_, MyValue::NULL) => Kind::NullValue(0),
+        (_, MyValue::NULL) => Kind::NullValue(api::NullValue::NullValue as i32),
         (CellKind::Int64, MyValue::Int(v)) => Kind::Int64Value(v),
-        (CellKind::Int64, MyValue::UInt(v)) if i64::try_from(v).is_ok() => {
-            Kind::Int64Value(v as i64)
+        (CellKind::Int64, MyValue::UInt(v)) => {
+            Kind::Int64Value(i64::try_from(v).map_err(|_| out_of_range())?)
         }
         (CellKind::Uint64, MyValue::UInt(v)) => Kind::Uint64Value(v),
-        (CellKind::Uint64, MyValue::Int(v)) if v >= 0 => Kind::Uint64Value(v as u64),
-        (CellKind::Int64, MyValue::Bytes(b)) if integer_text::<i64>(&b).is_some() => {
-            Kind::Int64Value(integer_text(&b).unwrap_or_default())
+        (CellKind::Uint64, MyValue::Int(v)) => {
+            Kind::Uint64Value(u64::try_from(v).map_err(|_| out_of_range())?)
         }
-        (CellKind::Uint64, MyValue::Bytes(b)) if integer_text::<u64>(&b).is_some() => {
-            Kind::Uint64Value(integer_text(&b).unwrap_or_default())
-        }
+        // Integers, floats and doubles of some expressions may arrive as text.
+        (CellKind::Int64, MyValue::Bytes(b)) => Kind::Int64Value(parse_text(kind, &b)?),
+        (CellKind::Uint64, MyValue::Bytes(b)) => Kind::Uint64Value(parse_text(kind, &b)?),
         (CellKind::Double, MyValue::Double(v)) => Kind::DoubleValue(v),
         (CellKind::Double, MyValue::Float(v)) => Kind::DoubleValue(f64::from(v)),
+        (CellKind::Double, MyValue::Bytes(b)) => Kind::DoubleValue(parse_text(kind, &b)?),
         (CellKind::Float, MyValue::Float(v)) => Kind::FloatValue(v),
-        (CellKind::Float, MyValue::Double(v)) => Kind::FloatValue(v as f32),
+        (CellKind::Float, MyValue::Bytes(b)) => Kind::FloatValue(parse_text(kind, &b)?),
         (CellKind::Text, MyValue::Bytes(b)) => Kind::StringValue(utf8(kind, b)?),
         (CellKind::Json, MyValue::Bytes(b)) => Kind::JsonValue(utf8(kind, b)?),
         (CellKind::Decimal, MyValue::Bytes(b)) => Kind::DecimalValue(utf8(kind, b)?),
@@ -300,8 +348,8 @@ pub fn cell_to_value(kind: CellKind, cell: MyValue) -> Result<api::Value, ValueE
             let mut text = String::with_capacity(26);
             push_date(&mut text, y, mo, d);
             text.push(' ');
-            push_clock(&mut text, u32::from(h), mi, s);
-            push_fraction(&mut text, us, fraction_digits);
+            push_clock(&mut text, u64::from(h), mi, s);
+            push_fraction(&mut text, us, fraction_digits, kind)?;
             Kind::DatetimeValue(text)
         }
         (CellKind::Time { fraction_digits }, MyValue::Time(negative, days, h, m, s, us)) => {
@@ -309,32 +357,40 @@ pub fn cell_to_value(kind: CellKind, cell: MyValue) -> Result<api::Value, ValueE
             if negative {
                 text.push('-');
             }
-            push_clock(&mut text, days * 24 + u32::from(h), m, s);
-            push_fraction(&mut text, us, fraction_digits);
+            push_clock(&mut text, u64::from(days) * 24 + u64::from(h), m, s);
+            push_fraction(&mut text, us, fraction_digits, kind)?;
             Kind::TimeValue(text)
         }
-        // Text forms of temporal values (e.g. from expressions) pass through.
+        // Text forms of temporal values (from the text protocol) pass through.
         (CellKind::Date, MyValue::Bytes(b)) => Kind::DateValue(utf8(kind, b)?),
         (CellKind::Datetime { .. }, MyValue::Bytes(b)) => Kind::DatetimeValue(utf8(kind, b)?),
         (CellKind::Time { .. }, MyValue::Bytes(b)) => Kind::TimeValue(utf8(kind, b)?),
-        (kind, cell) => return Err(bad_cell(kind, &cell)),
+        (kind, cell) => return Err(kind.error(describe_cell(&cell))),
     };
     Ok(api::Value {
         kind: Some(converted),
     })
 }
 
+/// Parses number text that some servers send for numeric expressions.
+fn parse_text<T: std::str::FromStr>(kind: CellKind, bytes: &[u8]) -> Result<T, ValueError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| kind.error("text that is not a number in range"))
+}
+
 fn utf8(kind: CellKind, bytes: Vec<u8>) -> Result<String, ValueError> {
-    String::from_utf8(bytes)
-        .map_err(|_| ValueError::BadCell(format!("a {kind:?} column sent invalid UTF-8")))
+    String::from_utf8(bytes).map_err(|_| kind.error("invalid UTF-8"))
 }
 
 // Temporal values are formatted by hand: `write!` showed up in profiles of
 // large streams, and these fixed-width forms need nothing from it.
 
-/// Appends `value` as exactly `width` decimal digits (zero-padded).
-fn push_digits(text: &mut String, value: u32, width: u32) {
-    let mut divisor = 10u32.pow(width - 1);
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+fn push_digits(text: &mut String, value: u64, width: u32) {
+    let digits = value.checked_ilog10().unwrap_or(0) + 1;
+    let mut divisor = 10u64.pow(digits.max(width) - 1);
     while divisor > 0 {
         text.push(char::from(b'0' + (value / divisor % 10) as u8));
         divisor /= 10;
@@ -342,39 +398,45 @@ fn push_digits(text: &mut String, value: u32, width: u32) {
 }
 
 fn push_date(text: &mut String, year: u16, month: u8, day: u8) {
-    push_digits(text, u32::from(year), 4);
+    push_digits(text, u64::from(year), 4);
     text.push('-');
-    push_digits(text, u32::from(month), 2);
+    push_digits(text, u64::from(month), 2);
     text.push('-');
-    push_digits(text, u32::from(day), 2);
+    push_digits(text, u64::from(day), 2);
 }
 
 /// "hh:mm:ss", with as many hour digits as needed (at least two).
-fn push_clock(text: &mut String, hours: u32, minutes: u8, seconds: u8) {
-    let hour_digits = if hours >= 100 { hours.ilog10() + 1 } else { 2 };
-    push_digits(text, hours, hour_digits);
+fn push_clock(text: &mut String, hours: u64, minutes: u8, seconds: u8) {
+    push_digits(text, hours, 2);
     text.push(':');
-    push_digits(text, u32::from(minutes), 2);
+    push_digits(text, u64::from(minutes), 2);
     text.push(':');
-    push_digits(text, u32::from(seconds), 2);
+    push_digits(text, u64::from(seconds), 2);
 }
 
-fn push_fraction(text: &mut String, micros: u32, digits: u8) {
-    if digits > 0 {
-        text.push('.');
-        push_digits(
-            text,
-            micros / 10u32.pow(6 - u32::from(digits)),
-            u32::from(digits),
-        );
+/// ".f" with exactly `digits` digits (nothing for 0), truncating the microseconds.
+fn push_fraction(
+    text: &mut String,
+    micros: u32,
+    digits: u8,
+    kind: CellKind,
+) -> Result<(), ValueError> {
+    if micros > 999_999 {
+        return Err(kind.error("more than 999999 microseconds"));
     }
+    if digits > 0 {
+        let digits = u32::from(digits.min(6));
+        text.push('.');
+        push_digits(text, u64::from(micros / 10u32.pow(6 - digits)), digits);
+    }
+    Ok(())
 }
 
 /// Describes a column for clients.
 pub fn describe_column(column: &Column) -> api::Column {
     let flags = column.flags();
-    // Numbers and dates also carry the binary character set: only strings
-    // and blobs count as binary data.
+    // Numbers and dates carry the binary character set too: only strings,
+    // BLOBs, BIT and GEOMETRY count as binary data.
     let binary = CellKind::for_column(column) == CellKind::Bytes;
     api::Column {
         name: column.name_str().into_owned(),
@@ -389,6 +451,7 @@ pub fn describe_column(column: &Column) -> api::Column {
     }
 }
 
+/// The MySQL type name, in capitals.
 fn type_name(column: &Column, binary: bool) -> &'static str {
     let flags = column.flags();
     use ColumnType::*;
@@ -409,39 +472,47 @@ fn type_name(column: &Column, binary: bool) -> &'static str {
         MYSQL_TYPE_BIT => "BIT",
         MYSQL_TYPE_JSON => "JSON",
         MYSQL_TYPE_GEOMETRY => "GEOMETRY",
+        MYSQL_TYPE_VECTOR => "VECTOR",
         MYSQL_TYPE_NULL => "NULL",
         MYSQL_TYPE_ENUM => "ENUM",
         MYSQL_TYPE_SET => "SET",
+        // ENUM and SET columns arrive as MYSQL_TYPE_STRING with a flag.
         _ if flags.contains(ColumnFlags::ENUM_FLAG) => "ENUM",
         _ if flags.contains(ColumnFlags::SET_FLAG) => "SET",
         MYSQL_TYPE_STRING if binary => "BINARY",
         MYSQL_TYPE_STRING => "CHAR",
         MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR if binary => "VARBINARY",
         MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR => "VARCHAR",
-        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB => {
-            blob_name(column.column_length(), binary)
-        }
-        _ => "UNKNOWN",
+        MYSQL_TYPE_TINY_BLOB if binary => "TINYBLOB",
+        MYSQL_TYPE_TINY_BLOB => "TINYTEXT",
+        MYSQL_TYPE_MEDIUM_BLOB if binary => "MEDIUMBLOB",
+        MYSQL_TYPE_MEDIUM_BLOB => "MEDIUMTEXT",
+        MYSQL_TYPE_LONG_BLOB if binary => "LONGBLOB",
+        MYSQL_TYPE_LONG_BLOB => "LONGTEXT",
+        MYSQL_TYPE_BLOB => blob_name(column.column_length(), binary),
+        MYSQL_TYPE_TYPED_ARRAY | MYSQL_TYPE_UNKNOWN => "UNKNOWN",
     }
 }
 
-/// Servers report every BLOB/TEXT as MYSQL_TYPE_BLOB; the length tells the size
-/// (for text, in bytes of the connection's character set).
+/// Servers report every BLOB and TEXT as MYSQL_TYPE_BLOB; the length (in
+/// bytes: characters times up to 4 for text) tells the size.
 fn blob_name(length: u32, binary: bool) -> &'static str {
-    let scale = if binary { 1 } else { 4 };
-    match (u64::from(length) / scale, binary) {
-        (0..=255, true) => "TINYBLOB",
-        (0..=65_535, true) => "BLOB",
-        (0..=16_777_215, true) => "MEDIUMBLOB",
-        (_, true) => "LONGBLOB",
-        (0..=255, false) => "TINYTEXT",
-        (0..=65_535, false) => "TEXT",
-        (0..=16_777_215, false) => "MEDIUMTEXT",
-        (_, false) => "LONGTEXT",
+    let bytes_per_char = if binary { 1 } else { 4 };
+    let size = |max_chars: u64| u64::from(length) <= max_chars * bytes_per_char;
+    match binary {
+        true if size(255) => "TINYBLOB",
+        true if size(65_535) => "BLOB",
+        true if size(16_777_215) => "MEDIUMBLOB",
+        true => "LONGBLOB",
+        false if size(255) => "TINYTEXT",
+        false if size(65_535) => "TEXT",
+        false if size(16_777_215) => "MEDIUMTEXT",
+        false => "LONGTEXT",
     }
 }
 
-/// Rough encoded size of a value in bytes, for result caps and stream batches.
+/// Rough encoded size of a value in bytes (tags and lengths included), for
+/// result caps and stream batches. Cheap: nothing is encoded.
 pub fn approximate_size(value: &api::Value) -> usize {
     2 + match &value.kind {
         None | Some(Kind::NullValue(_)) | Some(Kind::BoolValue(_)) => 1,

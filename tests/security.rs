@@ -508,3 +508,33 @@ async fn sighup_reloads_the_token_file() {
     );
     assert_eq!(process.stop().await, Some(0));
 }
+
+/// An ExecuteRequest as raw protobuf, with `sql` as arbitrary bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawExecuteRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    sql: Vec<u8>,
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_arguments() {
+    let gateway = TestGateway::start().await;
+    let channel = Channel::from_shared(format!("http://{}", gateway.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec =
+        tonic_prost::ProstCodec::<RawExecuteRequest, sqlgate::api::ExecuteResponse>::default();
+    let request = Request::new(RawExecuteRequest {
+        sql: b"SELECT '\xff\xfe'".to_vec(),
+    });
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/sqlgate.v1.Database/Execute");
+    let status = grpc.unary(request, path, codec).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // And the gateway carries on.
+    let mut client = gateway.client.clone();
+    execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+}

@@ -1,0 +1,62 @@
+//! The protobuf codec of the API: prost's, except that a request that cannot
+//! be decoded (for example invalid UTF-8 in a string field) is the client's
+//! error, INVALID_ARGUMENT, rather than tonic's INTERNAL.
+use std::marker::PhantomData;
+
+use prost::Message;
+use tonic::{
+    Code, Status,
+    codec::{BufferSettings, DecodeBuf},
+};
+use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+/// Used by the generated service code (see `build.rs`).
+#[derive(Debug, Clone)]
+pub struct Codec<T, U>(PhantomData<(T, U)>);
+
+impl<T, U> Default for Codec<T, U> {
+    fn default() -> Self {
+        Codec(PhantomData)
+    }
+}
+
+impl<T, U> tonic::codec::Codec for Codec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = Decoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstCodec::<T, U>::raw_encoder(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Decoder(ProstCodec::<T, U>::raw_decoder(BufferSettings::default()))
+    }
+}
+
+/// prost's decoder with the error code changed.
+pub struct Decoder<U>(ProstDecoder<U>);
+
+impl<U: Message + Default> tonic::codec::Decoder for Decoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        self.0.decode(buf).map_err(|status| match status.code() {
+            Code::Internal => Status::invalid_argument(format!(
+                "the message is not valid protobuf for this call: {}",
+                status.message()
+            )),
+            _ => status,
+        })
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
+    }
+}
