@@ -165,6 +165,29 @@ impl Authenticator {
     }
 }
 
+/// With mutual TLS and no token file, the caller is named by its client
+/// certificate's subject (read-write): its transactions are its own.
+pub fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let first = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(first.as_ref())
+        .map_err(|_| Status::unauthenticated("the client certificate cannot be read"))?;
+    let subject = certificate.subject().to_string();
+    if subject.is_empty() {
+        return Err(Status::unauthenticated(
+            "the client certificate has no subject",
+        ));
+    }
+    Ok(Principal {
+        name: subject.into(),
+        role: Role::ReadWrite,
+    })
+}
+
 fn read_token_file(path: &Path) -> Result<Digests, TokenFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
         path: path.to_path_buf(),

@@ -191,7 +191,13 @@ impl Gateway {
             .add_service(reflection_v1alpha)
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 DatabaseServer::new(service).max_decoding_message_size(config.max_request_bytes),
-                authenticate(authenticator),
+                authenticate(
+                    authenticator,
+                    config
+                        .tls
+                        .as_ref()
+                        .is_some_and(|tls| tls.client_ca.is_some()),
+                ),
             ));
         let stop_signal = stop_serving.clone();
         let server = tokio::spawn(async move {
@@ -249,14 +255,21 @@ impl Gateway {
 }
 
 /// The interceptor in front of the Database service: with a token file, the
-/// caller's principal or UNAUTHENTICATED; without one, everyone is let in
-/// (as the anonymous principal). Health and reflection stay open for probes.
+/// caller's principal or UNAUTHENTICATED; else with mutual TLS, the client
+/// certificate's subject; else everyone is let in (as the anonymous
+/// principal). Health and reflection stay open for probes.
 fn authenticate(
     authenticator: Option<Authenticator>,
+    mutual_tls: bool,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     let mut check = authenticator.map(|a| a.interceptor());
-    move |request| match check.as_mut() {
+    move |mut request| match check.as_mut() {
         Some(check) => check(request),
+        None if mutual_tls => {
+            let principal = crate::auth::certificate_principal(&request)?;
+            request.extensions_mut().insert(principal);
+            Ok(request)
+        }
         None => Ok(request),
     }
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use sqlgate::api::database_client::DatabaseClient;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use sqlgate::api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// A CA, and certificates it signed.
@@ -26,11 +26,13 @@ impl Pki {
         }
     }
 
-    /// A certificate for `names`, signed by the CA: (cert PEM, key PEM).
+    /// A certificate for `names` (the first is also its common name),
+    /// signed by the CA: (cert PEM, key PEM).
     fn issue(&self, names: &[&str]) -> (String, String) {
-        let params =
+        let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -106,6 +108,31 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         .await
         .unwrap();
     execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+
+    // The certificate's subject is the principal: another client cannot
+    // touch client-a's transaction.
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    let mut other = tls_client(&gateway, &pki.ca_pem, Some(pki.issue(&["client-b"])))
+        .await
+        .unwrap();
+    let status = other
+        .execute(ExecuteRequest {
+            sql: "SELECT 1".into(),
+            transaction_id: tx.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    client
+        .commit(CommitRequest { transaction_id: tx })
+        .await
+        .unwrap();
 
     let anonymous = match tls_client(&gateway, &pki.ca_pem, None).await {
         Err(_) => true,
