@@ -550,28 +550,18 @@ mod edge_tests {
     /// Asserts that a parameter is refused as the client's fault, with a
     /// message that names the case and does not repeat the value.
     fn refused(kind: Kind, case: &str) {
-        let shown = format!("{kind:?}");
-        let error = param(kind).expect_err(&shown);
-        assert!(error.is_client_error(), "{shown}");
+        let text = match &kind {
+            Kind::DecimalValue(t) | Kind::DateValue(t) | Kind::DatetimeValue(t) => t.clone(),
+            Kind::TimeValue(t) => t.clone(),
+            _ => String::new(),
+        };
+        let error = param(kind).expect_err(&text);
+        assert!(error.is_client_error(), "{text}");
         let message = error.to_string();
         assert!(message.contains(case), "{message}");
-        if let Kind::DecimalValue(text)
-        | Kind::DateValue(text)
-        | Kind::DatetimeValue(text)
-        | Kind::TimeValue(text) = param_kind(&shown)
-            && text.len() > 3
-        {
+        if text.len() > 3 {
             assert!(!message.contains(&text), "{message} repeats {text}");
         }
-    }
-
-    /// Recovers the text of a Debug-printed text kind (test helper only).
-    fn param_kind(shown: &str) -> Kind {
-        let text = shown
-            .split_once('"')
-            .and_then(|(_, rest)| rest.rsplit_once('"'))
-            .map_or(String::new(), |(text, _)| text.to_string());
-        Kind::DecimalValue(text)
     }
 
     fn cell(kind: CellKind, value: MyValue) -> Kind {
@@ -892,10 +882,10 @@ mod edge_tests {
             CellKind::Decimal,
             CellKind::Date,
         ] {
-            let error = cell_err(kind, MyValue::Bytes(b"secret\xff".to_vec()).clone());
-            let _ = error;
-            let error = cell_err(kind, MyValue::Bytes(vec![b's', b'e', 0xc3, 0x28]));
-            assert!(error.to_string().contains("invalid UTF-8"), "{error}");
+            let error = cell_err(kind, MyValue::Bytes(b"secret\xff".to_vec()));
+            let message = error.to_string();
+            assert!(message.contains("invalid UTF-8"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
         }
         cell_err(CellKind::Text, MyValue::Int(1));
         cell_err(CellKind::Bytes, MyValue::UInt(1));
