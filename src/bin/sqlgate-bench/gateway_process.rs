@@ -17,7 +17,13 @@ impl GatewayProcess {
     /// Starts the `sqlgate` binary that sits next to this one.
     pub fn start(database_url: &str, pool_max: usize) -> std::io::Result<GatewayProcess> {
         let binary = sibling_binary("sqlgate")?;
-        let mut child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        // SQLGATE_BENCH_GATEWAY_WORKERS=N runs the gateway with N tokio
+        // workers (TOKIO_WORKER_THREADS) without changing the client's.
+        if let Ok(workers) = std::env::var("SQLGATE_BENCH_GATEWAY_WORKERS") {
+            command.env("TOKIO_WORKER_THREADS", workers);
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(["--database-url", database_url])
             .args(["--pool-min", &pool_max.to_string()])
@@ -59,6 +65,11 @@ impl GatewayProcess {
             }
         });
         Ok(GatewayProcess { child, address })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Resident memory now and at its peak, in KiB (from /proc).

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod cpu;
 mod gateway_process;
 mod report;
 mod workloads;

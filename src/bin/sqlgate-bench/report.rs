@@ -1,6 +1,8 @@
 //! Measurements and the printed table.
 use std::time::Duration;
 
+use crate::cpu::CpuUse;
+
 /// What one side of one workload measured.
 #[derive(Debug, Clone, Default)]
 pub struct Measurement {
@@ -10,6 +12,10 @@ pub struct Measurement {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// Operations (or rows) done.
+    pub operations: u64,
+    /// CPU time each process spent on them.
+    pub cpu: CpuUse,
 }
 
 impl Measurement {
@@ -26,6 +32,8 @@ impl Measurement {
             throughput: latencies.len() as f64 / elapsed.as_secs_f64(),
             p50: at(0.5),
             p99: at(0.99),
+            operations: latencies.len() as u64,
+            cpu: CpuUse::default(),
         }
     }
 }
@@ -46,6 +54,21 @@ pub struct Row {
 
 fn micros(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
+/// CPU time per operation, in µs (or "–" when the process was not watched).
+fn per_operation(cpu: Option<Duration>, operations: u64) -> String {
+    match cpu {
+        Some(cpu) if operations > 0 => {
+            let micros = cpu.as_secs_f64() * 1e6 / operations as f64;
+            if micros < 10.0 {
+                format!("{micros:.2}")
+            } else {
+                format!("{micros:.0}")
+            }
+        }
+        _ => "–".into(),
+    }
 }
 
 /// Prints the table as Markdown, so it can go into BENCHMARKS.md as is.
@@ -76,4 +99,25 @@ pub fn print(rows: &[Row], rest_kib: u64) {
     }
     println!();
     println!("gateway RSS at rest: {:.1} MiB", rest_kib as f64 / 1024.0);
+    println!();
+    println!(
+        "CPU time per operation (per row for streams), µs, from /proc: what each process spent"
+    );
+    println!();
+    println!(
+        "| workload | gateway path: client | gateway | database | direct path: client | database |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        let (g, d) = (&row.gateway, &row.direct);
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name,
+            per_operation(g.cpu.client, g.operations),
+            per_operation(g.cpu.gateway, g.operations),
+            per_operation(g.cpu.database, g.operations),
+            per_operation(d.cpu.client, d.operations),
+            per_operation(d.cpu.database, d.operations),
+        );
+    }
 }

@@ -15,9 +15,13 @@ use sqlgate::{
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::{
     Args,
+    cpu::Processes,
     gateway_process::GatewayProcess,
     report::{self, Measurement, Row},
 };
@@ -34,13 +38,22 @@ const STREAM: &str = "SELECT id, i, d, s, t, m FROM bench_big";
 /// Everything a workload needs.
 struct Bench {
     args: Args,
+    processes: Processes,
     gateway: GatewayProcess,
-    clients: Vec<DatabaseClient<Channel>>,
+    /// The HTTP/2 connections to the gateway that the clients share.
+    channels: Vec<Channel>,
     direct: Pool,
+    direct_opts: mysql_async::Opts,
+}
+
+/// The direct pool's size: as many connections as the gateway's pool.
+fn pool_constraints() -> PoolConstraints {
+    PoolConstraints::new(CONCURRENCY, CONCURRENCY + 8).expect("min <= max")
 }
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let _private;
+    let mut database_pid = None;
     let url = match &args.database_url {
         Some(url) => url.clone(),
         None => {
@@ -51,6 +64,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 remove_on_stop: true,
             })?;
             let url = server.url("sqlgate");
+            database_pid = Some(server.pid());
             _private = server;
             url
         }
@@ -58,20 +72,31 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     setup(&url, &args).await?;
     eprintln!("starting the gateway...");
     let gateway = GatewayProcess::start(&url, CONCURRENCY)?;
-    let mut clients = Vec::new();
+    let mut channels = Vec::new();
     for _ in 0..CHANNELS {
-        clients.push(DatabaseClient::connect(format!("http://{}", gateway.address)).await?);
+        channels.push(
+            Channel::from_shared(format!("http://{}", gateway.address))?
+                .connect()
+                .await?,
+        );
     }
-    let constraints = PoolConstraints::new(CONCURRENCY, CONCURRENCY + 8).expect("min <= max");
+    let direct_opts = mysql_async::Opts::from_url(&url)?;
     let direct = Pool::new(
-        mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url)?)
-            .pool_opts(PoolOpts::default().with_constraints(constraints)),
+        mysql_async::OptsBuilder::from_opts(direct_opts.clone())
+            .pool_opts(PoolOpts::default().with_constraints(pool_constraints())),
     );
+    let processes = Processes {
+        client: std::process::id(),
+        gateway: gateway.pid(),
+        database: database_pid,
+    };
     let bench = Bench {
         args,
+        processes,
         gateway,
-        clients,
+        channels,
         direct,
+        direct_opts,
     };
     // Warm both sides up (connections, statement caches, page cache).
     bench.point_select(CONCURRENCY, true).await;
@@ -86,6 +111,21 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .as_ref()
             .is_none_or(|only| name.contains(only.as_str()))
     };
+    for clients in [1, CONCURRENCY] {
+        let name = format!(
+            "round trip (health Check / COM_PING), {clients} client{}",
+            if clients == 1 { "" } else { "s" }
+        );
+        if selected(&name) {
+            rows.push(
+                bench
+                    .compare(&name, "calls/s", |gateway| {
+                        bench.round_trip(clients, gateway)
+                    })
+                    .await,
+            );
+        }
+    }
     for clients in [1, CONCURRENCY] {
         let name = format!(
             "point select, {clients} client{}",
@@ -148,10 +188,14 @@ impl Bench {
     {
         eprintln!("{name}: gateway...");
         self.gateway.reset_peak();
-        let gateway = workload(true).await;
+        let before = self.processes.snapshot();
+        let mut gateway = workload(true).await;
+        let after = self.processes.snapshot();
+        gateway.cpu = before.until(&after);
         let (_, peak) = self.gateway.memory_kib();
         eprintln!("{name}: direct...");
-        let direct = workload(false).await;
+        let mut direct = workload(false).await;
+        direct.cpu = after.until(&self.processes.snapshot());
         Row {
             name: name.to_string(),
             unit,
@@ -162,20 +206,53 @@ impl Bench {
     }
 
     fn client(&self, worker: usize) -> DatabaseClient<Channel> {
-        self.clients[worker % self.clients.len()].clone()
+        DatabaseClient::new(self.channels[worker % self.channels.len()].clone())
     }
 
-    fn random_id(&self, worker: usize, iteration: usize) -> i64 {
-        let mixed = (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (iteration as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        (mixed % self.args.point_rows) as i64 + 1
+    /// The cheapest call each path has: an RPC that does not touch the
+    /// database, and a COM_PING on a connection taken from a pool that does
+    /// not reset connections.
+    async fn round_trip(&self, clients: usize, through_gateway: bool) -> Measurement {
+        let channels = self.channels.clone();
+        let pool = Pool::new(
+            mysql_async::OptsBuilder::from_opts(self.direct_opts.clone()).pool_opts(
+                PoolOpts::default()
+                    .with_constraints(pool_constraints())
+                    .with_reset_connection(false),
+            ),
+        );
+        let measured = timed(clients, self.args.duration, {
+            let pool = pool.clone();
+            move |worker, _| {
+                let mut health = HealthClient::new(channels[worker % channels.len()].clone());
+                let pool = pool.clone();
+                async move {
+                    if through_gateway {
+                        let response = health
+                            .check(HealthCheckRequest::default())
+                            .await
+                            .expect("health check");
+                        assert_eq!(response.into_inner().status, ServingStatus::Serving as i32);
+                    } else {
+                        let mut conn = pool.get_conn().await.expect("connection");
+                        conn.ping().await.expect("ping");
+                    }
+                }
+            }
+        })
+        .await;
+        let _ = pool.disconnect().await;
+        measured
     }
 
     async fn point_select(&self, clients: usize, through_gateway: bool) -> Measurement {
-        timed(clients, self.args.duration, |worker, iteration| {
-            let id = self.random_id(worker, iteration);
-            let mut client = self.client(worker);
-            let pool = self.direct.clone();
+        let channels = self.channels.clone();
+        let pool = self.direct.clone();
+        let point_rows = self.args.point_rows;
+        timed(clients, self.args.duration, move |worker, iteration| {
+            let id = random_id(point_rows, worker, iteration);
+            let mut client = DatabaseClient::new(channels[worker % channels.len()].clone());
+            let pool = pool.clone();
             async move {
                 if through_gateway {
                     let response = client
@@ -201,10 +278,13 @@ impl Bench {
     }
 
     async fn transaction(&self, through_gateway: bool) -> Measurement {
-        timed(CONCURRENCY, self.args.duration, |worker, iteration| {
-            let (a, b) = self.two_ids(worker, iteration);
-            let mut client = self.client(worker);
-            let pool = self.direct.clone();
+        let channels = self.channels.clone();
+        let pool = self.direct.clone();
+        let point_rows = self.args.point_rows;
+        timed(CONCURRENCY, self.args.duration, move |worker, iteration| {
+            let (a, b) = two_ids(point_rows, worker, iteration);
+            let mut client = DatabaseClient::new(channels[worker % channels.len()].clone());
+            let pool = pool.clone();
             async move {
                 if through_gateway {
                     let tx = client
@@ -237,10 +317,13 @@ impl Bench {
     }
 
     async fn batch(&self, through_gateway: bool) -> Measurement {
-        timed(CONCURRENCY, self.args.duration, |worker, iteration| {
-            let (a, b) = self.two_ids(worker, iteration);
-            let mut client = self.client(worker);
-            let pool = self.direct.clone();
+        let channels = self.channels.clone();
+        let pool = self.direct.clone();
+        let point_rows = self.args.point_rows;
+        timed(CONCURRENCY, self.args.duration, move |worker, iteration| {
+            let (a, b) = two_ids(point_rows, worker, iteration);
+            let mut client = DatabaseClient::new(channels[worker % channels.len()].clone());
+            let pool = pool.clone();
             async move {
                 if through_gateway {
                     let statement = |id| Statement {
@@ -262,74 +345,89 @@ impl Bench {
         .await
     }
 
-    /// Two different rows, in ascending order so transfers never deadlock.
-    fn two_ids(&self, worker: usize, iteration: usize) -> (i64, i64) {
-        let a = self.random_id(worker, iteration * 2);
-        let mut b = self.random_id(worker, iteration * 2 + 1);
-        if a == b {
-            b = a % self.args.point_rows as i64 + 1;
-        }
-        (a.min(b), a.max(b))
-    }
-
-    /// Streams the big table once (or, slowly, for the run's duration).
+    /// Streams the big table once (or, slowly, for the run's duration), in
+    /// a task of its own like the other workloads' clients.
     async fn stream(&self, through_gateway: bool, slow: bool) -> Measurement {
-        let started = Instant::now();
-        let give_up = started + self.args.duration;
-        let mut rows = 0u64;
-        if through_gateway {
-            let mut client = self.client(0);
-            let mut stream = client
-                .execute_stream(ExecuteRequest {
-                    sql: STREAM.into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("stream")
-                .into_inner();
-            while let Some(message) = stream.next().await {
-                if let Some(Part::Rows(batch)) = message.expect("stream message").part {
-                    rows += batch.rows.len() as u64;
-                    if slow {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        if Instant::now() > give_up {
-                            break;
-                        }
-                    }
-                }
-            }
-        } else {
-            let mut conn = self.direct.get_conn().await.expect("connection");
-            let mut result = conn.exec_iter(STREAM, ()).await.expect("stream");
-            let mut in_batch = 0;
-            while let Some(row) = result.next().await.expect("row") {
-                std::hint::black_box(row);
-                rows += 1;
-                in_batch += 1;
-                // About as many rows as a 64 KiB gateway batch holds.
-                if slow && in_batch == 700 {
-                    in_batch = 0;
+        let client = self.client(0);
+        let pool = self.direct.clone();
+        let (duration, expected) = (self.args.duration, self.args.stream_rows);
+        tokio::spawn(stream_once(
+            client,
+            pool,
+            duration,
+            expected,
+            through_gateway,
+            slow,
+        ))
+        .await
+        .expect("the stream task panicked")
+    }
+}
+
+async fn stream_once(
+    mut client: DatabaseClient<Channel>,
+    pool: Pool,
+    duration: Duration,
+    expected: u64,
+    through_gateway: bool,
+    slow: bool,
+) -> Measurement {
+    let started = Instant::now();
+    let give_up = started + duration;
+    let mut rows = 0u64;
+    if through_gateway {
+        let mut stream = client
+            .execute_stream(ExecuteRequest {
+                sql: STREAM.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("stream")
+            .into_inner();
+        while let Some(message) = stream.next().await {
+            if let Some(Part::Rows(batch)) = message.expect("stream message").part {
+                rows += batch.rows.len() as u64;
+                if slow {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     if Instant::now() > give_up {
                         break;
                     }
                 }
             }
-            drop(result);
-            // A half-read result would be drained on return: close instead.
-            if slow {
-                let _ = conn.disconnect().await;
+        }
+    } else {
+        let mut conn = pool.get_conn().await.expect("connection");
+        let mut result = conn.exec_iter(STREAM, ()).await.expect("stream");
+        let mut in_batch = 0;
+        while let Some(row) = result.next().await.expect("row") {
+            std::hint::black_box(row);
+            rows += 1;
+            in_batch += 1;
+            // About as many rows as a 64 KiB gateway batch holds.
+            if slow && in_batch == 700 {
+                in_batch = 0;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if Instant::now() > give_up {
+                    break;
+                }
             }
         }
-        if !slow {
-            assert_eq!(rows, self.args.stream_rows, "every row arrived");
+        drop(result);
+        // A half-read result would be drained on return: close instead.
+        if slow {
+            let _ = conn.disconnect().await;
         }
-        let elapsed = started.elapsed();
-        Measurement {
-            throughput: rows as f64 / elapsed.as_secs_f64(),
-            p50: elapsed,
-            p99: elapsed,
-        }
+    }
+    if !slow {
+        assert_eq!(rows, expected, "every row arrived");
+    }
+    let elapsed = started.elapsed();
+    Measurement {
+        throughput: rows as f64 / elapsed.as_secs_f64(),
+        p50: elapsed,
+        p99: elapsed,
+        operations: rows,
+        cpu: Default::default(),
     }
 }
 
@@ -351,61 +449,55 @@ fn int(v: i64) -> sqlgate::api::Value {
 }
 
 /// Runs `op` in `clients` concurrent loops for `duration`; measures each call.
+///
+/// Each loop is its own tokio task, so the client's work spreads over the
+/// runtime's workers on both paths alike.
 async fn timed<F, Fut>(clients: usize, duration: Duration, op: F) -> Measurement
 where
-    F: Fn(usize, usize) -> Fut,
-    Fut: Future<Output = ()>,
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let started = Instant::now();
     let deadline = started + duration;
     let op = Arc::new(op);
-    let workers = (0..clients).map(|worker| {
-        let op = op.clone();
-        async move {
-            let mut latencies = Vec::new();
-            let mut iteration = 0;
-            while Instant::now() < deadline {
-                let call = Instant::now();
-                op(worker, iteration).await;
-                latencies.push(call.elapsed());
-                iteration += 1;
-            }
-            latencies
-        }
-    });
-    let latencies: Vec<Duration> = futures_join_all(workers)
-        .await
-        .into_iter()
-        .flatten()
+    let workers: Vec<_> = (0..clients)
+        .map(|worker| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut iteration = 0;
+                while Instant::now() < deadline {
+                    let call = Instant::now();
+                    op(worker, iteration).await;
+                    latencies.push(call.elapsed());
+                    iteration += 1;
+                }
+                latencies
+            })
+        })
         .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.expect("a workload task panicked"));
+    }
     Measurement::from_latencies(latencies, started.elapsed())
 }
 
-/// Polls all futures concurrently on this task (no extra dependency).
-async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, future) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(output) => outputs[i] = Some(output),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
+/// A pseudo-random row id in `1..=point_rows`, different per worker and iteration.
+fn random_id(point_rows: u64, worker: usize, iteration: usize) -> i64 {
+    let mixed = (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (iteration as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (mixed % point_rows) as i64 + 1
+}
+
+/// Two different rows, in ascending order so transfers never deadlock.
+fn two_ids(point_rows: u64, worker: usize, iteration: usize) -> (i64, i64) {
+    let a = random_id(point_rows, worker, iteration * 2);
+    let mut b = random_id(point_rows, worker, iteration * 2 + 1);
+    if a == b {
+        b = a % point_rows as i64 + 1;
+    }
+    (a.min(b), a.max(b))
 }
 
 /// Creates the tables if they are not there with the right number of rows.
