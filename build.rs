@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // prost's codec, but undecodable requests are INVALID_ARGUMENT.
         .codec_path("crate::codec::Codec")
+        // Written by hand so that streams can send rows encoded straight from
+        // MySQL cells (see src/api/row_batch.rs); the wire format is the proto's.
+        .extern_path(".sqlgate.v1.RowBatch", "crate::api::RowBatch")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

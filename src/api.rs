@@ -3,6 +3,9 @@
 
 tonic::include_proto!("sqlgate.v1");
 
+mod row_batch;
+pub use row_batch::RowBatch;
+
 /// The encoded `FileDescriptorSet` of the API, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sqlgate_descriptor.bin"));

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use mysql_async::{BinaryProtocol, QueryResult};
+use prost::bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -41,6 +42,13 @@ pub struct StreamSettings {
     /// The rules the caller's statement must follow.
     pub rules: StatementRules,
 }
+
+/// Most bytes reserved for a batch before rows arrive (batches may still grow
+/// past it when --stream-batch-bytes is larger).
+const MAX_PREALLOCATED_BATCH: u64 = 1 << 20;
+
+/// Room for the last row, which takes a batch past its target size.
+const BATCH_SLACK: usize = 4096;
 
 type Sender = mpsc::Sender<Result<ExecuteStreamResponse, Status>>;
 
@@ -161,8 +169,12 @@ async fn send_rows(
     });
     send(sender, header).await?;
 
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0u64;
+    // Rows go out already encoded: no protobuf value is built per cell.
+    // Sized for a full batch up front, so that it rarely grows while filling.
+    let capacity = settings.batch_bytes.min(MAX_PREALLOCATED_BATCH) as usize + BATCH_SLACK;
+    let mut batch = BytesMut::with_capacity(capacity);
+    let mut batch_rows = 0usize;
+    let mut scratch = Vec::new();
     let mut row_count = 0u64;
     let mut truncated = false;
     while let Some(row) = result.next().await? {
@@ -170,25 +182,16 @@ async fn send_rows(
             truncated = true;
             break;
         }
-        let (row, size) = converter.convert(row)?;
-        batch.push(row);
-        batch_bytes += size as u64;
+        converter.encode_row(&row, &mut scratch, &mut batch)?;
+        batch_rows += 1;
         row_count += 1;
-        if batch_bytes >= settings.batch_bytes {
-            crate::stats::record_streamed(batch.len(), batch_bytes);
-            send(
-                sender,
-                Part::Rows(api::RowBatch {
-                    rows: std::mem::take(&mut batch),
-                }),
-            )
-            .await?;
-            batch_bytes = 0;
+        if batch.len() as u64 >= settings.batch_bytes {
+            send_batch(sender, &mut batch, &mut batch_rows).await?;
+            batch.reserve(capacity);
         }
     }
-    if !batch.is_empty() {
-        crate::stats::record_streamed(batch.len(), batch_bytes);
-        send(sender, Part::Rows(api::RowBatch { rows: batch })).await?;
+    if batch_rows > 0 {
+        send_batch(sender, &mut batch, &mut batch_rows).await?;
     }
     let summary = api::ResultSummary {
         rows_affected: result.affected_rows(),
@@ -216,6 +219,18 @@ async fn finish_result(
         result.drop_result().await?;
     }
     Ok(())
+}
+
+/// Sends the rows encoded so far as one batch and empties it.
+async fn send_batch(
+    sender: &Sender,
+    batch: &mut BytesMut,
+    batch_rows: &mut usize,
+) -> Result<(), GatewayError> {
+    crate::stats::record_streamed(*batch_rows, batch.len() as u64);
+    let encoded = batch.split().freeze();
+    *batch_rows = 0;
+    send(sender, Part::Rows(api::RowBatch::from_encoded(encoded))).await
 }
 
 /// Sends one message, waiting while the client is behind.

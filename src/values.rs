@@ -319,120 +319,7 @@ fn describe_cell(cell: &MyValue) -> &'static str {
 
 /// Converts one result cell of a column of this kind. NULL always gives null_value.
 pub fn cell_to_value(kind: CellKind, cell: MyValue) -> Result<api::Value, ValueError> {
-    let out_of_range = || kind.error("an integer out of range");
-    let converted = match (kind, cell) {
-        (_, MyValue::NULL) => Kind::NullValue(api::NullValue::NullValue as i32),
-        (CellKind::Int64, MyValue::Int(v)) => Kind::Int64Value(v),
-        (CellKind::Int64, MyValue::UInt(v)) => {
-            Kind::Int64Value(i64::try_from(v).map_err(|_| out_of_range())?)
-        }
-        (CellKind::Uint64, MyValue::UInt(v)) => Kind::Uint64Value(v),
-        (CellKind::Uint64, MyValue::Int(v)) => {
-            Kind::Uint64Value(u64::try_from(v).map_err(|_| out_of_range())?)
-        }
-        // Integers, floats and doubles of some expressions may arrive as text.
-        (CellKind::Int64, MyValue::Bytes(b)) => Kind::Int64Value(parse_text(kind, &b)?),
-        (CellKind::Uint64, MyValue::Bytes(b)) => Kind::Uint64Value(parse_text(kind, &b)?),
-        (CellKind::Double, MyValue::Double(v)) => Kind::DoubleValue(v),
-        (CellKind::Double, MyValue::Float(v)) => Kind::DoubleValue(f64::from(v)),
-        (CellKind::Double, MyValue::Bytes(b)) => Kind::DoubleValue(parse_text(kind, &b)?),
-        (CellKind::Float, MyValue::Float(v)) => Kind::FloatValue(v),
-        (CellKind::Float, MyValue::Bytes(b)) => Kind::FloatValue(parse_text(kind, &b)?),
-        (CellKind::Text, MyValue::Bytes(b)) => Kind::StringValue(utf8(kind, b)?),
-        (CellKind::Json, MyValue::Bytes(b)) => Kind::JsonValue(utf8(kind, b)?),
-        (CellKind::Decimal, MyValue::Bytes(b)) => Kind::DecimalValue(utf8(kind, b)?),
-        (CellKind::Bytes, MyValue::Bytes(b)) => Kind::BytesValue(b),
-        (CellKind::Date, MyValue::Date(y, m, d, ..)) => {
-            let mut text = String::with_capacity(10);
-            push_date(&mut text, y, m, d);
-            Kind::DateValue(text)
-        }
-        (CellKind::Datetime { fraction_digits }, MyValue::Date(y, mo, d, h, mi, s, us)) => {
-            let mut text = String::with_capacity(26);
-            push_date(&mut text, y, mo, d);
-            text.push(' ');
-            push_clock(&mut text, u64::from(h), mi, s);
-            push_fraction(&mut text, us, fraction_digits, kind)?;
-            Kind::DatetimeValue(text)
-        }
-        (CellKind::Time { fraction_digits }, MyValue::Time(negative, days, h, m, s, us)) => {
-            let mut text = String::with_capacity(18);
-            if negative {
-                text.push('-');
-            }
-            push_clock(&mut text, u64::from(days) * 24 + u64::from(h), m, s);
-            push_fraction(&mut text, us, fraction_digits, kind)?;
-            Kind::TimeValue(text)
-        }
-        // Text forms of temporal values (from the text protocol) pass through.
-        (CellKind::Date, MyValue::Bytes(b)) => Kind::DateValue(utf8(kind, b)?),
-        (CellKind::Datetime { .. }, MyValue::Bytes(b)) => Kind::DatetimeValue(utf8(kind, b)?),
-        (CellKind::Time { .. }, MyValue::Bytes(b)) => Kind::TimeValue(utf8(kind, b)?),
-        (kind, cell) => return Err(kind.error(describe_cell(&cell))),
-    };
-    Ok(api::Value {
-        kind: Some(converted),
-    })
-}
-
-/// Parses number text that some servers send for numeric expressions.
-fn parse_text<T: std::str::FromStr>(kind: CellKind, bytes: &[u8]) -> Result<T, ValueError> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .ok_or_else(|| kind.error("text that is not a number in range"))
-}
-
-fn utf8(kind: CellKind, bytes: Vec<u8>) -> Result<String, ValueError> {
-    String::from_utf8(bytes).map_err(|_| kind.error("invalid UTF-8"))
-}
-
-// Temporal values are formatted by hand: `write!` showed up in profiles of
-// large streams, and these fixed-width forms need nothing from it.
-
-/// Appends `value` in decimal, zero-padded to at least `width` digits.
-fn push_digits(text: &mut String, value: u64, width: u32) {
-    let digits = value.checked_ilog10().unwrap_or(0) + 1;
-    let mut divisor = 10u64.pow(digits.max(width) - 1);
-    while divisor > 0 {
-        text.push(char::from(b'0' + (value / divisor % 10) as u8));
-        divisor /= 10;
-    }
-}
-
-fn push_date(text: &mut String, year: u16, month: u8, day: u8) {
-    push_digits(text, u64::from(year), 4);
-    text.push('-');
-    push_digits(text, u64::from(month), 2);
-    text.push('-');
-    push_digits(text, u64::from(day), 2);
-}
-
-/// "hh:mm:ss", with as many hour digits as needed (at least two).
-fn push_clock(text: &mut String, hours: u64, minutes: u8, seconds: u8) {
-    push_digits(text, hours, 2);
-    text.push(':');
-    push_digits(text, u64::from(minutes), 2);
-    text.push(':');
-    push_digits(text, u64::from(seconds), 2);
-}
-
-/// ".f" with exactly `digits` digits (nothing for 0), truncating the microseconds.
-fn push_fraction(
-    text: &mut String,
-    micros: u32,
-    digits: u8,
-    kind: CellKind,
-) -> Result<(), ValueError> {
-    if micros > 999_999 {
-        return Err(kind.error("more than 999999 microseconds"));
-    }
-    if digits > 0 {
-        let digits = u32::from(digits.min(6));
-        text.push('.');
-        push_digits(text, u64::from(micros / 10u32.pow(6 - digits)), digits);
-    }
-    Ok(())
+    Ok(cell::convert(kind, &cell)?.to_value())
 }
 
 /// Describes a column for clients.
@@ -530,6 +417,8 @@ pub fn approximate_size(value: &api::Value) -> usize {
         Some(Kind::BytesValue(b)) => b.len() + 2,
     }
 }
+
+pub mod cell;
 
 // The first tests live in values/tests.rs; the edge cases below complete them.
 #[cfg(test)]

@@ -5,12 +5,16 @@
 //! typed. Only the first result set is returned (a CALL's later sets are read
 //! and dropped).
 use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, prelude::Queryable};
+use prost::{
+    bytes::BytesMut,
+    encoding::{WireType, encode_key, encode_varint},
+};
 
 use crate::{
     api,
     database::Database,
     errors::GatewayError,
-    values::{self, CellKind},
+    values::{self, CellKind, cell},
 };
 
 pub mod guard;
@@ -102,7 +106,34 @@ impl RowConverter {
         }
         Ok((api::Row { values }, size))
     }
+
+    /// Appends one row to `batch` in wire form, as a `rows` field of
+    /// `RowBatch` (see [`api::RowBatch::from_encoded`]), without building
+    /// protobuf values; `scratch` is reused between rows. Returns the bytes
+    /// appended.
+    pub fn encode_row(
+        &self,
+        row: &mysql_async::Row,
+        scratch: &mut Vec<u8>,
+        batch: &mut BytesMut,
+    ) -> Result<usize, GatewayError> {
+        scratch.clear();
+        for (index, kind) in self.kinds.iter().enumerate() {
+            let cell = row.as_ref(index).unwrap_or(&mysql_async::Value::NULL);
+            cell::convert(*kind, cell)?.encode_as_field(ROW_VALUES, scratch);
+        }
+        let before = batch.len();
+        encode_key(BATCH_ROWS, WireType::LengthDelimited, batch);
+        encode_varint(scratch.len() as u64, batch);
+        batch.extend_from_slice(scratch);
+        Ok(batch.len() - before)
+    }
 }
+
+/// Field number of `Row.values`.
+const ROW_VALUES: u32 = 1;
+/// Field number of `RowBatch.rows`.
+const BATCH_ROWS: u32 = 1;
 
 /// Describes the columns of a result for clients.
 pub fn describe_columns(columns: &[mysql_async::Column]) -> Vec<api::Column> {

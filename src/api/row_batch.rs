@@ -1,0 +1,68 @@
+//! `sqlgate.v1.RowBatch`, written by hand instead of generated (build.rs maps
+//! it with `extern_path`) so that the gateway can send rows it encoded
+//! straight from MySQL cells. On the wire it is the message of the proto:
+//! clients in any language, and this crate's own client, see `rows`.
+use prost::{
+    DecodeError, Message,
+    bytes::{Buf, BufMut, Bytes},
+    encoding::{DecodeContext, WireType, message, skip_field},
+};
+
+use super::Row;
+
+/// Field number of `repeated Row rows`.
+const ROWS: u32 = 1;
+
+/// Rows of an ExecuteStream result (`sqlgate.v1.RowBatch`).
+#[derive(Clone, PartialEq, Default, Debug)]
+pub struct RowBatch {
+    /// The rows of the batch, in order.
+    pub rows: Vec<Row>,
+    /// More rows, already in wire form (a sequence of `rows` fields), sent
+    /// after `rows`. Set only by the gateway; decoding fills `rows` instead.
+    encoded_rows: Bytes,
+}
+
+impl RowBatch {
+    /// A batch of rows already encoded as consecutive `rows` fields (see
+    /// [`crate::values::cell::Cell::encode_as_field`]).
+    pub fn from_encoded(encoded_rows: Bytes) -> RowBatch {
+        RowBatch {
+            rows: Vec::new(),
+            encoded_rows,
+        }
+    }
+}
+
+impl Message for RowBatch {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        message::encode_repeated(ROWS, &self.rows, buf);
+        buf.put_slice(&self.encoded_rows);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        if tag == ROWS {
+            message::merge_repeated(wire_type, &mut self.rows, buf, ctx).map_err(|mut error| {
+                error.push("RowBatch", "rows");
+                error
+            })
+        } else {
+            skip_field(wire_type, tag, buf, ctx)
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        message::encoded_len_repeated(ROWS, &self.rows) + self.encoded_rows.len()
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.encoded_rows = Bytes::new();
+    }
+}
