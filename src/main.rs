@@ -32,7 +32,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(config.log_format);
+    // Dropped last, after the gateway has shut down: writes out queued lines.
+    let _log = telemetry::init(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -79,7 +79,8 @@ impl TestGateway {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
         let (database, url) = fresh_database().await;
         if std::env::var_os("SQLGATE_TEST_LOG").is_some() {
-            sqlgate::telemetry::init(sqlgate::config::LogFormat::Text);
+            // Logs until the test process ends.
+            std::mem::forget(sqlgate::telemetry::init(sqlgate::config::LogFormat::Text));
         }
         let mut config = Config::for_database_url(url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
