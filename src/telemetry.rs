@@ -36,7 +36,12 @@ pub fn init(format: LogFormat) -> LogGuard {
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("sqlgate-log")
         .finish(stderr);
-    let builder = fmt().with_env_filter(filter).with_writer(writer);
+    // Colours only for a person at a terminal, not for log files and collectors.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_ansi(colours)
+        .with_writer(writer);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
