@@ -14,6 +14,10 @@ use super::Row;
 const ROWS: u32 = 1;
 
 /// Rows of an ExecuteStream result (`sqlgate.v1.RowBatch`).
+///
+/// Equality compares `rows` and the pre-encoded bytes as they are: a batch
+/// made with [`RowBatch::from_encoded`] equals the decoded one only after a
+/// round trip through the wire.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct RowBatch {
     /// The rows of the batch, in order.
