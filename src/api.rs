@@ -4,7 +4,7 @@
 tonic::include_proto!("sqlgate.v1");
 
 mod row_batch;
-pub use row_batch::RowBatch;
+pub use row_batch::{ROW_VALUES, RowBatch};
 
 /// The encoded `FileDescriptorSet` of the API, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -5,13 +5,17 @@
 use prost::{
     DecodeError, Message,
     bytes::{Buf, BufMut, Bytes},
-    encoding::{DecodeContext, WireType, message, skip_field},
+    encoding::{DecodeContext, WireType, encode_key, encode_varint, message, skip_field},
 };
 
 use super::Row;
 
 /// Field number of `repeated Row rows`.
 const ROWS: u32 = 1;
+
+/// Field number of `Row.values`: the field an encoded row's cells are
+/// written as (see [`crate::values::cell::Cell::encode_as_field`]).
+pub const ROW_VALUES: u32 = 1;
 
 /// Rows of an ExecuteStream result (`sqlgate.v1.RowBatch`).
 ///
@@ -35,6 +39,14 @@ impl RowBatch {
             rows: Vec::new(),
             encoded_rows,
         }
+    }
+
+    /// Appends one row to `encoded_rows` (for [`RowBatch::from_encoded`]),
+    /// given its cells already encoded as consecutive [`ROW_VALUES`] fields.
+    pub fn append_encoded_row(cells: &[u8], encoded_rows: &mut impl BufMut) {
+        encode_key(ROWS, WireType::LengthDelimited, encoded_rows);
+        encode_varint(cells.len() as u64, encoded_rows);
+        encoded_rows.put_slice(cells);
     }
 }
 

@@ -5,10 +5,7 @@
 //! typed. Only the first result set is returned (a CALL's later sets are read
 //! and dropped).
 use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, prelude::Queryable};
-use prost::{
-    bytes::BytesMut,
-    encoding::{WireType, encode_key, encode_varint},
-};
+use prost::bytes::BytesMut;
 
 use crate::{
     api,
@@ -109,31 +106,22 @@ impl RowConverter {
 
     /// Appends one row to `batch` in wire form, as a `rows` field of
     /// `RowBatch` (see [`api::RowBatch::from_encoded`]), without building
-    /// protobuf values; `scratch` is reused between rows. Returns the bytes
-    /// appended.
+    /// protobuf values; `scratch` is reused between rows.
     pub fn encode_row(
         &self,
         row: &mysql_async::Row,
         scratch: &mut Vec<u8>,
         batch: &mut BytesMut,
-    ) -> Result<usize, GatewayError> {
+    ) -> Result<(), GatewayError> {
         scratch.clear();
         for (index, kind) in self.kinds.iter().enumerate() {
             let cell = row.as_ref(index).unwrap_or(&mysql_async::Value::NULL);
-            cell::convert(*kind, cell)?.encode_as_field(ROW_VALUES, scratch);
+            cell::convert(*kind, cell)?.encode_as_field(api::ROW_VALUES, scratch);
         }
-        let before = batch.len();
-        encode_key(BATCH_ROWS, WireType::LengthDelimited, batch);
-        encode_varint(scratch.len() as u64, batch);
-        batch.extend_from_slice(scratch);
-        Ok(batch.len() - before)
+        api::RowBatch::append_encoded_row(scratch, batch);
+        Ok(())
     }
 }
-
-/// Field number of `Row.values`.
-const ROW_VALUES: u32 = 1;
-/// Field number of `RowBatch.rows`.
-const BATCH_ROWS: u32 = 1;
 
 /// Describes the columns of a result for clients.
 pub fn describe_columns(columns: &[mysql_async::Column]) -> Vec<api::Column> {

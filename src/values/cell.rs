@@ -424,11 +424,9 @@ mod tests {
             for row in &rows {
                 let mut cells = Vec::new();
                 for source in row {
-                    source.cell().encode_as_field(1, &mut cells);
+                    source.cell().encode_as_field(api::ROW_VALUES, &mut cells);
                 }
-                encode_key(1, WireType::LengthDelimited, &mut encoded);
-                encode_varint(cells.len() as u64, &mut encoded);
-                encoded.extend_from_slice(&cells);
+                api::RowBatch::append_encoded_row(&cells, &mut encoded);
                 expected.push(api::Row {
                     values: row.iter().map(|source| source.cell().to_value()).collect(),
                 });
