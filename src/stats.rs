@@ -51,6 +51,8 @@ pub fn record_transaction_end(reason: EndReason) {
         EndReason::CallInterrupted => "aborted_interrupted",
         EndReason::DatabaseAborted => "aborted_database",
         EndReason::Shutdown => "aborted_shutdown",
+        EndReason::EndedByStatement => "ended_by_statement",
+        EndReason::CommitOutcomeUnknown => "commit_outcome_unknown",
     };
     counter!("sqlgate_transactions_ended_total", "reason" => reason).increment(1);
 }

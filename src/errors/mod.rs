@@ -24,6 +24,12 @@ pub enum EndReason {
     DatabaseAborted,
     /// Rolled back because the gateway is shutting down.
     Shutdown,
+    /// A statement ended it on the server (an implicit commit, a stored
+    /// procedure's COMMIT...): what ran before was committed, not rolled back.
+    EndedByStatement,
+    /// The connection broke while COMMIT was in flight: it may or may not
+    /// have committed.
+    CommitOutcomeUnknown,
 }
 
 impl fmt::Display for EndReason {
@@ -44,6 +50,12 @@ impl fmt::Display for EndReason {
                 "the database aborted it (deadlock, lock wait timeout or lost connection)"
             }
             EndReason::Shutdown => "the gateway is shutting down and rolled it back",
+            EndReason::EndedByStatement => {
+                "a statement ended it on the database (an implicit commit, or a COMMIT inside a stored procedure): what it had done before was committed"
+            }
+            EndReason::CommitOutcomeUnknown => {
+                "the connection to the database failed during its COMMIT: it may or may not have committed"
+            }
         })
     }
 }
@@ -63,11 +75,32 @@ pub enum GatewayError {
     #[error("{}", describe_mysql_error(.0))]
     Database(#[from] mysql_async::Error),
 
-    /// The connection failed while COMMIT was in flight: it may or may not have committed.
+    /// The connection failed while COMMIT was in flight: it may or may not have
+    /// committed. Holds what went wrong, in words.
     #[error(
         "the connection to the database failed during COMMIT; the transaction may or may not have committed: {0}"
     )]
-    CommitOutcomeUnknown(mysql_async::Error),
+    CommitOutcomeUnknown(String),
+
+    /// A statement the gateway never runs, for any caller: server
+    /// administration, account management, file access (PERMISSION_DENIED).
+    #[error("{0}")]
+    StatementNotAllowed(String),
+
+    /// A read-only principal sent a statement that is not a read.
+    #[error("{0}")]
+    ReadOnlyStatement(String),
+
+    /// A statement that would commit the open transaction implicitly (DDL,
+    /// account management...) was refused inside a transaction.
+    #[error("{0}")]
+    ImplicitCommit(String),
+
+    /// A statement ended the transaction on the server (an implicit commit, a
+    /// procedure's COMMIT): the transaction is over, and what it did before
+    /// was committed. Holds the details.
+    #[error("{0}")]
+    TransactionEndedByStatement(String),
 
     /// No transaction with this id is open (never existed, or committed/rolled back).
     #[error("transaction not found{}", .0.map(|r| format!(": {r}")).unwrap_or_default())]

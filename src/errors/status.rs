@@ -45,6 +45,14 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             }
         }
         GatewayError::CommitOutcomeUnknown(_) => (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN"),
+        GatewayError::StatementNotAllowed(_) => (Code::PermissionDenied, "STATEMENT_NOT_ALLOWED"),
+        GatewayError::ReadOnlyStatement(_) => (Code::PermissionDenied, "READ_ONLY_PRINCIPAL"),
+        GatewayError::ImplicitCommit(_) => {
+            (Code::FailedPrecondition, "IMPLICIT_COMMIT_IN_TRANSACTION")
+        }
+        GatewayError::TransactionEndedByStatement(_) => {
+            (Code::FailedPrecondition, "TRANSACTION_ENDED_BY_STATEMENT")
+        }
         GatewayError::TransactionNotFound(_) => (Code::NotFound, "TRANSACTION_NOT_FOUND"),
         GatewayError::TransactionExpired(_) => (Code::Aborted, "TRANSACTION_EXPIRED"),
         GatewayError::TransactionAborted(_) => (Code::Aborted, "TRANSACTION_ABORTED"),
@@ -126,9 +134,7 @@ mod tests {
                 "RESULT_TOO_LARGE",
             ),
             (
-                GatewayError::CommitOutcomeUnknown(mysql_async::Error::Driver(
-                    mysql_async::DriverError::ConnectionClosed,
-                )),
+                GatewayError::CommitOutcomeUnknown("connection closed".into()),
                 Code::Unknown,
                 "COMMIT_OUTCOME_UNKNOWN",
             ),

@@ -86,8 +86,8 @@ impl Lease {
                 Ok(())
             }
             Err(e) if e.is_fatal() => {
-                self.end(EndReason::DatabaseAborted);
-                Err(GatewayError::CommitOutcomeUnknown(e))
+                self.end(EndReason::CommitOutcomeUnknown);
+                Err(GatewayError::CommitOutcomeUnknown(e.to_string()))
             }
             Err(e) => {
                 // A failed COMMIT leaves nothing committed: roll back what is left.

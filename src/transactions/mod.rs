@@ -323,6 +323,10 @@ fn ended_error(reason: EndReason) -> GatewayError {
         EndReason::CallInterrupted | EndReason::DatabaseAborted | EndReason::Shutdown => {
             GatewayError::TransactionAborted(reason)
         }
+        EndReason::EndedByStatement => GatewayError::TransactionEndedByStatement(format!(
+            "the transaction is over: {reason}; nothing more can run in it"
+        )),
+        EndReason::CommitOutcomeUnknown => GatewayError::CommitOutcomeUnknown(reason.to_string()),
     }
 }
 
