@@ -130,6 +130,26 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_DATABASE_PASSWORD_FILE")]
     pub database_password_file: Option<PathBuf>,
 
+    /// The database account of read-only principals, as a URL like
+    /// --database-url (same server and database, an account granted only
+    /// SELECT): the database itself then refuses their writes. Without it
+    /// they share the main account, held to reads by the gateway alone.
+    #[arg(
+        long,
+        env = "SQLGATE_READ_ONLY_DATABASE_URL",
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    pub read_only_database_url: Option<String>,
+
+    /// Read the password of --read-only-database-url from this file.
+    #[arg(
+        long,
+        env = "SQLGATE_READ_ONLY_DATABASE_PASSWORD_FILE",
+        requires = "read_only_database_url"
+    )]
+    pub read_only_database_password_file: Option<PathBuf>,
+
     /// Serve Prometheus metrics on http://ADDRESS/metrics (off by default).
     #[arg(long, env = "SQLGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -227,6 +247,10 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// A file holding the database password.
     pub database_password_file: Option<PathBuf>,
+    /// The read-only principals' database account, if configured.
+    pub read_only_database_url: Option<String>,
+    /// A file holding the read-only account's password.
+    pub read_only_database_password_file: Option<PathBuf>,
     /// CA to verify the database's TLS certificate with; TLS to the database when set.
     pub database_ssl_ca: Option<PathBuf>,
     /// Where to serve Prometheus metrics, if anywhere.
@@ -302,6 +326,10 @@ impl ServeArgs {
             .ok()
             .filter(|bytes| *bytes >= 1024)
             .ok_or("--max-request-bytes must be at least 1KiB")?;
+        if let Some(url) = &self.read_only_database_url {
+            mysql_async::Opts::from_url(url)
+                .map_err(|e| format!("--read-only-database-url is not a valid MySQL URL: {e}"))?;
+        }
         let database = match self.database_url {
             Some(url) if url.trim().is_empty() => {
                 return Err("--database-url is empty".into());
@@ -340,6 +368,8 @@ impl ServeArgs {
                 _ => None,
             },
             database_password_file: self.database_password_file,
+            read_only_database_url: self.read_only_database_url,
+            read_only_database_password_file: self.read_only_database_password_file,
             database_ssl_ca: self.database_ssl_ca,
             metrics_listen: self.metrics_listen,
             max_request_bytes,

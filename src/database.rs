@@ -1,16 +1,79 @@
-//! The connection pool, and the side connections that control it: killing a
-//! running statement and checking that the database answers.
+//! The connection pools, and the side connections that control them: killing
+//! a running statement and checking that the database answers.
+//!
+//! The gateway talks to the database as up to two accounts ([`Account`]): the
+//! read-write account serves read-write principals, and a read-only account
+//! (when configured) serves read-only principals, so that the database itself
+//! refuses their writes. Each account is a [`Backend`]: its own pool and its
+//! own control connections (a KILL QUERY must come from an account allowed to
+//! kill that connection).
+//!
+//! Every connection leaves a call or a transaction through [`Backend::give_back`]:
+//! the one place that decides whether it is reused, restored, killed first or
+//! closed.
 use std::time::Duration;
 
 use mysql_async::{
-    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, prelude::Queryable,
+    ChangeUserOpts, Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts,
+    prelude::Queryable,
 };
 
-use crate::{config::Config, errors::GatewayError};
+use crate::errors::GatewayError;
 
-/// The gateway's view of the database: the main pool and a small control pool.
+mod privileges;
+
+/// Which database account serves a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account {
+    /// The gateway's main account.
+    ReadWrite,
+    /// The account of read-only principals (the main one when none is configured).
+    ReadOnly,
+}
+
+/// How to connect: the URL, an optional password that overrides the URL's,
+/// and TLS.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// A mysql_async URL.
+    pub url: String,
+    /// A password that replaces the URL's (from a password file).
+    pub password: Option<String>,
+    /// Verify the server's TLS certificate against this CA (PEM); TLS when set.
+    pub ssl_ca: Option<std::path::PathBuf>,
+}
+
+/// Sizes and timers of the pools.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Connections kept open when idle.
+    pub min: usize,
+    /// Most connections.
+    pub max: usize,
+    /// Longest wait for a connection.
+    pub acquire_timeout: Duration,
+}
+
+/// What to do with a connection when a call or a transaction lets go of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveBack {
+    /// Its last command finished: back to the pool, which resets it
+    /// (COM_RESET_CONNECTION) before the next user.
+    Clean,
+    /// Clean, except that a statement may have changed its default database
+    /// or its active role, which COM_RESET_CONNECTION keeps: COM_CHANGE_USER
+    /// restores both (and everything else) first; closed if that fails.
+    RestoreIdentity,
+    /// A statement may still run on it (its call was dropped half-way): the
+    /// statement is killed, then the pool reads what is left and resets it.
+    Running,
+    /// Its session state is in doubt: closed, never reused.
+    Discard,
+}
+
+/// One database account: its pool and its control connections.
 #[derive(Clone)]
-pub struct Database {
+pub struct Backend {
     pool: Pool,
     /// Separate connections for KILL QUERY and health pings, so that they work
     /// even when every pooled connection is busy.
@@ -18,20 +81,17 @@ pub struct Database {
     acquire_timeout: Duration,
 }
 
-impl Database {
-    /// Creates the pools (with `password` instead of the URL's, if given).
-    /// Connections are opened lazily, so this succeeds even while the
-    /// database is unreachable.
-    pub fn new(
-        url: &str,
-        password: Option<String>,
-        config: &Config,
-    ) -> Result<Database, mysql_async::Error> {
-        let mut opts = Opts::from_url(url)?;
-        if password.is_some() {
-            opts = OptsBuilder::from_opts(opts).pass(password).into();
+impl Backend {
+    /// Creates the pools. Connections are opened lazily, so this succeeds
+    /// even while the database is unreachable.
+    fn new(connect: &ConnectOptions, settings: PoolSettings) -> Result<Backend, mysql_async::Error> {
+        let mut opts = Opts::from_url(&connect.url)?;
+        if connect.password.is_some() {
+            opts = OptsBuilder::from_opts(opts)
+                .pass(connect.password.clone())
+                .into();
         }
-        if let Some(ca) = &config.database_ssl_ca {
+        if let Some(ca) = &connect.ssl_ca {
             // Verify the server against this CA only; and stay on TCP (by
             // default the driver may switch to a local unix socket, without TLS).
             let ssl = SslOpts::default()
@@ -42,7 +102,7 @@ impl Database {
                 .prefer_socket(false)
                 .into();
         }
-        let constraints = PoolConstraints::new(config.pool_min, config.pool_max)
+        let constraints = PoolConstraints::new(settings.min, settings.max)
             .expect("validated in config: pool_min <= pool_max");
         let pool_opts = PoolOpts::default()
             .with_constraints(constraints)
@@ -56,10 +116,10 @@ impl Database {
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
         );
-        Ok(Database {
+        Ok(Backend {
             pool: Pool::new(main),
             control: Pool::new(control),
-            acquire_timeout: config.acquire_timeout,
+            acquire_timeout: settings.acquire_timeout,
         })
     }
 
@@ -73,8 +133,9 @@ impl Database {
 
     /// Stops the statement running on connection `connection_id`, if any.
     ///
-    /// Only call this while holding that connection, so that the kill cannot
-    /// hit a statement of the connection's next user.
+    /// Only call this while that connection cannot go to another user (its
+    /// holder has not given it back), so that the kill cannot hit a statement
+    /// of the connection's next user.
     pub async fn kill_query(&self, connection_id: u32) {
         let result = async {
             let mut conn = self.control.get_conn().await?;
@@ -89,36 +150,128 @@ impl Database {
         }
     }
 
-    /// Lets go of a connection whose call was cancelled half-way: kills the
-    /// statement that may still be running on it, then returns it to the pool
-    /// (which reads what is left and resets it, or closes it if it is broken).
-    pub fn abandon(&self, conn: Conn) {
-        let database = self.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                database.kill_query(conn.id()).await;
+    /// Lets go of a connection as `how` says. Never blocks: anything that
+    /// needs the database runs in a task of its own.
+    pub fn give_back(&self, conn: Conn, how: GiveBack) {
+        if how == GiveBack::Clean {
+            // The pool resets it in the background.
+            drop(conn);
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime (process exit): dropping closes or returns it.
+            drop(conn);
+            return;
+        };
+        let backend = self.clone();
+        runtime.spawn(async move { backend.give_back_now(conn, how).await });
+    }
+
+    /// Does what `give_back` decided, waiting for the database.
+    pub(crate) async fn give_back_now(&self, mut conn: Conn, how: GiveBack) {
+        match how {
+            GiveBack::Clean => drop(conn),
+            GiveBack::Running => {
+                self.kill_query(conn.id()).await;
                 drop(conn);
-            });
+            }
+            GiveBack::RestoreIdentity => {
+                if let Err(e) = conn.change_user(ChangeUserOpts::default()).await {
+                    tracing::warn!(error = %e, "could not restore the connection's database and role; closing it");
+                    let _ = conn.disconnect().await;
+                }
+            }
+            GiveBack::Discard => {
+                tracing::debug!(
+                    connection_id = conn.id(),
+                    "closing a connection whose session state is in doubt"
+                );
+                let _ = conn.disconnect().await;
+            }
         }
     }
 
-    /// The main pool's counters (connections in use, idle, waiting).
-    pub fn pool_metrics(&self) -> std::sync::Arc<mysql_async::Metrics> {
-        self.pool.metrics()
-    }
-
     /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), mysql_async::Error> {
+    async fn ping(&self) -> Result<(), mysql_async::Error> {
         let mut conn = self.control.get_conn().await?;
         conn.ping().await
     }
 
-    /// Closes both pools once every connection is back.
-    pub async fn disconnect(self) {
+    async fn disconnect(self) {
         for pool in [self.pool, self.control] {
             if let Err(e) = pool.disconnect().await {
                 tracing::warn!(error = %e, "error while closing the connection pool");
             }
+        }
+    }
+}
+
+/// The gateway's view of the database: a backend per account.
+#[derive(Clone)]
+pub struct Database {
+    read_write: Backend,
+    /// The read-only principals' account, if one is configured.
+    read_only: Option<Backend>,
+}
+
+impl Database {
+    /// Creates the backends: the main account, and the read-only principals'
+    /// account when `read_only` is given.
+    pub fn new(
+        read_write: &ConnectOptions,
+        read_only: Option<&ConnectOptions>,
+        settings: PoolSettings,
+    ) -> Result<Database, mysql_async::Error> {
+        Ok(Database {
+            read_write: Backend::new(read_write, settings)?,
+            read_only: read_only
+                .map(|options| Backend::new(options, settings))
+                .transpose()?,
+        })
+    }
+
+    /// The backend serving `account`.
+    pub fn backend(&self, account: Account) -> &Backend {
+        match account {
+            Account::ReadOnly => self.read_only.as_ref().unwrap_or(&self.read_write),
+            Account::ReadWrite => &self.read_write,
+        }
+    }
+
+    /// True when read-only principals have a database account of their own.
+    pub fn has_read_only_account(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    /// The main pool's counters (connections in use, idle, waiting).
+    pub fn pool_metrics(&self) -> std::sync::Arc<mysql_async::Metrics> {
+        self.read_write.pool.metrics()
+    }
+
+    /// Checks that the database answers (as every account).
+    pub async fn ping(&self) -> Result<(), mysql_async::Error> {
+        self.read_write.ping().await?;
+        if let Some(read_only) = &self.read_only {
+            read_only.ping().await?;
+        }
+        Ok(())
+    }
+
+    /// Warns, once the database answers, when an account holds global
+    /// administrative privileges that clients could abuse through it.
+    pub fn warn_about_privileges(&self) {
+        let accounts = std::iter::once(("read-write", self.read_write.clone()))
+            .chain(self.read_only.clone().map(|b| ("read-only", b)));
+        for (name, backend) in accounts {
+            tokio::spawn(privileges::warn_when_known(name, backend.control.clone()));
+        }
+    }
+
+    /// Closes every pool once every connection is back.
+    pub async fn disconnect(self) {
+        self.read_write.disconnect().await;
+        if let Some(read_only) = self.read_only {
+            read_only.disconnect().await;
         }
     }
 }
@@ -130,15 +283,18 @@ impl Database {
 /// connection goes back to the pool (which reads what is left and resets it).
 pub struct PooledConn {
     conn: Option<Conn>,
-    database: Database,
+    backend: Backend,
+    /// How the connection is to be given back after a completed call.
+    after: GiveBack,
 }
 
 impl PooledConn {
-    /// Takes a connection from the pool, waiting at most the acquire timeout.
-    pub async fn acquire(database: &Database) -> Result<PooledConn, GatewayError> {
+    /// Takes a connection of `backend`'s pool, waiting at most the acquire timeout.
+    pub async fn acquire(backend: &Backend) -> Result<PooledConn, GatewayError> {
         Ok(PooledConn {
-            conn: Some(database.acquire().await?),
-            database: database.clone(),
+            conn: Some(backend.acquire().await?),
+            backend: backend.clone(),
+            after: GiveBack::Clean,
         })
     }
 
@@ -147,16 +303,60 @@ impl PooledConn {
         self.conn.as_mut().expect("present until released")
     }
 
-    /// Returns the connection to the pool after a call that ran to its end.
+    /// The backend the connection belongs to.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Notes that the connection needs more than the pool's reset before
+    /// reuse; the strongest need wins.
+    pub fn needs(&mut self, how: GiveBack) {
+        self.after = stronger(self.after, how);
+    }
+
+    /// Returns the connection after a call that ran to its end.
     pub fn release(mut self) {
-        drop(self.conn.take());
+        if let Some(conn) = self.conn.take() {
+            self.backend.give_back(conn, self.after);
+        }
     }
 }
 
 impl Drop for PooledConn {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.database.abandon(conn);
+            let how = stronger(self.after, GiveBack::Running);
+            self.backend.give_back(conn, how);
         }
+    }
+}
+
+/// The more cautious of two ways to give a connection back.
+pub fn stronger(a: GiveBack, b: GiveBack) -> GiveBack {
+    use GiveBack::*;
+    match (a, b) {
+        (Clean, other) | (other, Clean) => other,
+        (Discard, _) | (_, Discard) => Discard,
+        // A statement may still run on a connection whose identity is in
+        // doubt: after the kill the session state is unknown, close it.
+        (RestoreIdentity, Running) | (Running, RestoreIdentity) => Discard,
+        (same, _) => same,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GiveBack::*, stronger};
+
+    #[test]
+    fn the_most_cautious_way_wins() {
+        for how in [Clean, RestoreIdentity, Running, Discard] {
+            assert_eq!(stronger(Clean, how), how);
+            assert_eq!(stronger(how, Clean), how);
+            assert_eq!(stronger(how, how), how);
+            assert_eq!(stronger(Discard, how), Discard);
+        }
+        assert_eq!(stronger(RestoreIdentity, Running), Discard);
+        assert_eq!(stronger(Running, RestoreIdentity), Discard);
     }
 }

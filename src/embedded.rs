@@ -19,6 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod accounts;
+
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the server may take to stop before it is killed.
@@ -109,6 +111,8 @@ pub struct EmbeddedDatabase {
     /// The watchdog and the write end of its stdin; `None` once stopped or killed.
     watchdog: Option<(Child, ChildStdin)>,
     pid: u32,
+    /// The gateway's least-privilege accounts.
+    accounts: accounts::Accounts,
 }
 
 impl EmbeddedDatabase {
@@ -176,6 +180,8 @@ impl EmbeddedDatabase {
             "starting private {} server",
             if mariadb { "MariaDB" } else { "MySQL" }
         );
+        let accounts = accounts::Accounts::load_or_create(&data_dir)
+            .map_err(io_error("reading or creating the accounts file"))?;
         let remove_on_stop = options.remove_on_stop;
         let options = EmbeddedOptions {
             data_dir,
@@ -189,6 +195,7 @@ impl EmbeddedDatabase {
             socket_path,
             watchdog,
             pid,
+            accounts,
         };
         database.launch()?;
         Ok(database)
@@ -206,6 +213,18 @@ impl EmbeddedDatabase {
         format!(
             "mysql://root@localhost/{}?socket={socket}",
             url_encode(database, false)
+        )
+    }
+
+    /// A mysql_async URL of the gateway's own database (`sqlgate`) as its
+    /// least-privilege account: the read-only principals' one when
+    /// `read_only`, else the main one.
+    pub fn account_url(&self, read_only: bool) -> String {
+        let socket = url_encode(&self.socket_path.to_string_lossy(), true);
+        let (user, password) = self.accounts.credentials(read_only);
+        format!(
+            "mysql://{user}:{password}@localhost/{}?socket={socket}",
+            accounts::DATABASE
         )
     }
 
@@ -287,10 +306,7 @@ impl EmbeddedDatabase {
             .create(&self.run_dir)
             .map_err(io_error("creating the socket directory"))?;
         let _ = std::fs::remove_file(&self.socket_path);
-        std::fs::write(
-            self.run_dir.join(INIT_FILE),
-            "CREATE DATABASE IF NOT EXISTS sqlgate;\n",
-        )
+        std::fs::write(self.run_dir.join(INIT_FILE), self.accounts.init_sql())
         .map_err(io_error("writing the server's init file"))?;
         let log_path = self.options.data_dir.join(LOG_FILE);
         let remove_data = if self.options.remove_on_stop {

@@ -15,7 +15,7 @@ use crate::{
     api::{self, database_server::DatabaseServer},
     auth::Authenticator,
     config::{Config, DatabaseTarget, redact_url},
-    database::Database,
+    database::{ConnectOptions, Database, PoolSettings},
     embedded::{EmbeddedDatabase, EmbeddedOptions},
     errors::EndReason,
     health,
@@ -79,8 +79,8 @@ impl Gateway {
     /// services, and the listener. Returns once it is listening; the database
     /// may not be reachable yet (health says so).
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        let (url, embedded) = match &config.database {
-            DatabaseTarget::Url(url) => (url.clone(), None),
+        let (url, read_only_url, embedded) = match &config.database {
+            DatabaseTarget::Url(url) => (url.clone(), config.read_only_database_url.clone(), None),
             DatabaseTarget::Embedded { data_dir } => {
                 tracing::info!(data_dir = %data_dir.display(), "no --database-url given: starting a private database server");
                 let options = EmbeddedOptions {
@@ -90,20 +90,54 @@ impl Gateway {
                 let server = tokio::task::spawn_blocking(move || EmbeddedDatabase::start(&options))
                     .await
                     .expect("the embedded server start does not panic")?;
-                (server.url("sqlgate"), Some(server))
+                // Least-privilege accounts, never root.
+                let urls = (server.account_url(false), Some(server.account_url(true)));
+                (urls.0, urls.1, Some(server))
             }
         };
         tracing::info!(database = %redact_url(&url), "using database");
-        let password = match &config.database_password_file {
-            Some(path) => Some(read_password(path)?),
+        let read_write = ConnectOptions {
+            url,
+            password: config
+                .database_password_file
+                .as_deref()
+                .map(read_password)
+                .transpose()?,
+            ssl_ca: config.database_ssl_ca.clone(),
+        };
+        let read_only = match read_only_url {
+            Some(url) => {
+                tracing::info!(database = %redact_url(&url), "read-only principals use their own database account");
+                Some(ConnectOptions {
+                    url,
+                    password: config
+                        .read_only_database_password_file
+                        .as_deref()
+                        .map(read_password)
+                        .transpose()?,
+                    ssl_ca: config.database_ssl_ca.clone(),
+                })
+            }
             None => None,
         };
-        let database = Database::new(&url, password, &config).map_err(StartError::DatabaseUrl)?;
+        let pool = PoolSettings {
+            min: config.pool_min,
+            max: config.pool_max,
+            acquire_timeout: config.acquire_timeout,
+        };
+        let database = Database::new(&read_write, read_only.as_ref(), pool)
+            .map_err(StartError::DatabaseUrl)?;
+        database.warn_about_privileges();
         let authenticator = match &config.auth_tokens_file {
             Some(path) => {
                 let authenticator = Authenticator::load(path)?;
                 authenticator.reload_on_sighup();
                 tracing::info!(file = %path.display(), "bearer-token authentication is on");
+                if !database.has_read_only_account() {
+                    tracing::warn!(
+                        "read-only principals share the main database account: only the gateway's guard and READ ONLY transactions hold them to reads; give them an account granted only SELECT with --read-only-database-url"
+                    );
+                }
                 Some(authenticator)
             }
             None => {

@@ -16,7 +16,7 @@ use tonic::Status;
 use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
     auth::Principal,
-    database::Database,
+    database::{Backend, Database},
     errors::GatewayError,
     service::{ExecuteStreamStream, Session, deadline, for_caller},
     statement::{RowConverter, Statement, StatementRules, describe_columns, stop_reading},
@@ -136,21 +136,15 @@ async fn stream_result(
     );
     let mut session = deadline::within(settings.start_limit, open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();
-    let outcome = send_rows(
-        database,
-        &mut session,
-        &statement,
-        settings,
-        sender,
-        transaction_id,
-    )
-    .await;
+    let outcome = send_rows(&mut session, &statement, settings, sender, transaction_id).await;
+    let outcome = session
+        .check(statement.may_change_identity(), outcome)
+        .await;
     session.close(&outcome).await;
     outcome
 }
 
 async fn send_rows(
-    database: &Database,
     session: &mut Session,
     statement: &Statement,
     settings: StreamSettings,
@@ -158,6 +152,7 @@ async fn send_rows(
     transaction_id: String,
 ) -> Result<u64, GatewayError> {
     let connection_id = session.conn().id();
+    let backend = session.backend().clone();
     let mut result =
         deadline::within(settings.start_limit, statement.start(session.conn())).await?;
     let columns = result.columns();
@@ -200,7 +195,7 @@ async fn send_rows(
         truncated,
         row_count,
     };
-    finish_result(database, connection_id, result, truncated).await?;
+    finish_result(&backend, connection_id, result, truncated).await?;
     send(sender, Part::Summary(summary)).await?;
     Ok(row_count)
 }
@@ -208,13 +203,13 @@ async fn send_rows(
 /// Leaves the connection clean: stops a truncated result, or reads the
 /// remaining result sets of a finished one.
 async fn finish_result(
-    database: &Database,
+    backend: &Backend,
     connection_id: u32,
     result: QueryResult<'_, 'static, BinaryProtocol>,
     truncated: bool,
 ) -> Result<(), GatewayError> {
     if truncated {
-        stop_reading(database, connection_id, result).await;
+        stop_reading(backend, connection_id, result).await;
     } else {
         result.drop_result().await?;
     }

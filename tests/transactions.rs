@@ -206,9 +206,15 @@ async fn unknown_and_ended_transactions() {
 
     let tx = begin(&gateway, None).await;
     commit(&gateway, &tx).await.unwrap();
-    let again = commit(&gateway, &tx).await.unwrap_err();
-    assert_eq!(again.code(), Code::NotFound);
-    assert!(again.message().contains("committed"), "{}", again.message());
+    // A repeated Commit answers the truth: it committed (a client whose first
+    // Commit timed out learns the outcome instead of rerunning the work).
+    commit(&gateway, &tx).await.unwrap();
+    let after = execute_in(&gateway, &tx, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), Code::NotFound);
+    assert!(after.message().contains("committed"), "{}", after.message());
+    assert!(!rollback(&gateway, &tx).await);
 }
 
 #[tokio::test]

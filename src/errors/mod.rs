@@ -202,6 +202,25 @@ impl GatewayError {
         }
     }
 
+    /// True when a statement ended the transaction on the server (see
+    /// [`GatewayError::TransactionEndedByStatement`]).
+    pub fn ended_by_statement(&self) -> bool {
+        match self {
+            GatewayError::TransactionEndedByStatement(_) => true,
+            GatewayError::InBatch { source, .. } => source.ended_by_statement(),
+            _ => false,
+        }
+    }
+
+    /// True when the call's time limit passed (its work was stopped half-way).
+    pub fn is_deadline(&self) -> bool {
+        match self {
+            GatewayError::DeadlineExceeded(_) => true,
+            GatewayError::InBatch { source, .. } => source.is_deadline(),
+            _ => false,
+        }
+    }
+
     /// True when the error means the transaction it happened in is gone and
     /// must be retried whole: the transaction is ended by the gateway.
     pub fn ends_transaction(&self) -> bool {

@@ -43,24 +43,34 @@ pub(super) async fn execute_batch(
         .enumerate()
         .map(|(index, s)| Statement::new(&s.sql, &s.params, &rules).map_err(|e| in_batch(index, e)))
         .collect::<Result<Vec<_>, _>>()?;
-    // The time limit covers the statements; COMMIT, once sent, runs to its end.
+    // The time limit covers the statements; COMMIT, once sent, runs to its
+    // end and its outcome is recorded, even if the call is dropped.
     if request.transaction_id.is_empty() {
-        let mut lease = deadline::within(
-            limit,
-            service
+        let work = async {
+            let mut lease = service
                 .transactions
-                .begin(request.options.as_ref(), principal),
-        )
-        .await?;
-        let outcome = deadline::within(limit, run_all(service, &mut lease, &statements)).await;
+                .begin(request.options.as_ref(), principal)
+                .await?;
+            let outcome = run_all(service, &mut lease, &statements).await;
+            Ok((lease, outcome))
+        };
+        let (lease, outcome) = deadline::within(limit, work).await?;
         match outcome {
             Ok(results) => {
-                lease.commit().await?;
+                tokio::spawn(lease.commit())
+                    .await
+                    .expect("committing does not panic")?;
                 Ok(api::ExecuteBatchResponse { results })
             }
-            Err(error @ GatewayError::DeadlineExceeded(_)) => {
+            Err(error) if error.is_deadline() => {
                 lease.abandon();
                 Err(error)
+            }
+            Err(error) if error.ended_by_statement() => {
+                // Committed by the statement itself: nothing to roll back.
+                let outcome = Err(error);
+                lease.release::<api::ExecuteBatchResponse>(&outcome);
+                outcome
             }
             Err(error) => {
                 lease.rollback().await;
@@ -100,7 +110,7 @@ async fn run_in_savepoint(
     let undo = match &outcome {
         Ok(_) => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
         // After an error that ended the transaction there is nothing to undo.
-        Err(e) if e.ends_transaction() => return outcome,
+        Err(e) if e.ends_transaction() || e.ended_by_statement() => return outcome,
         Err(_) => format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
     };
     lease.conn().query_drop(undo).await?;
@@ -115,16 +125,18 @@ async fn run_all(
     let limits = service.result_limits(0);
     let mut bytes_used = 0;
     let mut results = Vec::with_capacity(statements.len());
+    let backend = lease.backend().clone();
     for (index, statement) in statements.iter().enumerate() {
-        let result = statement::run_to_completion(
-            &service.database,
-            lease.conn(),
-            statement,
-            limits,
-            &mut bytes_used,
-        )
-        .await
-        .map_err(|e| in_batch(index, e))?;
+        let result =
+            statement::run_to_completion(&backend, lease.conn(), statement, limits, &mut bytes_used)
+                .await;
+        if statement.may_change_identity() {
+            lease.transaction().note_identity_in_doubt();
+        }
+        let result = lease
+            .check_still_open(result)
+            .await
+            .map_err(|e| in_batch(index, e))?;
         results.push(api::StatementResult {
             columns: result.columns,
             rows: result.rows,

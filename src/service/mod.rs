@@ -10,7 +10,7 @@ use crate::{
     api::{self, database_server},
     auth::{Principal, Role},
     database::Database,
-    errors::GatewayError,
+    errors::{EndReason, GatewayError},
     statement::{self, ResultLimits, Statement, StatementRules},
     streaming::{self, StreamSettings},
     telemetry::RpcLog,
@@ -107,14 +107,13 @@ impl DatabaseService {
         )
         .await?;
         let limits = self.result_limits(request.max_rows);
-        let outcome = statement::run_to_completion(
-            &self.database,
-            session.conn(),
-            &statement,
-            limits,
-            &mut 0,
-        )
-        .await;
+        let backend = session.backend().clone();
+        let outcome =
+            statement::run_to_completion(&backend, session.conn(), &statement, limits, &mut 0)
+                .await;
+        let outcome = session
+            .check(statement.may_change_identity(), outcome)
+            .await;
         let transaction_id = session.begun_transaction_id().unwrap_or_default();
         session.close(&outcome).await;
         let result = outcome?;
@@ -152,13 +151,12 @@ fn to_proto_duration(duration: std::time::Duration) -> prost_types::Duration {
     prost_types::Duration::try_from(duration).expect("configured durations fit a protobuf Duration")
 }
 
-/// A read-only principal's refused write becomes PERMISSION_DENIED (the
-/// database says 1792, "read only transaction", for every write it stops).
+/// A read-only principal's refused write becomes PERMISSION_DENIED /
+/// READ_ONLY_PRINCIPAL: the database says 1792 ("read only transaction") in
+/// a READ ONLY transaction, and 1142 ("command denied") or 1044 (access
+/// denied to a database) to the read-only account.
 pub fn for_caller(error: GatewayError, principal: &Principal) -> GatewayError {
-    let refused_write = matches!(
-        &error,
-        GatewayError::Database(mysql_async::Error::Server(e)) if e.code == 1792
-    ) || matches!(&error, GatewayError::InBatch { source, .. } if source.mysql_errno() == Some(1792));
+    let refused_write = matches!(error.mysql_errno(), Some(1792 | 1142 | 1044));
     if principal.role == Role::ReadOnly && refused_write {
         GatewayError::ReadOnlyPrincipal {
             principal: principal.name.to_string(),
@@ -264,11 +262,24 @@ impl database_server::Database for DatabaseService {
         let request = request.into_inner();
         let log = RpcLog::start("Commit", &request.transaction_id);
         serve(log, &principal, |_| 0, async {
-            let lease = self
+            let lease = match self
                 .transactions
                 .checkout(&request.transaction_id, &principal)
-                .await?;
-            lease.commit().await?;
+                .await
+            {
+                Ok(lease) => lease,
+                // Committed already (e.g. by a Commit whose client gave up
+                // waiting): the truth is that it committed.
+                Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => {
+                    return Ok(api::CommitResponse {});
+                }
+                Err(e) => return Err(e),
+            };
+            // Once sent, COMMIT runs to its end and its outcome is recorded,
+            // even if this call is dropped (client cancel or deadline).
+            tokio::spawn(lease.commit())
+                .await
+                .expect("committing does not panic")?;
             Ok(api::CommitResponse {})
         })
         .await

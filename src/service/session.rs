@@ -1,11 +1,11 @@
 //! Where a call's statement runs: a pooled connection in autocommit mode, or
 //! an open transaction (possibly begun by this very call).
-use mysql_async::{Conn, prelude::Queryable};
+use mysql_async::{Conn, consts::StatusFlags, prelude::Queryable};
 
 use crate::{
     api::TransactionOptions,
     auth::{Principal, Role},
-    database::{Database, PooledConn},
+    database::{Account, Backend, Database, GiveBack, PooledConn},
     errors::GatewayError,
     transactions::{Lease, Transactions},
 };
@@ -25,8 +25,9 @@ pub enum Session {
 
 impl Session {
     /// Opens the session that `transaction_id` and `begin` of a request ask
-    /// for. A read-only principal's autocommit connection is put in READ ONLY
-    /// mode (the reset on its return to the pool undoes that).
+    /// for. A read-only principal runs on the read-only database account
+    /// when there is one; otherwise its autocommit connection is put in READ
+    /// ONLY mode (the reset on its return to the pool undoes that).
     pub async fn open(
         database: &Database,
         transactions: &Transactions,
@@ -47,8 +48,14 @@ impl Session {
                 begun_here: true,
             }),
             (true, None) => {
-                let mut pooled = PooledConn::acquire(database).await?;
-                if principal.role == Role::ReadOnly {
+                let read_only = principal.role == Role::ReadOnly;
+                let account = if read_only {
+                    Account::ReadOnly
+                } else {
+                    Account::ReadWrite
+                };
+                let mut pooled = PooledConn::acquire(database.backend(account)).await?;
+                if read_only && !database.has_read_only_account() {
                     pooled
                         .conn()
                         .query_drop("SET SESSION TRANSACTION READ ONLY")
@@ -67,6 +74,14 @@ impl Session {
         }
     }
 
+    /// The backend the connection belongs to (to kill its statement).
+    pub fn backend(&self) -> &Backend {
+        match self {
+            Session::Autocommit(pooled) => pooled.backend(),
+            Session::Transaction { lease, .. } => lease.backend(),
+        }
+    }
+
     /// The id of a transaction begun by this call, to return to the client.
     pub fn begun_transaction_id(&self) -> Option<String> {
         match self {
@@ -78,11 +93,44 @@ impl Session {
         }
     }
 
+    /// Checks the session after a statement ran, with the server as the
+    /// judge: a transaction that the statement ended turns the outcome into
+    /// `TransactionEndedByStatement`; an autocommit connection left outside
+    /// autocommit mode or inside a transaction is closed instead of reused.
+    /// `may_change_identity` says the statement may have changed the default
+    /// database or the active role: the connection is restored before reuse.
+    pub async fn check<T>(
+        &mut self,
+        may_change_identity: bool,
+        outcome: Result<T, GatewayError>,
+    ) -> Result<T, GatewayError> {
+        match self {
+            Session::Autocommit(pooled) => {
+                if may_change_identity {
+                    pooled.needs(GiveBack::RestoreIdentity);
+                }
+                if outcome.is_ok() && !autocommit_at_rest(pooled.conn()) {
+                    tracing::warn!(
+                        "an autocommit call left its connection in a transaction or outside autocommit mode; closing it"
+                    );
+                    pooled.needs(GiveBack::Discard);
+                }
+                outcome
+            }
+            Session::Transaction { lease, .. } => {
+                if may_change_identity {
+                    lease.transaction().note_identity_in_doubt();
+                }
+                lease.check_still_open(outcome).await
+            }
+        }
+    }
+
     /// Lets go after the call. A transaction begun by a call that failed is
     /// rolled back: its client never learned its id. A call stopped by its
     /// time limit is abandoned.
     pub async fn close<T>(self, outcome: &Result<T, GatewayError>) {
-        if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
+        if matches!(outcome, Err(e) if e.is_deadline()) {
             // Stopped half-way: dropping kills the statement and, in a
             // transaction, ends it as interrupted.
             drop(self);
@@ -93,8 +141,18 @@ impl Session {
             Session::Transaction {
                 lease,
                 begun_here: true,
-            } if outcome.is_err() => lease.rollback().await,
+            } if matches!(outcome, Err(e) if !e.ended_by_statement()) => lease.rollback().await,
             Session::Transaction { lease, .. } => lease.release(outcome),
         }
     }
+}
+
+/// True when the connection's last OK packet says autocommit is on and no
+/// transaction is open: the state an autocommit call must leave behind.
+fn autocommit_at_rest(conn: &Conn) -> bool {
+    conn.last_ok_packet().is_some_and(|ok| {
+        let flags = ok.status_flags();
+        flags.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+            && !flags.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+    })
 }

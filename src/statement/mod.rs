@@ -9,7 +9,7 @@ use prost::bytes::BytesMut;
 
 use crate::{
     api,
-    database::Database,
+    database::Backend,
     errors::GatewayError,
     values::{self, CellKind, cell},
 };
@@ -56,6 +56,20 @@ impl Statement {
             .map(values::param_to_mysql)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Statement { sql, params })
+    }
+
+    /// True when the statement may change the connection's default database
+    /// or active role (a word USE, ROLE, CALL, EXECUTE or PREPARE appears
+    /// anywhere in it, strings and comments included): the connection is
+    /// then restored before reuse, whatever the guard concluded.
+    pub fn may_change_identity(&self) -> bool {
+        self.sql
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+            .any(|word| {
+                ["USE", "ROLE", "CALL", "EXECUTE", "PREPARE"]
+                    .iter()
+                    .any(|keyword| word.eq_ignore_ascii_case(keyword))
+            })
     }
 
     /// The SQL text (for debug logs only).
@@ -162,7 +176,7 @@ pub struct StatementResult {
 /// `bytes_used` counts bytes already returned by earlier statements of the
 /// same response (ExecuteBatch caps the batch as a whole).
 pub async fn run_to_completion(
-    database: &Database,
+    backend: &Backend,
     conn: &mut Conn,
     statement: &Statement,
     limits: ResultLimits,
@@ -186,7 +200,7 @@ pub async fn run_to_completion(
                 break;
             }
         } else if output.rows.len() as u64 >= limits.max_rows {
-            stop_reading(database, connection_id, result).await;
+            stop_reading(backend, connection_id, result).await;
             return Err(GatewayError::ResultTooLarge {
                 limit: format!("{} rows (--max-result-rows)", limits.max_rows),
             });
@@ -201,7 +215,7 @@ pub async fn run_to_completion(
                 stopped_early = true;
                 break;
             }
-            stop_reading(database, connection_id, result).await;
+            stop_reading(backend, connection_id, result).await;
             return Err(GatewayError::ResultTooLarge {
                 limit: format!("{} bytes (--max-result-bytes)", limits.max_bytes),
             });
@@ -212,7 +226,7 @@ pub async fn run_to_completion(
     output.last_insert_id = result.last_insert_id().unwrap_or(0);
     output.warning_count = u32::from(result.warnings());
     if stopped_early {
-        stop_reading(database, connection_id, result).await;
+        stop_reading(backend, connection_id, result).await;
     } else {
         // Later result sets (of a CALL) are read and dropped.
         result.drop_result().await?;
@@ -224,11 +238,11 @@ pub async fn run_to_completion(
 /// server so that the rest need not be read, then reads what is already on
 /// the way, leaving the connection clean for its next statement.
 pub async fn stop_reading(
-    database: &Database,
+    backend: &Backend,
     connection_id: u32,
     result: QueryResult<'_, 'static, BinaryProtocol>,
 ) {
-    database.kill_query(connection_id).await;
+    backend.kill_query(connection_id).await;
     if let Err(e) = result.drop_result().await {
         // 1317 "query interrupted" is the expected answer to the kill.
         if !matches!(&e, mysql_async::Error::Server(s) if s.code == 1317) {

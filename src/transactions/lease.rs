@@ -1,12 +1,15 @@
 //! A call's hold on a transaction's connection.
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
-use mysql_async::{Conn, prelude::Queryable};
+use mysql_async::{Conn, consts::StatusFlags, prelude::Queryable};
 use tokio::sync::OwnedMutexGuard;
 
-use super::{Transaction, Transactions, TxState, roll_back_and_release};
+use super::{Transaction, Transactions, TxState};
 use crate::{
-    database::Database,
+    database::{Backend, GiveBack},
     errors::{EndReason, GatewayError},
 };
 
@@ -43,9 +46,9 @@ impl Lease {
         &self.transaction
     }
 
-    /// The database the transaction runs on.
-    pub fn database(&self) -> &Database {
-        self.transactions.database()
+    /// The backend (account) the transaction's connection belongs to.
+    pub fn backend(&self) -> &Backend {
+        &self.transaction.backend
     }
 
     /// The transaction's connection.
@@ -55,19 +58,67 @@ impl Lease {
             .expect("the connection is present until the lease ends")
     }
 
+    /// Asks the server whether the transaction is still open after a
+    /// statement ran in it, and turns `outcome` into
+    /// [`GatewayError::TransactionEndedByStatement`] when it is not: the
+    /// statement committed it implicitly (DDL, account management) or ran a
+    /// COMMIT inside a stored procedure. The server is the judge, whatever
+    /// the SQL guard let through.
+    ///
+    /// Costs nothing after a success (the status comes with the result's
+    /// final OK packet); after a failure it costs a COM_PING, because DDL
+    /// commits before it runs, even when it then fails.
+    pub async fn check_still_open<T>(
+        &mut self,
+        outcome: Result<T, GatewayError>,
+    ) -> Result<T, GatewayError> {
+        let known = match &outcome {
+            Err(e) if e.ends_transaction() || e.is_deadline() || e.ended_by_statement() => {
+                return outcome;
+            }
+            Ok(_) => transaction_open(self.conn()),
+            Err(_) => None,
+        };
+        let open = match known {
+            Some(open) => open,
+            None => match self.conn().ping().await {
+                Ok(()) => transaction_open(self.conn()).unwrap_or(false),
+                // The connection broke: the original error says enough, and
+                // the transaction ends with it (see `release`).
+                Err(e) => return Err(GatewayError::Database(e)),
+            },
+        };
+        if open {
+            return outcome;
+        }
+        tracing::warn!(transaction_id = %self.transaction.id, "a statement ended the transaction on the database");
+        Err(GatewayError::TransactionEndedByStatement(match outcome {
+            Ok(_) => "this statement ended the transaction on the database (it commits implicitly, or ran COMMIT inside a stored procedure): the transaction's earlier statements and this one were committed, and the transaction is over".to_string(),
+            Err(e) => format!(
+                "this statement failed ({e}) after ending the transaction on the database (it commits implicitly before it runs): the transaction's earlier statements were committed, and the transaction is over"
+            ),
+        }))
+    }
+
     /// Ends the call: the transaction stays open for the next call, unless
-    /// `outcome` is an error that ends it (deadlock, lost connection...) or
-    /// its maximum lifetime has passed meanwhile.
+    /// `outcome` is an error that ends it (deadlock, lost connection, a
+    /// statement that ended it) or its maximum lifetime has passed meanwhile.
     pub fn release<T>(mut self, outcome: &Result<T, GatewayError>) {
-        if matches!(outcome, Err(e) if e.ends_transaction()) {
-            self.end(EndReason::DatabaseAborted);
-        } else if Instant::now() >= self.transaction.expires_at {
-            self.end(EndReason::MaxLifetime);
-        } else {
-            let conn = self.conn.take().expect("present until the lease ends");
-            let mut guard = self.guard.take().expect("present until the lease ends");
-            *guard = TxState::Open(conn);
-            self.transaction.touch();
+        match outcome {
+            Err(e) if e.ended_by_statement() => {
+                // Committed, not rolled back; the session may hold anything
+                // (a procedure may even have turned autocommit off): close it.
+                self.mark_ended(EndReason::EndedByStatement);
+                self.let_go(false, GiveBack::Discard);
+            }
+            Err(e) if e.ends_transaction() => self.end(EndReason::DatabaseAborted),
+            _ if Instant::now() >= self.transaction.expires_at => self.end(EndReason::MaxLifetime),
+            _ => {
+                let conn = self.conn.take().expect("present until the lease ends");
+                let mut guard = self.guard.take().expect("present until the lease ends");
+                *guard = TxState::Open(conn);
+                self.transaction.touch();
+            }
         }
     }
 
@@ -78,15 +129,23 @@ impl Lease {
     }
 
     /// Commits and ends the transaction.
+    ///
+    /// Once COMMIT is sent, its outcome is recorded whatever happens to the
+    /// call: run this in a task of its own (see the Commit RPC), so that a
+    /// client leaving mid-COMMIT does not drop it, and a later call on the id
+    /// learns whether it committed.
     pub async fn commit(mut self) -> Result<(), GatewayError> {
+        self.transaction.committing.store(true, Ordering::SeqCst);
         let result = self.conn().query_drop("COMMIT").await;
         match result {
             Ok(()) => {
-                self.finish(EndReason::Committed);
+                self.mark_ended(EndReason::Committed);
+                self.let_go(false, GiveBack::Clean);
                 Ok(())
             }
             Err(e) if e.is_fatal() => {
-                self.end(EndReason::CommitOutcomeUnknown);
+                self.mark_ended(EndReason::CommitOutcomeUnknown);
+                self.let_go(false, GiveBack::Discard);
                 Err(GatewayError::CommitOutcomeUnknown(e.to_string()))
             }
             Err(e) => {
@@ -101,25 +160,27 @@ impl Lease {
     /// back is closed, which rolls back on the server's side.
     pub async fn rollback(mut self) {
         match self.conn().query_drop("ROLLBACK").await {
-            Ok(()) => self.finish(EndReason::RolledBack),
+            Ok(()) => {
+                self.mark_ended(EndReason::RolledBack);
+                self.let_go(false, GiveBack::Clean);
+            }
             Err(e) => {
                 tracing::warn!(transaction_id = %self.transaction.id, error = %e, "rollback failed; closing the connection");
-                self.end(EndReason::RolledBack);
+                self.mark_ended(EndReason::RolledBack);
+                self.let_go(false, GiveBack::Discard);
             }
         }
     }
 
-    /// Ends the transaction with its connection clean: back to the pool.
-    fn finish(&mut self, reason: EndReason) {
-        self.mark_ended(reason);
-        drop(self.conn.take());
-    }
-
-    /// Ends the transaction with work possibly pending: roll back, then release.
+    /// Ends the transaction with work possibly pending: roll back, then give back.
     fn end(&mut self, reason: EndReason) {
         self.mark_ended(reason);
+        self.let_go(true, GiveBack::Clean);
+    }
+
+    fn let_go(&mut self, roll_back_first: bool, how: GiveBack) {
         if let Some(conn) = self.conn.take() {
-            tokio::spawn(roll_back_and_release(conn));
+            self.transaction.let_go(conn, roll_back_first, how);
         }
     }
 
@@ -134,12 +195,20 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        if self.conn.is_none() {
             return;
-        };
+        }
         // The call was dropped mid-way: the transaction ends as interrupted,
-        // and the pool's reset rolls back whatever it did.
+        // the statement that may still run is killed, and the pool's reset
+        // rolls back whatever it did.
         self.mark_ended(EndReason::CallInterrupted);
-        self.transactions.database().abandon(conn);
+        self.let_go(false, GiveBack::Running);
     }
+}
+
+/// Whether the connection's last OK packet says a transaction is open; None
+/// when there is no OK packet to tell (the last reply was an error).
+pub(crate) fn transaction_open(conn: &Conn) -> Option<bool> {
+    conn.last_ok_packet()
+        .map(|ok| ok.status_flags().contains(StatusFlags::SERVER_STATUS_IN_TRANS))
 }

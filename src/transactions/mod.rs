@@ -9,21 +9,26 @@
 //! an unknown state.
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use mysql_async::{Conn, prelude::Queryable};
+use principals::{PrincipalCounts, PrincipalPermit};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     api::{IsolationLevel, TransactionOptions},
     auth::{Principal, Role},
-    database::Database,
+    database::{Account, Backend, Database, GiveBack, stronger},
     errors::{EndReason, GatewayError},
 };
 
 mod lease;
+mod principals;
 mod reaper;
 mod tombstones;
 
@@ -56,6 +61,8 @@ struct Registry {
     open: Mutex<HashMap<String, Arc<Transaction>>>,
     ended: Mutex<tombstones::Tombstones>,
     slots: Arc<Semaphore>,
+    /// Open transactions per principal, reserved before a Begin awaits anything.
+    principals: PrincipalCounts,
     /// Wakes the reaper when a transaction begins (its timers may be the nearest).
     reaper_wakeup: Arc<Notify>,
     draining: std::sync::atomic::AtomicBool,
@@ -69,9 +76,22 @@ pub struct Transaction {
     idle_timeout: Duration,
     expires_at: Instant,
     connection_id: u32,
+    /// The account (pool and control connections) its connection belongs to.
+    backend: Backend,
     last_used: Mutex<Instant>,
     state: Arc<tokio::sync::Mutex<TxState>>,
+    /// Held while a KILL QUERY for its connection is in flight; the
+    /// connection is given back only once no kill is (see `kill_running_statement`).
+    kill_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Set when it ends, before its connection is given back.
+    ended: AtomicBool,
+    /// Set while its COMMIT runs: a COMMIT is never killed.
+    committing: AtomicBool,
+    /// Set once a statement that may have changed the connection's default
+    /// database or active role ran on it: the connection is restored before reuse.
+    identity_in_doubt: AtomicBool,
     _slot: OwnedSemaphorePermit,
+    _principal: Option<PrincipalPermit>,
 }
 
 /// What the transaction's mutex guards.
@@ -97,6 +117,58 @@ impl Transaction {
         *lock(&self.last_used) = Instant::now();
     }
 
+    /// Notes that a statement which may have changed the connection's default
+    /// database or active role ran in this transaction.
+    pub fn note_identity_in_doubt(&self) {
+        self.identity_in_doubt.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the statement running on the transaction's connection, if the
+    /// transaction is still open and not committing. Holding the kill gate
+    /// keeps the connection from going to another user while the kill is in
+    /// flight, so the kill can only hit this transaction's statement.
+    async fn kill_running_statement(&self) {
+        let _gate = self.kill_gate.lock().await;
+        if self.ended.load(Ordering::SeqCst) || self.committing.load(Ordering::SeqCst) {
+            return;
+        }
+        self.backend.kill_query(self.connection_id).await;
+    }
+
+    /// Lets go of the transaction's connection (it has ended): optionally
+    /// rolls back first, then gives it back as `how` says — once no kill of
+    /// its statement is in flight.
+    fn let_go(&self, mut conn: Conn, roll_back_first: bool, how: GiveBack) {
+        debug_assert!(self.ended.load(Ordering::SeqCst));
+        let how = if self.identity_in_doubt.load(Ordering::SeqCst) {
+            stronger(how, GiveBack::RestoreIdentity)
+        } else {
+            how
+        };
+        let gate = self.kill_gate.clone();
+        let backend = self.backend.clone();
+        match gate.clone().try_lock_owned() {
+            Ok(_gate) if !roll_back_first => backend.give_back(conn, how),
+            held => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                runtime.spawn(async move {
+                    let _gate = match held {
+                        Ok(gate) => gate,
+                        Err(_) => gate.lock_owned().await,
+                    };
+                    let mut how = how;
+                    if roll_back_first && let Err(e) = conn.query_drop("ROLLBACK").await {
+                        tracing::warn!(error = %e, "rollback failed; closing the connection");
+                        how = GiveBack::Discard;
+                    }
+                    backend.give_back_now(conn, how).await;
+                });
+            }
+        }
+    }
+
     /// When a timer will end it, and with which reason.
     fn deadline(&self) -> (Instant, EndReason) {
         let idle_deadline = *lock(&self.last_used) + self.idle_timeout;
@@ -118,6 +190,7 @@ impl Transactions {
                 open: Mutex::new(HashMap::new()),
                 ended: Mutex::new(Default::default()),
                 slots: Arc::new(Semaphore::new(settings.max_open)),
+                principals: PrincipalCounts::default(),
                 reaper_wakeup: Arc::new(Notify::new()),
                 draining: Default::default(),
             }),
@@ -149,17 +222,22 @@ impl Transactions {
             return Err(GatewayError::ShuttingDown);
         }
         let settings = registry.settings;
-        // Without authentication every caller is the same anonymous
-        // principal: only the global limit (below) applies then.
-        let owned = lock(&registry.open)
-            .values()
-            .filter(|t| t.owner == principal.name)
-            .count();
-        if !principal.is_anonymous() && owned >= settings.max_per_principal {
-            return Err(GatewayError::TooManyTransactionsForPrincipal {
-                limit: settings.max_per_principal,
-            });
-        }
+        // Reserved before anything is awaited, so that concurrent Begins of
+        // one principal cannot all pass the check. Without authentication
+        // every caller is the same anonymous principal: only the global limit
+        // (below) applies then.
+        let principal_permit = if principal.is_anonymous() {
+            None
+        } else {
+            Some(
+                registry
+                    .principals
+                    .reserve(&principal.name, settings.max_per_principal)
+                    .ok_or(GatewayError::TooManyTransactionsForPrincipal {
+                        limit: settings.max_per_principal,
+                    })?,
+            )
+        };
         let slot = tokio::time::timeout(
             settings.acquire_timeout,
             registry.slots.clone().acquire_owned(),
@@ -170,8 +248,15 @@ impl Transactions {
         })?
         .expect("the semaphore is never closed");
         let idle_timeout = requested_idle_timeout(options, settings.idle_timeout)?;
-        let start = start_statements(options, principal.role == Role::ReadOnly)?;
-        let mut conn = registry.database.acquire().await?;
+        let read_only = principal.role == Role::ReadOnly;
+        let start = start_statements(options, read_only)?;
+        let account = if read_only {
+            Account::ReadOnly
+        } else {
+            Account::ReadWrite
+        };
+        let backend = registry.database.backend(account).clone();
+        let mut conn = backend.acquire().await?;
         for sql in start {
             conn.query_drop(sql).await?;
         }
@@ -182,11 +267,17 @@ impl Transactions {
             idle_timeout,
             expires_at: now + settings.max_lifetime,
             connection_id: conn.id(),
+            backend,
             last_used: Mutex::new(now),
             state: Arc::new(tokio::sync::Mutex::new(TxState::Ended(
                 EndReason::CallInterrupted,
             ))),
+            kill_gate: Default::default(),
+            ended: AtomicBool::new(false),
+            committing: AtomicBool::new(false),
+            identity_in_doubt: AtomicBool::new(false),
             _slot: slot,
+            _principal: principal_permit,
         });
         let guard = transaction
             .state
@@ -218,7 +309,15 @@ impl Transactions {
     }
 
     /// Rolls back `principal`'s transaction if it is open; true when it was.
+    /// A statement running on it is killed rather than waited for. A
+    /// transaction that did not end by rollback (a statement ended it, or
+    /// its COMMIT's outcome is unknown) is an error: nothing can undo it.
     pub async fn rollback(&self, id: &str, principal: &Principal) -> Result<bool, GatewayError> {
+        if let Ok(transaction) = self.find(id, &principal.name)
+            && transaction.state.try_lock().is_err()
+        {
+            transaction.kill_running_statement().await;
+        }
         let lease = match self.checkout(id, principal).await {
             Ok(lease) => lease,
             Err(GatewayError::TransactionNotFound(_))
@@ -258,12 +357,7 @@ impl Transactions {
                     Ok(guard) => self.end_idle(&transaction, guard, reason),
                     // A call is running on it: stop its statement; the
                     // transaction is ended as soon as the call lets go.
-                    Err(_) => {
-                        self.inner
-                            .database
-                            .kill_query(transaction.connection_id)
-                            .await
-                    }
+                    Err(_) => transaction.kill_running_statement().await,
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -297,19 +391,16 @@ impl Transactions {
         self.forget(transaction, reason);
         if let TxState::Open(conn) = state {
             tracing::info!(transaction_id = %transaction.id, %reason, "transaction rolled back by the gateway");
-            tokio::spawn(roll_back_and_release(conn));
+            transaction.let_go(conn, true, GiveBack::Clean);
         }
     }
 
     /// Removes an ended transaction from the registry and remembers why it ended.
     fn forget(&self, transaction: &Transaction, reason: EndReason) {
+        transaction.ended.store(true, Ordering::SeqCst);
         crate::stats::record_transaction_end(reason);
         lock(&self.inner.open).remove(&transaction.id);
         lock(&self.inner.ended).insert(&transaction.id, &transaction.owner, reason, Instant::now());
-    }
-
-    fn database(&self) -> &Database {
-        &self.inner.database
     }
 }
 
@@ -327,16 +418,6 @@ fn ended_error(reason: EndReason) -> GatewayError {
             "the transaction is over: {reason}; nothing more can run in it"
         )),
         EndReason::CommitOutcomeUnknown => GatewayError::CommitOutcomeUnknown(reason.to_string()),
-    }
-}
-
-/// Rolls back whatever a connection has open, then returns it to the pool.
-/// A connection that fails to roll back is closed instead (the server then
-/// rolls back on its side).
-async fn roll_back_and_release(mut conn: Conn) {
-    if let Err(e) = conn.query_drop("ROLLBACK").await {
-        tracing::warn!(error = %e, "rollback failed; closing the connection");
-        let _ = conn.disconnect().await;
     }
 }
 
