@@ -84,7 +84,10 @@ pub struct Backend {
 impl Backend {
     /// Creates the pools. Connections are opened lazily, so this succeeds
     /// even while the database is unreachable.
-    fn new(connect: &ConnectOptions, settings: PoolSettings) -> Result<Backend, mysql_async::Error> {
+    fn new(
+        connect: &ConnectOptions,
+        settings: PoolSettings,
+    ) -> Result<Backend, mysql_async::Error> {
         let mut opts = Opts::from_url(&connect.url)?;
         if connect.password.is_some() {
             opts = OptsBuilder::from_opts(opts)

@@ -307,7 +307,7 @@ impl EmbeddedDatabase {
             .map_err(io_error("creating the socket directory"))?;
         let _ = std::fs::remove_file(&self.socket_path);
         std::fs::write(self.run_dir.join(INIT_FILE), self.accounts.init_sql())
-        .map_err(io_error("writing the server's init file"))?;
+            .map_err(io_error("writing the server's init file"))?;
         let log_path = self.options.data_dir.join(LOG_FILE);
         let remove_data = if self.options.remove_on_stop {
             "1"

@@ -11,34 +11,6 @@ use sqlgate::api::{BeginRequest, ExecuteRequest, TransactionOptions};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-/// Polls `condition` until it holds, for at most `within`.
-async fn eventually<F, Fut>(within: Duration, condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    eventually_every(Duration::from_millis(25), within, condition).await
-}
-
-/// Polls `condition` every `interval` until it holds, for at most `within`.
-async fn eventually_every<F, Fut>(interval: Duration, within: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if condition().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// How many server threads are running a statement starting with `prefix`.
 async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
     gateway
         .direct_i64(&format!(

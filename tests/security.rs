@@ -15,12 +15,6 @@ const READER: &str = "reader-token-0123456789abcdef";
 const WRITER: &str = "writer-token-0123456789abcdef";
 const OTHER_WRITER: &str = "other-writer-0123456789abcdef";
 
-fn token_file(name: &str, contents: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("sqlgate-tokens-{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    path
-}
-
 fn tokens() -> String {
     format!(
         "# test tokens\n{READER},alice,read-only\n{WRITER},bob,read-write\n{OTHER_WRITER},carol,read-write\n"
@@ -34,14 +28,6 @@ async fn secured_gateway(name: &str) -> TestGateway {
         config.max_transactions_per_principal = 3;
     })
     .await
-}
-
-fn as_caller<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 fn sql(text: &str) -> ExecuteRequest {

@@ -7,60 +7,10 @@ use std::time::Duration;
 
 use common::*;
 use sqlgate::api::{
-    self, BeginRequest, CommitRequest, ExecuteBatchRequest, ExecuteRequest, RollbackRequest,
-    Statement, TransactionOptions, value::Kind,
+    self, BeginRequest, ExecuteBatchRequest, ExecuteRequest, Statement, TransactionOptions,
+    value::Kind,
 };
 use tonic::Code;
-
-async fn begin(gateway: &TestGateway, options: Option<TransactionOptions>) -> String {
-    let mut client = gateway.client.clone();
-    let response = client
-        .begin(BeginRequest { options })
-        .await
-        .expect("Begin succeeds")
-        .into_inner();
-    response.transaction_id
-}
-
-async fn execute_in(
-    gateway: &TestGateway,
-    transaction_id: &str,
-    sql: &str,
-    params: Vec<api::Value>,
-) -> Result<api::ExecuteResponse, tonic::Status> {
-    let mut client = gateway.client.clone();
-    client
-        .execute(ExecuteRequest {
-            sql: sql.into(),
-            params,
-            transaction_id: transaction_id.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn commit(gateway: &TestGateway, transaction_id: &str) -> Result<(), tonic::Status> {
-    let mut client = gateway.client.clone();
-    client
-        .commit(CommitRequest {
-            transaction_id: transaction_id.into(),
-        })
-        .await
-        .map(|_| ())
-}
-
-async fn rollback(gateway: &TestGateway, transaction_id: &str) -> bool {
-    let mut client = gateway.client.clone();
-    client
-        .rollback(RollbackRequest {
-            transaction_id: transaction_id.into(),
-        })
-        .await
-        .expect("Rollback is always OK")
-        .into_inner()
-        .rolled_back
-}
 
 async fn accounts(gateway: &TestGateway) {
     gateway

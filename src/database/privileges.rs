@@ -51,7 +51,10 @@ pub(super) async fn warn_when_known(account: &'static str, control: Pool) {
     };
     let held = administrative_privileges(&grants);
     if held.is_empty() {
-        tracing::info!(account, "the database account holds no global administrative privilege");
+        tracing::info!(
+            account,
+            "the database account holds no global administrative privilege"
+        );
     } else {
         tracing::warn!(
             account,

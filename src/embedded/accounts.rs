@@ -139,11 +139,15 @@ mod tests {
         assert_eq!(first.credentials(true), again.credentials(true));
         assert_ne!(first.credentials(false).1, first.credentials(true).1);
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.join(PASSWORDS_FILE)).unwrap().permissions(),
+            &std::fs::metadata(dir.join(PASSWORDS_FILE))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
         let sql = first.init_sql();
-        assert!(sql.contains("GRANT SELECT, SHOW VIEW ON `sqlgate`.* TO 'sqlgate_reader'@'localhost'"));
+        assert!(
+            sql.contains("GRANT SELECT, SHOW VIEW ON `sqlgate`.* TO 'sqlgate_reader'@'localhost'")
+        );
         assert!(!sql.contains("*.*"), "no global privilege is granted");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -127,9 +127,14 @@ async fn run_all(
     let mut results = Vec::with_capacity(statements.len());
     let backend = lease.backend().clone();
     for (index, statement) in statements.iter().enumerate() {
-        let result =
-            statement::run_to_completion(&backend, lease.conn(), statement, limits, &mut bytes_used)
-                .await;
+        let result = statement::run_to_completion(
+            &backend,
+            lease.conn(),
+            statement,
+            limits,
+            &mut bytes_used,
+        )
+        .await;
         if statement.may_change_identity() {
             lease.transaction().note_identity_in_doubt();
         }

@@ -209,6 +209,8 @@ impl Drop for Lease {
 /// Whether the connection's last OK packet says a transaction is open; None
 /// when there is no OK packet to tell (the last reply was an error).
 pub(crate) fn transaction_open(conn: &Conn) -> Option<bool> {
-    conn.last_ok_packet()
-        .map(|ok| ok.status_flags().contains(StatusFlags::SERVER_STATUS_IN_TRANS))
+    conn.last_ok_packet().map(|ok| {
+        ok.status_flags()
+            .contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+    })
 }

@@ -3,7 +3,10 @@
 //! tests reach through the generated gRPC client only.
 #![allow(dead_code)]
 
+mod calls;
 mod process;
+#[allow(unused_imports)] // not every test binary uses all of them
+pub use calls::*;
 #[allow(unused_imports)] // not every test binary starts gateway processes
 pub use process::GatewayProcess;
 
@@ -54,6 +57,31 @@ pub async fn fresh_database() -> (String, String) {
     admin.disconnect().await.unwrap();
     let url = server.url(&database);
     (database, url)
+}
+
+/// Creates a database account on the shared server (as root), runs the
+/// `grants` statements for it (`{user}` stands for `'name'@'localhost'`), and
+/// returns a URL of `database` as that account.
+pub async fn create_account(name: &str, password: &str, database: &str, grants: &[&str]) -> String {
+    let server = server();
+    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    let user = format!("'{name}'@'localhost'");
+    admin
+        .query_drop(format!("CREATE USER {user} IDENTIFIED BY '{password}'"))
+        .await
+        .unwrap();
+    for grant in grants {
+        admin
+            .query_drop(grant.replace("{user}", &user))
+            .await
+            .unwrap();
+    }
+    admin.disconnect().await.unwrap();
+    server
+        .url(database)
+        .replacen("root@", &format!("{name}:{password}@"), 1)
 }
 
 /// A gateway serving a fresh database of its own.

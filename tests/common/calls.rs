@@ -1,0 +1,118 @@
+//! Calls through the gateway that many tests make: a transaction's Begin,
+//! Execute, Commit and Rollback, and waiting for a condition.
+use std::time::{Duration, Instant};
+
+use sqlgate::api::{
+    self, BeginRequest, CommitRequest, ExecuteRequest, RollbackRequest, TransactionOptions,
+};
+
+use super::TestGateway;
+
+/// Begins a transaction; panics if Begin fails.
+pub async fn begin(gateway: &TestGateway, options: Option<TransactionOptions>) -> String {
+    let mut client = gateway.client.clone();
+    let response = client
+        .begin(BeginRequest { options })
+        .await
+        .expect("Begin succeeds")
+        .into_inner();
+    response.transaction_id
+}
+
+/// Runs one statement inside a transaction.
+pub async fn execute_in(
+    gateway: &TestGateway,
+    transaction_id: &str,
+    sql: &str,
+    params: Vec<api::Value>,
+) -> Result<api::ExecuteResponse, tonic::Status> {
+    let mut client = gateway.client.clone();
+    client
+        .execute(ExecuteRequest {
+            sql: sql.into(),
+            params,
+            transaction_id: transaction_id.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Commits a transaction.
+pub async fn commit(gateway: &TestGateway, transaction_id: &str) -> Result<(), tonic::Status> {
+    let mut client = gateway.client.clone();
+    client
+        .commit(CommitRequest {
+            transaction_id: transaction_id.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Rolls a transaction back; true when it was open.
+pub async fn try_rollback(
+    gateway: &TestGateway,
+    transaction_id: &str,
+) -> Result<bool, tonic::Status> {
+    let mut client = gateway.client.clone();
+    client
+        .rollback(RollbackRequest {
+            transaction_id: transaction_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().rolled_back)
+}
+
+/// Rolls a transaction back, which must succeed; true when it was open.
+pub async fn rollback(gateway: &TestGateway, transaction_id: &str) -> bool {
+    try_rollback(gateway, transaction_id)
+        .await
+        .expect("Rollback is OK for an open, unknown, expired or rolled-back transaction")
+}
+
+/// Polls `condition` until it holds, for at most `within`.
+pub async fn eventually<F, Fut>(within: Duration, condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually_every(Duration::from_millis(25), within, condition).await
+}
+
+/// Polls `condition` every `interval` until it holds, for at most `within`.
+pub async fn eventually_every<F, Fut>(
+    interval: Duration,
+    within: Duration,
+    mut condition: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Writes a bearer-token file (`token,principal,role` lines) for this test process.
+pub fn token_file(name: &str, contents: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("sqlgate-tokens-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A request carrying `token` as its bearer token.
+pub fn as_caller<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
