@@ -95,6 +95,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_STREAM_BATCH_BYTES", default_value = "64KiB")]
     pub stream_batch_bytes: ByteSize,
 
+    /// An ExecuteStream whose client takes no message for this long is ended
+    /// (DEADLINE_EXCEEDED, reason STREAM_STALLED): its statement is stopped
+    /// and its connection returned to the pool.
+    #[arg(long, env = "SQLGATE_STREAM_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stream_stall_timeout: Duration,
+
     /// Time given to open transactions and calls in flight to finish on SIGTERM.
     #[arg(long, env = "SQLGATE_SHUTDOWN_GRACE", default_value = "15s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -217,6 +223,8 @@ pub struct Config {
     pub max_result_bytes: u64,
     /// Target size of one stream batch.
     pub stream_batch_bytes: u64,
+    /// Longest a stream waits for its client to take a message.
+    pub stream_stall_timeout: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -266,6 +274,7 @@ impl ServeArgs {
             ("--statement-timeout", self.statement_timeout),
             ("--tx-idle-timeout", self.tx_idle_timeout),
             ("--tx-max-lifetime", self.tx_max_lifetime),
+            ("--stream-stall-timeout", self.stream_stall_timeout),
         ] {
             if value.is_zero() {
                 return Err(format!("{flag} must be greater than zero"));
@@ -328,6 +337,7 @@ impl ServeArgs {
             max_result_rows: self.max_result_rows,
             max_result_bytes: self.max_result_bytes.as_u64(),
             stream_batch_bytes: self.stream_batch_bytes.as_u64(),
+            stream_stall_timeout: self.stream_stall_timeout,
             shutdown_grace: self.shutdown_grace,
             log_format: self.log_format,
             auth_tokens_file: self.auth_tokens_file,
@@ -399,6 +409,7 @@ mod tests {
         assert_eq!(config.max_result_bytes, 4 * 1024 * 1024);
         assert_eq!(config.stream_batch_bytes, 64 * 1024);
         assert_eq!(config.tx_max_lifetime, Duration::from_secs(300));
+        assert_eq!(config.stream_stall_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -429,6 +440,7 @@ mod tests {
         assert!(parse(&["--listen", "0.0.0.0:50051", "--insecure-no-auth"]).is_ok());
         assert!(parse(&["--listen", "0.0.0.0:50051", "--auth-tokens-file", "/x"]).is_ok());
         assert!(parse(&["--max-params", "0"]).is_err());
+        assert!(parse(&["--stream-stall-timeout", "0s"]).is_err());
     }
 
     #[test]

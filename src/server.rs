@@ -129,6 +129,7 @@ impl Gateway {
                 max_result_rows: config.max_result_rows,
                 max_result_bytes: config.max_result_bytes,
                 stream_batch_bytes: config.stream_batch_bytes,
+                stream_stall_timeout: config.stream_stall_timeout,
                 statement_timeout: config.statement_timeout,
                 max_params: config.max_params,
                 max_batch_statements: config.max_batch_statements,

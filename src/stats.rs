@@ -11,6 +11,7 @@
 //! | `sqlgate_transactions_ended_total` | counter | `reason` |
 //! | `sqlgate_streamed_rows_total`, `sqlgate_streamed_bytes_total` | counter | |
 //! | `sqlgate_database_errors_total` | counter | `errno` |
+//! | `sqlgate_streams_stalled_total` | counter | |
 //!
 //! No label carries SQL text, parameter values, transaction ids or secrets.
 use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
@@ -61,6 +62,11 @@ pub fn record_transaction_end(reason: EndReason) {
 pub fn record_streamed(rows: usize, bytes: u64) {
     counter!("sqlgate_streamed_rows_total").increment(rows as u64);
     counter!("sqlgate_streamed_bytes_total").increment(bytes);
+}
+
+/// A stream was ended because its client took no message for too long.
+pub fn record_stream_stalled() {
+    counter!("sqlgate_streams_stalled_total").increment(1);
 }
 
 /// The database reported error `errno`.

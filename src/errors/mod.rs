@@ -161,6 +161,13 @@ pub enum GatewayError {
     )]
     DeadlineExceeded(std::time::Duration),
 
+    /// An ExecuteStream client took no message for --stream-stall-timeout:
+    /// the stream was ended and its statement stopped.
+    #[error(
+        "the client took no message of the stream for {0:?} (--stream-stall-timeout); the stream was ended and its statement stopped"
+    )]
+    StreamStalled(std::time::Duration),
+
     /// The gateway is draining for shutdown and takes no new work.
     #[error("the gateway is shutting down; retry on another instance")]
     ShuttingDown,

@@ -80,9 +80,12 @@ impl Session {
 
     /// Lets go after the call. A transaction begun by a call that failed is
     /// rolled back: its client never learned its id. A call stopped by its
-    /// time limit is abandoned.
+    /// time limit, or a stream whose client stalled, is abandoned.
     pub async fn close<T>(self, outcome: &Result<T, GatewayError>) {
-        if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
+        if matches!(
+            outcome,
+            Err(GatewayError::DeadlineExceeded(_) | GatewayError::StreamStalled(_))
+        ) {
             // Stopped half-way: dropping kills the statement and, in a
             // transaction, ends it as interrupted.
             drop(self);
