@@ -158,6 +158,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_MAX_BATCH_STATEMENTS", default_value_t = 1000)]
     pub max_batch_statements: usize,
 
+    /// Most client connections open at once; past it, new ones wait to be
+    /// accepted until one closes.
+    #[arg(long, env = "SQLGATE_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Most requests being received at once (a request message is buffered
+    /// whole before it is decoded); others wait up to --acquire-timeout, then
+    /// fail with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SQLGATE_MAX_CONCURRENT_REQUESTS", default_value_t = 32)]
+    pub max_concurrent_requests: usize,
+
     /// Most concurrent calls (HTTP/2 streams) on one client connection.
     #[arg(
         long,
@@ -245,6 +256,10 @@ pub struct Config {
     pub max_params: usize,
     /// Most statements per batch.
     pub max_batch_statements: usize,
+    /// Most open client connections.
+    pub max_connections: usize,
+    /// Most requests being received at once.
+    pub max_concurrent_requests: usize,
     /// Most concurrent streams per client connection.
     pub max_streams_per_connection: u32,
     /// Most open transactions per principal.
@@ -304,6 +319,11 @@ impl ServeArgs {
         {
             return Err("--max-params, --max-batch-statements and --max-streams-per-connection must be at least 1".into());
         }
+        if self.max_connections == 0 || self.max_concurrent_requests == 0 {
+            return Err(
+                "--max-connections and --max-concurrent-requests must be at least 1".into(),
+            );
+        }
         if self.max_transactions_per_principal == 0 {
             return Err("--max-transactions-per-principal must be at least 1".into());
         }
@@ -355,6 +375,8 @@ impl ServeArgs {
             max_request_bytes,
             max_params: self.max_params,
             max_batch_statements: self.max_batch_statements,
+            max_connections: self.max_connections,
+            max_concurrent_requests: self.max_concurrent_requests,
             max_streams_per_connection: self.max_streams_per_connection,
             max_transactions_per_principal: self.max_transactions_per_principal,
         })
@@ -441,6 +463,8 @@ mod tests {
         assert!(parse(&["--listen", "0.0.0.0:50051", "--auth-tokens-file", "/x"]).is_ok());
         assert!(parse(&["--max-params", "0"]).is_err());
         assert!(parse(&["--stream-stall-timeout", "0s"]).is_err());
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-concurrent-requests", "0"]).is_err());
     }
 
     #[test]

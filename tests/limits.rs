@@ -197,3 +197,133 @@ async fn a_stalled_log_reader_does_not_stall_calls() {
         metric(metrics_port, "sqlgate_log_lines_dropped_total").unwrap_or(0.0)
     );
 }
+
+/// Resident memory of process `pid`, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Opens `streams` Execute calls on one new HTTP/2 connection, each sending
+/// the gRPC header of a `declared`-byte message and then only `sent` bytes of
+/// it. Returns what keeps them open.
+async fn half_sent_requests(
+    address: &str,
+    streams: usize,
+    sent: usize,
+    declared: u32,
+) -> impl Drop {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let mut open = Vec::new();
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let request = tonic::codegen::http::Request::post(format!(
+            "http://{address}/sqlgate.v1.Database/Execute"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        let (response, mut body) = client.send_request(request, false).unwrap();
+        let mut message = vec![0u8];
+        message.extend_from_slice(&declared.to_be_bytes());
+        message.resize(5 + sent, b'x');
+        // h2 sends it as the gateway's flow-control windows allow.
+        body.send_data(message.into(), false).unwrap();
+        open.push((response, body));
+    }
+    struct Open<T>(T, tokio::task::JoinHandle<Result<(), h2::Error>>);
+    impl<T> Drop for Open<T> {
+        fn drop(&mut self) {
+            self.1.abort();
+        }
+    }
+    Open((client, open), driver)
+}
+
+/// Clients that send part of large request messages and stop must not make
+/// the gateway hold memory without bound. Before, 150 streams each sending
+/// 1 MiB of a declared 4 MiB message grew RSS by 150 MiB+ (one buffer per
+/// stream); now at most --max-concurrent-requests are received at once, the
+/// rest stay in HTTP/2 flow control (one connection window each), and a
+/// normal call fails clearly (RESOURCE_EXHAUSTED) instead of piling up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_have_a_memory_bound() {
+    const MIB: u64 = 1024 * 1024;
+    const MAX_CONNECTIONS: u64 = 4;
+    const MAX_REQUESTS: u64 = 4;
+    const MAX_REQUEST_BYTES: u64 = 4 * MIB;
+    let (_, url) = fresh_database().await;
+    let process = GatewayProcess::start(
+        [
+            "--database-url",
+            &url,
+            "--max-connections",
+            &MAX_CONNECTIONS.to_string(),
+            "--max-concurrent-requests",
+            &MAX_REQUESTS.to_string(),
+            "--max-request-bytes",
+            "4MiB",
+            "--acquire-timeout",
+            "1s",
+        ],
+        &[],
+    );
+    let address = process.address.clone();
+    let mut client =
+        sqlgate::api::database_client::DatabaseClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+    execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+    let baseline = rss(process.pid());
+
+    // Three connections (the fourth is the client above), 50 streams each.
+    let mut attackers = Vec::new();
+    for _ in 0..3 {
+        attackers.push(half_sent_requests(&address, 50, MIB as usize, 4 * MIB as u32).await);
+    }
+    // The documented bound (README, "Memory held by requests"), plus slack
+    // for allocator rounding and per-stream HTTP/2 state.
+    let bound = baseline
+        + MAX_REQUESTS * MAX_REQUEST_BYTES
+        + MAX_CONNECTIONS * (u64::from(sqlgate::limits::CONNECTION_WINDOW) + MIB)
+        + 16 * MIB;
+    // While the attack goes on, a normal call is refused clearly, not hung.
+    let status = execute(&mut client, "SELECT 1", vec![]).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(error_info(&status).0, "TOO_MANY_REQUESTS");
+    // Watch the RSS for a while: what the attack could deliver has arrived.
+    let mut peak = 0;
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        peak = peak.max(rss(process.pid()));
+        assert!(
+            peak <= bound,
+            "RSS {} MiB over the bound {} MiB (baseline {} MiB)",
+            peak / MIB,
+            bound / MIB,
+            baseline / MIB
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "RSS: baseline {} MiB, peak {} MiB under attack, bound {} MiB",
+        baseline / MIB,
+        peak / MIB,
+        bound / MIB
+    );
+    // Once the attackers leave, calls work again.
+    drop(attackers);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let mut client = client.clone();
+            async move { execute(&mut client, "SELECT 1", vec![]).await.is_ok() }
+        })
+        .await,
+        "calls did not recover after the attackers left"
+    );
+}

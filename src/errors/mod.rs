@@ -168,6 +168,14 @@ pub enum GatewayError {
     )]
     StreamStalled(std::time::Duration),
 
+    /// --max-concurrent-requests requests were being received for the whole
+    /// acquire timeout.
+    #[error("too many requests being received at once (limit {limit}); retry with backoff")]
+    TooManyRequests {
+        /// The --max-concurrent-requests value.
+        limit: usize,
+    },
+
     /// The gateway is draining for shutdown and takes no new work.
     #[error("the gateway is shutting down; retry on another instance")]
     ShuttingDown,

@@ -71,6 +71,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         GatewayError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         GatewayError::StreamStalled(_) => (Code::DeadlineExceeded, "STREAM_STALLED"),
+        GatewayError::TooManyRequests { .. } => (Code::ResourceExhausted, "TOO_MANY_REQUESTS"),
         GatewayError::InBatch {
             statement_index,
             source,
@@ -143,6 +144,11 @@ mod tests {
                 GatewayError::StreamStalled(std::time::Duration::from_secs(30)),
                 Code::DeadlineExceeded,
                 "STREAM_STALLED",
+            ),
+            (
+                GatewayError::TooManyRequests { limit: 32 },
+                Code::ResourceExhausted,
+                "TOO_MANY_REQUESTS",
             ),
             (
                 GatewayError::ShuttingDown,
