@@ -95,6 +95,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_STREAM_BATCH_BYTES", default_value = "64KiB")]
     pub stream_batch_bytes: ByteSize,
 
+    /// An ExecuteStream whose client takes no message for this long is ended
+    /// (DEADLINE_EXCEEDED, reason STREAM_STALLED): its statement is stopped
+    /// and its connection returned to the pool.
+    #[arg(long, env = "SQLGATE_STREAM_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stream_stall_timeout: Duration,
+
     /// Time given to open transactions and calls in flight to finish on SIGTERM.
     #[arg(long, env = "SQLGATE_SHUTDOWN_GRACE", default_value = "15s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -172,6 +178,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_MAX_BATCH_STATEMENTS", default_value_t = 1000)]
     pub max_batch_statements: usize,
 
+    /// Most client connections open at once; past it, new ones wait to be
+    /// accepted until one closes.
+    #[arg(long, env = "SQLGATE_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Most requests being received at once (a request message is buffered
+    /// whole before it is decoded); others wait up to --acquire-timeout, then
+    /// fail with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SQLGATE_MAX_CONCURRENT_REQUESTS", default_value_t = 32)]
+    pub max_concurrent_requests: usize,
+
     /// Most concurrent calls (HTTP/2 streams) on one client connection.
     #[arg(
         long,
@@ -237,6 +254,8 @@ pub struct Config {
     pub max_result_bytes: u64,
     /// Target size of one stream batch.
     pub stream_batch_bytes: u64,
+    /// Longest a stream waits for its client to take a message.
+    pub stream_stall_timeout: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -261,6 +280,10 @@ pub struct Config {
     pub max_params: usize,
     /// Most statements per batch.
     pub max_batch_statements: usize,
+    /// Most open client connections.
+    pub max_connections: usize,
+    /// Most requests being received at once.
+    pub max_concurrent_requests: usize,
     /// Most concurrent streams per client connection.
     pub max_streams_per_connection: u32,
     /// Most open transactions per principal.
@@ -290,6 +313,7 @@ impl ServeArgs {
             ("--statement-timeout", self.statement_timeout),
             ("--tx-idle-timeout", self.tx_idle_timeout),
             ("--tx-max-lifetime", self.tx_max_lifetime),
+            ("--stream-stall-timeout", self.stream_stall_timeout),
         ] {
             if value.is_zero() {
                 return Err(format!("{flag} must be greater than zero"));
@@ -318,6 +342,11 @@ impl ServeArgs {
             || self.max_streams_per_connection == 0
         {
             return Err("--max-params, --max-batch-statements and --max-streams-per-connection must be at least 1".into());
+        }
+        if self.max_connections == 0 || self.max_concurrent_requests == 0 {
+            return Err(
+                "--max-connections and --max-concurrent-requests must be at least 1".into(),
+            );
         }
         if self.max_transactions_per_principal == 0 {
             return Err("--max-transactions-per-principal must be at least 1".into());
@@ -356,6 +385,7 @@ impl ServeArgs {
             max_result_rows: self.max_result_rows,
             max_result_bytes: self.max_result_bytes.as_u64(),
             stream_batch_bytes: self.stream_batch_bytes.as_u64(),
+            stream_stall_timeout: self.stream_stall_timeout,
             shutdown_grace: self.shutdown_grace,
             log_format: self.log_format,
             auth_tokens_file: self.auth_tokens_file,
@@ -375,6 +405,8 @@ impl ServeArgs {
             max_request_bytes,
             max_params: self.max_params,
             max_batch_statements: self.max_batch_statements,
+            max_connections: self.max_connections,
+            max_concurrent_requests: self.max_concurrent_requests,
             max_streams_per_connection: self.max_streams_per_connection,
             max_transactions_per_principal: self.max_transactions_per_principal,
         })
@@ -429,6 +461,7 @@ mod tests {
         assert_eq!(config.max_result_bytes, 4 * 1024 * 1024);
         assert_eq!(config.stream_batch_bytes, 64 * 1024);
         assert_eq!(config.tx_max_lifetime, Duration::from_secs(300));
+        assert_eq!(config.stream_stall_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -459,6 +492,9 @@ mod tests {
         assert!(parse(&["--listen", "0.0.0.0:50051", "--insecure-no-auth"]).is_ok());
         assert!(parse(&["--listen", "0.0.0.0:50051", "--auth-tokens-file", "/x"]).is_ok());
         assert!(parse(&["--max-params", "0"]).is_err());
+        assert!(parse(&["--stream-stall-timeout", "0s"]).is_err());
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-concurrent-requests", "0"]).is_err());
     }
 
     #[test]

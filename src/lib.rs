@@ -14,6 +14,7 @@
 //! - [`errors`] — the gateway's error type and the one place it becomes a gRPC status;
 //! - [`health`] — the gRPC health service fed by database pings;
 //! - [`embedded`] — the private MariaDB/MySQL server used when no database URL is given;
+//! - [`limits`] — bounds on connections and on requests being received;
 //! - [`shutdown`] — the signals that start a graceful shutdown;
 //! - [`stats`] — Prometheus metrics;
 //! - [`telemetry`] — logging.
@@ -26,6 +27,7 @@ pub mod database;
 pub mod embedded;
 pub mod errors;
 pub mod health;
+pub mod limits;
 pub mod server;
 pub mod service;
 pub mod shutdown;

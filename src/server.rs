@@ -19,6 +19,7 @@ use crate::{
     embedded::{EmbeddedDatabase, EmbeddedOptions},
     errors::EndReason,
     health,
+    limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
     service::{CallLimits, DatabaseService},
     transactions::{TransactionSettings, Transactions},
 };
@@ -163,6 +164,7 @@ impl Gateway {
                 max_result_rows: config.max_result_rows,
                 max_result_bytes: config.max_result_bytes,
                 stream_batch_bytes: config.stream_batch_bytes,
+                stream_stall_timeout: config.stream_stall_timeout,
                 statement_timeout: config.statement_timeout,
                 max_params: config.max_params,
                 max_batch_statements: config.max_batch_statements,
@@ -203,7 +205,10 @@ impl Gateway {
             address: config.listen,
             source,
         })?;
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = LimitedIncoming::new(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            config.max_connections,
+        );
         tracing::info!(address = %local_addr, "listening for gRPC");
 
         let shutdown = Arc::new(Notify::new());
@@ -220,6 +225,14 @@ impl Gateway {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(config.max_streams_per_connection))
+            // Bounds what a connection can have sent that is not read yet
+            // (see `limits`).
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            .layer(RequestLimitLayer::new(
+                config.max_concurrent_requests,
+                config.acquire_timeout,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

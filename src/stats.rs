@@ -11,6 +11,8 @@
 //! | `sqlgate_transactions_ended_total` | counter | `reason` |
 //! | `sqlgate_streamed_rows_total`, `sqlgate_streamed_bytes_total` | counter | |
 //! | `sqlgate_database_errors_total` | counter | `errno` |
+//! | `sqlgate_streams_stalled_total` | counter | |
+//! | `sqlgate_log_lines_dropped_total` | counter | |
 //!
 //! No label carries SQL text, parameter values, transaction ids or secrets.
 use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
@@ -63,12 +65,18 @@ pub fn record_streamed(rows: usize, bytes: u64) {
     counter!("sqlgate_streamed_bytes_total").increment(bytes);
 }
 
+/// A stream was ended because its client took no message for too long.
+pub fn record_stream_stalled() {
+    counter!("sqlgate_streams_stalled_total").increment(1);
+}
+
 /// The database reported error `errno`.
 pub fn record_database_error(errno: u16) {
     counter!("sqlgate_database_errors_total", "errno" => errno.to_string()).increment(1);
 }
 
-/// Refreshes the pool and transaction gauges every second, forever.
+/// Refreshes the pool and transaction gauges, and the count of dropped log
+/// lines, every second, forever.
 pub async fn refresh_gauges(database: Database, transactions: Transactions) {
     loop {
         let pool = database.pool_metrics();
@@ -79,6 +87,7 @@ pub async fn refresh_gauges(database: Database, transactions: Transactions) {
         gauge!("sqlgate_pool_waiting")
             .set(pool.active_wait_requests.load(Ordering::Relaxed) as f64);
         gauge!("sqlgate_open_transactions").set(transactions.open_count() as f64);
+        counter!("sqlgate_log_lines_dropped_total").absolute(crate::telemetry::dropped_lines());
         tokio::time::sleep(GAUGE_INTERVAL).await;
     }
 }

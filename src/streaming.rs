@@ -5,11 +5,16 @@
 //! as fast as the client takes batches: memory does not grow with the result.
 //! If the client goes away, the task's work is dropped, which kills the
 //! running statement and ends a transaction it was in (see `Lease`).
+//!
+//! A client that stops taking messages (but keeps its connection) must not
+//! keep a connection forever: a send that waits longer than
+//! --stream-stall-timeout ends the stream the same way (STREAM_STALLED). The
+//! timer is armed per batch, and only when the channel is full.
 use std::time::Duration;
 
 use mysql_async::{BinaryProtocol, QueryResult};
 use prost::bytes::BytesMut;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -33,6 +38,8 @@ const CHANNEL_CAPACITY: usize = 2;
 pub struct StreamSettings {
     /// Target size of a batch (--stream-batch-bytes).
     pub batch_bytes: u64,
+    /// Longest wait for the client to take a message (--stream-stall-timeout).
+    pub stall_timeout: Duration,
     /// The client's max_rows, if any.
     pub client_max_rows: Option<u64>,
     /// Limit until the result starts (client deadline or --statement-timeout).
@@ -85,8 +92,13 @@ pub fn start(
                 outcome = work => match outcome {
                     Ok(rows) => log.finish(rows, None),
                     Err(error) => {
+                        if matches!(error, GatewayError::StreamStalled(_)) {
+                            crate::stats::record_stream_stalled();
+                        }
                         let status = Status::from(for_caller(error, &principal));
                         log.finish(0, Some(&status));
+                        // The connection is back already; a stalled client
+                        // gets the status if it ever reads again.
                         let _ = sender.send(Err(status)).await;
                     }
                 },
@@ -162,7 +174,7 @@ async fn send_rows(
         columns: describe_columns(columns),
         transaction_id,
     });
-    send(sender, header).await?;
+    send(sender, header, settings.stall_timeout).await?;
 
     // Rows go out already encoded: no protobuf value is built per cell.
     // Sized for a full batch up front, so that it rarely grows while filling.
@@ -181,12 +193,12 @@ async fn send_rows(
         batch_rows += 1;
         row_count += 1;
         if batch.len() as u64 >= settings.batch_bytes {
-            send_batch(sender, &mut batch, &mut batch_rows).await?;
+            send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
             batch.reserve(capacity);
         }
     }
     if batch_rows > 0 {
-        send_batch(sender, &mut batch, &mut batch_rows).await?;
+        send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
     }
     let summary = api::ResultSummary {
         rows_affected: result.affected_rows(),
@@ -196,7 +208,7 @@ async fn send_rows(
         row_count,
     };
     finish_result(&backend, connection_id, result, truncated).await?;
-    send(sender, Part::Summary(summary)).await?;
+    send(sender, Part::Summary(summary), settings.stall_timeout).await?;
     Ok(row_count)
 }
 
@@ -221,20 +233,35 @@ async fn send_batch(
     sender: &Sender,
     batch: &mut BytesMut,
     batch_rows: &mut usize,
+    settings: StreamSettings,
 ) -> Result<(), GatewayError> {
     crate::stats::record_streamed(*batch_rows, batch.len() as u64);
     let encoded = batch.split().freeze();
     *batch_rows = 0;
-    send(sender, Part::Rows(api::RowBatch::from_encoded(encoded))).await
+    let rows = Part::Rows(api::RowBatch::from_encoded(encoded));
+    send(sender, rows, settings.stall_timeout).await
 }
 
-/// Sends one message, waiting while the client is behind.
-async fn send(sender: &Sender, part: Part) -> Result<(), GatewayError> {
-    let message = ExecuteStreamResponse { part: Some(part) };
-    if sender.send(Ok(message)).await.is_err() {
-        // The client has gone: `sender.closed()` in `start` is ready and drops
-        // this work, which kills the statement and ends its transaction.
-        std::future::pending::<()>().await;
+/// Sends one message, waiting while the client is behind, but not longer than
+/// `stall_timeout`: past it the stream fails with `StreamStalled`, and its
+/// session is abandoned (which kills the statement).
+async fn send(sender: &Sender, part: Part, stall_timeout: Duration) -> Result<(), GatewayError> {
+    let message = Ok(ExecuteStreamResponse { part: Some(part) });
+    // Room in the channel: no timer at all.
+    let message = match sender.try_send(message) {
+        Ok(()) => return Ok(()),
+        Err(TrySendError::Full(message)) => message,
+        Err(TrySendError::Closed(_)) => return client_gone().await,
+    };
+    match tokio::time::timeout(stall_timeout, sender.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => client_gone().await,
+        Err(_) => Err(GatewayError::StreamStalled(stall_timeout)),
     }
-    Ok(())
+}
+
+/// The client has gone: `sender.closed()` in `start` is ready and drops this
+/// work, which kills the statement and ends its transaction.
+async fn client_gone() -> Result<(), GatewayError> {
+    std::future::pending().await
 }

@@ -161,6 +161,21 @@ pub enum GatewayError {
     )]
     DeadlineExceeded(std::time::Duration),
 
+    /// An ExecuteStream client took no message for --stream-stall-timeout:
+    /// the stream was ended and its statement stopped.
+    #[error(
+        "the client took no message of the stream for {0:?} (--stream-stall-timeout); the stream was ended and its statement stopped"
+    )]
+    StreamStalled(std::time::Duration),
+
+    /// --max-concurrent-requests requests were being received for the whole
+    /// acquire timeout.
+    #[error("too many requests being received at once (limit {limit}); retry with backoff")]
+    TooManyRequests {
+        /// The --max-concurrent-requests value.
+        limit: usize,
+    },
+
     /// The gateway is draining for shutdown and takes no new work.
     #[error("the gateway is shutting down; retry on another instance")]
     ShuttingDown,
@@ -212,10 +227,11 @@ impl GatewayError {
         }
     }
 
-    /// True when the call's time limit passed (its work was stopped half-way).
+    /// True when the call's work was stopped half-way: its time limit
+    /// passed, or its stream's client stopped reading.
     pub fn is_deadline(&self) -> bool {
         match self {
-            GatewayError::DeadlineExceeded(_) => true,
+            GatewayError::DeadlineExceeded(_) | GatewayError::StreamStalled(_) => true,
             GatewayError::InBatch { source, .. } => source.is_deadline(),
             _ => false,
         }

@@ -70,6 +70,8 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         }
         GatewayError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+        GatewayError::StreamStalled(_) => (Code::DeadlineExceeded, "STREAM_STALLED"),
+        GatewayError::TooManyRequests { .. } => (Code::ResourceExhausted, "TOO_MANY_REQUESTS"),
         GatewayError::InBatch {
             statement_index,
             source,
@@ -137,6 +139,16 @@ mod tests {
                 GatewayError::CommitOutcomeUnknown("connection closed".into()),
                 Code::Unknown,
                 "COMMIT_OUTCOME_UNKNOWN",
+            ),
+            (
+                GatewayError::StreamStalled(std::time::Duration::from_secs(30)),
+                Code::DeadlineExceeded,
+                "STREAM_STALLED",
+            ),
+            (
+                GatewayError::TooManyRequests { limit: 32 },
+                Code::ResourceExhausted,
+                "TOO_MANY_REQUESTS",
             ),
             (
                 GatewayError::ShuttingDown,

@@ -32,6 +32,8 @@ pub struct CallLimits {
     pub max_result_bytes: u64,
     /// --stream-batch-bytes.
     pub stream_batch_bytes: u64,
+    /// --stream-stall-timeout.
+    pub stream_stall_timeout: std::time::Duration,
     /// --statement-timeout.
     pub statement_timeout: std::time::Duration,
     /// --max-params.
@@ -218,6 +220,7 @@ impl database_server::Database for DatabaseService {
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let settings = StreamSettings {
             batch_bytes: self.limits.stream_batch_bytes,
+            stall_timeout: self.limits.stream_stall_timeout,
             client_max_rows: (request.get_ref().max_rows > 0).then_some(request.get_ref().max_rows),
             start_limit: self.time_limit(&request),
             client_timeout: deadline::client_timeout(request.metadata()),

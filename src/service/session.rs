@@ -128,7 +128,7 @@ impl Session {
 
     /// Lets go after the call. A transaction begun by a call that failed is
     /// rolled back: its client never learned its id. A call stopped by its
-    /// time limit is abandoned.
+    /// time limit, or a stream whose client stalled, is abandoned.
     pub async fn close<T>(self, outcome: &Result<T, GatewayError>) {
         if matches!(outcome, Err(e) if e.is_deadline()) {
             // Stopped half-way: dropping kills the statement and, in a

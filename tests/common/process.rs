@@ -14,12 +14,57 @@ pub struct GatewayProcess {
     /// The address it listens on for gRPC.
     pub address: String,
     log: Arc<Mutex<String>>,
+    /// The stderr nobody reads (`start_with_stalled_log`), kept open.
+    _unread: Option<LogLines>,
 }
+
+type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
 
 impl GatewayProcess {
     /// Starts `sqlgate serve --listen 127.0.0.1:0 --log-format json ARGS`
     /// with extra environment `env`; returns once it listens.
     pub fn start<I, S>(args: I, env: &[(&str, &str)]) -> GatewayProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (child, address, log, lines) = Self::spawn(args, env);
+        // Keep reading the log, so the process never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(log));
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        GatewayProcess {
+            child,
+            address,
+            log,
+            _unread: None,
+        }
+    }
+
+    /// Like `start`, but nobody reads its stderr once it listens: the pipe
+    /// stays open and fills up, like a log collector that stalled.
+    pub fn start_with_stalled_log<I, S>(args: I, env: &[(&str, &str)]) -> GatewayProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (child, address, log, lines) = Self::spawn(args, env);
+        GatewayProcess {
+            child,
+            address,
+            log: Arc::new(Mutex::new(log)),
+            _unread: Some(lines),
+        }
+    }
+
+    /// Spawns the process and reads its log until it listens.
+    fn spawn<I, S>(args: I, env: &[(&str, &str)]) -> (Child, String, String, LogLines)
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -42,21 +87,12 @@ impl GatewayProcess {
                 break line[start..].split('"').next().unwrap().to_string();
             }
         };
-        // Keep reading the log, so the process never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(log));
-        let collected = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut log = collected.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        GatewayProcess {
-            child,
-            address,
-            log,
-        }
+        (child, address, log, lines)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends a signal, e.g. "-TERM".

@@ -1,0 +1,251 @@
+//! Bounds on the memory that clients can make the gateway hold with requests
+//! they have not finished sending.
+//!
+//! tonic buffers a request message whole before decoding it, and reserves its
+//! declared length as soon as the 5-byte gRPC header arrives. So:
+//! - at most `--max-concurrent-requests` request bodies are being received at
+//!   once ([`RequestLimitLayer`]); a request holds its permit until its body
+//!   ends or is dropped (for unary requests, as soon as the message is in).
+//!   Others wait up to `--acquire-timeout` and then fail RESOURCE_EXHAUSTED,
+//!   and nothing reads their bodies meanwhile;
+//! - unread bytes stay in HTTP/2 flow control: a connection may have at most
+//!   [`CONNECTION_WINDOW`] bytes unread, whatever its number of streams;
+//! - at most `--max-connections` connections are open ([`LimitedIncoming`]);
+//!   past it the gateway stops accepting until one closes.
+//!
+//! Hence held request bytes ≤ max_concurrent_requests × max_request_bytes +
+//! max_connections × (CONNECTION_WINDOW + per-connection buffers).
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use http_body::{Frame, SizeHint};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+use tokio_stream::Stream;
+use tonic::{
+    body::Body,
+    codegen::{Bytes, Service, http},
+    transport::server::{Connected, TcpConnectInfo, TcpIncoming},
+};
+
+use crate::errors::GatewayError;
+
+/// HTTP/2 flow-control window of one request stream, bytes.
+pub const STREAM_WINDOW: u32 = 64 * 1024;
+/// HTTP/2 flow-control window of one connection: the most bytes a client can
+/// have sent that the gateway has not read yet.
+pub const CONNECTION_WINDOW: u32 = 256 * 1024;
+
+type Acquiring = Pin<Box<dyn Future<Output = OwnedSemaphorePermit> + Send>>;
+
+/// Accepted connections, at most `max` open at once: a permit is taken before
+/// accepting and lives as long as the connection.
+pub struct LimitedIncoming {
+    inner: TcpIncoming,
+    permits: Arc<Semaphore>,
+    acquiring: Option<Acquiring>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl LimitedIncoming {
+    /// Wraps `inner` so that at most `max` of its connections are open.
+    pub fn new(inner: TcpIncoming, max: usize) -> Self {
+        LimitedIncoming {
+            inner,
+            permits: Arc::new(Semaphore::new(max)),
+            acquiring: None,
+            permit: None,
+        }
+    }
+}
+
+impl Stream for LimitedIncoming {
+    type Item = std::io::Result<LimitedConnection>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.permit.is_none() {
+            let permits = this.permits.clone();
+            let acquiring = this.acquiring.get_or_insert_with(|| {
+                Box::pin(async move {
+                    permits
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed")
+                })
+            });
+            this.permit = Some(ready!(acquiring.as_mut().poll(cx)));
+            this.acquiring = None;
+        }
+        Poll::Ready(match ready!(Pin::new(&mut this.inner).poll_next(cx)) {
+            Some(Ok(stream)) => Some(Ok(LimitedConnection {
+                stream,
+                _permit: this.permit.take().expect("taken above"),
+            })),
+            other => other.map(|error| error.map(|_| unreachable!())),
+        })
+    }
+}
+
+/// An accepted connection holding its place under --max-connections.
+pub struct LimitedConnection {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connected for LimitedConnection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for LimitedConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The layer that lets at most `max` request bodies be received at once.
+#[derive(Clone)]
+pub struct RequestLimitLayer {
+    permits: Arc<Semaphore>,
+    max: usize,
+    wait: Duration,
+}
+
+impl RequestLimitLayer {
+    /// At most `max` requests being received; others wait up to `wait`.
+    pub fn new(max: usize, wait: Duration) -> Self {
+        RequestLimitLayer {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            wait,
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RequestLimitLayer {
+    type Service = RequestLimit<S>;
+
+    fn layer(&self, inner: S) -> RequestLimit<S> {
+        RequestLimit {
+            inner,
+            limit: self.clone(),
+        }
+    }
+}
+
+/// See [`RequestLimitLayer`].
+#[derive(Clone)]
+pub struct RequestLimit<S> {
+    inner: S,
+    limit: RequestLimitLayer,
+}
+
+impl<S> Service<http::Request<Body>> for RequestLimit<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        // The clone may not be ready: call the one that was polled.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limit = self.limit.clone();
+        Box::pin(async move {
+            let acquire = limit.permits.acquire_owned();
+            let Ok(Ok(permit)) = tokio::time::timeout(limit.wait, acquire).await else {
+                let error = GatewayError::TooManyRequests { limit: limit.max };
+                return Ok(tonic::Status::from(error).into_http());
+            };
+            let request = request.map(|body| {
+                Body::new(PermitBody {
+                    inner: body,
+                    permit: Some(permit),
+                })
+            });
+            inner.call(request).await
+        })
+    }
+}
+
+/// A request body that holds its permit until it ends or is dropped.
+struct PermitBody {
+    inner: Body,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.permit = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
