@@ -7,7 +7,10 @@ what `grpcurl describe` shows; the guide part (transaction lifecycle, failures
 and retries, types, errors) comes from README.md, its one source.
 
   docs/gen_api.py          rewrite docs/api.md
-  docs/gen_api.py --check  fail if docs/api.md is not up to date (CI)
+  docs/gen_api.py --check  fail if docs/api.md is not up to date, lacks a
+                           message or enum of the proto, or if the gateway's
+                           source uses an error code and reason that the
+                           README's error table does not list (CI)
 """
 import os
 import re
@@ -17,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROTO = os.path.join(ROOT, "proto", "sqlgate", "v1", "sqlgate.proto")
 README = os.path.join(ROOT, "README.md")
 OUTPUT = os.path.join(ROOT, "docs", "api.md")
+ERRORS = os.path.join(ROOT, "src", "errors")
 GUIDE_SECTIONS = [
     "### Transaction lifecycle",
     "### Failures, and what to do about them",
@@ -35,12 +39,15 @@ def parse_proto(text):
         if line.startswith("//"):
             comment.append(line[2:].strip())
             continue
-        opened = re.match(r"(service|message|enum|oneof)\s+(\w+)\s*\{", line)
+        opened = re.match(r"(service|message|enum|oneof)\s+(\w+)\s*\{(.*)$", line)
         if opened:
-            kind, name = opened.groups()
+            kind, name, rest = opened.groups()
             node = {"kind": kind, "name": name, "doc": " ".join(comment), "children": []}
             (stack[-1]["children"] if stack else items).append(node)
             stack.append(node)
+            # `message Empty {}`: opened and closed on one line.
+            if rest.split("//")[0].strip().startswith("}"):
+                stack.pop()
         elif line.startswith("rpc "):
             m = re.match(r"rpc\s+(\w+)\((\w+)\)\s+returns\s+\((stream\s+)?(\w+)\)", line)
             name, request, stream, response = m.groups()
@@ -56,23 +63,30 @@ def parse_proto(text):
     return items
 
 
-def reference(items):
+def reference(items, prefix=""):
     out = []
     for item in items:
-        out.append(f"### {item['kind']} `{item['name']}`\n")
+        name = prefix + item["name"]
+        out.append(f"### {item['kind']} `{name}`\n")
         if item["doc"]:
             out.append(f"{item['doc']}\n")
-        rows = []
+        rows, nested = [], []
         for child in item["children"]:
             if child["kind"] == "oneof":
                 rows.append(f"| *oneof* `{child['name']}` | {child['doc']} |")
                 rows += [f"| &nbsp;&nbsp;`{c['name']}` | {c['doc']} |" for c in child["children"]]
+            elif child["kind"] in ("message", "enum"):
+                nested.append(child)
             else:
                 rows.append(f"| `{child['name']}` | {child['doc']} |")
+        if not rows and item["kind"] == "message":
+            out.append("No fields.\n")
         if rows:
             header = "RPC" if item["kind"] == "service" else ("value" if item["kind"] == "enum" else "field")
             out.append(f"| {header} | meaning |\n|---|---|")
             out.append("\n".join(rows) + "\n")
+        if nested:
+            out.append(reference(nested, name + "."))
     return "\n".join(out)
 
 
@@ -108,20 +122,108 @@ def undocumented(items, prefix=""):
     return missing
 
 
+def declared_types(proto):
+    """Every message and enum the proto declares, found without the parser
+    above (so that a parsing bug cannot hide one from the check)."""
+    return re.findall(r"^\s*(message|enum)\s+(\w+)", proto, re.MULTILINE)
+
+
+def missing_types(proto, document):
+    """Messages and enums of the proto without their own section in `document`."""
+    missing = []
+    for kind, name in declared_types(proto):
+        if not re.search(rf"^### {kind} `([\w.]+\.)?{name}`$", document, re.MULTILINE):
+            missing.append(f"{kind} {name}")
+    return missing
+
+
+def screaming(camel):
+    """`FailedPrecondition` -> `FAILED_PRECONDITION` (tonic's Code names)."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).upper()
+
+
+def error_table(readme):
+    """(codes, reasons) of each row of the README's error table."""
+    start = readme.index("### Errors")
+    end = readme.find("\n#", start + 1)
+    rows = []
+    for line in readme[start:end].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 4 or set(cells[0]) <= set("-"):
+            continue
+        codes = re.findall(r"`([A-Z_]+)`", cells[0])
+        reasons = re.findall(r"`([A-Z_]+)`", cells[1])
+        if codes and reasons:
+            rows.append((codes, reasons))
+    return rows
+
+
+def without_tests(source):
+    return source.split("#[cfg(test)]")[0]
+
+
+def function_body(source, name):
+    start = source.index(f"fn {name}(")
+    end = source.index("\n}\n", start)
+    return source[start:end]
+
+
+def undocumented_errors(readme):
+    """What the gateway's error source uses that the README's table lacks:
+    every reason literal of src/errors/ must be a reason of the table, every
+    `(Code::X, "REASON")` pair one of its rows, and every code the server
+    error table (mysql_codes.rs) gives a row with reason MYSQL_ERROR."""
+    rows = error_table(readme)
+    reasons = {reason for _, row_reasons in rows for reason in row_reasons}
+    pairs = {(code, reason) for codes, row_reasons in rows for code in codes for reason in row_reasons}
+    problems = []
+    sources = {
+        name: without_tests(open(os.path.join(ERRORS, name), encoding="utf-8").read())
+        for name in sorted(os.listdir(ERRORS))
+        if name.endswith(".rs")
+    }
+    for name, source in sources.items():
+        for reason in sorted(set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,})"', source))):
+            if reason not in reasons:
+                problems.append(f"reason {reason} (src/errors/{name}) is not in the README's error table")
+        for code, reason in sorted(set(re.findall(r'\(\s*Code::(\w+)\s*,\s*"([A-Z_]+)"\s*,?\s*\)', source))):
+            if (screaming(code), reason) not in pairs:
+                problems.append(
+                    f"{screaming(code)} / {reason} (src/errors/{name}) is not a row of the README's error table"
+                )
+    classify = function_body(sources["status.rs"], "classify")
+    if '"MYSQL_ERROR"' not in classify:
+        problems.append("classify in src/errors/status.rs no longer answers MYSQL_ERROR")
+    server_codes = set(re.findall(r"Code::(\w+)", function_body(sources["mysql_codes.rs"], "code_for_server_error")))
+    for code in sorted(server_codes):
+        if (screaming(code), "MYSQL_ERROR") not in pairs:
+            problems.append(
+                f"{screaming(code)} / MYSQL_ERROR (src/errors/mysql_codes.rs) is not a row of the README's error table"
+            )
+    return problems
+
+
 def main():
     text = render()
-    missing = undocumented(parse_proto(open(PROTO, encoding="utf-8").read()))
+    proto = open(PROTO, encoding="utf-8").read()
+    readme = open(README, encoding="utf-8").read()
+    failures = []
+    missing = undocumented(parse_proto(proto))
     if missing:
-        print("these have no doc comment in the proto: " + ", ".join(missing))
+        failures.append("these have no doc comment in the proto: " + ", ".join(missing))
+    failures += [f"docs/api.md would lack {t}" for t in missing_types(proto, text)]
+    failures += undocumented_errors(readme)
+    if "--check" in sys.argv:
+        current = open(OUTPUT, encoding="utf-8").read() if os.path.exists(OUTPUT) else ""
+        failures += [f"docs/api.md lacks {t}" for t in missing_types(proto, current)]
+        if current != text:
+            failures.append("docs/api.md is out of date: run docs/gen_api.py")
+    if failures:
+        print("\n".join(failures))
         print("0 passed, 1 failed")
         sys.exit(1)
     if "--check" in sys.argv:
-        current = open(OUTPUT, encoding="utf-8").read() if os.path.exists(OUTPUT) else ""
-        if current != text:
-            print("docs/api.md is out of date: run docs/gen_api.py")
-            print("0 passed, 1 failed")
-            sys.exit(1)
-        print("docs/api.md matches the proto and the README")
+        print("docs/api.md matches the proto and the README; every error reason is documented")
         return
     with open(OUTPUT, "w", encoding="utf-8") as f:
         f.write(text)

@@ -15,6 +15,8 @@ use std::{
 use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
+use crate::errors::status::unauthenticated;
+
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -129,9 +131,7 @@ impl Authenticator {
     /// The principal a request's `authorization: Bearer <token>` names.
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let header = request.metadata().get("authorization").ok_or_else(|| {
-            Status::unauthenticated(
-                "missing authorization metadata: send `authorization: Bearer <token>`",
-            )
+            unauthenticated("missing authorization metadata: send `authorization: Bearer <token>`")
         })?;
         let token = header
             .to_str()
@@ -139,7 +139,7 @@ impl Authenticator {
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+            .ok_or_else(|| unauthenticated("authorization must be `Bearer <token>`"))?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let tokens = self
             .tokens
@@ -149,7 +149,7 @@ impl Authenticator {
         tokens
             .get(&digest)
             .cloned()
-            .ok_or_else(|| Status::unauthenticated("unknown bearer token"))
+            .ok_or_else(|| unauthenticated("unknown bearer token"))
     }
 
     /// A tonic interceptor that authenticates every call and records its principal.
@@ -170,17 +170,15 @@ impl Authenticator {
 pub fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
     let certs = request
         .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        .ok_or_else(|| unauthenticated("a client certificate is required"))?;
     let first = certs
         .first()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        .ok_or_else(|| unauthenticated("a client certificate is required"))?;
     let (_, certificate) = x509_parser::parse_x509_certificate(first.as_ref())
-        .map_err(|_| Status::unauthenticated("the client certificate cannot be read"))?;
+        .map_err(|_| unauthenticated("the client certificate cannot be read"))?;
     let subject = certificate.subject().to_string();
     if subject.is_empty() {
-        return Err(Status::unauthenticated(
-            "the client certificate has no subject",
-        ));
+        return Err(unauthenticated("the client certificate has no subject"));
     }
     Ok(Principal {
         name: subject.into(),

@@ -1,6 +1,6 @@
 //! The protobuf codec of the API: prost's, except that a request that cannot
 //! be decoded (for example invalid UTF-8 in a string field) is the client's
-//! error, INVALID_ARGUMENT, rather than tonic's INTERNAL.
+//! error, INVALID_ARGUMENT / MALFORMED_REQUEST, rather than tonic's INTERNAL.
 use std::marker::PhantomData;
 
 use prost::Message;
@@ -48,7 +48,7 @@ impl<U: Message + Default> tonic::codec::Decoder for Decoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|status| match status.code() {
-            Code::Internal => Status::invalid_argument(format!(
+            Code::Internal => crate::errors::status::malformed_request(format!(
                 "the message is not valid protobuf for this call: {}",
                 status.message()
             )),

@@ -17,7 +17,7 @@ use crate::{
     config::{Config, DatabaseTarget, redact_url},
     database::{ConnectOptions, Database, PoolSettings},
     embedded::{EmbeddedDatabase, EmbeddedOptions},
-    errors::EndReason,
+    errors::{EndReason, respond::WithErrorInfo},
     health,
     limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
     service::{CallLimits, DatabaseService},
@@ -237,7 +237,12 @@ impl Gateway {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(tonic::service::interceptor::InterceptedService::new(
-                DatabaseServer::new(service).max_decoding_message_size(config.max_request_bytes),
+                // tonic's own statuses get the gateway's codes and ErrorInfo.
+                WithErrorInfo::new(
+                    DatabaseServer::new(service)
+                        .max_decoding_message_size(config.max_request_bytes),
+                    config.max_request_bytes,
+                ),
                 authenticate(
                     authenticator,
                     config

@@ -1,10 +1,12 @@
 //! The gateway's error type. Every layer reports failures as a [`GatewayError`];
-//! [`status`] is the one place that turns them into gRPC statuses.
+//! [`status`] is the one place that turns them into gRPC statuses, including
+//! the ones tonic produces itself ([`respond`] hands those to it).
 use std::fmt;
 
 use crate::values::ValueError;
 
 pub mod mysql_codes;
+pub mod respond;
 pub mod status;
 
 /// Why a transaction was ended by the gateway rather than by its client.
@@ -180,6 +182,32 @@ pub enum GatewayError {
     #[error("the gateway is shutting down; retry on another instance")]
     ShuttingDown,
 
+    /// The call has no valid credentials (bearer token or client certificate).
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The request could not be decoded: bad gRPC framing (compression flag,
+    /// truncated message) or bytes that are not protobuf of the call's type.
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
+
+    /// A request message is larger than --max-request-bytes.
+    #[error(
+        "request too large: {detail}the gateway accepts request messages of at most {limit} bytes (--max-request-bytes)"
+    )]
+    RequestTooLarge {
+        /// The --max-request-bytes value.
+        limit: usize,
+        /// The request's size in words ("the message is 2000 bytes; "), or empty.
+        detail: String,
+    },
+
+    /// A status the gRPC layer (tonic) answered before the call reached the
+    /// gateway's code, other than the ones above: an unknown method, an
+    /// unsupported `grpc-encoding`... Keeps its code.
+    #[error("{1}")]
+    Transport(tonic::Code, String),
+
     /// A statement of an ExecuteBatch failed.
     #[error("statement {statement_index} of the batch failed: {source}")]
     InBatch {
@@ -203,8 +231,22 @@ fn describe_mysql_error(error: &mysql_async::Error) -> String {
         mysql_async::Error::Io(e) => {
             format!("lost or could not open the connection to the database: {e}")
         }
+        mysql_async::Error::Driver(mysql_async::DriverError::StmtParamsMismatch {
+            required,
+            supplied,
+        }) => placeholder_mismatch(usize::from(*required), *supplied),
         other => other.to_string(),
     }
+}
+
+/// The message for parameters that do not match a statement's placeholders.
+pub fn placeholder_mismatch(placeholders: usize, params: usize) -> String {
+    format!(
+        "the statement has {placeholders} placeholder{} but {params} parameter{} {} sent",
+        if placeholders == 1 { "" } else { "s" },
+        if params == 1 { "" } else { "s" },
+        if params == 1 { "was" } else { "were" },
+    )
 }
 
 impl GatewayError {

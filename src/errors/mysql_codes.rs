@@ -1,7 +1,9 @@
 //! Which gRPC code each MySQL/MariaDB error becomes, after Vitess's table.
 //!
 //! The table is the contract clients retry by: ABORTED means "retry the whole
-//! transaction", UNAVAILABLE means "the database could not be reached".
+//! transaction", UNAVAILABLE means "the database could not be reached". It
+//! never answers UNKNOWN: the README reserves that code for a COMMIT whose
+//! outcome is unknown.
 use mysql_async::{DriverError, Error};
 use tonic::Code;
 
@@ -35,29 +37,49 @@ pub fn code_for_server_error(errno: u16, sqlstate: &str) -> Code {
             Some("40") => Code::Aborted,
             Some("08") => Code::Unavailable,
             Some("28") => Code::PermissionDenied,
-            _ => Code::Unknown,
+            // Everything else, mostly HY000 "general error" (1193 unknown
+            // system variable, 1300 invalid character string, 1400 XA work
+            // outside the global transaction...): FAILED_PRECONDITION. An
+            // error the table does not know may depend on the server's or the
+            // session's state as much as on the statement, so claiming
+            // INVALID_ARGUMENT ("wrong whatever the state") would say more than
+            // we know; FAILED_PRECONDITION says the same to a client ("do not
+            // retry as is") without that claim. Never UNKNOWN: that is
+            // reserved for a COMMIT whose outcome is unknown.
+            _ => Code::FailedPrecondition,
         },
     }
 }
 
-/// The gRPC code for any error of the MySQL driver.
+/// The gRPC code for any error of the MySQL driver: the server's errors by
+/// the table above; lost connections UNAVAILABLE; parameters that do not fit
+/// the statement INVALID_ARGUMENT (see [`is_parameter_error`]); anything else
+/// the driver reports is the gateway's problem, INTERNAL.
 pub fn code_for(error: &Error) -> Code {
     match error {
         Error::Server(e) => code_for_server_error(e.code, &e.state),
         Error::Io(_) => Code::Unavailable,
-        Error::Driver(e) => match e {
-            DriverError::ConnectionClosed | DriverError::PoolDisconnected => Code::Unavailable,
-            DriverError::StmtParamsMismatch { .. }
-            | DriverError::StmtParamsNumberExceedsLimit { .. }
-            | DriverError::MixedParams
-            | DriverError::Params(_) => Code::InvalidArgument,
-            DriverError::LocalInfile(_) => Code::PermissionDenied,
-            DriverError::PacketTooLarge => Code::ResourceExhausted,
-            _ => Code::Internal,
-        },
-        Error::Url(_) => Code::InvalidArgument,
-        Error::Other(_) => Code::Internal,
+        Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => {
+            Code::Unavailable
+        }
+        _ if is_parameter_error(error) => Code::InvalidArgument,
+        Error::Driver(_) | Error::Url(_) | Error::Other(_) => Code::Internal,
     }
+}
+
+/// True when the driver refused the call's parameters before sending the
+/// statement: their number does not match the placeholders, or is over the
+/// protocol's limit. The client's mistake.
+pub fn is_parameter_error(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Driver(
+            DriverError::StmtParamsMismatch { .. }
+                | DriverError::StmtParamsNumberExceedsLimit { .. }
+                | DriverError::MixedParams
+                | DriverError::Params(_)
+        )
+    )
 }
 
 /// True when the error leaves the transaction it happened in unusable: the
@@ -96,7 +118,12 @@ mod tests {
             (1927, "08S01", Code::Unavailable),
             (9999, "22012", Code::InvalidArgument),
             (9999, "08004", Code::Unavailable),
-            (9999, "HY000", Code::Unknown),
+            // Errors the table does not know: never UNKNOWN.
+            (9999, "HY000", Code::FailedPrecondition),
+            (1193, "HY000", Code::FailedPrecondition),
+            (1300, "HY000", Code::FailedPrecondition),
+            (1400, "XAE09", Code::FailedPrecondition),
+            (9999, "", Code::FailedPrecondition),
         ];
         for (errno, state, expected) in table {
             assert_eq!(
@@ -105,6 +132,35 @@ mod tests {
                 "errno {errno} sqlstate {state}"
             );
         }
+    }
+
+    #[test]
+    fn no_server_error_is_unknown() {
+        for errno in 1000..5000 {
+            for state in ["HY000", "XAE09", "", "0", "01000", "99999"] {
+                assert_ne!(code_for_server_error(errno, state), Code::Unknown);
+            }
+        }
+    }
+
+    #[test]
+    fn driver_errors_map_as_documented() {
+        let mismatch = Error::Driver(DriverError::StmtParamsMismatch {
+            required: 1,
+            supplied: 2,
+        });
+        assert_eq!(code_for(&mismatch), Code::InvalidArgument);
+        assert!(is_parameter_error(&mismatch));
+        // The driver closes the connection on its own errors, so the
+        // transaction is gone (`Statement::start` checks the count first).
+        assert!(ends_transaction(&mismatch));
+        let mixed = Error::Driver(DriverError::MixedParams);
+        assert_eq!(code_for(&mixed), Code::InvalidArgument);
+        let nested = Error::Driver(DriverError::NestedTransaction);
+        assert_eq!(code_for(&nested), Code::Internal);
+        assert!(!is_parameter_error(&nested));
+        let other = Error::Other("bug".into());
+        assert_eq!(code_for(&other), Code::Internal);
     }
 
     #[test]

@@ -15,9 +15,22 @@ use crate::errors::GatewayError;
 /// CANCELLED, so the gateway's must fire first for the client to get
 /// DEADLINE_EXCEEDED (and the statement must be stopped by then anyway).
 pub fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let timeout = parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)?;
+    client_timeout_in(metadata.as_ref())
+}
+
+/// [`client_timeout`] from the request's HTTP headers.
+pub fn client_timeout_in(headers: &tonic::codegen::http::HeaderMap) -> Option<Duration> {
+    let timeout = parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)?;
     let margin = (timeout / 10).min(Duration::from_millis(20));
     Some(timeout - margin)
+}
+
+/// True when a time limit is over before anything started: zero, or below
+/// the timer's resolution (a millisecond), which no call can meet. Such a
+/// call is answered DEADLINE_EXCEEDED at once, without touching the database
+/// (and before tonic's own timer for `grpc-timeout` answers CANCELLED).
+pub fn already_expired(limit: Duration) -> bool {
+    limit < Duration::from_millis(1)
 }
 
 /// Parses the gRPC wire format: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -39,11 +52,15 @@ fn parse_grpc_timeout(text: &str) -> Option<Duration> {
 }
 
 /// Runs `work` within `limit`; past it, `work` is dropped (which stops its
-/// statement) and the call fails with DEADLINE_EXCEEDED.
+/// statement) and the call fails with DEADLINE_EXCEEDED. A limit that is
+/// [`already_expired`] fails at once: `work` is never polled.
 pub async fn within<T>(
     limit: Duration,
     work: impl Future<Output = Result<T, GatewayError>>,
 ) -> Result<T, GatewayError> {
+    if already_expired(limit) {
+        return Err(GatewayError::DeadlineExceeded(limit));
+    }
     tokio::time::timeout(limit, work)
         .await
         .unwrap_or(Err(GatewayError::DeadlineExceeded(limit)))
@@ -52,6 +69,32 @@ pub async fn within<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_expired_limit_never_polls_the_work() {
+        for limit in [Duration::ZERO, Duration::from_micros(999)] {
+            let outcome: Result<(), _> =
+                within(limit, async { panic!("the work must not run") }).await;
+            assert!(matches!(outcome, Err(GatewayError::DeadlineExceeded(_))));
+        }
+        assert_eq!(
+            within(Duration::from_secs(1), async { Ok(7) })
+                .await
+                .unwrap(),
+            7
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_are_already_expired() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", "0m".parse().unwrap());
+        assert!(already_expired(client_timeout(&metadata).unwrap()));
+        metadata.insert("grpc-timeout", "500u".parse().unwrap());
+        assert!(already_expired(client_timeout(&metadata).unwrap()));
+        metadata.insert("grpc-timeout", "100m".parse().unwrap());
+        assert!(!already_expired(client_timeout(&metadata).unwrap()));
+    }
 
     #[test]
     fn grpc_timeouts_parse() {

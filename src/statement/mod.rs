@@ -87,7 +87,18 @@ impl Statement {
         } else {
             Params::Positional(self.params.clone())
         };
-        Ok(conn.exec_iter(self.sql.as_str(), params).await?)
+        // Prepared (or found in the connection's statement cache) first, so
+        // that parameters that do not match its placeholders are refused
+        // here: the driver would close the connection over them, ending the
+        // transaction the call runs in.
+        let prepared = conn.prep(self.sql.as_str()).await?;
+        let placeholders = usize::from(prepared.num_params());
+        if placeholders != self.params.len() {
+            return Err(GatewayError::InvalidRequest(
+                crate::errors::placeholder_mismatch(placeholders, self.params.len()),
+            ));
+        }
+        Ok(conn.exec_iter(prepared, params).await?)
     }
 }
 
