@@ -41,6 +41,10 @@ const CORES: &[&str] = &[
     "SET STATEMENT max_statement_time=10 FOR COMMIT",
     "SET ROLE NONE",
     "SET completion_type=2",
+    "SET NAMES latin1",
+    "SET NAMES sjis",
+    "SELECT 1 INTO OUTFILE '{file}'",
+    "INTO OUTFILE '{file}'",
 ];
 
 /// How a fragment is wrapped: prefix and suffix.
@@ -68,6 +72,8 @@ const WRAPPERS: &[(&str, &str)] = &[
     ("'\\'", "'"),
     ("\"\\\"", "\""),
     ("(", ")"),
+    ("[", "]"),
+    ("[x'] ", " -- ']"),
     ("SELECT 1 ", ""),
     ("SELECT '", "'"),
 ];
@@ -83,6 +89,8 @@ const SQL_MODES: &[&str] = &[
     "NO_BACKSLASH_ESCAPES",
     "ANSI_QUOTES",
     "ANSI_QUOTES,NO_BACKSLASH_ESCAPES",
+    "MSSQL",
+    "MSSQL,NO_BACKSLASH_ESCAPES",
 ];
 
 /// Upper, lower or mixed case.
@@ -123,10 +131,20 @@ const HIDING: &[(&str, &str)] = &[
     ("'", "'"),
     ("\"", "\""),
     ("'\\'", "'"),
+    ("[x'] ", " -- ']"),
+    ("AS [x'] ", " -- ']"),
 ];
 
+/// A file no accepted statement may write.
+fn forbidden_file() -> String {
+    format!("/tmp/sqlgate-guard-test-{}", std::process::id())
+}
+
 fn fragment(other_db: &str, core: usize, style: u8) -> String {
-    recase(&CORES[core].replace("{db}", other_db), style)
+    let core = CORES[core]
+        .replace("{db}", other_db)
+        .replace("{file}", &forbidden_file());
+    recase(&core, style)
 }
 
 /// Fragments in any order and wrapping: mostly text the server refuses.
@@ -181,8 +199,23 @@ fn shaped(other_db: &str) -> impl Strategy<Value = String> + use<'_> {
         })
 }
 
+/// A harmless statement with a hidden tail: `SELECT 1 <hidden>`.
+fn tailed(other_db: &str) -> impl Strategy<Value = String> + use<'_> {
+    (0..CORES.len(), 0..HIDING.len(), 0u8..3).prop_map(move |(core, wrapper, style)| {
+        let (prefix, suffix) = HIDING[wrapper];
+        format!(
+            "SELECT 1 {prefix}{}{suffix}",
+            fragment(other_db, core, style)
+        )
+    })
+}
+
 fn statements(other_db: &str) -> impl Strategy<Value = String> + use<'_> {
-    proptest::prop_oneof![scrambled(other_db), shaped(other_db)]
+    proptest::prop_oneof![
+        1 => scrambled(other_db),
+        1 => shaped(other_db),
+        2 => tailed(other_db)
+    ]
 }
 
 #[tokio::test]
@@ -197,6 +230,12 @@ async fn accepted_statements_keep_the_transaction_and_the_session() {
         .await
         .unwrap();
 
+    let client_charset: String = conn
+        .query_first("SELECT @@character_set_client")
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_file(forbidden_file());
     let strategy = statements(&other_db);
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
@@ -207,7 +246,7 @@ async fn accepted_statements_keep_the_transaction_and_the_session() {
         read_only: false,
     };
     let (mut accepted, mut refused, mut ran_cleanly) = (0, 0, 0);
-    for case in 0..1000 {
+    for _ in 0..2000 {
         let sql = strategy.new_tree(&mut runner).unwrap().current();
         let checked = match check_statement(&sql, context) {
             Ok(checked) => checked,
@@ -221,33 +260,40 @@ async fn accepted_statements_keep_the_transaction_and_the_session() {
         if std::env::var_os("GUARD_DEBUG").is_some() {
             eprintln!("accepted {sql:?}");
         }
-        let sql_mode = SQL_MODES[case % SQL_MODES.len()];
-        conn.query_drop(format!("SET SESSION sql_mode = '{sql_mode}'"))
-            .await
-            .unwrap();
-        conn.query_drop("START TRANSACTION").await.unwrap();
-        let outcome =
-            tokio::time::timeout(Duration::from_secs(10), conn.exec_drop(checked.sql, ()))
+        for sql_mode in SQL_MODES {
+            conn.query_drop(format!("SET SESSION sql_mode = '{sql_mode}'"))
                 .await
-                .unwrap_or_else(|_| panic!("{sql:?} hung"));
-        if outcome.is_ok() {
-            ran_cleanly += 1;
+                .unwrap();
+            conn.query_drop("START TRANSACTION").await.unwrap();
+            let outcome =
+                tokio::time::timeout(Duration::from_secs(10), conn.exec_drop(checked.sql, ()))
+                    .await
+                    .unwrap_or_else(|_| panic!("{sql:?} hung"));
+            if outcome.is_ok() {
+                ran_cleanly += 1;
+            }
+            let state: (i64, i64, Option<String>, String) = conn
+                .query_first(
+                    "SELECT @@in_transaction, @@autocommit, DATABASE(), @@character_set_client",
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                state,
+                (1, 1, Some(database.clone()), client_charset.clone()),
+                "accepted {sql:?} (sent as {:?}, sql_mode '{sql_mode}', outcome {outcome:?}) changed the transaction or the session",
+                checked.sql
+            );
+            assert!(
+                !std::path::Path::new(&forbidden_file()).exists(),
+                "accepted {sql:?} (sql_mode '{sql_mode}') wrote a file"
+            );
+            conn.query_drop("ROLLBACK").await.unwrap();
+            conn.query_drop("DROP TEMPORARY TABLE IF EXISTS tmp")
+                .await
+                .unwrap();
         }
-        let state: (i64, i64, Option<String>) = conn
-            .query_first("SELECT @@in_transaction, @@autocommit, DATABASE()")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            state,
-            (1, 1, Some(database.clone())),
-            "accepted {sql:?} (sent as {:?}, sql_mode '{sql_mode}', outcome {outcome:?}) changed the transaction or the session",
-            checked.sql
-        );
-        conn.query_drop("ROLLBACK").await.unwrap();
-        conn.query_drop("DROP TEMPORARY TABLE IF EXISTS tmp")
-            .await
-            .unwrap();
     }
     // The generator exercised both sides.
     assert!(accepted >= 30, "only {accepted} statements were accepted");

@@ -12,7 +12,8 @@
 //!   refused here (`/*m! … */`, lowercase, is an ordinary comment);
 //! - strings `'…'` and `"…"` end at an undoubled quote; a backslash escapes
 //!   the next byte unless `NO_BACKSLASH_ESCAPES`; under `ANSI_QUOTES`, `"…"`
-//!   is an identifier (no backslash escapes); `` `…` `` is an identifier.
+//!   is an identifier (no backslash escapes); `` `…` `` is an identifier;
+//!   under `MSSQL`, so is `[…]` (`]]` stands for `]`).
 //!
 //! The connection's character set is UTF-8 (mysql_async's default), so no
 //! byte of a multi-byte character can be taken for a quote or a backslash.
@@ -25,6 +26,8 @@ pub(super) struct Mode {
     pub backslash_escapes: bool,
     /// `"…"` is an identifier (`ANSI_QUOTES`).
     pub ansi_quotes: bool,
+    /// `[…]` is an identifier (`MSSQL`).
+    pub brackets: bool,
 }
 
 /// What a token is.
@@ -33,7 +36,8 @@ pub(super) enum TokenKind {
     /// An unquoted word (keyword, name, number) or a quoted identifier;
     /// its text is unquoted and in upper case.
     Word,
-    /// A string literal; its text is empty.
+    /// A string literal; its text is its content, in upper case, escapes
+    /// left as written.
     Str,
     /// One punctuation byte, or `@@`.
     Punct,
@@ -129,13 +133,14 @@ pub(super) fn lex(sql: &str, mode: Mode) -> Result<Lexed, GatewayError> {
                 i = end + 2;
                 identity |= has_identity_word(&bytes[start..i]);
             }
-            b'\'' | b'"' | b'`' => {
-                let identifier = c == b'`' || (c == b'"' && mode.ansi_quotes);
+            b'\'' | b'"' | b'`' | b'[' if c != b'[' || mode.brackets => {
+                let identifier = matches!(c, b'`' | b'[') || (c == b'"' && mode.ansi_quotes);
                 let escapes = !identifier && mode.backslash_escapes;
-                let (end, content) = read_quoted(bytes, i, escapes)?;
+                let close = if c == b'[' { b']' } else { c };
+                let (end, content) = read_quoted(bytes, i, close, escapes)?;
                 i = end;
+                let text = String::from_utf8_lossy(&content).to_ascii_uppercase();
                 if identifier {
-                    let text = String::from_utf8_lossy(&content).to_ascii_uppercase();
                     identity |= IDENTITY_WORDS.contains(&text.as_str());
                     tokens.push(Token {
                         kind: TokenKind::Word,
@@ -145,7 +150,7 @@ pub(super) fn lex(sql: &str, mode: Mode) -> Result<Lexed, GatewayError> {
                 } else {
                     tokens.push(Token {
                         kind: TokenKind::Str,
-                        text: String::new(),
+                        text,
                         offset: start,
                     });
                 }
@@ -206,10 +211,15 @@ fn skip_line_comment(bytes: &[u8], from: usize) -> Result<usize, GatewayError> {
     Ok(end)
 }
 
-/// Reads a quoted item starting at `from`: returns the offset after it and
-/// its content (doubled quotes collapsed; escapes kept as written).
-fn read_quoted(bytes: &[u8], from: usize, escapes: bool) -> Result<(usize, Vec<u8>), GatewayError> {
-    let quote = bytes[from];
+/// Reads a quoted item starting at `from` and ending at `quote`: returns the
+/// offset after it and its content (doubled quotes collapsed; escapes kept
+/// as written).
+fn read_quoted(
+    bytes: &[u8],
+    from: usize,
+    quote: u8,
+    escapes: bool,
+) -> Result<(usize, Vec<u8>), GatewayError> {
     let mut content = Vec::new();
     let mut i = from + 1;
     while i < bytes.len() {
@@ -228,7 +238,7 @@ fn read_quoted(bytes: &[u8], from: usize, escapes: bool) -> Result<(usize, Vec<u
         }
     }
     Err(refuse(match quote {
-        b'`' => "the sql ends inside a `quoted identifier`: close it",
+        b'`' | b']' => "the sql ends inside a quoted identifier: close it",
         _ => "the sql ends inside a quoted string: close it",
     }))
 }

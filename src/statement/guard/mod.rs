@@ -7,9 +7,12 @@
 //! ([`rules`]). Where the server could read the text in a way the guard
 //! cannot tell (executable comments `/*! … */`, unterminated comments or
 //! strings, a lone `\r` in a line comment) the text is refused. The session's
-//! `sql_mode` is unknown, so text with a backslash or a `"` is lexed under
-//! every quoting mode (backslash escapes on and off, `ANSI_QUOTES` on and
-//! off) and refused unless every reading accepts it the same way.
+//! `sql_mode` is unknown, so text with a backslash, a `"` or a `[` is lexed
+//! under every quoting mode (backslash escapes on and off, `ANSI_QUOTES` and
+//! `MSSQL` brackets on and off) and refused unless every reading accepts it
+//! the same way. The client character set must stay UTF-8 (where no byte of
+//! a character can pass for a quote or a blank): SET NAMES, SET CHARACTER SET
+//! and character_set_client accept utf8mb4/utf8mb3/utf8 only.
 //!
 //! Safety does not rest on it alone: statements run as prepared statements,
 //! which the server refuses to stack, and every connection is reset before
@@ -65,25 +68,33 @@ pub struct Checked<'a> {
     pub may_change_identity: bool,
 }
 
-/// The quoting modes a session's `sql_mode` can select, the default first.
-const MODES: [Mode; 4] = [
-    Mode {
-        backslash_escapes: true,
-        ansi_quotes: false,
-    },
-    Mode {
-        backslash_escapes: false,
-        ansi_quotes: false,
-    },
-    Mode {
-        backslash_escapes: true,
-        ansi_quotes: true,
-    },
-    Mode {
-        backslash_escapes: false,
-        ansi_quotes: true,
-    },
-];
+/// The quoting modes a session's `sql_mode` can select that change how `text`
+/// reads, the default first.
+fn modes(text: &str) -> Vec<Mode> {
+    let quotes: &[bool] = if text.contains(['\\', '"']) {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let brackets: &[bool] = if text.contains('[') {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let mut modes = Vec::new();
+    for &brackets in brackets {
+        for &ansi_quotes in quotes {
+            for &no_backslash_escapes in quotes {
+                modes.push(Mode {
+                    backslash_escapes: !no_backslash_escapes,
+                    ansi_quotes,
+                    brackets,
+                });
+            }
+        }
+    }
+    modes
+}
 
 /// Checks one statement for a caller in `context`.
 ///
@@ -99,14 +110,8 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
             "sql contains a NUL byte: send binary data as a parameter".into(),
         ));
     }
-    // Without a backslash or a `"`, every mode reads the text alike.
-    let modes = if sql.contains(['\\', '"']) {
-        &MODES[..]
-    } else {
-        &MODES[..1]
-    };
     let mut accepted: Option<Checked<'_>> = None;
-    for &mode in modes {
+    for mode in modes(sql) {
         let checked = check_in_mode(sql, context, mode)?;
         match &mut accepted {
             None => accepted = Some(checked),
@@ -115,7 +120,7 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
             }
             Some(_) => {
                 return Err(GatewayError::InvalidRequest(
-                    "the statement reads differently depending on the session's sql_mode (backslash escapes in strings, ANSI_QUOTES): write quotes so that it does not (double a quote instead of escaping it with a backslash)".into(),
+                    "the statement reads differently depending on the session's sql_mode (backslash escapes in strings, ANSI_QUOTES, MSSQL brackets): write quotes so that it does not (double a quote instead of escaping it with a backslash)".into(),
                 ));
             }
         }

@@ -1,6 +1,9 @@
 //! What a statement is, read from its tokens: its kind, and every rule it
 //! breaks. [`super::check_statement`] decides which finding wins.
-use super::{StatementKind, lexer::Token};
+use super::{
+    StatementKind,
+    lexer::{Token, TokenKind},
+};
 
 /// Everything the guard found out about one statement.
 #[derive(Debug)]
@@ -76,6 +79,7 @@ const PREPARE: &str =
 const HANDLER: &str =
     "HANDLER is not allowed: it keeps tables open on the connection after the call; use SELECT";
 const AUTOCOMMIT: &str = "changing autocommit or completion_type is not allowed: use the Begin, Commit and Rollback RPCs";
+const CHARSET: &str = "the client character set must stay utf8mb4 (SET NAMES, SET CHARACTER SET and character_set_client accept utf8mb4, utf8mb3 or utf8 only): the gateway reads statements as UTF-8";
 const LOAD_LOCAL: &str =
     "LOAD DATA LOCAL INFILE is not allowed: the gateway does not read client files";
 
@@ -356,6 +360,10 @@ fn set(t: &[Token]) -> Analysis {
             }
             _ => {}
         }
+        let value = character_set_value(variables, i);
+        if value.is_some_and(|v| !matches!(v, Some("UTF8MB4" | "UTF8MB3" | "UTF8"))) {
+            analysis = analysis.invalid(CHARSET);
+        }
     }
     for (n, &at) in fors.iter().enumerate() {
         let inner = statement(&t[at + 1..]);
@@ -366,6 +374,31 @@ fn set(t: &[Token]) -> Analysis {
         analysis.absorb(inner);
     }
     analysis
+}
+
+/// When the word at `i` sets the client character set (`NAMES x`,
+/// `CHARACTER SET x`, `CHARSET x`, `character_set_client = x`): the value,
+/// if it is a plain name or string.
+fn character_set_value(t: &[Token], i: usize) -> Option<Option<&str>> {
+    let value_at = match word(t, i) {
+        "NAMES" | "CHARSET" => i + 1,
+        "CHARACTER" if word(t, i + 1) == "SET" => i + 2,
+        "CHARACTER_SET_CLIENT" => {
+            let mut at = i + 1;
+            while t
+                .get(at)
+                .is_some_and(|t| t.is_punct(":") || t.is_punct("="))
+            {
+                at += 1;
+            }
+            at
+        }
+        _ => return None,
+    };
+    Some(t.get(value_at).and_then(|t| match t.kind {
+        TokenKind::Word | TokenKind::Str => Some(t.text.as_str()),
+        TokenKind::Punct => None,
+    }))
 }
 
 /// `CREATE`, `ALTER`, `DROP`: DDL, which commits implicitly, except

@@ -273,6 +273,62 @@ fn quoting_is_read_under_every_sql_mode() {
 }
 
 #[test]
+fn mssql_brackets_are_read_as_identifiers_too() {
+    // Under sql_mode MSSQL, `[x']` is an identifier and the rest is code.
+    assert_refused(
+        &["SELECT [a'], '; COMMIT; -- ']", "SELECT 1 AS [unterminated"],
+        PLAIN,
+        Invalid,
+    );
+    assert_refused(
+        &[
+            "SELECT 1 AS [x'] INTO OUTFILE '/tmp/f' -- ']",
+            "SELECT 1 AS [x'] , ' INTO OUTFILE '/tmp/f' -- ']",
+        ],
+        PLAIN,
+        NotAllowed,
+    );
+    assert_passes(
+        &[
+            "SELECT JSON_EXTRACT(j, '$[0]') FROM t",
+            "SELECT 1 AS [a]]b]",
+        ],
+        PLAIN,
+    );
+}
+
+#[test]
+fn the_client_character_set_stays_utf8() {
+    assert_refused(
+        &[
+            "SET NAMES sjis",
+            "set names 'gbk'",
+            "SET NAMES latin1",
+            "SET NAMES DEFAULT",
+            "SET CHARACTER SET big5",
+            "SET CHARSET cp932",
+            "SET character_set_client = gbk",
+            "SET @@session.character_set_client := 'sjis'",
+            "SET @x = 1, NAMES gb18030",
+        ],
+        PLAIN,
+        Invalid,
+    );
+    assert_passes(
+        &[
+            "SET NAMES utf8mb4",
+            "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'",
+            "SET NAMES utf8",
+            "SET CHARACTER SET utf8mb4",
+            "SET character_set_client = utf8mb4",
+            "SET character_set_results = latin1",
+            "SET @names = 'sjis'",
+        ],
+        READER,
+    );
+}
+
+#[test]
 fn administration_is_not_allowed() {
     assert_refused(
         &[
