@@ -13,6 +13,7 @@ use sqlgate::{
 const RULES: StatementRules = StatementRules {
     max_params: 4096,
     read_only: false,
+    in_transaction: false,
 };
 
 fn any_kind() -> impl Strategy<Value = Kind> {
@@ -74,8 +75,12 @@ proptest! {
     /// The SQL guard never panics, whatever the text.
     #[test]
     fn the_guard_never_panics(sql in ".{0,200}") {
-        let _ = guard::check_statement(&sql);
-        let _ = guard::check_read_only(&sql);
+        for in_transaction in [false, true] {
+            for read_only in [false, true] {
+                let context = guard::GuardContext { in_transaction, read_only };
+                let _ = guard::check_statement(&sql, context);
+            }
+        }
     }
 }
 

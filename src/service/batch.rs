@@ -35,7 +35,8 @@ pub(super) async fn execute_batch(
             request.statements.len()
         )));
     }
-    let rules = service.rules(principal);
+    // A batch always runs in a transaction.
+    let rules = service.rules(principal, true);
     // Check every statement before touching the database.
     let statements = request
         .statements

@@ -77,11 +77,12 @@ impl DatabaseService {
             .map_or(statement_timeout, |client| client.min(statement_timeout))
     }
 
-    /// The rules `principal`'s statements must follow.
-    fn rules(&self, principal: &Principal) -> StatementRules {
+    /// The rules `principal`'s statements must follow, in a transaction or not.
+    fn rules(&self, principal: &Principal, in_transaction: bool) -> StatementRules {
         StatementRules {
             max_params: self.limits.max_params,
             read_only: principal.role == Role::ReadOnly,
+            in_transaction,
         }
     }
 
@@ -98,7 +99,9 @@ impl DatabaseService {
         request: api::ExecuteRequest,
         principal: &Principal,
     ) -> Result<api::ExecuteResponse, GatewayError> {
-        let statement = Statement::new(&request.sql, &request.params, &self.rules(principal))?;
+        let in_transaction = !request.transaction_id.is_empty() || request.begin.is_some();
+        let rules = self.rules(principal, in_transaction);
+        let statement = Statement::new(&request.sql, &request.params, &rules)?;
         tracing::debug!(sql = statement.sql(), "execute");
         let mut session = Session::open(
             &self.database,
@@ -224,7 +227,11 @@ impl database_server::Database for DatabaseService {
             client_max_rows: (request.get_ref().max_rows > 0).then_some(request.get_ref().max_rows),
             start_limit: self.time_limit(&request),
             client_timeout: deadline::client_timeout(request.metadata()),
-            rules: self.rules(&Principal::of(&request)),
+            // Same rule as Execute: in a transaction when it names or begins one.
+            rules: self.rules(
+                &Principal::of(&request),
+                !request.get_ref().transaction_id.is_empty() || request.get_ref().begin.is_some(),
+            ),
         };
         let principal = Principal::of(&request);
         let request = request.into_inner();

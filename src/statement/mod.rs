@@ -21,8 +21,11 @@ pub mod guard;
 pub struct StatementRules {
     /// Most parameters (--max-params).
     pub max_params: usize,
-    /// The caller is read-only: it may not change the transaction access mode.
+    /// The caller is read-only: only reads and SET of session variables pass.
     pub read_only: bool,
+    /// The statement runs inside a transaction: statements that commit
+    /// implicitly are refused.
+    pub in_transaction: bool,
 }
 
 /// A checked statement with its converted parameters.
@@ -30,6 +33,8 @@ pub struct StatementRules {
 pub struct Statement {
     sql: String,
     params: Vec<mysql_async::Value>,
+    kind: guard::StatementKind,
+    may_change_identity: bool,
 }
 
 impl Statement {
@@ -46,16 +51,23 @@ impl Statement {
                 rules.max_params
             )));
         }
-        let sql = guard::check_statement(sql)?;
-        if rules.read_only {
-            guard::check_read_only(sql)?;
-        }
-        let sql = sql.to_string();
+        let checked = guard::check_statement(
+            sql,
+            guard::GuardContext {
+                in_transaction: rules.in_transaction,
+                read_only: rules.read_only,
+            },
+        )?;
         let params = params
             .iter()
             .map(values::param_to_mysql)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Statement { sql, params })
+        Ok(Statement {
+            sql: checked.sql.to_string(),
+            params,
+            kind: checked.kind,
+            may_change_identity: checked.may_change_identity,
+        })
     }
 
     /// True when the statement may change the connection's default database
@@ -75,6 +87,17 @@ impl Statement {
     /// The SQL text (for debug logs only).
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+
+    /// What kind of statement the guard found it to be.
+    pub fn kind(&self) -> guard::StatementKind {
+        self.kind
+    }
+
+    /// True when the statement might change the connection's default
+    /// database or role (see [`guard::Checked::may_change_identity`]).
+    pub fn may_change_identity(&self) -> bool {
+        self.may_change_identity
     }
 
     /// Sends the statement; the result is read from the returned [`QueryResult`].

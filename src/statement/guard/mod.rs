@@ -1,0 +1,187 @@
+//! The SQL guard: refuses statements that would break the gateway's pinning of
+//! transactions to connections, end a transaction behind its back, or reach
+//! what clients are not given (server administration, accounts, files).
+//!
+//! It is not a SQL parser. It lexes like the server ([`lexer`]) — blanks,
+//! comments, strings, quoted identifiers — and reads the leading keywords
+//! ([`rules`]). Where the server could read the text in a way the guard
+//! cannot tell (executable comments `/*! … */`, unterminated comments or
+//! strings, a lone `\r` in a line comment) the text is refused. The session's
+//! `sql_mode` is unknown, so text with a backslash, a `"` or a `[` is lexed
+//! under every quoting mode (backslash escapes on and off, `ANSI_QUOTES` and
+//! `MSSQL` brackets on and off) and refused unless every reading accepts it
+//! the same way. The client character set must stay UTF-8 (where no byte of
+//! a character can pass for a quote or a blank): SET NAMES, SET CHARACTER SET
+//! and character_set_client accept utf8mb4/utf8mb3/utf8 only.
+//!
+//! Safety does not rest on it alone: statements run as prepared statements,
+//! which the server refuses to stack, and every connection is reset before
+//! another client gets it.
+use crate::errors::GatewayError;
+
+mod lexer;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use lexer::{Mode, Token};
+
+/// Where and for whom a statement will run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GuardContext {
+    /// The statement runs inside an open transaction: statements that commit
+    /// implicitly are refused ([`GatewayError::ImplicitCommit`]).
+    pub in_transaction: bool,
+    /// The caller is read-only: only reads and SET of session variables pass
+    /// ([`GatewayError::ReadOnlyStatement`]).
+    pub read_only: bool,
+}
+
+/// What the guard learned about an accepted statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// SELECT, WITH … SELECT, VALUES, TABLE, SHOW, DESCRIBE, EXPLAIN, HELP.
+    Read,
+    /// INSERT, UPDATE, DELETE, REPLACE.
+    Write,
+    /// CREATE, ALTER, DROP, RENAME, TRUNCATE.
+    Ddl,
+    /// CALL of a stored procedure (which may do anything, COMMIT included).
+    Call,
+    /// SET of session variables.
+    Set,
+    /// Anything else (DO, CHECK TABLE, …, and text the server will refuse).
+    Other,
+}
+
+/// An accepted statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked<'a> {
+    /// The text without trailing `;` and blanks.
+    pub sql: &'a str,
+    /// What kind of statement it is.
+    pub kind: StatementKind,
+    /// True when a word USE, ROLE, CALL, EXECUTE or PREPARE appears anywhere
+    /// outside string literals — comment bodies included (read as code). The
+    /// gateway then restores the connection's default database and role after
+    /// the call (defence in depth in case the guard missed something).
+    pub may_change_identity: bool,
+}
+
+/// The quoting modes a session's `sql_mode` can select that change how `text`
+/// reads, the default first.
+fn modes(text: &str) -> Vec<Mode> {
+    let quotes: &[bool] = if text.contains(['\\', '"']) {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let brackets: &[bool] = if text.contains('[') {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let mut modes = Vec::new();
+    for &brackets in brackets {
+        for &ansi_quotes in quotes {
+            for &no_backslash_escapes in quotes {
+                modes.push(Mode {
+                    backslash_escapes: !no_backslash_escapes,
+                    ansi_quotes,
+                    brackets,
+                });
+            }
+        }
+    }
+    modes
+}
+
+/// Checks one statement for a caller in `context`.
+///
+/// Refusals, when several apply, in this order:
+/// [`GatewayError::StatementNotAllowed`] (administration, accounts, files),
+/// [`GatewayError::InvalidRequest`] (what the text is or how it is written:
+/// several statements, transaction control, USE, LOCK, PREPARE, HANDLER,
+/// executable comments, …), [`GatewayError::ReadOnlyStatement`] (not a read,
+/// for read-only callers), [`GatewayError::ImplicitCommit`] (in a transaction).
+pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, GatewayError> {
+    if sql.contains('\0') {
+        return Err(GatewayError::InvalidRequest(
+            "sql contains a NUL byte: send binary data as a parameter".into(),
+        ));
+    }
+    let mut accepted: Option<Checked<'_>> = None;
+    for mode in modes(sql) {
+        let checked = check_in_mode(sql, context, mode)?;
+        match &mut accepted {
+            None => accepted = Some(checked),
+            Some(first) if first.sql == checked.sql && first.kind == checked.kind => {
+                first.may_change_identity |= checked.may_change_identity;
+            }
+            Some(_) => {
+                return Err(GatewayError::InvalidRequest(
+                    "the statement reads differently depending on the session's sql_mode (backslash escapes in strings, ANSI_QUOTES, MSSQL brackets): write quotes so that it does not (double a quote instead of escaping it with a backslash)".into(),
+                ));
+            }
+        }
+    }
+    Ok(accepted.expect("at least one mode"))
+}
+
+fn refuse(message: &str) -> GatewayError {
+    GatewayError::InvalidRequest(message.to_string())
+}
+
+fn check_in_mode(
+    sql: &str,
+    context: GuardContext,
+    mode: Mode,
+) -> Result<Checked<'_>, GatewayError> {
+    let lexed = lexer::lex(sql, mode)?;
+    let tokens = &lexed.tokens;
+    let semicolon = tokens.iter().position(|t| t.is_punct(";"));
+    let statement: &[Token] = &tokens[..semicolon.unwrap_or(tokens.len())];
+    if statement.is_empty() {
+        return Err(refuse("sql is empty: send one SQL statement"));
+    }
+    let analysis = rules::analyze(statement);
+    if let Some(message) = analysis.not_allowed {
+        return Err(GatewayError::StatementNotAllowed(message));
+    }
+    // A `;` followed by anything but more `;` starts a second statement.
+    let mut end = sql.len();
+    if let Some(semicolon) = semicolon {
+        if tokens[semicolon..].iter().any(|t| !t.is_punct(";")) {
+            return Err(refuse(
+                "only one statement per call is allowed (found `;` followed by more SQL); use ExecuteBatch to run several",
+            ));
+        }
+        end = tokens[semicolon].offset;
+    }
+    if let Some(message) = analysis.invalid {
+        return Err(GatewayError::InvalidRequest(message));
+    }
+    if context.read_only {
+        if analysis.leaves_read_only {
+            return Err(refuse(
+                "a read-only principal cannot change the transaction access mode",
+            ));
+        }
+        if !analysis.read {
+            return Err(GatewayError::ReadOnlyStatement(format!(
+                "{} is not allowed for a read-only principal: it may run only reads (SELECT, WITH … SELECT, VALUES, TABLE, SHOW, DESCRIBE, EXPLAIN, HELP) and SET of session variables",
+                analysis.what
+            )));
+        }
+    }
+    if let (true, Some(what)) = (context.in_transaction, analysis.commits) {
+        return Err(GatewayError::ImplicitCommit(format!(
+            "{what} commits the open transaction implicitly in MySQL, so it is not allowed inside a transaction: run it as an autocommit call"
+        )));
+    }
+    Ok(Checked {
+        sql: sql[..end].trim_end_matches(|c: char| c.is_ascii() && lexer::is_blank(c as u8)),
+        kind: analysis.kind,
+        may_change_identity: lexed.may_change_identity,
+    })
+}

@@ -1,0 +1,651 @@
+use proptest::prelude::*;
+
+use super::{GuardContext, StatementKind, check_statement};
+use crate::errors::GatewayError;
+
+const PLAIN: GuardContext = GuardContext {
+    in_transaction: false,
+    read_only: false,
+};
+const IN_TX: GuardContext = GuardContext {
+    in_transaction: true,
+    read_only: false,
+};
+const READER: GuardContext = GuardContext {
+    in_transaction: false,
+    read_only: true,
+};
+
+/// Which refusal a statement gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Invalid,
+    NotAllowed,
+    ReadOnly,
+    Implicit,
+}
+use Refusal::*;
+
+fn refusal(sql: &str, context: GuardContext) -> Option<Refusal> {
+    match check_statement(sql, context) {
+        Ok(_) => None,
+        Err(GatewayError::InvalidRequest(_)) => Some(Invalid),
+        Err(GatewayError::StatementNotAllowed(_)) => Some(NotAllowed),
+        Err(GatewayError::ReadOnlyStatement(_)) => Some(ReadOnly),
+        Err(GatewayError::ImplicitCommit(_)) => Some(Implicit),
+        Err(other) => panic!("{sql:?}: unexpected error {other:?}"),
+    }
+}
+
+fn assert_refused(cases: &[&str], context: GuardContext, expected: Refusal) {
+    for sql in cases {
+        assert_eq!(
+            refusal(sql, context),
+            Some(expected),
+            "{sql:?} in {context:?}: {:?}",
+            check_statement(sql, context)
+        );
+    }
+}
+
+fn assert_passes(cases: &[&str], context: GuardContext) {
+    for sql in cases {
+        assert!(
+            check_statement(sql, context).is_ok(),
+            "{sql:?} should pass in {context:?}: {:?}",
+            check_statement(sql, context)
+        );
+    }
+}
+
+/// The reported bypasses: each passed the old guard, each is refused now.
+#[test]
+fn reported_bypasses_are_refused() {
+    assert_refused(
+        &[
+            // The server skips the body of a comment for a later version.
+            "/*!999999 SELECT 1 */ COMMIT",
+            "/*M!999999 SELECT 1 */ COMMIT",
+            "/*!99999 SELECT 1 */ ROLLBACK",
+            "/*!999999 SELECT 1 */ ROLLBACK",
+            "/*M!999999 SELECT 1 */ LOCK TABLES t WRITE",
+            "/*! SELECT 1 */",
+            "SELECT 1 /*M!100000 */",
+            // `--` and a control byte start a comment; \x0b is a blank.
+            "--\x0bSELECT\nCOMMIT",
+            "--\x01x\nCOMMIT",
+            "--\x7fx\nROLLBACK",
+            "--\x0bx\nUSE mysql",
+            "\x0bCOMMIT",
+            "\x0bSAVEPOINT s",
+            // Backquoted names are the same names.
+            "SET `autocommit`=0",
+            "SET @@`session`.`autocommit` = 0",
+        ],
+        IN_TX,
+        Invalid,
+    );
+    // Read-only principals reached DDL and administration.
+    assert_refused(
+        &["CREATE TABLE u (x INT)", "/* c */ DROP TABLE t"],
+        READER,
+        ReadOnly,
+    );
+    assert_refused(
+        &[
+            "GRANT ALL ON *.* TO x",
+            "KILL 1",
+            "SET GLOBAL max_connections = 1",
+        ],
+        READER,
+        NotAllowed,
+    );
+}
+
+#[test]
+fn executable_comments_are_refused_with_a_clear_message() {
+    let error = check_statement("SELECT 1 /*!50000 + 1 */", PLAIN).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "executable comments /*! … */ are not allowed: send plain SQL"
+    );
+    // Even in a position where the server would skip the body.
+    assert_refused(
+        &[
+            "SELECT /*!999999 1, */ 2",
+            "select /*M!999999 x */ 1",
+            "SELECT 1 /*M!*/",
+        ],
+        PLAIN,
+        Invalid,
+    );
+}
+
+#[test]
+fn transaction_control_is_refused_in_every_spelling() {
+    assert_refused(
+        &[
+            "BEGIN",
+            "begin work",
+            "BeGiN",
+            "START TRANSACTION READ ONLY",
+            "start /* x */ transaction",
+            "START\x0bTRANSACTION",
+            "COMMIT",
+            "commit work and chain",
+            "  /* x */ commit",
+            "# comment\nCOMMIT",
+            "-- comment\nCOMMIT",
+            "--\tx\nCOMMIT",
+            "--\rx\nCOMMIT",
+            "--\x0cSELECT\nROLLBACK",
+            "#x\x0bSELECT\nSAVEPOINT s",
+            "/*M! COMMIT */",
+            "/*!40101 COMMIT */",
+            "SELECT 1 /*! ; DROP TABLE t */",
+            "ROLLBACK TO SAVEPOINT s",
+            "`COMMIT`",
+            "(COMMIT)",
+            "SAVEPOINT a",
+            "RELEASE SAVEPOINT a",
+            "XA START 'x'",
+            "xa commit 'x'",
+            "SET STATEMENT max_statement_time=1 FOR COMMIT",
+            "set statement max_statement_time=1 for /* c */ rollback",
+            "SET STATEMENT sql_mode='' FOR START TRANSACTION",
+        ],
+        PLAIN,
+        Invalid,
+    );
+}
+
+#[test]
+fn autocommit_changes_are_refused_in_every_spelling() {
+    assert_refused(
+        &[
+            "SET autocommit = 0",
+            "SET @@autocommit=0",
+            "set session autocommit=1",
+            "SET LOCAL autocommit = 0",
+            "SET @@session.autocommit = 0",
+            "SET @@local.autocommit = 0",
+            "SET @@SESSION.AUTOCOMMIT = OFF",
+            "SET `autocommit` = 0",
+            "SET @@`session`.`autocommit` = 0",
+            "SET @@session . autocommit = 0",
+            "SET /* c */ autocommit /* c */ = 0",
+            "SET\x0bautocommit=0",
+            "SET x = 1, autocommit = 0",
+            "SET @x = 1, @@autocommit = 0",
+            "SET completion_type = 1",
+            "SET \"autocommit\" = 0",
+            "SET STATEMENT sql_mode='' FOR SET autocommit = 0",
+        ],
+        PLAIN,
+        Invalid,
+    );
+    // A user variable of that name is not the system variable.
+    assert_passes(&["SET @autocommit = 0", "SET @`autocommit` = 0"], PLAIN);
+}
+
+#[test]
+fn connection_state_statements_are_refused() {
+    assert_refused(
+        &[
+            "LOCK TABLES t WRITE",
+            "lock table t read",
+            "UNLOCK TABLES",
+            "BACKUP LOCK t",
+            "BACKUP UNLOCK",
+            "USE mysql",
+            "use `mysql`",
+            "/* c */ USE test",
+            "PREPARE s FROM 'SELECT 1'",
+            "EXECUTE s",
+            "EXECUTE IMMEDIATE 'COMMIT'",
+            "DEALLOCATE PREPARE s",
+            "DROP PREPARE s",
+            "HANDLER t OPEN",
+            "handler t read first",
+        ],
+        PLAIN,
+        Invalid,
+    );
+}
+
+#[test]
+fn stacked_and_malformed_statements_are_refused() {
+    assert_refused(
+        &[
+            "",
+            "   ",
+            "\x0b\x0c",
+            "-- only a comment",
+            "/* only a comment */",
+            ";",
+            "SELECT 1; SELECT 2",
+            "SELECT 1;DROP TABLE t",
+            "SELECT 1 -- x\n; SELECT 2",
+            "SELECT 1 /* unterminated",
+            "SELECT 'unterminated",
+            "SELECT `unterminated",
+            "SELECT \"unterminated",
+            "SELECT 1 # a\rCOMMIT",
+            "SELECT 1 -- a\r; COMMIT",
+            "SELECT 1\0",
+            "SELECT '\0'",
+        ],
+        PLAIN,
+        Invalid,
+    );
+}
+
+#[test]
+fn block_comments_do_not_nest() {
+    let error = check_statement("/* a /* b */ COMMIT", PLAIN).unwrap_err();
+    assert!(error.to_string().contains("transaction-control"), "{error}");
+}
+
+#[test]
+fn quoting_is_read_under_every_sql_mode() {
+    // With backslash escapes, `'\'` does not end the string; without, it does.
+    assert_refused(
+        &[
+            "SELECT 'a\\'; COMMIT; -- '",
+            "SELECT \"a\\\"; COMMIT; -- \"",
+            "SELECT 'a\\' COMMIT '",
+            "SELECT 'back\\'slash;'",
+            "SELECT 'O\\'Brien'",
+        ],
+        PLAIN,
+        Invalid,
+    );
+    // Both readings end up the same: fine.
+    assert_passes(
+        &[
+            "SELECT 'back\\\\slash'",
+            "SELECT 'it''s'",
+            "SELECT \"a\"\"b\"",
+            "SELECT 'a\\nb'",
+        ],
+        PLAIN,
+    );
+}
+
+#[test]
+fn mssql_brackets_are_read_as_identifiers_too() {
+    // Under sql_mode MSSQL, `[x']` is an identifier and the rest is code.
+    assert_refused(
+        &["SELECT [a'], '; COMMIT; -- ']", "SELECT 1 AS [unterminated"],
+        PLAIN,
+        Invalid,
+    );
+    assert_refused(
+        &[
+            "SELECT 1 AS [x'] INTO OUTFILE '/tmp/f' -- ']",
+            "SELECT 1 AS [x'] , ' INTO OUTFILE '/tmp/f' -- ']",
+        ],
+        PLAIN,
+        NotAllowed,
+    );
+    assert_passes(
+        &[
+            "SELECT JSON_EXTRACT(j, '$[0]') FROM t",
+            "SELECT 1 AS [a]]b]",
+        ],
+        PLAIN,
+    );
+}
+
+#[test]
+fn the_client_character_set_stays_utf8() {
+    assert_refused(
+        &[
+            "SET NAMES sjis",
+            "set names 'gbk'",
+            "SET NAMES latin1",
+            "SET NAMES DEFAULT",
+            "SET CHARACTER SET big5",
+            "SET CHARSET cp932",
+            "SET character_set_client = gbk",
+            "SET @@session.character_set_client := 'sjis'",
+            "SET @x = 1, NAMES gb18030",
+        ],
+        PLAIN,
+        Invalid,
+    );
+    assert_passes(
+        &[
+            "SET NAMES utf8mb4",
+            "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'",
+            "SET NAMES utf8",
+            "SET CHARACTER SET utf8mb4",
+            "SET character_set_client = utf8mb4",
+            "SET character_set_results = latin1",
+            "SET @names = 'sjis'",
+        ],
+        READER,
+    );
+}
+
+#[test]
+fn administration_is_not_allowed() {
+    assert_refused(
+        &[
+            "KILL 5",
+            "kill query 5",
+            "SHUTDOWN",
+            "SET GLOBAL max_connections = 10",
+            "SET @@global.max_connections = 10",
+            "SET @@`global`.max_connections = 10",
+            "SET x = 1, GLOBAL y = 2",
+            "SET PERSIST max_connections = 10",
+            "CREATE USER x",
+            "create user if not exists x identified by 'p'",
+            "ALTER USER x IDENTIFIED BY 'p'",
+            "DROP USER x",
+            "RENAME USER x TO y",
+            "CREATE ROLE r",
+            "DROP ROLE r",
+            "GRANT SELECT ON t TO x",
+            "REVOKE SELECT ON t FROM x",
+            "SET PASSWORD = PASSWORD('x')",
+            "SET PASSWORD FOR x = 'y'",
+            "SET ROLE admin",
+            "SET DEFAULT ROLE admin",
+            "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+            "SELECT 1 INTO DUMPFILE '/tmp/x'",
+            "select 1 into /* c */ outfile '/tmp/x'",
+            "LOAD DATA INFILE '/etc/passwd' INTO TABLE t",
+            "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t",
+            "load xml infile 'x' into table t",
+            "SELECT LOAD_FILE('/etc/passwd')",
+            "SELECT load_file ('/etc/passwd')",
+            "SELECT `load_file`('/etc/passwd')",
+            "SELECT LOAD_FILE /* c */ ('/etc/passwd')",
+            "INSERT INTO t VALUES (LOAD_FILE('/etc/passwd'))",
+            "INSTALL PLUGIN x SONAME 'x.so'",
+            "INSTALL SONAME 'x'",
+            "UNINSTALL PLUGIN x",
+            "CREATE FUNCTION f RETURNS STRING SONAME 'x.so'",
+            "CHANGE MASTER TO MASTER_HOST='x'",
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='x'",
+            "START SLAVE",
+            "START REPLICA",
+            "STOP SLAVE",
+            "STOP ALL SLAVES",
+            "RESET MASTER",
+            "RESET QUERY CACHE",
+            "FLUSH TABLES",
+            "FLUSH TABLES WITH READ LOCK",
+            "PURGE BINARY LOGS BEFORE NOW()",
+            "BINLOG 'abc'",
+            "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'x')",
+            "ALTER SERVER s OPTIONS (HOST 'y')",
+            "DROP SERVER s",
+            "BACKUP STAGE START",
+            "SET STATEMENT max_statement_time=1 FOR KILL 5",
+            "EXPLAIN SELECT * FROM t INTO OUTFILE '/tmp/x'",
+        ],
+        PLAIN,
+        NotAllowed,
+    );
+    let error = check_statement("KILL 5", PLAIN).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "KILL is not allowed through the gateway: server administration is not available to clients"
+    );
+    // Not allowed comes first, for read-only callers and in transactions too.
+    assert_refused(&["GRANT ALL ON *.* TO x"], READER, NotAllowed);
+    assert_refused(&["CREATE USER x"], IN_TX, NotAllowed);
+}
+
+#[test]
+fn implicit_commits_are_refused_in_transactions_only() {
+    let commits = [
+        "CREATE TABLE t2 (id INT)",
+        "create table if not exists t2 (id int)",
+        "CREATE OR REPLACE TABLE t2 (id INT)",
+        "ALTER TABLE t ADD COLUMN x INT",
+        "alter online table t add column x int",
+        "DROP TABLE t",
+        "DROP TABLE IF EXISTS t",
+        "CREATE DATABASE d",
+        "DROP SCHEMA d",
+        "CREATE INDEX i ON t (id)",
+        "CREATE UNIQUE INDEX i ON t (id)",
+        "DROP INDEX i ON t",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE OR REPLACE DEFINER = `user`@`%` SQL SECURITY INVOKER VIEW v AS SELECT 1",
+        "CREATE DEFINER=CURRENT_USER() TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.id = 1",
+        "CREATE PROCEDURE p() SELECT 1",
+        "DROP FUNCTION f",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+        "CREATE SEQUENCE s",
+        "CREATE TEMPORARY SEQUENCE s",
+        "ALTER TABLE tmp ADD COLUMN x INT",
+        "RENAME TABLE t TO u",
+        "TRUNCATE t",
+        "TRUNCATE TABLE t",
+        "ANALYZE TABLE t",
+        "CHECK TABLE t",
+        "OPTIMIZE TABLE t",
+        "REPAIR TABLE t",
+        "CACHE INDEX t IN c",
+        "LOAD INDEX INTO CACHE t",
+        "/* c */ create -- c\n table t2 (id int)",
+        "`CREATE` TABLE t2 (id INT)",
+        "SET STATEMENT max_statement_time=1 FOR TRUNCATE t",
+        "(DROP TABLE t)",
+    ];
+    assert_refused(&commits, IN_TX, Implicit);
+    assert_passes(&commits, PLAIN);
+    let error = check_statement("TRUNCATE t", IN_TX).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "TRUNCATE TABLE commits the open transaction implicitly in MySQL, so it is not allowed inside a transaction: run it as an autocommit call"
+    );
+    // Temporary tables do not commit.
+    assert_passes(
+        &[
+            "CREATE TEMPORARY TABLE tmp (id INT)",
+            "create or replace temporary table tmp (id int)",
+            "CREATE TEMPORARY TABLE IF NOT EXISTS tmp SELECT 1 AS x",
+            "DROP TEMPORARY TABLE tmp",
+            "DROP TEMPORARY TABLE IF EXISTS tmp",
+        ],
+        IN_TX,
+    );
+}
+
+#[test]
+fn read_only_callers_run_reads_only() {
+    assert_passes(
+        &[
+            "SELECT 1",
+            "(SELECT 1) UNION (SELECT 2)",
+            "WITH c AS (SELECT 1 AS x) SELECT * FROM c",
+            "WITH RECURSIVE c (n) AS (SELECT 1 UNION SELECT n + 1 FROM c WHERE n < 3), d AS (SELECT 2) SELECT * FROM c, d",
+            "VALUES (1), (2)",
+            "TABLE t",
+            "SHOW TABLES",
+            "show create table t",
+            "DESCRIBE t",
+            "DESC t",
+            "EXPLAIN SELECT * FROM t",
+            "EXPLAIN FORMAT=JSON SELECT 1",
+            "EXPLAIN UPDATE t SET x = 1",
+            "HELP 'select'",
+            "SET @x = 1",
+            "SET SESSION sql_mode = ''",
+            "SET NAMES utf8mb4",
+            "SELECT * FROM t FOR UPDATE",
+        ],
+        READER,
+    );
+    assert_refused(
+        &[
+            "INSERT INTO t VALUES (1)",
+            "UPDATE t SET x = 1",
+            "DELETE FROM t",
+            "REPLACE INTO t VALUES (1)",
+            "CREATE TABLE u (x INT)",
+            "CREATE TEMPORARY TABLE tmp (x INT)",
+            "DROP TABLE t",
+            "TRUNCATE t",
+            "CALL p()",
+            "DO 1",
+            "CHECK TABLE t",
+            "EXPLAIN ANALYZE SELECT 1",
+            "ANALYZE SELECT 1",
+            "ANALYZE DELETE FROM t",
+            "ANALYZE TABLE t",
+            "WITH c AS (SELECT 1) DELETE FROM t",
+            "/* SELECT */ INSERT INTO t VALUES (1)",
+        ],
+        READER,
+        ReadOnly,
+    );
+    // Leaving read-only mode stays an invalid request.
+    assert_refused(
+        &[
+            "SET SESSION TRANSACTION READ WRITE",
+            "set transaction read write",
+            "SET @@session.tx_read_only = 0",
+            "SET transaction_read_only = OFF",
+            "SET STATEMENT tx_read_only=0 FOR UPDATE t SET x = 1",
+            "SET STATEMENT max_statement_time=1 FOR SELECT 1",
+        ],
+        READER,
+        Invalid,
+    );
+    // Not for other callers.
+    assert_passes(
+        &[
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "SET STATEMENT max_statement_time=1 FOR SELECT 1",
+        ],
+        PLAIN,
+    );
+}
+
+#[test]
+fn ordinary_statements_pass() {
+    for context in [PLAIN, IN_TX] {
+        assert_passes(
+            &[
+                "SELECT 1",
+                "select * from t where name = 'a;b' and x = \"c;d\"",
+                "INSERT INTO `odd;name` VALUES (?, ?)",
+                "UPDATE t SET v = v + 1 -- comment; with semicolon\n WHERE id = 1",
+                "SELECT 'it''s; fine', 'back\\\\slash;'",
+                "SELECT 1 --\x0b;COMMIT",
+                "SELECT 'COMMIT; ROLLBACK; /*! USE x */ --\x0b'",
+                "SELECT '/*!999999' AS a, \"*/ COMMIT\" AS b",
+                "SET @x = 1",
+                "SET SESSION sql_mode = 'STRICT_ALL_TABLES'",
+                "/* leading; comment */ SELECT 2",
+                "SELECT 1 # trailing; comment",
+                "SELECT 1 -- trailing comment",
+                "SELECT 1 --",
+                "SELECT 1 -- a\r\n",
+                "SELECT /*+ MAX_EXECUTION_TIME(1000) */ 1",
+                "SELECT /*m!999999 1, */ 2",
+                "SELECT 5--1",
+                "SELECT 'ROLLBACK'",
+                "SELECT commit_id FROM t",
+                "SELECT * FROM `use`",
+                "CALL p(1)",
+                "DO 1",
+                "CREATE TEMPORARY TABLE tmp (id INT)",
+                "SELECT 1 */",
+                "SELECT x FROM t WHERE a = 'x' INTO @v",
+            ],
+            context,
+        );
+    }
+}
+
+#[test]
+fn kinds_and_trimming() {
+    let check = |sql| check_statement(sql, PLAIN).unwrap();
+    assert_eq!(check("SELECT 1 ;  ; ").sql, "SELECT 1");
+    assert_eq!(check("SELECT ';'").sql, "SELECT ';'");
+    assert_eq!(check("SELECT 1\x0b;\x0c").sql, "SELECT 1");
+    assert_eq!(check("SELECT 1 -- c\n;").sql, "SELECT 1 -- c");
+    for (sql, kind) in [
+        ("SELECT 1", StatementKind::Read),
+        ("WITH c AS (SELECT 1) SELECT 2", StatementKind::Read),
+        ("SHOW TABLES", StatementKind::Read),
+        ("EXPLAIN SELECT 1", StatementKind::Read),
+        ("INSERT INTO t VALUES (1)", StatementKind::Write),
+        ("ANALYZE UPDATE t SET x = 1", StatementKind::Write),
+        ("CREATE TABLE t (x INT)", StatementKind::Ddl),
+        ("TRUNCATE t", StatementKind::Ddl),
+        ("CALL p()", StatementKind::Call),
+        ("SET @x = 1", StatementKind::Set),
+        (
+            "SET STATEMENT max_statement_time=1 FOR DELETE FROM t",
+            StatementKind::Write,
+        ),
+        ("DO 1", StatementKind::Other),
+    ] {
+        assert_eq!(check(sql).kind, kind, "{sql}");
+    }
+}
+
+#[test]
+fn identity_words_are_flagged() {
+    let flag = |sql| check_statement(sql, PLAIN).unwrap().may_change_identity;
+    assert!(!flag("SELECT 1"));
+    assert!(!flag("SELECT 'USE x', 'ROLE'"));
+    assert!(flag("SELECT role FROM t"));
+    assert!(flag("SELECT `Role` FROM t"));
+    assert!(flag("CALL p()"));
+    assert!(flag("SELECT 1 /* use test */"));
+    assert!(flag("SELECT 1 -- set role x"));
+    assert!(flag("SELECT 1 # execute"));
+    assert!(flag("SELECT prepare FROM t"));
+    // Under ANSI_QUOTES "role" is an identifier.
+    assert!(flag("SELECT \"role\""));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Whatever the text, the guard answers; what it accepts is a prefix of it.
+    #[test]
+    fn never_panics_and_accepts_prefixes(sql in "(?s).{0,120}", in_transaction: bool, read_only: bool) {
+        let context = GuardContext { in_transaction, read_only };
+        if let Ok(checked) = check_statement(&sql, context) {
+            prop_assert!(sql.starts_with(checked.sql));
+            prop_assert!(!checked.sql.is_empty());
+        }
+    }
+
+    /// SQL-shaped text: keywords, quotes, comment openers, blanks.
+    #[test]
+    fn never_panics_on_sql_like_text(parts in proptest::collection::vec(prop_oneof![
+        Just("SELECT"), Just("COMMIT"), Just("SET"), Just("autocommit"), Just("="), Just("0"),
+        Just("'"), Just("\""), Just("`"), Just("\\"), Just("/*"), Just("*/"), Just("/*!"),
+        Just("/*M!"), Just("--"), Just("#"), Just("\n"), Just("\r"), Just("\x0b"), Just(" "),
+        Just(";"), Just("("), Just(")"), Just("@@"), Just("@"), Just("."), Just("FOR"),
+        Just("STATEMENT"), Just("WITH"), Just("AS"), Just("DEFINER"), Just("CREATE"),
+        Just("TEMPORARY"), Just("TABLE"), Just("EXPLAIN"), Just("ANALYZE"), Just("é"),
+    ], 0..24), in_transaction: bool, read_only: bool) {
+        let sql: String = parts.concat();
+        let context = GuardContext { in_transaction, read_only };
+        if let Ok(checked) = check_statement(&sql, context) {
+            prop_assert!(sql.starts_with(checked.sql));
+        }
+    }
+
+    /// Arbitrary bytes, read as (lossy) UTF-8.
+    #[test]
+    fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+        let sql = String::from_utf8_lossy(&bytes);
+        if let Ok(checked) = check_statement(&sql, GuardContext::default()) {
+            prop_assert!(sql.starts_with(checked.sql));
+        }
+    }
+}
