@@ -60,7 +60,11 @@ async fn a_statement_that_commits_ends_the_transaction_visibly() {
     assert_eq!(reason(&rolled), "TRANSACTION_ENDED_BY_STATEMENT");
     let committed = commit(&gateway, &tx).await.unwrap_err();
     assert_eq!(reason(&committed), "TRANSACTION_ENDED_BY_STATEMENT");
-    assert_eq!(ids(&gateway).await, vec![1], "what ran before was committed");
+    assert_eq!(
+        ids(&gateway).await,
+        vec![1],
+        "what ran before was committed"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +110,11 @@ async fn execute_batch_reports_a_statement_that_commits() {
         .await
         .unwrap_err();
     assert_eq!(error_info(&status).0, "TRANSACTION_ENDED_BY_STATEMENT");
-    assert!(!status.message().contains("SAVEPOINT"), "{}", status.message());
+    assert!(
+        !status.message().contains("SAVEPOINT"),
+        "{}",
+        status.message()
+    );
     let later = execute_in(&gateway, &tx, "SELECT 1", vec![])
         .await
         .unwrap_err();
@@ -141,11 +149,19 @@ async fn tricks_never_commit_part_of_a_transaction() {
     for (n, trick) in tricks.iter().enumerate() {
         let first = 100 + 2 * n as i64;
         let tx = begin(&gateway, None).await;
-        execute_in(&gateway, &tx, &format!("INSERT INTO t VALUES ({first})"), vec![])
-            .await
-            .unwrap();
+        execute_in(
+            &gateway,
+            &tx,
+            &format!("INSERT INTO t VALUES ({first})"),
+            vec![],
+        )
+        .await
+        .unwrap();
         let outcome = execute_in(&gateway, &tx, trick, vec![]).await;
-        assert!(outcome.is_err(), "{trick:?} was accepted inside a transaction");
+        assert!(
+            outcome.is_err(),
+            "{trick:?} was accepted inside a transaction"
+        );
         // Whatever became of the transaction, its first insert must not be
         // committed and the second must not run in autocommit.
         let _ = execute_in(
@@ -286,7 +302,11 @@ async fn the_per_principal_limit_cannot_be_raced() {
     .await;
     let begins = (0..30).map(|_| {
         let mut client = gateway.client.clone();
-        tokio::spawn(async move { client.begin(as_caller(TOKEN, BeginRequest::default())).await })
+        tokio::spawn(async move {
+            client
+                .begin(as_caller(TOKEN, BeginRequest::default()))
+                .await
+        })
     });
     let mut succeeded = 0;
     for begin in begins {

@@ -70,20 +70,6 @@ impl Statement {
         })
     }
 
-    /// True when the statement may change the connection's default database
-    /// or active role (a word USE, ROLE, CALL, EXECUTE or PREPARE appears
-    /// anywhere in it, strings and comments included): the connection is
-    /// then restored before reuse, whatever the guard concluded.
-    pub fn may_change_identity(&self) -> bool {
-        self.sql
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
-            .any(|word| {
-                ["USE", "ROLE", "CALL", "EXECUTE", "PREPARE"]
-                    .iter()
-                    .any(|keyword| word.eq_ignore_ascii_case(keyword))
-            })
-    }
-
     /// The SQL text (for debug logs only).
     pub fn sql(&self) -> &str {
         &self.sql
