@@ -11,7 +11,10 @@
 //! Every connection leaves a call or a transaction through [`Backend::give_back`]:
 //! the one place that decides whether it is reused, restored, killed first or
 //! closed.
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use mysql_async::{
     ChangeUserOpts, Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts,
@@ -61,8 +64,8 @@ pub enum GiveBack {
     /// (COM_RESET_CONNECTION) before the next user.
     Clean,
     /// Clean, except that a statement may have changed its default database
-    /// or its active role, which COM_RESET_CONNECTION keeps: COM_CHANGE_USER
-    /// restores both (and everything else) first; closed if that fails.
+    /// or its active role, which COM_RESET_CONNECTION keeps: both are put
+    /// back first (see `restore_identity`); closed if that fails.
     RestoreIdentity,
     /// A statement may still run on it (its call was dropped half-way): the
     /// statement is killed, then the pool reads what is left and resets it.
@@ -79,6 +82,8 @@ pub struct Backend {
     /// even when every pooled connection is busy.
     control: Pool,
     acquire_timeout: Duration,
+    /// The account's default role, once known (see `default_role`).
+    default_role: Arc<OnceLock<Option<String>>>,
 }
 
 impl Backend {
@@ -123,6 +128,7 @@ impl Backend {
             pool: Pool::new(main),
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
+            default_role: Default::default(),
         })
     }
 
@@ -179,7 +185,11 @@ impl Backend {
                 drop(conn);
             }
             GiveBack::RestoreIdentity => {
-                if let Err(e) = conn.change_user(ChangeUserOpts::default()).await {
+                tracing::debug!(
+                    connection_id = conn.id(),
+                    "restoring the connection's default database and role"
+                );
+                if let Err(e) = self.restore_identity(&mut conn).await {
                     tracing::warn!(error = %e, "could not restore the connection's database and role; closing it");
                     let _ = conn.disconnect().await;
                 }
@@ -192,6 +202,33 @@ impl Backend {
                 let _ = conn.disconnect().await;
             }
         }
+    }
+
+    /// Puts back the default database (COM_CHANGE_USER) and the account's
+    /// default role: MariaDB 10.11 keeps a `SET ROLE` across both
+    /// COM_RESET_CONNECTION and COM_CHANGE_USER, so the role is set explicitly.
+    async fn restore_identity(&self, conn: &mut Conn) -> Result<(), mysql_async::Error> {
+        conn.change_user(ChangeUserOpts::default()).await?;
+        let role = self.default_role().await?;
+        let set_role = match role.as_deref() {
+            None => "SET ROLE NONE".to_string(),
+            Some(role) => format!("SET ROLE `{}`", role.replace('`', "``")),
+        };
+        conn.query_drop(set_role).await
+    }
+
+    /// The role a fresh session of this account starts with (its default
+    /// role), learned once from a control connection: those never run
+    /// clients' statements.
+    async fn default_role(&self) -> Result<Option<String>, mysql_async::Error> {
+        if let Some(role) = self.default_role.get() {
+            return Ok(role.clone());
+        }
+        let mut conn = self.control.get_conn().await?;
+        let role: Option<Option<String>> = conn.query_first("SELECT CURRENT_ROLE()").await?;
+        let role = role.flatten();
+        let _ = self.default_role.set(role.clone());
+        Ok(role)
     }
 
     /// Checks that the database answers.
