@@ -355,3 +355,323 @@ async fn rollback_interrupts_a_running_statement() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(sleeper.await.unwrap().is_err() || !running().await);
 }
+
+#[tokio::test]
+async fn read_only_principals_can_neither_write_nor_administer() {
+    const READER: &str = "reader-token-0123456789abcdef";
+    const WRITER: &str = "writer-token-0123456789abcdef";
+    let (db, url) = fresh_database().await;
+    let reader_url = create_account(
+        &format!("{db}_reader"),
+        "reader-password-1",
+        &db,
+        &["GRANT SELECT ON {db}.* TO {user}"
+            .replace("{db}", &db)
+            .as_str()],
+    )
+    .await;
+    let file = token_file(
+        "read-only-admin",
+        &format!("{READER},alice,read-only\n{WRITER},bob,read-write\n"),
+    );
+    let gateway = TestGateway::start_on(db.clone(), url, move |config| {
+        config.auth_tokens_file = Some(file);
+        config.read_only_database_url = Some(reader_url);
+    })
+    .await;
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await;
+    let mut client = gateway.client.clone();
+    let run = |token: &'static str, sql: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .execute(as_caller(
+                    token,
+                    ExecuteRequest {
+                        sql,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    // Read-only principals run as their own account.
+    let who = run(READER, "SELECT CURRENT_USER()".into()).await.unwrap();
+    assert_eq!(
+        who.rows[0].values[0],
+        text(&format!("{db}_reader@localhost"))
+    );
+    let writer_connection = run(WRITER, "SELECT CONNECTION_ID()".into())
+        .await
+        .unwrap()
+        .rows[0]
+        .values[0]
+        .clone();
+    let Some(sqlgate::api::value::Kind::Int64Value(writer_connection)) = writer_connection.kind
+    else {
+        panic!("CONNECTION_ID() is an integer");
+    };
+    let outfile = std::env::temp_dir().join(format!("sqlgate-outfile-{db}"));
+    let max_connections = gateway.direct_i64("SELECT @@global.max_connections").await;
+    let attempts = [
+        "DROP TABLE t".to_string(),
+        "TRUNCATE t".into(),
+        "RENAME TABLE t TO u".into(),
+        "INSERT INTO t VALUES (9)".into(),
+        "/*!999999 SELECT 1 */ INSERT INTO t VALUES (9)".into(),
+        "UPDATE t SET id = id + 10".into(),
+        "DELETE FROM t".into(),
+        format!("CREATE USER '{db}_x'@'%'"),
+        "GRANT ALL ON *.* TO CURRENT_USER".into(),
+        format!("CREATE DATABASE {db}_z"),
+        "SHUTDOWN".into(),
+        format!("KILL {writer_connection}"),
+        "SET GLOBAL max_connections = 10".into(),
+        format!("SELECT * FROM t INTO OUTFILE '{}'", outfile.display()),
+        "SELECT LOAD_FILE('/etc/passwd')".into(),
+        "LOAD DATA INFILE '/etc/passwd' INTO TABLE t".into(),
+    ];
+    for attempt in &attempts {
+        let refused = run(READER, attempt.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                refused.code(),
+                Code::PermissionDenied | Code::InvalidArgument
+            ),
+            "{attempt}: {refused:?}"
+        );
+    }
+    // Administration and file access are refused for read-write principals
+    // too, even though this gateway's own account is the server's root.
+    // (CREATE DATABASE is DDL, which read-write principals may run.)
+    for attempt in attempts[7..]
+        .iter()
+        .filter(|a| !a.starts_with("CREATE DATABASE"))
+    {
+        let refused = run(WRITER, attempt.clone()).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{attempt}");
+        assert_eq!(error_info(&refused).0, "STATEMENT_NOT_ALLOWED", "{attempt}");
+    }
+    // Nothing changed.
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
+    assert_eq!(gateway.direct_i64("SELECT SUM(id) FROM t").await, Some(3));
+    assert_eq!(
+        gateway
+            .direct_i64(&format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}_z'"
+            ))
+            .await,
+        Some(0)
+    );
+    assert_eq!(
+        gateway
+            .direct_i64(&format!(
+                "SELECT COUNT(*) FROM mysql.user WHERE User = '{db}_x'"
+            ))
+            .await,
+        Some(0)
+    );
+    assert_eq!(
+        gateway.direct_i64("SELECT @@global.max_connections").await,
+        max_connections
+    );
+    assert_eq!(
+        gateway
+            .direct_i64(&format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {writer_connection}"
+            ))
+            .await,
+        Some(1),
+        "the writer's connection was not killed"
+    );
+    assert!(!outfile.exists());
+    // A read-only transaction refuses writes as well.
+    let tx = client
+        .begin(as_caller(READER, BeginRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    let write = client
+        .execute(as_caller(
+            READER,
+            ExecuteRequest {
+                sql: "INSERT INTO t VALUES (7)".into(),
+                transaction_id: tx,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(write.code(), Code::PermissionDenied);
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
+}
+
+#[tokio::test]
+async fn the_private_server_is_never_used_as_root() {
+    const READER: &str = "reader-token-0123456789abcdef";
+    const WRITER: &str = "writer-token-0123456789abcdef";
+    let data_dir =
+        std::env::temp_dir().join(format!("sqlgate-private-accounts-{}", std::process::id()));
+    let file = token_file(
+        "private-accounts",
+        &format!("{READER},alice,read-only\n{WRITER},bob,read-write\n"),
+    );
+    let gateway = GatewayProcess::start(
+        [
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--auth-tokens-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = DatabaseClient::connect(format!("http://{}", gateway.address))
+        .await
+        .unwrap();
+    let run = |token: &'static str, sql: &str| {
+        let request = as_caller(
+            token,
+            ExecuteRequest {
+                sql: sql.into(),
+                ..Default::default()
+            },
+        );
+        let mut client = client.clone();
+        async move { client.execute(request).await.map(|r| r.into_inner()) }
+    };
+    // The private server may take a moment to answer.
+    let mut who = None;
+    for _ in 0..200 {
+        match run(WRITER, "SELECT CURRENT_USER()").await {
+            Ok(response) => {
+                who = Some(response);
+                break;
+            }
+            Err(status) if status.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    assert_eq!(who.unwrap().rows[0].values[0], text("sqlgate@localhost"));
+    let reader = run(READER, "SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(reader.rows[0].values[0], text("sqlgate_reader@localhost"));
+    let grants = run(WRITER, "SHOW GRANTS").await.unwrap();
+    for row in &grants.rows {
+        let Some(sqlgate::api::value::Kind::StringValue(grant)) = &row.values[0].kind else {
+            panic!("grants are text");
+        };
+        assert!(
+            !grant.contains("ON *.*") || grant.starts_with("GRANT USAGE ON *.*"),
+            "{grant}"
+        );
+    }
+    run(WRITER, "CREATE TABLE t (id INT)").await.unwrap();
+    let write = run(READER, "INSERT INTO t VALUES (1)").await.unwrap_err();
+    assert_eq!(write.code(), Code::PermissionDenied);
+    assert_eq!(gateway.stop().await, Some(0));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Resumes a stopped process when dropped, so a failing test never leaves
+/// a database server frozen.
+struct Frozen(u32);
+
+impl Frozen {
+    fn freeze(pid: u32) -> Frozen {
+        signal(pid, "-STOP");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_client_gave_up_still_reports_the_truth() {
+    use mysql_async::prelude::Queryable;
+    let server = sqlgate::embedded::EmbeddedDatabase::start(&sqlgate::embedded::EmbeddedOptions {
+        data_dir: std::env::temp_dir().join(format!("sqlgate-frozen-{}", std::process::id())),
+        remove_on_stop: true,
+    })
+    .expect("a private MariaDB starts");
+    let url = server.url("sqlgate");
+    let mut config = sqlgate::config::Config::for_database_url(url.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let gateway = sqlgate::server::Gateway::start(config).await.unwrap();
+    let mut client = DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
+        .await
+        .unwrap();
+    let mut direct = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    direct
+        .query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        let tx = client
+            .begin(BeginRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .transaction_id;
+        client
+            .execute(ExecuteRequest {
+                sql: format!("INSERT INTO t VALUES ({id})"),
+                transaction_id: tx.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let frozen = Frozen::freeze(server.pid());
+        let mut impatient = tonic::Request::new(CommitRequest {
+            transaction_id: tx.clone(),
+        });
+        impatient.set_timeout(Duration::from_secs(1));
+        let gave_up = client.commit(impatient).await.unwrap_err();
+        assert!(
+            matches!(gave_up.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{gave_up:?}"
+        );
+        drop(frozen);
+        // Asked again, the gateway tells the truth: it committed.
+        client
+            .commit(CommitRequest {
+                transaction_id: tx.clone(),
+            })
+            .await
+            .expect("the first COMMIT went through");
+        let later = client
+            .execute(ExecuteRequest {
+                sql: "SELECT 1".into(),
+                transaction_id: tx,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(later.code(), Code::NotFound, "{later:?}");
+        assert!(later.message().contains("committed"), "{}", later.message());
+        let count: Option<i64> = direct
+            .query_first(format!("SELECT COUNT(*) FROM t WHERE id = {id}"))
+            .await
+            .unwrap();
+        assert_eq!(count, Some(1));
+    }
+    direct.disconnect().await.unwrap();
+    gateway.shut_down().await;
+    server.stop().unwrap();
+}

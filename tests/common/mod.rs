@@ -106,6 +106,16 @@ impl TestGateway {
     /// Starts a gateway on a fresh database, with settings adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
         let (database, url) = fresh_database().await;
+        Self::start_on(database, url, adjust).await
+    }
+
+    /// Starts a gateway on `database` (made by [`fresh_database`]), reached
+    /// at `url`, with settings adjusted by `adjust`.
+    pub async fn start_on(
+        database: String,
+        url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestGateway {
         if std::env::var_os("SQLGATE_TEST_LOG").is_some() {
             // Logs until the test process ends.
             std::mem::forget(sqlgate::telemetry::init(sqlgate::config::LogFormat::Text));
