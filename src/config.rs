@@ -189,6 +189,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_MAX_CONCURRENT_REQUESTS", default_value_t = 32)]
     pub max_concurrent_requests: usize,
 
+    /// Longest a request may take to arrive once it is being received: a
+    /// client that sends part of a message and stalls loses its place
+    /// (DEADLINE_EXCEEDED) instead of keeping it.
+    #[arg(long, env = "SQLGATE_REQUEST_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_read_timeout: Duration,
+
     /// Most concurrent calls (HTTP/2 streams) on one client connection.
     #[arg(
         long,
@@ -284,6 +290,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Most requests being received at once.
     pub max_concurrent_requests: usize,
+    /// Longest a request may take to arrive once it is being received.
+    pub request_read_timeout: Duration,
     /// Most concurrent streams per client connection.
     pub max_streams_per_connection: u32,
     /// Most open transactions per principal.
@@ -313,6 +321,7 @@ impl ServeArgs {
             ("--statement-timeout", self.statement_timeout),
             ("--tx-idle-timeout", self.tx_idle_timeout),
             ("--tx-max-lifetime", self.tx_max_lifetime),
+            ("--request-read-timeout", self.request_read_timeout),
             ("--stream-stall-timeout", self.stream_stall_timeout),
         ] {
             if value.is_zero() {
@@ -407,6 +416,7 @@ impl ServeArgs {
             max_batch_statements: self.max_batch_statements,
             max_connections: self.max_connections,
             max_concurrent_requests: self.max_concurrent_requests,
+            request_read_timeout: self.request_read_timeout,
             max_streams_per_connection: self.max_streams_per_connection,
             max_transactions_per_principal: self.max_transactions_per_principal,
         })

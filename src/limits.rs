@@ -37,6 +37,9 @@ use tonic::{
 
 use crate::errors::GatewayError;
 
+/// Paths of the Database service's RPCs, each of which takes one request message.
+const DATABASE_PATH: &str = "/sqlgate.v1.Database/";
+
 /// HTTP/2 flow-control window of one request stream, bytes.
 pub const STREAM_WINDOW: u32 = 64 * 1024;
 /// HTTP/2 flow-control window of one connection: the most bytes a client can
@@ -154,15 +157,18 @@ pub struct RequestLimitLayer {
     permits: Arc<Semaphore>,
     max: usize,
     wait: Duration,
+    read_timeout: Duration,
 }
 
 impl RequestLimitLayer {
-    /// At most `max` requests being received; others wait up to `wait`.
-    pub fn new(max: usize, wait: Duration) -> Self {
+    /// At most `max` requests being received; others wait up to `wait`; one
+    /// being received keeps its place at most `read_timeout`.
+    pub fn new(max: usize, wait: Duration, read_timeout: Duration) -> Self {
         RequestLimitLayer {
             permits: Arc::new(Semaphore::new(max)),
             max,
             wait,
+            read_timeout,
         }
     }
 }
@@ -209,10 +215,19 @@ where
                 let error = GatewayError::TooManyRequests { limit: limit.max };
                 return Ok(tonic::Status::from(error).into_http());
             };
+            // Every Database RPC takes one request message; other services
+            // (reflection) may keep a request stream open between messages.
+            let read_timeout = request
+                .uri()
+                .path()
+                .starts_with(DATABASE_PATH)
+                .then_some(limit.read_timeout);
             let request = request.map(|body| {
                 Body::new(PermitBody {
                     inner: body,
                     permit: Some(permit),
+                    read_by: read_timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout))),
+                    read_timeout: read_timeout.unwrap_or_default(),
                 })
             });
             inner.call(request).await
@@ -220,10 +235,14 @@ where
     }
 }
 
-/// A request body that holds its permit until it ends or is dropped.
+/// A request body that holds its permit until it ends, is dropped, or has
+/// taken longer than the read timeout (then it fails).
 struct PermitBody {
     inner: Body,
     permit: Option<OwnedSemaphorePermit>,
+    /// When a single-message request must have arrived (Database RPCs).
+    read_by: Option<Pin<Box<tokio::time::Sleep>>>,
+    read_timeout: Duration,
 }
 
 impl http_body::Body for PermitBody {
@@ -237,6 +256,16 @@ impl http_body::Body for PermitBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.permit = None;
+        }
+        let late = match self.read_by.as_mut() {
+            Some(read_by) => polled.is_pending() && read_by.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if late && self.permit.is_some() {
+            // Sent part of a message and stalled: give the place back.
+            self.permit = None;
+            let error = GatewayError::RequestReadTimeout(self.read_timeout);
+            return Poll::Ready(Some(Err(tonic::Status::from(error))));
         }
         polled
     }

@@ -232,6 +232,7 @@ impl Gateway {
             .layer(RequestLimitLayer::new(
                 config.max_concurrent_requests,
                 config.acquire_timeout,
+                config.request_read_timeout,
             ))
             .add_service(health_service)
             .add_service(reflection_v1)

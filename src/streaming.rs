@@ -146,9 +146,19 @@ async fn stream_result(
         request.begin.as_ref(),
         principal,
     );
-    let mut session = deadline::within(settings.start_limit, open).await?;
+    // One deadline for everything until the result starts.
+    let start_by = tokio::time::Instant::now() + settings.start_limit;
+    let mut session = deadline::until(start_by, settings.start_limit, open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();
-    let outcome = send_rows(&mut session, &statement, settings, sender, transaction_id).await;
+    let outcome = send_rows(
+        &mut session,
+        &statement,
+        settings,
+        start_by,
+        sender,
+        transaction_id,
+    )
+    .await;
     let outcome = session
         .check(statement.may_change_identity(), outcome)
         .await;
@@ -160,13 +170,18 @@ async fn send_rows(
     session: &mut Session,
     statement: &Statement,
     settings: StreamSettings,
+    start_by: tokio::time::Instant,
     sender: &Sender,
     transaction_id: String,
 ) -> Result<u64, GatewayError> {
     let connection_id = session.conn().id();
     let backend = session.backend().clone();
-    let mut result =
-        deadline::within(settings.start_limit, statement.start(session.conn())).await?;
+    let mut result = deadline::until(
+        start_by,
+        settings.start_limit,
+        statement.start(session.conn()),
+    )
+    .await?;
     let columns = result.columns();
     let columns = columns.as_deref().unwrap_or(&[]);
     let converter = RowConverter::new(columns);

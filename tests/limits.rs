@@ -9,24 +9,6 @@ use sqlgate::api::ExecuteRequest;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-/// Polls `condition` every 50 ms until it holds, for at most `within`.
-async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if condition().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// How many server threads are running a statement starting with `prefix`.
 async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
     gateway
@@ -101,31 +83,9 @@ async fn a_client_that_never_reads_does_not_keep_its_connection() {
     gateway.shut_down().await;
 }
 
-/// A port that was free a moment ago (the exporter cannot report the one it got).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The value of `name` on GET /metrics (with curl).
+/// The value of `name` on GET /metrics.
 fn metric(port: u16, name: &str) -> Option<f64> {
-    let output = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-m",
-            "5",
-            &format!("http://127.0.0.1:{port}/metrics"),
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
+    sample(&scrape(port)?, name)
 }
 
 /// A log collector that stops reading (stderr is a pipe nobody drains) must
@@ -326,4 +286,61 @@ async fn half_sent_requests_have_a_memory_bound() {
         .await,
         "calls did not recover after the attackers left"
     );
+}
+
+/// A client that sends part of a request message and stalls loses its place
+/// after --request-read-timeout: it cannot hold one of the
+/// --max-concurrent-requests places (and the memory behind it) for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_loses_its_place() {
+    let (_, url) = fresh_database().await;
+    let process = GatewayProcess::start(
+        [
+            "--database-url",
+            &url,
+            "--max-concurrent-requests",
+            "1",
+            "--request-read-timeout",
+            "1s",
+            "--acquire-timeout",
+            "30s",
+        ],
+        &[],
+    );
+    let address = process.address.clone();
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = tonic::codegen::http::Request::post(format!(
+        "http://{address}/sqlgate.v1.Database/Execute"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    // The gRPC header of a 1,000-byte message, then only 10 bytes of it.
+    let mut message = vec![0u8];
+    message.extend_from_slice(&1000u32.to_be_bytes());
+    message.resize(5 + 10, b'x');
+    body.send_data(message.into(), false).unwrap();
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("the gateway answers the stalled request")
+        .unwrap();
+    let status =
+        tonic::Status::from_header_map(response.headers()).expect("a trailers-only error response");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(error_info(&status).0, "REQUEST_READ_TIMEOUT");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Its place is free again: an ordinary call gets through at once.
+    let mut grpc =
+        sqlgate::api::database_client::DatabaseClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+    execute(&mut grpc, "SELECT 1", vec![]).await.unwrap();
+    drop(body);
+    driver.abort();
 }

@@ -582,10 +582,29 @@ async fn the_private_server_is_never_used_as_root() {
 struct Frozen(u32);
 
 impl Frozen {
-    fn freeze(pid: u32) -> Frozen {
+    /// Stops `pid` and waits until every one of its threads has stopped
+    /// (kill returns before a busy process is actually stopped).
+    async fn freeze(pid: u32) -> Frozen {
         signal(pid, "-STOP");
-        Frozen(pid)
+        let frozen = Frozen(pid);
+        let stopped = || async { all_threads_stopped(pid) };
+        assert!(eventually(Duration::from_secs(10), stopped).await);
+        frozen
     }
+}
+
+/// True when every thread of `pid` is in the stopped state.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().all(|thread| {
+        std::fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
 }
 
 impl Drop for Frozen {
@@ -637,7 +656,7 @@ async fn a_commit_whose_client_gave_up_still_reports_the_truth() {
             })
             .await
             .unwrap();
-        let frozen = Frozen::freeze(server.pid());
+        let frozen = Frozen::freeze(server.pid()).await;
         let mut impatient = tonic::Request::new(CommitRequest {
             transaction_id: tx.clone(),
         });

@@ -178,6 +178,13 @@ pub enum GatewayError {
         limit: usize,
     },
 
+    /// A request being received did not arrive whole within
+    /// --request-read-timeout: its client sent part of it and stalled.
+    #[error(
+        "the request did not arrive whole within {0:?} (--request-read-timeout); send each message without pausing"
+    )]
+    RequestReadTimeout(std::time::Duration),
+
     /// The gateway is draining for shutdown and takes no new work.
     #[error("the gateway is shutting down; retry on another instance")]
     ShuttingDown,

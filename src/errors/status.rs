@@ -121,6 +121,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         GatewayError::StreamStalled(_) => (Code::DeadlineExceeded, "STREAM_STALLED"),
         GatewayError::TooManyRequests { .. } => (Code::ResourceExhausted, "TOO_MANY_REQUESTS"),
+        GatewayError::RequestReadTimeout(_) => (Code::DeadlineExceeded, "REQUEST_READ_TIMEOUT"),
         GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
         GatewayError::MalformedRequest(_) => (Code::InvalidArgument, "MALFORMED_REQUEST"),
         GatewayError::RequestTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),

@@ -66,6 +66,19 @@ pub async fn within<T>(
         .unwrap_or(Err(GatewayError::DeadlineExceeded(limit)))
 }
 
+/// Runs `work` until `deadline`, a point in time shared by the steps of one
+/// call (so that two steps cannot each take the whole `limit`); past it, as
+/// [`within`].
+pub async fn until<T>(
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    work: impl Future<Output = Result<T, GatewayError>>,
+) -> Result<T, GatewayError> {
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or(Err(GatewayError::DeadlineExceeded(limit)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
