@@ -7,7 +7,6 @@
 //! - [`service`] — the `Database` RPCs, thin glue over the modules below;
 //! - [`transactions`] — transactions pinned to pooled connections, their ids and expiry;
 //! - [`statement`] — running one statement on a connection, and the SQL guard;
-//! - [`streaming`] — ExecuteStream with backpressure;
 //! - [`values`] — converting between protobuf `Value`s and MySQL values;
 //! - [`database`] — the connection pool and its control connections;
 //! - [`auth`] — bearer tokens and the principal of each call;
@@ -33,7 +32,6 @@ pub mod service;
 pub mod shutdown;
 pub mod statement;
 pub mod stats;
-pub mod streaming;
 pub mod telemetry;
 pub mod transactions;
 pub mod values;

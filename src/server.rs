@@ -17,10 +17,10 @@ use crate::{
     config::{Config, DatabaseTarget, redact_url},
     database::{ConnectOptions, Database, PoolSettings},
     embedded::{EmbeddedDatabase, EmbeddedOptions},
-    errors::{EndReason, respond::WithErrorInfo},
+    errors::EndReason,
     health,
     limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
-    service::{CallLimits, DatabaseService},
+    service::{CallLimits, DatabaseService, WithErrorInfo},
     transactions::{TransactionSettings, Transactions},
 };
 
@@ -174,10 +174,20 @@ impl Gateway {
 
         if let Some(address) = config.metrics_listen {
             crate::stats::install(address).map_err(|e| StartError::Metrics(e.to_string()))?;
-            tokio::spawn(crate::stats::refresh_gauges(
-                database.clone(),
-                transactions.clone(),
-            ));
+            let (database, transactions) = (database.clone(), transactions.clone());
+            tokio::spawn(crate::stats::refresh_gauges(move || {
+                let pool = database.pool_metrics();
+                let read = |count: &std::sync::atomic::AtomicUsize| {
+                    count.load(std::sync::atomic::Ordering::Relaxed)
+                };
+                crate::stats::Gauges {
+                    pool_in_use: read(&pool.connections_in_use),
+                    pool_idle: read(&pool.connections_in_pool),
+                    pool_waiting: read(&pool.active_wait_requests),
+                    open_transactions: transactions.open_count(),
+                    log_lines_dropped: crate::telemetry::dropped_lines(),
+                }
+            }));
             tracing::info!(%address, "serving Prometheus metrics at /metrics");
         }
         let (reporter, health_service) = tonic_health::server::health_reporter();

@@ -15,12 +15,14 @@
 //! | `sqlgate_log_lines_dropped_total` | counter | |
 //!
 //! No label carries SQL text, parameter values, transaction ids or secrets.
-use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
+//!
+//! This module depends on no other module of the gateway: labels come in as
+//! values, and the gauges are read through a closure the server hands to
+//! [`refresh_gauges`].
+use std::{net::SocketAddr, time::Duration};
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
-
-use crate::{database::Database, errors::EndReason, transactions::Transactions};
 
 /// How often the gauges are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -43,19 +45,8 @@ pub fn record_rpc(method: &'static str, code: tonic::Code, duration: Duration) {
         .record(duration.as_secs_f64());
 }
 
-/// A transaction ended.
-pub fn record_transaction_end(reason: EndReason) {
-    let reason = match reason {
-        EndReason::Committed => "committed",
-        EndReason::RolledBack => "rolled_back",
-        EndReason::IdleTimeout => "expired_idle",
-        EndReason::MaxLifetime => "expired_lifetime",
-        EndReason::CallInterrupted => "aborted_interrupted",
-        EndReason::DatabaseAborted => "aborted_database",
-        EndReason::Shutdown => "aborted_shutdown",
-        EndReason::EndedByStatement => "ended_by_statement",
-        EndReason::CommitOutcomeUnknown => "commit_outcome_unknown",
-    };
+/// A transaction ended, for `reason` (a label such as `committed`).
+pub fn record_transaction_end(reason: &'static str) {
     counter!("sqlgate_transactions_ended_total", "reason" => reason).increment(1);
 }
 
@@ -75,19 +66,30 @@ pub fn record_database_error(errno: u16) {
     counter!("sqlgate_database_errors_total", "errno" => errno.to_string()).increment(1);
 }
 
-/// Refreshes the pool and transaction gauges, and the count of dropped log
-/// lines, every second, forever.
-pub async fn refresh_gauges(database: Database, transactions: Transactions) {
+/// What the gauges show, read afresh every second.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Pooled connections in use.
+    pub pool_in_use: usize,
+    /// Pooled connections idle.
+    pub pool_idle: usize,
+    /// Calls waiting for a pooled connection.
+    pub pool_waiting: usize,
+    /// Open transactions.
+    pub open_transactions: usize,
+    /// Log lines dropped so far because the log reader was behind.
+    pub log_lines_dropped: u64,
+}
+
+/// Refreshes the gauges from `read` every second, forever.
+pub async fn refresh_gauges(read: impl Fn() -> Gauges) {
     loop {
-        let pool = database.pool_metrics();
-        gauge!("sqlgate_pool_connections", "state" => "in_use")
-            .set(pool.connections_in_use.load(Ordering::Relaxed) as f64);
-        gauge!("sqlgate_pool_connections", "state" => "idle")
-            .set(pool.connections_in_pool.load(Ordering::Relaxed) as f64);
-        gauge!("sqlgate_pool_waiting")
-            .set(pool.active_wait_requests.load(Ordering::Relaxed) as f64);
-        gauge!("sqlgate_open_transactions").set(transactions.open_count() as f64);
-        counter!("sqlgate_log_lines_dropped_total").absolute(crate::telemetry::dropped_lines());
+        let now = read();
+        gauge!("sqlgate_pool_connections", "state" => "in_use").set(now.pool_in_use as f64);
+        gauge!("sqlgate_pool_connections", "state" => "idle").set(now.pool_idle as f64);
+        gauge!("sqlgate_pool_waiting").set(now.pool_waiting as f64);
+        gauge!("sqlgate_open_transactions").set(now.open_transactions as f64);
+        counter!("sqlgate_log_lines_dropped_total").absolute(now.log_lines_dropped);
         tokio::time::sleep(GAUGE_INTERVAL).await;
     }
 }

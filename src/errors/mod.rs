@@ -1,12 +1,11 @@
 //! The gateway's error type. Every layer reports failures as a [`GatewayError`];
 //! [`status`] is the one place that turns them into gRPC statuses, including
-//! the ones tonic produces itself ([`respond`] hands those to it).
+//! the ones tonic produces itself (`service::respond` hands those to it).
 use std::fmt;
 
 use crate::values::ValueError;
 
 pub mod mysql_codes;
-pub mod respond;
 pub mod status;
 
 /// Why a transaction was ended by the gateway rather than by its client.
@@ -32,6 +31,23 @@ pub enum EndReason {
     /// The connection broke while COMMIT was in flight: it may or may not
     /// have committed.
     CommitOutcomeUnknown,
+}
+
+impl EndReason {
+    /// The metric label of this end (`sqlgate_transactions_ended_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::Committed => "committed",
+            EndReason::RolledBack => "rolled_back",
+            EndReason::IdleTimeout => "expired_idle",
+            EndReason::MaxLifetime => "expired_lifetime",
+            EndReason::CallInterrupted => "aborted_interrupted",
+            EndReason::DatabaseAborted => "aborted_database",
+            EndReason::Shutdown => "aborted_shutdown",
+            EndReason::EndedByStatement => "ended_by_statement",
+            EndReason::CommitOutcomeUnknown => "commit_outcome_unknown",
+        }
+    }
 }
 
 impl fmt::Display for EndReason {
@@ -262,6 +278,7 @@ impl GatewayError {
         match self {
             GatewayError::Database(mysql_async::Error::Server(e)) => Some(e.code),
             GatewayError::InBatch { source, .. } => source.mysql_errno(),
+            GatewayError::ReadOnlyPrincipal { source, .. } => source.mysql_errno(),
             _ => None,
         }
     }

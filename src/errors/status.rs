@@ -76,7 +76,6 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         GatewayError::Value(e) if e.is_client_error() => (Code::InvalidArgument, "INVALID_VALUE"),
         GatewayError::Value(_) => (Code::Internal, "UNSUPPORTED_VALUE"),
         GatewayError::Database(mysql_async::Error::Server(server)) => {
-            crate::stats::record_database_error(server.code);
             metadata.insert("errno".into(), server.code.to_string());
             metadata.insert("sqlstate".into(), server.state.clone());
             (

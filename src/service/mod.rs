@@ -12,15 +12,19 @@ use crate::{
     database::Database,
     errors::{EndReason, GatewayError},
     statement::{self, ResultLimits, Statement, StatementRules},
-    streaming::{self, StreamSettings},
     telemetry::RpcLog,
     transactions::Transactions,
 };
 
 mod batch;
 pub mod deadline;
+mod respond;
 mod session;
+mod stream;
 
+use stream::StreamSettings;
+
+pub use respond::WithErrorInfo;
 pub use session::Session;
 
 /// Result caps of unary calls and the size of stream batches.
@@ -160,7 +164,7 @@ fn to_proto_duration(duration: std::time::Duration) -> prost_types::Duration {
 /// READ_ONLY_PRINCIPAL: the database says 1792 ("read only transaction") in
 /// a READ ONLY transaction, and 1142 ("command denied") or 1044 (access
 /// denied to a database) to the read-only account.
-pub fn for_caller(error: GatewayError, principal: &Principal) -> GatewayError {
+fn for_caller(error: GatewayError, principal: &Principal) -> GatewayError {
     let refused_write = matches!(error.mysql_errno(), Some(1792 | 1142 | 1044));
     if principal.role == Role::ReadOnly && refused_write {
         GatewayError::ReadOnlyPrincipal {
@@ -172,6 +176,15 @@ pub fn for_caller(error: GatewayError, principal: &Principal) -> GatewayError {
     }
 }
 
+/// The status a failed call answers: the error as `principal` should see it
+/// (see [`for_caller`]), counted by errno when the database reported it.
+fn status_for(error: GatewayError, principal: &Principal) -> Status {
+    if let Some(errno) = error.mysql_errno() {
+        crate::stats::record_database_error(errno);
+    }
+    Status::from(for_caller(error, principal))
+}
+
 /// Runs an RPC's work inside its span, logs how it ended, and turns its
 /// error into a gRPC status.
 async fn serve<T>(
@@ -180,17 +193,14 @@ async fn serve<T>(
     rows: impl FnOnce(&T) -> u64,
     work: impl Future<Output = Result<T, GatewayError>>,
 ) -> Result<Response<T>, Status> {
-    let result = work
-        .instrument(log.span().clone())
-        .await
-        .map_err(|error| for_caller(error, principal));
+    let result = work.instrument(log.span().clone()).await;
     match result {
         Ok(response) => {
             log.finish(rows(&response), None);
             Ok(Response::new(response))
         }
         Err(error) => {
-            let status = Status::from(error);
+            let status = status_for(error, principal);
             log.finish(0, Some(&status));
             Err(status)
         }
@@ -236,7 +246,7 @@ impl database_server::Database for DatabaseService {
         let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("ExecuteStream", &request.transaction_id);
-        let stream = streaming::start(
+        let stream = stream::start(
             self.database.clone(),
             self.transactions.clone(),
             request,

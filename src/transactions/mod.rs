@@ -398,7 +398,7 @@ impl Transactions {
     /// Removes an ended transaction from the registry and remembers why it ended.
     fn forget(&self, transaction: &Transaction, reason: EndReason) {
         transaction.ended.store(true, Ordering::SeqCst);
-        crate::stats::record_transaction_end(reason);
+        crate::stats::record_transaction_end(reason.label());
         lock(&self.inner.open).remove(&transaction.id);
         lock(&self.inner.ended).insert(&transaction.id, &transaction.owner, reason, Instant::now());
     }

@@ -18,12 +18,12 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use super::{ExecuteStreamStream, Session, deadline, status_for};
 use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
     auth::Principal,
     database::{Backend, Database},
     errors::GatewayError,
-    service::{ExecuteStreamStream, Session, deadline, for_caller},
     statement::{RowConverter, Statement, StatementRules, describe_columns, stop_reading},
     telemetry::RpcLog,
     transactions::Transactions,
@@ -95,7 +95,7 @@ pub fn start(
                         if matches!(error, GatewayError::StreamStalled(_)) {
                             crate::stats::record_stream_stalled();
                         }
-                        let status = Status::from(for_caller(error, &principal));
+                        let status = status_for(error, &principal);
                         log.finish(0, Some(&status));
                         // The connection is back already; a stalled client
                         // gets the status if it ever reads again.

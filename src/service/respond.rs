@@ -30,8 +30,8 @@ use tonic::{
     server::NamedService,
 };
 
-use super::{GatewayError, status};
-use crate::service::deadline;
+use super::deadline;
+use crate::errors::{GatewayError, status};
 
 /// The Database service (with its interceptor) wrapped; see the module docs.
 #[derive(Clone)]
