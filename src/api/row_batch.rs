@@ -14,7 +14,7 @@ use super::Row;
 const ROWS: u32 = 1;
 
 /// Field number of `Row.values`: the field an encoded row's cells are
-/// written as (see [`crate::values::cell::Cell::encode_as_field`]).
+/// written as (see `crate::values::cell::Cell::encode_as_field`).
 pub const ROW_VALUES: u32 = 1;
 
 /// Rows of an ExecuteStream result (`sqlgate.v1.RowBatch`).
@@ -33,7 +33,7 @@ pub struct RowBatch {
 
 impl RowBatch {
     /// A batch of rows already encoded as consecutive `rows` fields (see
-    /// [`crate::values::cell::Cell::encode_as_field`]).
+    /// `crate::values::cell::Cell::encode_as_field`).
     pub fn from_encoded(encoded_rows: Bytes) -> RowBatch {
         RowBatch {
             rows: Vec::new(),

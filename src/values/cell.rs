@@ -5,12 +5,133 @@
 //! Streams convert millions of cells; a `Value` per cell costs an allocation
 //! for every text cell plus the `Vec` of each row, and profiles showed that
 //! work (and freeing it) as a large share of the gateway's CPU per row.
-use mysql_async::Value as MyValue;
+//!
+//! Which case a cell takes follows only from its column's type
+//! ([`CellKind::for_column`]), never from the value.
+use mysql_async::{
+    Column, Value as MyValue,
+    consts::{ColumnFlags, ColumnType},
+};
 use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
-use super::{CellKind, ValueError, describe_cell};
+use super::ValueError;
 use crate::api::{self, value::Kind};
+
+/// Character set number of binary strings (`binary`, collation 63).
+pub(super) const BINARY_CHARSET: u16 = 63;
+
+/// How cells of one result column are converted; computed once per column
+/// from its metadata (never from the values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CellKind {
+    /// Signed integers, UNSIGNED integers narrower than BIGINT, YEAR → int64_value.
+    Int64,
+    /// BIGINT UNSIGNED → uint64_value.
+    Uint64,
+    /// DOUBLE → double_value.
+    Double,
+    /// FLOAT → float_value.
+    Float,
+    /// Text strings (non-binary character set), ENUM, SET → string_value.
+    Text,
+    /// Binary strings and BLOBs (character set 63), BIT, GEOMETRY → bytes_value.
+    Bytes,
+    /// DECIMAL → decimal_value, the server's exact text.
+    Decimal,
+    /// DATE → date_value.
+    Date,
+    /// DATETIME and TIMESTAMP → datetime_value.
+    Datetime {
+        /// Digits after the seconds' point: the column's decimals (0-6).
+        fraction_digits: u8,
+    },
+    /// TIME → time_value.
+    Time {
+        /// Digits after the seconds' point: the column's decimals (0-6).
+        fraction_digits: u8,
+    },
+    /// MySQL's JSON type → json_value.
+    Json,
+}
+
+impl CellKind {
+    /// The case that cells of this column take.
+    pub(crate) fn for_column(column: &Column) -> CellKind {
+        let flags = column.flags();
+        let unsigned = flags.contains(ColumnFlags::UNSIGNED_FLAG);
+        // Servers send 31 (MySQL) or 39 (MariaDB) for "not fixed"; 6 is the most TIME has.
+        let fraction_digits = column.decimals().min(6);
+        use ColumnType::*;
+        match column.column_type() {
+            MYSQL_TYPE_LONGLONG if unsigned => CellKind::Uint64,
+            MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_YEAR => CellKind::Int64,
+            MYSQL_TYPE_FLOAT => CellKind::Float,
+            MYSQL_TYPE_DOUBLE => CellKind::Double,
+            MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => CellKind::Decimal,
+            MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => CellKind::Date,
+            MYSQL_TYPE_DATETIME
+            | MYSQL_TYPE_DATETIME2
+            | MYSQL_TYPE_TIMESTAMP
+            | MYSQL_TYPE_TIMESTAMP2 => CellKind::Datetime { fraction_digits },
+            MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => CellKind::Time { fraction_digits },
+            MYSQL_TYPE_JSON => CellKind::Json,
+            MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY | MYSQL_TYPE_VECTOR => CellKind::Bytes,
+            MYSQL_TYPE_ENUM | MYSQL_TYPE_SET => CellKind::Text,
+            // ENUM and SET columns arrive as MYSQL_TYPE_STRING with a flag.
+            _ if flags.intersects(ColumnFlags::ENUM_FLAG | ColumnFlags::SET_FLAG) => CellKind::Text,
+            _ if column.character_set() == BINARY_CHARSET => CellKind::Bytes,
+            _ => CellKind::Text,
+        }
+    }
+
+    /// The name used in error messages.
+    fn name(self) -> &'static str {
+        match self {
+            CellKind::Int64 => "signed integer",
+            CellKind::Uint64 => "BIGINT UNSIGNED",
+            CellKind::Double => "DOUBLE",
+            CellKind::Float => "FLOAT",
+            CellKind::Text => "text",
+            CellKind::Bytes => "binary",
+            CellKind::Decimal => "DECIMAL",
+            CellKind::Date => "DATE",
+            CellKind::Datetime { .. } => "DATETIME",
+            CellKind::Time { .. } => "TIME",
+            CellKind::Json => "JSON",
+        }
+    }
+
+    fn error(self, problem: &'static str) -> ValueError {
+        ValueError::BadCell {
+            column: self.name(),
+            problem,
+        }
+    }
+}
+
+/// Converts one result cell of a column of this kind. NULL always gives null_value.
+pub(crate) fn cell_to_value(kind: CellKind, cell: MyValue) -> Result<api::Value, ValueError> {
+    Ok(convert(kind, &cell)?.to_value())
+}
+
+/// Rough encoded size of a value in bytes (tags and lengths included), for
+/// result caps and stream batches. Cheap: nothing is encoded.
+pub(crate) fn approximate_size(value: &api::Value) -> usize {
+    2 + match &value.kind {
+        None | Some(Kind::NullValue(_)) | Some(Kind::BoolValue(_)) => 1,
+        Some(Kind::Int64Value(_)) | Some(Kind::Uint64Value(_)) | Some(Kind::DoubleValue(_)) => 8,
+        Some(Kind::FloatValue(_)) => 4,
+        Some(Kind::StringValue(s))
+        | Some(Kind::DecimalValue(s))
+        | Some(Kind::DateValue(s))
+        | Some(Kind::DatetimeValue(s))
+        | Some(Kind::TimeValue(s))
+        | Some(Kind::JsonValue(s)) => s.len() + 2,
+        Some(Kind::BytesValue(b)) => b.len() + 2,
+    }
+}
 
 /// Field numbers of `sqlgate.v1.Value`'s oneof, as in the proto.
 mod field {
@@ -30,12 +151,18 @@ mod field {
 
 /// Which text case of `Value` a text cell takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextCase {
+pub(crate) enum TextCase {
+    /// string_value.
     String,
+    /// decimal_value.
     Decimal,
+    /// date_value.
     Date,
+    /// datetime_value.
     Datetime,
+    /// time_value.
     Time,
+    /// json_value.
     Json,
 }
 
@@ -65,20 +192,27 @@ impl TextCase {
 
 /// A converted cell, borrowing its text from the row.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell<'a> {
+pub(crate) enum Cell<'a> {
+    /// null_value.
     Null,
+    /// int64_value.
     Int64(i64),
+    /// uint64_value.
     Uint64(u64),
+    /// double_value.
     Double(f64),
+    /// float_value.
     Float(f32),
+    /// Text from the row, in one of the text cases.
     Text(TextCase, &'a str),
     /// Dates and times, formatted on the stack.
     Formatted(TextCase, Formatted),
+    /// bytes_value.
     Bytes(&'a [u8]),
 }
 
 /// Converts one result cell of a column of this kind. NULL always gives null.
-pub fn convert(kind: CellKind, cell: &MyValue) -> Result<Cell<'_>, ValueError> {
+pub(crate) fn convert(kind: CellKind, cell: &MyValue) -> Result<Cell<'_>, ValueError> {
     let out_of_range = || kind.error("an integer out of range");
     Ok(match (kind, cell) {
         (_, MyValue::NULL) => Cell::Null,
@@ -136,7 +270,7 @@ pub fn convert(kind: CellKind, cell: &MyValue) -> Result<Cell<'_>, ValueError> {
 
 impl Cell<'_> {
     /// The cell as a protobuf value.
-    pub fn to_value(&self) -> api::Value {
+    pub(super) fn to_value(&self) -> api::Value {
         let kind = match self {
             Cell::Null => Kind::NullValue(api::NullValue::NullValue as i32),
             Cell::Int64(v) => Kind::Int64Value(*v),
@@ -167,7 +301,7 @@ impl Cell<'_> {
 
     /// Appends this cell as field `tag` of type `Value`, exactly as prost
     /// would encode [`Cell::to_value`] (a test checks they agree).
-    pub fn encode_as_field(&self, tag: u32, buf: &mut impl BufMut) {
+    pub(crate) fn encode_as_field(&self, tag: u32, buf: &mut impl BufMut) {
         encode_key(tag, WireType::LengthDelimited, buf);
         encode_varint(self.message_len() as u64, buf);
         match self {
@@ -209,6 +343,20 @@ fn put_bytes(field: u32, bytes: &[u8], buf: &mut impl BufMut) {
     buf.put_slice(bytes);
 }
 
+/// What a cell was, for error messages (never its value).
+fn describe_cell(cell: &MyValue) -> &'static str {
+    match cell {
+        MyValue::NULL => "NULL",
+        MyValue::Bytes(_) => "bytes",
+        MyValue::Int(_) => "a signed integer",
+        MyValue::UInt(_) => "an unsigned integer",
+        MyValue::Float(_) => "a float",
+        MyValue::Double(_) => "a double",
+        MyValue::Date(..) => "a date",
+        MyValue::Time(..) => "a time",
+    }
+}
+
 /// Parses number text that some servers send for numeric expressions.
 fn parse_text<T: std::str::FromStr>(kind: CellKind, bytes: &[u8]) -> Result<T, ValueError> {
     std::str::from_utf8(bytes)
@@ -224,7 +372,7 @@ fn utf8(kind: CellKind, bytes: &[u8]) -> Result<&str, ValueError> {
 /// A date or time in text, formatted by hand on the stack: `write!` showed
 /// up in profiles of large streams, and these fixed forms need nothing from it.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Formatted {
+pub(crate) struct Formatted {
     bytes: [u8; Formatted::CAPACITY],
     len: u8,
 }
@@ -249,7 +397,7 @@ impl Formatted {
     const CAPACITY: usize = 32;
 
     /// The text (only ASCII digits and separators are ever pushed).
-    pub fn as_str(&self) -> &str {
+    fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).expect("ASCII")
     }
 
@@ -304,141 +452,5 @@ impl Formatted {
             self.push_digits(u64::from(micros / 10u32.pow(6 - digits)), digits);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-    use prost::{Message, bytes::Bytes};
-
-    use super::*;
-
-    /// Owned material for a cell, since cells borrow their text.
-    #[derive(Debug, Clone)]
-    enum Source {
-        Null,
-        Int64(i64),
-        Uint64(u64),
-        Double(f64),
-        Float(f32),
-        Text(usize, String),
-        Bytes(Vec<u8>),
-        Datetime(MyValue, u8),
-        Time(MyValue, u8),
-    }
-
-    const CASES: [TextCase; 6] = [
-        TextCase::String,
-        TextCase::Decimal,
-        TextCase::Date,
-        TextCase::Datetime,
-        TextCase::Time,
-        TextCase::Json,
-    ];
-
-    impl Source {
-        fn cell(&self) -> Cell<'_> {
-            match self {
-                Source::Null => Cell::Null,
-                Source::Int64(v) => Cell::Int64(*v),
-                Source::Uint64(v) => Cell::Uint64(*v),
-                Source::Double(v) => Cell::Double(*v),
-                Source::Float(v) => Cell::Float(*v),
-                Source::Text(case, text) => Cell::Text(CASES[*case], text),
-                Source::Bytes(bytes) => Cell::Bytes(bytes),
-                Source::Datetime(value, digits) => convert(
-                    CellKind::Datetime {
-                        fraction_digits: *digits,
-                    },
-                    value,
-                )
-                .expect("a valid datetime"),
-                Source::Time(value, digits) => convert(
-                    CellKind::Time {
-                        fraction_digits: *digits,
-                    },
-                    value,
-                )
-                .expect("a valid time"),
-            }
-        }
-    }
-
-    fn source() -> impl Strategy<Value = Source> {
-        prop_oneof![
-            Just(Source::Null),
-            any::<i64>().prop_map(Source::Int64),
-            any::<u64>().prop_map(Source::Uint64),
-            any::<f64>().prop_map(Source::Double),
-            any::<f32>().prop_map(Source::Float),
-            (0..CASES.len(), ".{0,200}").prop_map(|(case, text)| Source::Text(case, text)),
-            proptest::collection::vec(any::<u8>(), 0..300).prop_map(Source::Bytes),
-            (
-                0u16..10000,
-                1u8..13,
-                1u8..29,
-                0u8..24,
-                0u8..60,
-                0u8..60,
-                0u32..1_000_000,
-                0u8..7
-            )
-                .prop_map(|(y, mo, d, h, mi, s, us, digits)| {
-                    Source::Datetime(MyValue::Date(y, mo, d, h, mi, s, us), digits)
-                }),
-            (
-                any::<bool>(),
-                any::<u32>(),
-                0u8..24,
-                0u8..60,
-                0u8..60,
-                0u32..1_000_000,
-                0u8..7
-            )
-                .prop_map(|(negative, days, h, m, s, us, digits)| {
-                    Source::Time(MyValue::Time(negative, days, h, m, s, us), digits)
-                }),
-        ]
-    }
-
-    proptest! {
-        /// The hand encoding is byte for byte what prost makes of the value.
-        #[test]
-        fn encoding_a_cell_matches_prost(source in source(), tag in 1u32..20) {
-            let cell = source.cell();
-            let mut by_hand = Vec::new();
-            cell.encode_as_field(tag, &mut by_hand);
-            let mut by_prost = Vec::new();
-            prost::encoding::message::encode(tag, &cell.to_value(), &mut by_prost);
-            prop_assert_eq!(by_hand, by_prost);
-        }
-
-        /// A batch of rows encoded by hand decodes to the rows of values.
-        #[test]
-        fn encoded_rows_decode_as_rows(
-            rows in proptest::collection::vec(proptest::collection::vec(source(), 0..8), 0..6)
-        ) {
-            let mut encoded = Vec::new();
-            let mut expected = Vec::new();
-            for row in &rows {
-                let mut cells = Vec::new();
-                for source in row {
-                    source.cell().encode_as_field(api::ROW_VALUES, &mut cells);
-                }
-                api::RowBatch::append_encoded_row(&cells, &mut encoded);
-                expected.push(api::Row {
-                    values: row.iter().map(|source| source.cell().to_value()).collect(),
-                });
-            }
-            let wire = api::RowBatch::from_encoded(Bytes::from(encoded)).encode_to_vec();
-            let decoded = api::RowBatch::decode(wire.as_slice()).expect("decodes");
-            // NaN is not equal to itself: compare the encodings of the values.
-            prop_assert_eq!(&decoded.encode_to_vec(), &wire);
-            prop_assert_eq!(decoded.rows.len(), expected.len());
-            let mut by_prost = api::RowBatch::default();
-            by_prost.rows = expected;
-            prop_assert_eq!(&by_prost.encode_to_vec(), &wire);
-        }
     }
 }
