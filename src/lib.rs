@@ -18,20 +18,28 @@
 //! - [`stats`] — Prometheus metrics;
 //! - [`telemetry`] — logging.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
-pub mod auth;
-pub mod codec;
+pub(crate) mod auth;
+pub(crate) mod codec;
 pub mod config;
-pub mod database;
+pub(crate) mod database;
 pub mod embedded;
-pub mod errors;
-pub mod health;
+pub(crate) mod errors;
+pub(crate) mod health;
 pub mod limits;
 pub mod server;
-pub mod service;
+pub(crate) mod service;
 pub mod shutdown;
-pub mod statement;
-pub mod stats;
+pub(crate) mod statement;
+pub(crate) mod stats;
 pub mod telemetry;
-pub mod transactions;
-pub mod values;
+pub(crate) mod transactions;
+pub(crate) mod values;
+
+/// The SQL guard, public for the tests that compare it with a real server.
+pub use statement::guard;
+
+#[cfg(test)]
+mod untrusted_input;

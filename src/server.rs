@@ -305,16 +305,6 @@ impl Gateway {
         self.shutdown.notify_one();
         let _ = self.task.await;
     }
-
-    /// Waits until the gateway has stopped (after a shutdown began).
-    pub async fn wait(self) {
-        let _ = self.task.await;
-    }
-
-    /// A handle that starts a graceful shutdown, e.g. from a signal handler.
-    pub fn shutdown_trigger(&self) -> Arc<Notify> {
-        self.shutdown.clone()
-    }
 }
 
 /// The interceptor in front of the Database service: with a token file, the

@@ -66,7 +66,7 @@ pub fn dropped_lines() -> u64 {
 }
 
 /// The span and timer of one RPC.
-pub struct RpcLog {
+pub(crate) struct RpcLog {
     method: &'static str,
     span: Span,
     started: Instant,
@@ -94,11 +94,6 @@ impl RpcLog {
     /// The RPC's span, to run its work in.
     pub fn span(&self) -> &Span {
         &self.span
-    }
-
-    /// Records the transaction the RPC began.
-    pub fn record_transaction(&self, transaction_id: &str) {
-        self.span.record("transaction_id", transaction_id);
     }
 
     /// Logs the end of the RPC: its outcome, rows and duration.

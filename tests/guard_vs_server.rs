@@ -15,7 +15,7 @@ use proptest::{
     strategy::{Strategy, ValueTree},
     test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
-use sqlgate::statement::guard::{GuardContext, check_statement};
+use sqlgate::guard::{GuardContext, check_statement};
 
 /// Statements (and pieces of statements) that end a transaction or change
 /// the session, and harmless ones. `{db}` is another database.

@@ -33,7 +33,6 @@ pub struct StatementRules {
 pub struct Statement {
     sql: String,
     params: Vec<mysql_async::Value>,
-    kind: guard::StatementKind,
     may_change_identity: bool,
 }
 
@@ -65,7 +64,6 @@ impl Statement {
         Ok(Statement {
             sql: checked.sql.to_string(),
             params,
-            kind: checked.kind,
             may_change_identity: checked.may_change_identity,
         })
     }
@@ -73,11 +71,6 @@ impl Statement {
     /// The SQL text (for debug logs only).
     pub fn sql(&self) -> &str {
         &self.sql
-    }
-
-    /// What kind of statement the guard found it to be.
-    pub fn kind(&self) -> guard::StatementKind {
-        self.kind
     }
 
     /// True when the statement might change the connection's default

@@ -2,13 +2,13 @@
 //! bytes before any database is involved: decoding requests, converting
 //! parameters, checking SQL. Nothing may panic; valid forms are accepted and
 //! converted exactly; everything else is a clean error.
-use proptest::prelude::*;
-use prost::Message;
-use sqlgate::{
+use crate::{
     api::{ExecuteBatchRequest, ExecuteRequest, Value, value::Kind},
     statement::{Statement, StatementRules, guard},
     values::param_to_mysql,
 };
+use proptest::prelude::*;
+use prost::Message;
 
 const RULES: StatementRules = StatementRules {
     max_params: 4096,
