@@ -22,6 +22,23 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     ))
 }
 
+/// User + system CPU time of this process's children that have exited and
+/// been waited for (fields 16 and 17 of /proc/self/stat: cutime, cstime).
+///
+/// The difference around one waited-for child (such as `mariadb-slap`) is
+/// that child's CPU time, all its threads included.
+pub fn waited_children_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // Fields 16 (cutime) and 17 (cstime) are the 14th and 15th after the name.
+    let cutime: u64 = fields.nth(13)?.parse().ok()?;
+    let cstime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        (cutime + cstime) * 1000 / TICKS_PER_SECOND,
+    ))
+}
+
 /// The processes to watch: the benchmark itself, the gateway and (when the
 /// benchmark started it) the database server.
 #[derive(Debug, Clone, Copy)]

@@ -1,17 +1,26 @@
 //! `sqlgate-bench`: measures sqlgate against talking to MySQL directly.
 //!
 //! Sets up its data, starts a gateway process (the `sqlgate` binary next to
-//! this one) and runs each workload twice in the same run — through the
-//! gateway with the tonic client, and directly with mysql_async at the same
-//! concurrency and pool size — then prints throughput, p50/p99 latency, the
-//! gateway/direct ratio and the gateway's peak RSS. Build with `--release`.
+//! this one) and runs each workload in the same run through the gateway
+//! (tonic client) and along the direct references it is compared with, at
+//! the same concurrency: mysql_async with one connection owned by each
+//! client task (the reference: statement cache warm, no reset),
+//! `mariadb-slap` for the point select, and mysql_async through a pool that
+//! resets connections (the handicapped reference of earlier runs, kept as
+//! an extra row). It prints throughput, p50/p99 latency, the gateway's
+//! ratio to each path, the CPU time per operation of the client, the
+//! gateway and the database, and the gateway's peak RSS. Build with
+//! `--release`.
 use std::time::Duration;
 
 use clap::Parser;
 
 mod cpu;
 mod gateway_process;
+mod harness;
 mod report;
+mod slap;
+mod stream;
 mod workloads;
 
 /// Benchmark sqlgate against direct mysql_async access.
@@ -33,6 +42,13 @@ pub struct Args {
     /// Only run workloads whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// The `mariadb-slap` binary; without it, `mariadb-slap` on PATH, else
+    /// in /usr/bin.
+    #[arg(long, env = "SQLGATE_BENCH_MARIADB_SLAP")]
+    mariadb_slap: Option<std::path::PathBuf>,
+    /// Leave `mariadb-slap` out.
+    #[arg(long)]
+    no_slap: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

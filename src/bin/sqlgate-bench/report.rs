@@ -1,17 +1,46 @@
-//! Measurements and the printed table.
+//! Measurements and the printed tables.
 use std::time::Duration;
 
 use crate::cpu::CpuUse;
 
-/// What one side of one workload measured.
+/// A way of running a workload: through the gateway, or one of the direct
+/// references it is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// tonic client → `sqlgate serve` → MariaDB.
+    Gateway,
+    /// mysql_async, each client task owning one connection for the whole
+    /// workload: statement cache warm, no reset between calls. What a
+    /// program that talks to MySQL directly does; the reference.
+    DirectOwned,
+    /// `mariadb-slap`: the C client, text protocol, one connection per
+    /// client thread.
+    Slap,
+    /// mysql_async through a `Pool` with its default `reset_connection(true)`:
+    /// every call pays a COM_RESET_CONNECTION and prepares its statement
+    /// again. The handicapped reference of earlier runs, kept for comparison.
+    DirectPoolReset,
+}
+
+impl Path {
+    /// The label printed in the tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Path::Gateway => "gateway",
+            Path::DirectOwned => "direct (owned)",
+            Path::Slap => "mariadb-slap",
+            Path::DirectPoolReset => "direct (pool + reset)",
+        }
+    }
+}
+
+/// What one path of one workload measured.
 #[derive(Debug, Clone, Default)]
 pub struct Measurement {
     /// Operations (or rows, for streams) per second.
     pub throughput: f64,
-    /// Median latency of one operation.
-    pub p50: Duration,
-    /// 99th percentile latency.
-    pub p99: Duration,
+    /// Median and 99th percentile latency of one operation, when measured.
+    pub latency: Option<(Duration, Duration)>,
     /// Operations (or rows) done.
     pub operations: u64,
     /// CPU time each process spent on them.
@@ -30,94 +59,127 @@ impl Measurement {
         };
         Measurement {
             throughput: latencies.len() as f64 / elapsed.as_secs_f64(),
-            p50: at(0.5),
-            p99: at(0.99),
+            latency: Some((at(0.5), at(0.99))),
             operations: latencies.len() as u64,
             cpu: CpuUse::default(),
         }
     }
+
+    /// CPU time per operation of one process, in µs.
+    fn per_operation(&self, cpu: Option<Duration>) -> Option<f64> {
+        match cpu {
+            Some(cpu) if self.operations > 0 => {
+                Some(cpu.as_secs_f64() * 1e6 / self.operations as f64)
+            }
+            _ => None,
+        }
+    }
 }
 
-/// One row of the table.
+/// One workload: what each path measured, the gateway first.
 pub struct Row {
     /// Workload name.
     pub name: String,
     /// Unit of throughput.
     pub unit: &'static str,
-    /// Through the gateway.
-    pub gateway: Measurement,
-    /// Directly with mysql_async.
-    pub direct: Measurement,
+    /// Each path's measurement, in the order they ran.
+    pub paths: Vec<(Path, Measurement)>,
     /// The gateway's peak RSS during the workload, KiB.
     pub gateway_peak_kib: u64,
+    /// Whether the gateway path reaches the database (not so for the
+    /// health Check), so that the database's CPU time compares.
+    pub reaches_database: bool,
+}
+
+impl Row {
+    fn get(&self, path: Path) -> Option<&Measurement> {
+        self.paths.iter().find(|(p, _)| *p == path).map(|(_, m)| m)
+    }
 }
 
 fn micros(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)
 }
 
-/// CPU time per operation, in µs (or "–" when the process was not watched).
-fn per_operation(cpu: Option<Duration>, operations: u64) -> String {
-    match cpu {
-        Some(cpu) if operations > 0 => {
-            let micros = cpu.as_secs_f64() * 1e6 / operations as f64;
-            if micros < 10.0 {
-                format!("{micros:.2}")
-            } else {
-                format!("{micros:.0}")
-            }
-        }
-        _ => "–".into(),
+/// A CPU figure in µs, with more digits when it is small ("–" if unknown).
+fn cpu_micros(value: Option<f64>) -> String {
+    match value {
+        Some(micros) if micros < 10.0 => format!("{micros:.2}"),
+        Some(micros) => format!("{micros:.0}"),
+        None => "–".into(),
     }
 }
 
-/// Prints the table as Markdown, so it can go into BENCHMARKS.md as is.
+/// Prints the tables as Markdown, so they can go into BENCHMARKS.md as is.
 pub fn print(rows: &[Row], rest_kib: u64) {
     println!();
     println!(
-        "| workload | gateway | direct | ratio | gateway p50 / p99 (µs) | direct p50 / p99 (µs) | p50 diff (µs) | gateway peak RSS |"
+        "Throughput, latency and CPU time per operation (per row for streams; per \
+         transaction for transactions), µs, from /proc. \"gateway ÷ path\" is the \
+         gateway's throughput over that path's, from the same run."
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!();
+    println!(
+        "| workload | path | throughput | gateway ÷ path | p50 / p99 (µs) | CPU/op: client | gateway | MariaDB | gateway peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in rows {
-        let ratio = row.gateway.throughput / row.direct.throughput.max(f64::MIN_POSITIVE);
-        let diff = row.gateway.p50.as_secs_f64() * 1e6 - row.direct.p50.as_secs_f64() * 1e6;
-        println!(
-            "| {} | {:.0} {} | {:.0} {} | {:.2} | {} / {} | {} / {} | {:+.0} | {:.1} MiB |",
-            row.name,
-            row.gateway.throughput,
-            row.unit,
-            row.direct.throughput,
-            row.unit,
-            ratio,
-            micros(row.gateway.p50),
-            micros(row.gateway.p99),
-            micros(row.direct.p50),
-            micros(row.direct.p99),
-            diff,
-            row.gateway_peak_kib as f64 / 1024.0,
-        );
+        let gateway = row.get(Path::Gateway);
+        for (index, (path, m)) in row.paths.iter().enumerate() {
+            let ratio = match (path, gateway) {
+                (Path::Gateway, _) | (_, None) => "–".to_string(),
+                (_, Some(g)) => {
+                    format!("{:.2}", g.throughput / m.throughput.max(f64::MIN_POSITIVE))
+                }
+            };
+            let latency = m
+                .latency
+                .map(|(p50, p99)| format!("{} / {}", micros(p50), micros(p99)))
+                .unwrap_or_default();
+            let rss = if *path == Path::Gateway {
+                format!("{:.1} MiB", row.gateway_peak_kib as f64 / 1024.0)
+            } else {
+                String::new()
+            };
+            println!(
+                "| {} | {} | {:.0} {} | {} | {} | {} | {} | {} | {} |",
+                if index == 0 { row.name.as_str() } else { "" },
+                path.label(),
+                m.throughput,
+                row.unit,
+                ratio,
+                latency,
+                cpu_micros(m.per_operation(m.cpu.client)),
+                cpu_micros(m.per_operation(m.cpu.gateway)),
+                cpu_micros(m.per_operation(m.cpu.database)),
+                rss,
+            );
+        }
     }
     println!();
     println!("gateway RSS at rest: {:.1} MiB", rest_kib as f64 / 1024.0);
     println!();
-    println!(
-        "CPU time per operation (per row for streams), µs, from /proc: what each process spent"
-    );
+    println!("The database's CPU time per operation, through the gateway and direct (owned):");
     println!();
-    println!(
-        "| workload | gateway path: client | gateway | database | direct path: client | database |"
-    );
-    println!("|---|---|---|---|---|---|");
     for row in rows {
-        let (g, d) = (&row.gateway, &row.direct);
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            row.name,
-            per_operation(g.cpu.client, g.operations),
-            per_operation(g.cpu.gateway, g.operations),
-            per_operation(g.cpu.database, g.operations),
-            per_operation(d.cpu.client, d.operations),
-            per_operation(d.cpu.database, d.operations),
-        );
+        let database = |path| row.get(path).and_then(|m| m.per_operation(m.cpu.database));
+        let line = match (database(Path::Gateway), database(Path::DirectOwned)) {
+            _ if !row.reaches_database => {
+                "MariaDB CPU per op: – (the gateway's health Check does not reach the database)"
+                    .into()
+            }
+            (Some(gateway), Some(owned)) => format!(
+                "MariaDB CPU per op: gateway {} µs vs direct-owned {} µs = {}",
+                cpu_micros(Some(gateway)),
+                cpu_micros(Some(owned)),
+                if owned > 0.0 {
+                    format!("{:.1}×", gateway / owned)
+                } else {
+                    "–".into()
+                }
+            ),
+            _ => "MariaDB CPU per op: – (not measured: the database is not a local process the bench started)".into(),
+        };
+        println!("- {}: {line}", row.name);
     }
 }

@@ -1,19 +1,15 @@
-//! The workloads, each run through the gateway and directly.
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+//! The workloads, each run through the gateway and along the direct paths
+//! it is compared with (see [`Path`]).
+use std::{future::Future, sync::Arc, time::Duration};
 
-use mysql_async::{Pool, PoolConstraints, PoolOpts, prelude::Queryable};
+use mysql_async::{Conn, Pool, PoolConstraints, PoolOpts, prelude::Queryable};
 use sqlgate::{
     api::{
         BeginRequest, CommitRequest, ExecuteBatchRequest, ExecuteRequest, Statement,
-        database_client::DatabaseClient, execute_stream_response::Part, value::Kind,
+        database_client::DatabaseClient, value::Kind,
     },
     embedded::{EmbeddedDatabase, EmbeddedOptions},
 };
-use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -23,32 +19,49 @@ use crate::{
     Args,
     cpu::Processes,
     gateway_process::GatewayProcess,
-    report::{self, Measurement, Row},
+    harness::{close, owned_connections, random_id, setup, timed, two_ids},
+    report::{self, Measurement, Path, Row},
+    slap::{Slap, queries_for},
+    stream::stream_once,
 };
 
-/// Clients of the concurrent workloads, and the pool size of both sides.
-const CONCURRENCY: usize = 32;
+/// Clients of the concurrent workloads, and the pool size of the gateway
+/// and of the direct (pool + reset) path.
+pub const CONCURRENCY: usize = 32;
 /// gRPC channels (HTTP/2 connections) the concurrent clients share.
 const CHANNELS: usize = 4;
 
 const POINT_SELECT: &str = "SELECT id, v, name FROM bench_point WHERE id = ?";
 const UPDATE: &str = "UPDATE bench_point SET v = v + 1 WHERE id = ?";
-const STREAM: &str = "SELECT id, i, d, s, t, m FROM bench_big";
+
+/// The point select with its id written in, for `mariadb-slap`'s text protocol.
+fn point_select_text(id: i64) -> String {
+    format!("SELECT id, v, name FROM bench_point WHERE id = {id}")
+}
 
 /// Everything a workload needs.
-struct Bench {
-    args: Args,
-    processes: Processes,
+pub struct Bench {
+    pub args: Args,
+    pub processes: Processes,
     gateway: GatewayProcess,
     /// The HTTP/2 connections to the gateway that the clients share.
     channels: Vec<Channel>,
-    direct: Pool,
-    direct_opts: mysql_async::Opts,
+    /// The direct (pool + reset) path's pool: mysql_async's defaults.
+    pool: Pool,
+    /// How the direct paths connect.
+    pub direct_opts: mysql_async::Opts,
+    /// `mariadb-slap`, when there is one.
+    slap: Option<Arc<Slap>>,
 }
 
 /// The direct pool's size: as many connections as the gateway's pool.
 fn pool_constraints() -> PoolConstraints {
     PoolConstraints::new(CONCURRENCY, CONCURRENCY + 8).expect("min <= max")
+}
+
+/// "1 client" or "32 clients".
+fn clients_name(clients: usize) -> String {
+    format!("{clients} client{}", if clients == 1 { "" } else { "s" })
 }
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -81,10 +94,21 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let direct_opts = mysql_async::Opts::from_url(&url)?;
-    let direct = Pool::new(
+    let pool = Pool::new(
         mysql_async::OptsBuilder::from_opts(direct_opts.clone())
             .pool_opts(PoolOpts::default().with_constraints(pool_constraints())),
     );
+    let slap = if args.no_slap {
+        None
+    } else {
+        Slap::new(
+            args.mariadb_slap.clone(),
+            &direct_opts,
+            point_select_text,
+            args.point_rows,
+        )?
+        .map(Arc::new)
+    };
     let processes = Processes {
         client: std::process::id(),
         gateway: gateway.pid(),
@@ -95,237 +119,250 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         processes,
         gateway,
         channels,
-        direct,
+        pool,
         direct_opts,
+        slap,
     };
-    // Warm both sides up (connections, statement caches, page cache).
-    bench.point_select(CONCURRENCY, true).await;
-    bench.point_select(CONCURRENCY, false).await;
+    // Warm the gateway up (its connections and statement caches, and the
+    // database's buffer pool); the direct paths connect and prepare before
+    // each of their runs.
+    bench
+        .point_select(CONCURRENCY, Path::Gateway, Duration::from_secs(2))
+        .await;
     let (rest, _) = bench.gateway.memory_kib();
 
-    let mut rows = Vec::new();
-    let selected = |name: &str| {
-        bench
-            .args
-            .only
-            .as_ref()
-            .is_none_or(|only| name.contains(only.as_str()))
-    };
-    for clients in [1, CONCURRENCY] {
-        let name = format!(
-            "round trip (health Check / COM_PING), {clients} client{}",
-            if clients == 1 { "" } else { "s" }
-        );
-        if selected(&name) {
-            rows.push(
-                bench
-                    .compare(&name, "calls/s", |gateway| {
-                        bench.round_trip(clients, gateway)
-                    })
-                    .await,
-            );
-        }
-    }
-    for clients in [1, CONCURRENCY] {
-        let name = format!(
-            "point select, {clients} client{}",
-            if clients == 1 { "" } else { "s" }
-        );
-        if selected(&name) {
-            rows.push(
-                bench
-                    .compare(&name, "q/s", |gateway| bench.point_select(clients, gateway))
-                    .await,
-            );
-        }
-    }
-    let name = format!("transaction Begin + 2 UPDATE + Commit, {CONCURRENCY} clients");
-    if selected(&name) {
-        rows.push(
-            bench
-                .compare(&name, "tx/s", |gateway| bench.transaction(gateway))
-                .await,
-        );
-    }
-    let name = format!("ExecuteBatch of 2 UPDATEs, {CONCURRENCY} clients");
-    if selected(&name) {
-        rows.push(
-            bench
-                .compare(&name, "tx/s", |gateway| bench.batch(gateway))
-                .await,
-        );
-    }
-    let name = format!(
-        "stream {} rows × 6 columns, 1 client",
-        bench.args.stream_rows
-    );
-    if selected(&name) {
-        rows.push(
-            bench
-                .compare(&name, "rows/s", |gateway| bench.stream(gateway, false))
-                .await,
-        );
-    }
-    let name = "stream to a slow client (1 ms per 64 KiB batch)".to_string();
-    if selected(&name) {
-        rows.push(
-            bench
-                .compare(&name, "rows/s", |gateway| bench.stream(gateway, true))
-                .await,
-        );
-    }
+    let rows = bench.all().await;
     report::print(&rows, rest);
-    bench.direct.disconnect().await?;
+    bench.pool.disconnect().await?;
     Ok(())
 }
 
 impl Bench {
-    /// Runs one workload through the gateway, then directly.
-    async fn compare<'a, F, Fut>(&'a self, name: &str, unit: &'static str, workload: F) -> Row
+    /// Runs the selected workloads, each along its paths.
+    async fn all(&self) -> Vec<Row> {
+        use Path::*;
+        let mut rows = Vec::new();
+        let selected = |name: &str| {
+            self.args
+                .only
+                .as_ref()
+                .is_none_or(|only| name.contains(only.as_str()))
+        };
+        let duration = self.args.duration;
+        for clients in [1, CONCURRENCY] {
+            let name = format!(
+                "round trip (health Check / COM_PING), {}",
+                clients_name(clients)
+            );
+            if selected(&name) {
+                let paths = [Gateway, DirectOwned];
+                let row = self.compare(&name, "calls/s", &paths, |path, _| async move {
+                    Some(self.round_trip(clients, path).await)
+                });
+                rows.push(row.await);
+            }
+        }
+        for clients in [1, CONCURRENCY] {
+            let name = format!("point select, {}", clients_name(clients));
+            if selected(&name) {
+                let paths = [Gateway, DirectOwned, Slap, DirectPoolReset];
+                let row = self.compare(&name, "q/s", &paths, |path, owned| async move {
+                    if path == Slap {
+                        self.slap_point_select(clients, queries_for(owned, duration))
+                            .await
+                    } else {
+                        Some(self.point_select(clients, path, duration).await)
+                    }
+                });
+                rows.push(row.await);
+            }
+        }
+        let paths = [Gateway, DirectOwned, DirectPoolReset];
+        let name = format!("transaction Begin + 2 UPDATE + Commit, {CONCURRENCY} clients");
+        if selected(&name) {
+            let row = self.compare(&name, "tx/s", &paths, |path, _| async move {
+                Some(self.transaction(path, false).await)
+            });
+            rows.push(row.await);
+        }
+        let name = format!("ExecuteBatch of 2 UPDATEs, {CONCURRENCY} clients");
+        if selected(&name) {
+            let row = self.compare(&name, "tx/s", &paths, |path, _| async move {
+                Some(self.transaction(path, true).await)
+            });
+            rows.push(row.await);
+        }
+        let name = format!(
+            "stream {} rows × 6 columns, 1 client",
+            self.args.stream_rows
+        );
+        if selected(&name) {
+            let row = self.compare(&name, "rows/s", &paths, |path, _| async move {
+                Some(self.stream(path, false).await)
+            });
+            rows.push(row.await);
+        }
+        let name = "stream to a slow client (1 ms per 64 KiB batch)".to_string();
+        if selected(&name) {
+            let row = self.compare(&name, "rows/s", &paths, |path, _| async move {
+                Some(self.stream(path, true).await)
+            });
+            rows.push(row.await);
+        }
+        rows
+    }
+
+    /// Runs one workload along each of `paths` in turn (the gateway first;
+    /// `workload` gets the path and the direct (owned) path's throughput
+    /// measured so far, 0 before it ran). A path that measured nothing (no
+    /// `mariadb-slap`) is left out of the row.
+    async fn compare<'a, F, Fut>(
+        &'a self,
+        name: &str,
+        unit: &'static str,
+        paths: &[Path],
+        workload: F,
+    ) -> Row
     where
-        F: Fn(bool) -> Fut,
-        Fut: Future<Output = Measurement> + 'a,
+        F: Fn(Path, f64) -> Fut,
+        Fut: Future<Output = Option<Measurement>> + 'a,
     {
-        eprintln!("{name}: gateway...");
-        self.gateway.reset_peak();
-        let before = self.processes.snapshot();
-        let mut gateway = workload(true).await;
-        let after = self.processes.snapshot();
-        gateway.cpu = before.until(&after);
-        let (_, peak) = self.gateway.memory_kib();
-        eprintln!("{name}: direct...");
-        let mut direct = workload(false).await;
-        direct.cpu = after.until(&self.processes.snapshot());
-        Row {
+        let mut row = Row {
             name: name.to_string(),
             unit,
-            gateway,
-            direct,
-            gateway_peak_kib: peak,
+            paths: Vec::new(),
+            gateway_peak_kib: 0,
+            reaches_database: !name.starts_with("round trip"),
+        };
+        let mut owned = 0.0;
+        for &path in paths {
+            if path == Path::Slap && self.slap.is_none() {
+                continue;
+            }
+            eprintln!("{name}: {}...", path.label());
+            if path == Path::Gateway {
+                self.gateway.reset_peak();
+            }
+            let Some(mut measured) = workload(path, owned).await else {
+                continue;
+            };
+            if path == Path::Gateway {
+                row.gateway_peak_kib = self.gateway.memory_kib().1;
+            } else {
+                // The gateway is idle on the direct paths.
+                measured.cpu.gateway = None;
+            }
+            if path == Path::DirectOwned {
+                owned = measured.throughput;
+            }
+            row.paths.push((path, measured));
         }
+        row
     }
 
     fn client(&self, worker: usize) -> DatabaseClient<Channel> {
         DatabaseClient::new(self.channels[worker % self.channels.len()].clone())
     }
 
+    /// gRPC clients for `clients` loops, spread over the channels.
+    fn clients(&self, clients: usize) -> Vec<DatabaseClient<Channel>> {
+        (0..clients).map(|worker| self.client(worker)).collect()
+    }
+
     /// The cheapest call each path has: an RPC that does not touch the
-    /// database, and a COM_PING on a connection taken from a pool that does
-    /// not reset connections.
-    async fn round_trip(&self, clients: usize, through_gateway: bool) -> Measurement {
-        let channels = self.channels.clone();
-        let pool = Pool::new(
-            mysql_async::OptsBuilder::from_opts(self.direct_opts.clone()).pool_opts(
-                PoolOpts::default()
-                    .with_constraints(pool_constraints())
-                    .with_reset_connection(false),
-            ),
-        );
-        let measured = timed(clients, self.args.duration, {
-            let pool = pool.clone();
-            move |worker, _| {
-                let mut health = HealthClient::new(channels[worker % channels.len()].clone());
-                let pool = pool.clone();
-                async move {
-                    if through_gateway {
-                        let response = health
-                            .check(HealthCheckRequest::default())
-                            .await
-                            .expect("health check");
-                        assert_eq!(response.into_inner().status, ServingStatus::Serving as i32);
-                    } else {
-                        let mut conn = pool.get_conn().await.expect("connection");
-                        conn.ping().await.expect("ping");
-                    }
-                }
-            }
-        })
-        .await;
-        let _ = pool.disconnect().await;
+    /// database, and a COM_PING on a connection the client task owns.
+    async fn round_trip(&self, clients: usize, path: Path) -> Measurement {
+        let duration = self.args.duration;
+        if path == Path::Gateway {
+            let health = (0..clients)
+                .map(|worker| HealthClient::new(self.channels[worker % CHANNELS].clone()))
+                .collect();
+            let op = |_, _, mut health: HealthClient<Channel>| async move {
+                let response = health
+                    .check(HealthCheckRequest::default())
+                    .await
+                    .expect("health check");
+                assert_eq!(response.into_inner().status, ServingStatus::Serving as i32);
+                health
+            };
+            return timed(self.processes, health, duration, op).await.0;
+        }
+        let connections = owned_connections(&self.direct_opts, clients, &[]).await;
+        let op = |_, _, mut conn: Conn| async move {
+            conn.ping().await.expect("ping");
+            conn
+        };
+        let (measured, connections) = timed(self.processes, connections, duration, op).await;
+        close(connections).await;
         measured
     }
 
-    async fn point_select(&self, clients: usize, through_gateway: bool) -> Measurement {
-        let channels = self.channels.clone();
-        let pool = self.direct.clone();
+    /// Autocommit point selects by primary key, random ids.
+    async fn point_select(&self, clients: usize, path: Path, duration: Duration) -> Measurement {
         let point_rows = self.args.point_rows;
-        timed(clients, self.args.duration, move |worker, iteration| {
-            let id = random_id(point_rows, worker, iteration);
-            let mut client = DatabaseClient::new(channels[worker % channels.len()].clone());
-            let pool = pool.clone();
-            async move {
-                if through_gateway {
+        match path {
+            Path::Gateway => {
+                let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let response = client
                         .execute(ExecuteRequest {
                             sql: POINT_SELECT.into(),
-                            params: vec![int(id)],
+                            params: vec![int(random_id(point_rows, worker, iteration))],
                             ..Default::default()
                         })
                         .await
                         .expect("point select");
                     assert_eq!(response.into_inner().rows.len(), 1);
-                } else {
-                    let mut conn = pool.get_conn().await.expect("connection");
-                    let row: Option<(i64, i64, String)> = conn
-                        .exec_first(POINT_SELECT, (id,))
-                        .await
-                        .expect("point select");
-                    assert!(row.is_some());
-                }
-            }
-        })
-        .await
-    }
-
-    async fn transaction(&self, through_gateway: bool) -> Measurement {
-        let channels = self.channels.clone();
-        let pool = self.direct.clone();
-        let point_rows = self.args.point_rows;
-        timed(CONCURRENCY, self.args.duration, move |worker, iteration| {
-            let (a, b) = two_ids(point_rows, worker, iteration);
-            let mut client = DatabaseClient::new(channels[worker % channels.len()].clone());
-            let pool = pool.clone();
-            async move {
-                if through_gateway {
-                    let tx = client
-                        .begin(BeginRequest::default())
-                        .await
-                        .expect("begin")
-                        .into_inner()
-                        .transaction_id;
-                    for id in [a, b] {
-                        client
-                            .execute(ExecuteRequest {
-                                sql: UPDATE.into(),
-                                params: vec![int(id)],
-                                transaction_id: tx.clone(),
-                                ..Default::default()
-                            })
-                            .await
-                            .expect("update");
-                    }
                     client
-                        .commit(CommitRequest { transaction_id: tx })
-                        .await
-                        .expect("commit");
-                } else {
-                    direct_transaction(&pool, a, b).await;
-                }
+                };
+                timed(self.processes, self.clients(clients), duration, op)
+                    .await
+                    .0
             }
-        })
-        .await
+            Path::DirectOwned => {
+                let connections =
+                    owned_connections(&self.direct_opts, clients, &[POINT_SELECT]).await;
+                let op = move |worker, iteration, mut conn: Conn| async move {
+                    direct_point_select(&mut conn, random_id(point_rows, worker, iteration)).await;
+                    conn
+                };
+                let (measured, connections) =
+                    timed(self.processes, connections, duration, op).await;
+                close(connections).await;
+                measured
+            }
+            Path::DirectPoolReset | Path::Slap => {
+                let op = move |worker, iteration, pool: Pool| async move {
+                    let mut conn = pool.get_conn().await.expect("connection");
+                    direct_point_select(&mut conn, random_id(point_rows, worker, iteration)).await;
+                    drop(conn);
+                    pool
+                };
+                let pools = vec![self.pool.clone(); clients];
+                timed(self.processes, pools, duration, op).await.0
+            }
+        }
     }
 
-    async fn batch(&self, through_gateway: bool) -> Measurement {
-        let channels = self.channels.clone();
-        let pool = self.direct.clone();
+    /// The point select by `mariadb-slap`, `queries` of them.
+    async fn slap_point_select(&self, clients: usize, queries: u64) -> Option<Measurement> {
+        let slap = self.slap.clone()?;
+        let processes = self.processes;
+        // The child is waited for on a blocking thread: the runtime stays free.
+        tokio::task::spawn_blocking(move || slap.run(processes, clients, queries))
+            .await
+            .expect("the mariadb-slap thread panicked")
+    }
+
+    /// A transaction of two UPDATEs on `CONCURRENCY` clients: through the
+    /// gateway as Begin + 2 Execute + Commit, or as one ExecuteBatch when
+    /// `batch`; directly, the same statements on one connection either way.
+    async fn transaction(&self, path: Path, batch: bool) -> Measurement {
         let point_rows = self.args.point_rows;
-        timed(CONCURRENCY, self.args.duration, move |worker, iteration| {
-            let (a, b) = two_ids(point_rows, worker, iteration);
-            let mut client = DatabaseClient::new(channels[worker % channels.len()].clone());
-            let pool = pool.clone();
-            async move {
-                if through_gateway {
+        let duration = self.args.duration;
+        match path {
+            Path::Gateway if batch => {
+                let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
+                    let (a, b) = two_ids(point_rows, worker, iteration);
                     let statement = |id| Statement {
                         sql: UPDATE.into(),
                         params: vec![int(id)],
@@ -337,26 +374,60 @@ impl Bench {
                         })
                         .await
                         .expect("batch");
-                } else {
-                    direct_transaction(&pool, a, b).await;
-                }
+                    client
+                };
+                timed(self.processes, self.clients(CONCURRENCY), duration, op)
+                    .await
+                    .0
             }
-        })
-        .await
+            Path::Gateway => {
+                let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
+                    let (a, b) = two_ids(point_rows, worker, iteration);
+                    gateway_transaction(&mut client, a, b).await;
+                    client
+                };
+                timed(self.processes, self.clients(CONCURRENCY), duration, op)
+                    .await
+                    .0
+            }
+            Path::DirectOwned => {
+                let connections =
+                    owned_connections(&self.direct_opts, CONCURRENCY, &[UPDATE]).await;
+                let op = move |worker, iteration, mut conn: Conn| async move {
+                    let (a, b) = two_ids(point_rows, worker, iteration);
+                    direct_transaction(&mut conn, a, b).await;
+                    conn
+                };
+                let (measured, connections) =
+                    timed(self.processes, connections, duration, op).await;
+                close(connections).await;
+                measured
+            }
+            Path::DirectPoolReset | Path::Slap => {
+                let op = move |worker, iteration, pool: Pool| async move {
+                    let (a, b) = two_ids(point_rows, worker, iteration);
+                    let mut conn = pool.get_conn().await.expect("connection");
+                    direct_transaction(&mut conn, a, b).await;
+                    drop(conn);
+                    pool
+                };
+                let pools = vec![self.pool.clone(); CONCURRENCY];
+                timed(self.processes, pools, duration, op).await.0
+            }
+        }
     }
 
     /// Streams the big table once (or, slowly, for the run's duration), in
     /// a task of its own like the other workloads' clients.
-    async fn stream(&self, through_gateway: bool, slow: bool) -> Measurement {
-        let client = self.client(0);
-        let pool = self.direct.clone();
-        let (duration, expected) = (self.args.duration, self.args.stream_rows);
+    async fn stream(&self, path: Path, slow: bool) -> Measurement {
         tokio::spawn(stream_once(
-            client,
-            pool,
-            duration,
-            expected,
-            through_gateway,
+            path,
+            self.client(0),
+            self.pool.clone(),
+            self.direct_opts.clone(),
+            self.processes,
+            self.args.duration,
+            self.args.stream_rows,
             slow,
         ))
         .await
@@ -364,75 +435,39 @@ impl Bench {
     }
 }
 
-async fn stream_once(
-    mut client: DatabaseClient<Channel>,
-    pool: Pool,
-    duration: Duration,
-    expected: u64,
-    through_gateway: bool,
-    slow: bool,
-) -> Measurement {
-    let started = Instant::now();
-    let give_up = started + duration;
-    let mut rows = 0u64;
-    if through_gateway {
-        let mut stream = client
-            .execute_stream(ExecuteRequest {
-                sql: STREAM.into(),
+async fn direct_point_select(conn: &mut Conn, id: i64) {
+    let row: Option<(i64, i64, String)> = conn
+        .exec_first(POINT_SELECT, (id,))
+        .await
+        .expect("point select");
+    assert!(row.is_some());
+}
+
+async fn gateway_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i64) {
+    let tx = client
+        .begin(BeginRequest::default())
+        .await
+        .expect("begin")
+        .into_inner()
+        .transaction_id;
+    for id in [a, b] {
+        client
+            .execute(ExecuteRequest {
+                sql: UPDATE.into(),
+                params: vec![int(id)],
+                transaction_id: tx.clone(),
                 ..Default::default()
             })
             .await
-            .expect("stream")
-            .into_inner();
-        while let Some(message) = stream.next().await {
-            if let Some(Part::Rows(batch)) = message.expect("stream message").part {
-                rows += batch.rows.len() as u64;
-                if slow {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    if Instant::now() > give_up {
-                        break;
-                    }
-                }
-            }
-        }
-    } else {
-        let mut conn = pool.get_conn().await.expect("connection");
-        let mut result = conn.exec_iter(STREAM, ()).await.expect("stream");
-        let mut in_batch = 0;
-        while let Some(row) = result.next().await.expect("row") {
-            std::hint::black_box(row);
-            rows += 1;
-            in_batch += 1;
-            // About as many rows as a 64 KiB gateway batch holds.
-            if slow && in_batch == 700 {
-                in_batch = 0;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                if Instant::now() > give_up {
-                    break;
-                }
-            }
-        }
-        drop(result);
-        // A half-read result would be drained on return: close instead.
-        if slow {
-            let _ = conn.disconnect().await;
-        }
+            .expect("update");
     }
-    if !slow {
-        assert_eq!(rows, expected, "every row arrived");
-    }
-    let elapsed = started.elapsed();
-    Measurement {
-        throughput: rows as f64 / elapsed.as_secs_f64(),
-        p50: elapsed,
-        p99: elapsed,
-        operations: rows,
-        cpu: Default::default(),
-    }
+    client
+        .commit(CommitRequest { transaction_id: tx })
+        .await
+        .expect("commit");
 }
 
-async fn direct_transaction(pool: &Pool, a: i64, b: i64) {
-    let mut conn = pool.get_conn().await.expect("connection");
+async fn direct_transaction(conn: &mut Conn, a: i64, b: i64) {
     let mut tx = conn
         .start_transaction(Default::default())
         .await
@@ -446,90 +481,4 @@ fn int(v: i64) -> sqlgate::api::Value {
     sqlgate::api::Value {
         kind: Some(Kind::Int64Value(v)),
     }
-}
-
-/// Runs `op` in `clients` concurrent loops for `duration`; measures each call.
-///
-/// Each loop is its own tokio task, so the client's work spreads over the
-/// runtime's workers on both paths alike.
-async fn timed<F, Fut>(clients: usize, duration: Duration, op: F) -> Measurement
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let started = Instant::now();
-    let deadline = started + duration;
-    let op = Arc::new(op);
-    let workers: Vec<_> = (0..clients)
-        .map(|worker| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut iteration = 0;
-                while Instant::now() < deadline {
-                    let call = Instant::now();
-                    op(worker, iteration).await;
-                    latencies.push(call.elapsed());
-                    iteration += 1;
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await.expect("a workload task panicked"));
-    }
-    Measurement::from_latencies(latencies, started.elapsed())
-}
-
-/// A pseudo-random row id in `1..=point_rows`, different per worker and iteration.
-fn random_id(point_rows: u64, worker: usize, iteration: usize) -> i64 {
-    let mixed = (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (iteration as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    (mixed % point_rows) as i64 + 1
-}
-
-/// Two different rows, in ascending order so transfers never deadlock.
-fn two_ids(point_rows: u64, worker: usize, iteration: usize) -> (i64, i64) {
-    let a = random_id(point_rows, worker, iteration * 2);
-    let mut b = random_id(point_rows, worker, iteration * 2 + 1);
-    if a == b {
-        b = a % point_rows as i64 + 1;
-    }
-    (a.min(b), a.max(b))
-}
-
-/// Creates the tables if they are not there with the right number of rows.
-async fn setup(url: &str, args: &Args) -> Result<(), mysql_async::Error> {
-    let mut conn = mysql_async::Conn::from_url(url).await?;
-    let count = |table: &str| format!("SELECT COUNT(*) FROM {table}");
-    let points: Option<u64> = conn.query_first(count("bench_point")).await.unwrap_or(None);
-    if points != Some(args.point_rows) {
-        eprintln!("creating bench_point ({} rows)...", args.point_rows);
-        conn.query_drop("DROP TABLE IF EXISTS bench_point").await?;
-        conn.query_drop("CREATE TABLE bench_point (id INT PRIMARY KEY, v INT NOT NULL, name VARCHAR(64) NOT NULL) ENGINE=InnoDB").await?;
-        conn.query_drop(format!(
-            "INSERT INTO bench_point SELECT seq, seq % 1000, CONCAT('name-', seq) FROM seq_1_to_{}",
-            args.point_rows
-        ))
-        .await?;
-    }
-    let big: Option<u64> = conn.query_first(count("bench_big")).await.unwrap_or(None);
-    if big != Some(args.stream_rows) {
-        eprintln!("creating bench_big ({} rows)...", args.stream_rows);
-        conn.query_drop("DROP TABLE IF EXISTS bench_big").await?;
-        conn.query_drop(
-            "CREATE TABLE bench_big (id BIGINT PRIMARY KEY, i INT NOT NULL, d DOUBLE NOT NULL, \
-             s VARCHAR(64) NOT NULL, t DATETIME NOT NULL, m DECIMAL(12,2) NOT NULL) ENGINE=InnoDB",
-        )
-        .await?;
-        conn.query_drop(format!(
-            "INSERT INTO bench_big SELECT seq, seq % 100000, seq / 7, CONCAT('row number ', seq, ' of the big table'), \
-             '2024-01-01 00:00:00' + INTERVAL seq SECOND, seq / 100 FROM seq_1_to_{}",
-            args.stream_rows
-        ))
-        .await?;
-    }
-    conn.disconnect().await
 }
