@@ -72,7 +72,8 @@ pub enum StartError {
 pub struct Gateway {
     local_addr: SocketAddr,
     shutdown: Arc<Notify>,
-    task: JoinHandle<()>,
+    /// The shutdown sequence, waiting for its signal; taken by `shut_down`.
+    task: Option<JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -291,7 +292,7 @@ impl Gateway {
         Ok(Gateway {
             local_addr,
             shutdown,
-            task,
+            task: Some(task),
         })
     }
 
@@ -300,10 +301,21 @@ impl Gateway {
         self.local_addr
     }
 
-    /// Starts a graceful shutdown and waits until it is complete.
-    pub async fn shut_down(self) {
+    /// Starts a graceful shutdown and waits until it is complete. (Dropping
+    /// the gateway starts one too, without waiting.)
+    pub async fn shut_down(mut self) {
         self.shutdown.notify_one();
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // A gateway that goes away without `shut_down` still shuts down,
+        // in the background, as long as its runtime runs.
+        self.shutdown.notify_one();
     }
 }
 

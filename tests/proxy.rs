@@ -37,14 +37,13 @@ impl Nginx {
     /// Starts nginx proxying gRPC to `upstreams`, load-balanced by `balance`
     /// (an nginx upstream directive such as `hash $http_x_session consistent;`,
     /// or empty for round-robin).
-    async fn start(upstreams: &[SocketAddr], balance: &str) -> Option<Nginx> {
+    /// Fails the test when nginx is missing: scripts/install-test-tools
+    /// installs it, and a test that skips proves nothing.
+    async fn start(upstreams: &[SocketAddr], balance: &str) -> Nginx {
         let binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
             .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let Some(binary) = binary else {
-            eprintln!("nginx is not installed (apt-get install nginx): skipping");
-            return None;
-        };
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nginx is installed (scripts/install-test-tools installs it)");
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sqlgate-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -101,7 +100,7 @@ http {{
         // Ready when it accepts connections.
         for _ in 0..250 {
             if tokio::net::TcpStream::connect(address).await.is_ok() {
-                return Some(nginx);
+                return nginx;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -121,15 +120,6 @@ impl Drop for Nginx {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A port that was free a moment ago (nginx needs a number in its config).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A request carrying the session header that nginx hashes on.
@@ -155,9 +145,7 @@ async fn a_transaction_and_a_large_stream_through_nginx() {
     gateway
         .direct_exec("CREATE TABLE t (id INT PRIMARY KEY)")
         .await;
-    let Some(nginx) = Nginx::start(&[gateway.address], "").await else {
-        return;
-    };
+    let nginx = Nginx::start(&[gateway.address], "").await;
     let mut client = nginx.client().await;
     let tx = client
         .begin(BeginRequest::default())
@@ -216,9 +204,7 @@ async fn round_robin_splits_a_transaction_and_it_fails_clearly() {
         .direct_exec("CREATE TABLE t (id INT PRIMARY KEY)")
         .await;
     let other = second_gateway(&gateway).await;
-    let Some(nginx) = Nginx::start(&[gateway.address, other.local_addr()], "").await else {
-        return;
-    };
+    let nginx = Nginx::start(&[gateway.address, other.local_addr()], "").await;
     let mut client = nginx.client().await;
     // Begin lands on one instance; with round-robin, one of the next two
     // calls lands on the other, which has never heard of the transaction.
@@ -258,9 +244,7 @@ async fn header_affinity_keeps_a_transaction_on_one_instance() {
         .await;
     let other = second_gateway(&gateway).await;
     let balance = "hash $http_x_sqlgate_session consistent;";
-    let Some(nginx) = Nginx::start(&[gateway.address, other.local_addr()], balance).await else {
-        return;
-    };
+    let nginx = Nginx::start(&[gateway.address, other.local_addr()], balance).await;
     let mut client = nginx.client().await;
     let tx = client
         .begin(with_session(BeginRequest::default()))

@@ -46,7 +46,25 @@ fn server() -> &'static EmbeddedDatabase {
 pub async fn fresh_database() -> (String, String) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let server = server();
-    let database = format!("test_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    // Named after the test (the harness names each test's thread after it),
+    // so that a leftover or a slow query points at its test.
+    let test: String = std::thread::current()
+        .name()
+        .unwrap_or("test")
+        .rsplit("::")
+        .next()
+        .unwrap_or("test")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    let database = format!("t{}_{test}", NEXT.fetch_add(1, Ordering::SeqCst));
     let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
         .await
         .unwrap();
