@@ -109,9 +109,9 @@ impl Authenticator {
     }
 
     /// Reloads the file on every SIGHUP, for as long as the runtime runs.
-    pub fn reload_on_sighup(&self) {
+    pub(crate) fn reload_on_sighup(&self, tasks: &crate::tasks::Tasks) {
         let authenticator = self.clone();
-        tokio::spawn(async move {
+        tasks.spawn_loop(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hangups) = signal(SignalKind::hangup()) else {
                 tracing::warn!("cannot watch SIGHUP: the token file will not be reloaded");

@@ -21,7 +21,7 @@ use mysql_async::{
     prelude::Queryable,
 };
 
-use crate::errors::GatewayError;
+use crate::{errors::GatewayError, tasks::Tasks};
 
 mod privileges;
 
@@ -84,6 +84,8 @@ pub struct Backend {
     acquire_timeout: Duration,
     /// The account's default role, once known (see `default_role`).
     default_role: Arc<OnceLock<Option<String>>>,
+    /// Where connections are given back in the background.
+    tasks: Tasks,
 }
 
 impl Backend {
@@ -92,6 +94,7 @@ impl Backend {
     fn new(
         connect: &ConnectOptions,
         settings: PoolSettings,
+        tasks: Tasks,
     ) -> Result<Backend, mysql_async::Error> {
         let mut opts = Opts::from_url(&connect.url)?;
         if connect.password.is_some() {
@@ -129,6 +132,7 @@ impl Backend {
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
             default_role: Default::default(),
+            tasks,
         })
     }
 
@@ -167,13 +171,14 @@ impl Backend {
             drop(conn);
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        if tokio::runtime::Handle::try_current().is_err() {
             // No runtime (process exit): dropping closes or returns it.
             drop(conn);
             return;
-        };
+        }
         let backend = self.clone();
-        runtime.spawn(async move { backend.give_back_now(conn, how).await });
+        self.tasks
+            .spawn(async move { backend.give_back_now(conn, how).await });
     }
 
     /// Does what `give_back` decided, waiting for the database.
@@ -231,6 +236,11 @@ impl Backend {
         Ok(role)
     }
 
+    /// The background tasks that shutdown waits for.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), mysql_async::Error> {
         let mut conn = self.control.get_conn().await?;
@@ -252,6 +262,7 @@ pub struct Database {
     read_write: Backend,
     /// The read-only principals' account, if one is configured.
     read_only: Option<Backend>,
+    tasks: Tasks,
 }
 
 impl Database {
@@ -261,13 +272,20 @@ impl Database {
         read_write: &ConnectOptions,
         read_only: Option<&ConnectOptions>,
         settings: PoolSettings,
+        tasks: Tasks,
     ) -> Result<Database, mysql_async::Error> {
         Ok(Database {
-            read_write: Backend::new(read_write, settings)?,
+            read_write: Backend::new(read_write, settings, tasks.clone())?,
             read_only: read_only
-                .map(|options| Backend::new(options, settings))
+                .map(|options| Backend::new(options, settings, tasks.clone()))
                 .transpose()?,
+            tasks,
         })
+    }
+
+    /// The background tasks that shutdown waits for.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// The backend serving `account`.
@@ -303,7 +321,8 @@ impl Database {
         let accounts = std::iter::once(("read-write", self.read_write.clone()))
             .chain(self.read_only.clone().map(|b| ("read-only", b)));
         for (name, backend) in accounts {
-            tokio::spawn(privileges::warn_when_known(name, backend.control.clone()));
+            self.tasks
+                .spawn_loop(privileges::warn_when_known(name, backend.control.clone()));
         }
     }
 

@@ -16,6 +16,7 @@
 //! - [`limits`] — bounds on connections and on requests being received;
 //! - [`shutdown`] — the signals that start a graceful shutdown;
 //! - [`stats`] — Prometheus metrics;
+//! - [`tasks`] — background work that shutdown waits for;
 //! - [`telemetry`] — logging.
 
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub(crate) mod service;
 pub mod shutdown;
 pub(crate) mod statement;
 pub(crate) mod stats;
+pub(crate) mod tasks;
 pub mod telemetry;
 pub(crate) mod transactions;
 pub(crate) mod values;

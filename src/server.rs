@@ -21,11 +21,14 @@ use crate::{
     health,
     limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
     service::{CallLimits, DatabaseService, WithErrorInfo},
+    tasks::Tasks,
     transactions::{TransactionSettings, Transactions},
 };
 
 /// Time calls in flight get to finish once the server stops taking calls.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(3);
+/// Time background work (rollbacks, kills) gets to finish once the server has stopped.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time the pool gets to close once the server has stopped.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -127,13 +130,14 @@ impl Gateway {
             max: config.pool_max,
             acquire_timeout: config.acquire_timeout,
         };
-        let database = Database::new(&read_write, read_only.as_ref(), pool)
+        let tasks = Tasks::default();
+        let database = Database::new(&read_write, read_only.as_ref(), pool, tasks.clone())
             .map_err(StartError::DatabaseUrl)?;
         database.warn_about_privileges();
         let authenticator = match &config.auth_tokens_file {
             Some(path) => {
                 let authenticator = Authenticator::load(path)?;
-                authenticator.reload_on_sighup();
+                authenticator.reload_on_sighup(&tasks);
                 tracing::info!(file = %path.display(), "bearer-token authentication is on");
                 if !database.has_read_only_account() {
                     tracing::warn!(
@@ -156,6 +160,7 @@ impl Gateway {
                 max_per_principal: config.max_transactions_per_principal,
                 acquire_timeout: config.acquire_timeout,
             },
+            &tasks,
         );
         let (end_streams, streams_end) = tokio::sync::watch::channel(false);
         let service = DatabaseService::new(
@@ -176,7 +181,7 @@ impl Gateway {
         if let Some(address) = config.metrics_listen {
             crate::stats::install(address).map_err(|e| StartError::Metrics(e.to_string()))?;
             let (database, transactions) = (database.clone(), transactions.clone());
-            tokio::spawn(crate::stats::refresh_gauges(move || {
+            tasks.spawn_loop(crate::stats::refresh_gauges(move || {
                 let pool = database.pool_metrics();
                 let read = |count: &std::sync::atomic::AtomicUsize| {
                     count.load(std::sync::atomic::Ordering::Relaxed)
@@ -385,7 +390,9 @@ impl Lifecycle {
         health::set_status(&self.reporter, ServingStatus::NotServing).await;
         self.transactions.start_draining();
 
-        wait_for_transactions(&self.transactions, self.grace).await;
+        self.transactions
+            .wait_until_none_open(tokio::time::Instant::now() + self.grace)
+            .await;
         let left = self.transactions.open_count();
         if left > 0 {
             tracing::warn!(
@@ -412,6 +419,11 @@ impl Lifecycle {
                 server.abort();
             }
         }
+        // Rollbacks, kills and connections given back finish before the
+        // pool closes (it waits for every connection); the loops stop.
+        if !self.database.tasks().stop(BACKGROUND_TIMEOUT).await {
+            tracing::warn!("background work did not finish in time");
+        }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.database.disconnect())
             .await
             .is_err()
@@ -425,13 +437,5 @@ impl Lifecycle {
             }
         }
         tracing::info!("shutdown complete");
-    }
-}
-
-/// Waits until no transaction is open, or the grace period is over.
-async fn wait_for_transactions(transactions: &Transactions, grace: Duration) {
-    let deadline = tokio::time::Instant::now() + grace;
-    while transactions.open_count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -58,7 +58,10 @@ pub(super) async fn execute_batch(
         let (lease, outcome) = deadline::within(limit, work).await?;
         match outcome {
             Ok(results) => {
-                tokio::spawn(lease.commit())
+                service
+                    .database
+                    .tasks()
+                    .spawn(lease.commit())
                     .await
                     .expect("committing does not panic")?;
                 Ok(api::ExecuteBatchResponse { results })

@@ -297,7 +297,9 @@ impl database_server::Database for DatabaseService {
             };
             // Once sent, COMMIT runs to its end and its outcome is recorded,
             // even if this call is dropped (client cancel or deadline).
-            tokio::spawn(lease.commit())
+            self.database
+                .tasks()
+                .spawn(lease.commit())
                 .await
                 .expect("committing does not panic")?;
             Ok(api::CommitResponse {})

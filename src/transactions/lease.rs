@@ -118,6 +118,8 @@ impl Lease {
                 let mut guard = self.guard.take().expect("present until the lease ends");
                 *guard = TxState::Open(conn);
                 self.transaction.touch();
+                drop(guard);
+                self.transactions.note_change();
             }
         }
     }

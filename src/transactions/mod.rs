@@ -25,6 +25,7 @@ use crate::{
     auth::{Principal, Role},
     database::{Account, Backend, Database, GiveBack, stronger},
     errors::{EndReason, GatewayError},
+    tasks::Tasks,
 };
 
 mod lease;
@@ -59,6 +60,9 @@ struct Registry {
     database: Database,
     settings: TransactionSettings,
     open: Mutex<HashMap<String, Arc<Transaction>>>,
+    /// Bumped whenever a transaction begins, ends or comes back from a
+    /// call: what shutdown waits on, instead of polling.
+    changes: tokio::sync::watch::Sender<u64>,
     ended: Mutex<tombstones::Tombstones>,
     slots: Arc<Semaphore>,
     /// Open transactions per principal, reserved before a Begin awaits anything.
@@ -150,10 +154,10 @@ impl Transaction {
         match gate.clone().try_lock_owned() {
             Ok(_gate) if !roll_back_first => backend.give_back(conn, how),
             held => {
-                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                if tokio::runtime::Handle::try_current().is_err() {
                     return;
-                };
-                runtime.spawn(async move {
+                }
+                self.backend.tasks().spawn(async move {
                     let _gate = match held {
                         Ok(gate) => gate,
                         Err(_) => gate.lock_owned().await,
@@ -182,12 +186,13 @@ impl Transaction {
 
 impl Transactions {
     /// Creates the registry and starts its reaper on the current runtime.
-    pub fn new(database: Database, settings: TransactionSettings) -> Transactions {
+    pub fn new(database: Database, settings: TransactionSettings, tasks: &Tasks) -> Transactions {
         let transactions = Transactions {
             inner: Arc::new(Registry {
                 database,
                 settings,
                 open: Mutex::new(HashMap::new()),
+                changes: tokio::sync::watch::Sender::new(0),
                 ended: Mutex::new(Default::default()),
                 slots: Arc::new(Semaphore::new(settings.max_open)),
                 principals: PrincipalCounts::default(),
@@ -195,7 +200,7 @@ impl Transactions {
                 draining: Default::default(),
             }),
         };
-        tokio::spawn(reaper::run(Arc::downgrade(&transactions.inner)));
+        tasks.spawn_loop(reaper::run(Arc::downgrade(&transactions.inner)));
         transactions
     }
 
@@ -285,6 +290,7 @@ impl Transactions {
             .try_lock_owned()
             .expect("nobody else knows this transaction yet");
         lock(&registry.open).insert(transaction.id.clone(), transaction.clone());
+        self.note_change();
         registry.reaper_wakeup.notify_one();
         tracing::debug!(transaction_id = %transaction.id, "transaction begun");
         Ok(Lease::new(self.clone(), transaction, guard, conn))
@@ -346,10 +352,12 @@ impl Transactions {
     /// Rolls back every open transaction, killing statements still running
     /// on them; returns when none is left or `timeout` has passed.
     pub async fn abort_all(&self, reason: EndReason, timeout: Duration) {
-        let give_up = Instant::now() + timeout;
+        let give_up = tokio::time::Instant::now() + timeout;
+        let mut changes = self.inner.changes.subscribe();
         loop {
+            changes.mark_unchanged();
             let open: Vec<_> = lock(&self.inner.open).values().cloned().collect();
-            if open.is_empty() || Instant::now() >= give_up {
+            if open.is_empty() || tokio::time::Instant::now() >= give_up {
                 return;
             }
             for transaction in open {
@@ -360,8 +368,29 @@ impl Transactions {
                     Err(_) => transaction.kill_running_statement().await,
                 }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Until a call lets go of a transaction, or one ends.
+            let _ = tokio::time::timeout_at(give_up, changes.changed()).await;
         }
+    }
+
+    /// Waits until no transaction is open, or until `deadline`.
+    pub async fn wait_until_none_open(&self, deadline: tokio::time::Instant) {
+        let mut changes = self.inner.changes.subscribe();
+        loop {
+            changes.mark_unchanged();
+            if self.open_count() == 0 {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return,
+            }
+        }
+    }
+
+    /// Wakes whoever waits for transactions to begin, end or come back from a call.
+    fn note_change(&self) {
+        self.inner.changes.send_modify(|count| *count += 1);
     }
 
     /// An open transaction of `owner`. Another principal's transaction is
@@ -400,6 +429,7 @@ impl Transactions {
         transaction.ended.store(true, Ordering::SeqCst);
         crate::stats::record_transaction_end(reason.label());
         lock(&self.inner.open).remove(&transaction.id);
+        self.note_change();
         lock(&self.inner.ended).insert(&transaction.id, &transaction.owner, reason, Instant::now());
     }
 }
