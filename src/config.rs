@@ -8,6 +8,13 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod settings;
+
+pub use settings::{
+    CallConfig, Config, DatabaseConfig, DatabaseTarget, PoolConfig, RequestConfig, TlsFiles,
+    TransactionConfig,
+};
+
 /// sqlgate: a gRPC gateway to MySQL and MariaDB.
 #[derive(Debug, Parser)]
 #[command(name = "sqlgate", version, about)]
@@ -213,216 +220,6 @@ pub struct ServeArgs {
     pub max_transactions_per_principal: usize,
 }
 
-/// Where the gateway's database is.
-#[derive(Debug, Clone)]
-pub enum DatabaseTarget {
-    /// An existing server at this mysql_async URL.
-    Url(String),
-    /// A private server started by sqlgate with its data in this directory.
-    Embedded { data_dir: PathBuf },
-}
-
-/// The PEM files of the listener's TLS.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// Certificate chain.
-    pub cert: PathBuf,
-    /// Private key.
-    pub key: PathBuf,
-    /// CA that client certificates must chain to (mutual TLS), if any.
-    pub client_ca: Option<PathBuf>,
-}
-
-/// Validated gateway settings.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// The database to serve.
-    pub database: DatabaseTarget,
-    /// Pool size bounds.
-    pub pool_min: usize,
-    /// Pool size bounds.
-    pub pool_max: usize,
-    /// Most open transactions.
-    pub max_transactions: usize,
-    /// Longest wait for a connection or transaction slot.
-    pub acquire_timeout: Duration,
-    /// Time limit of a statement without a client deadline.
-    pub statement_timeout: Duration,
-    /// Default and largest idle timeout of a transaction.
-    pub tx_idle_timeout: Duration,
-    /// Largest lifetime of a transaction.
-    pub tx_max_lifetime: Duration,
-    /// Unary result cap in rows.
-    pub max_result_rows: u64,
-    /// Unary result cap in bytes.
-    pub max_result_bytes: u64,
-    /// Target size of one stream batch.
-    pub stream_batch_bytes: u64,
-    /// Longest a stream waits for its client to take a message.
-    pub stream_stall_timeout: Duration,
-    /// Shutdown grace period.
-    pub shutdown_grace: Duration,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// The bearer-token file, if authentication is on.
-    pub auth_tokens_file: Option<PathBuf>,
-    /// TLS on the listener, if configured.
-    pub tls: Option<TlsFiles>,
-    /// A file holding the database password.
-    pub database_password_file: Option<PathBuf>,
-    /// The read-only principals' database account, if configured.
-    pub read_only_database_url: Option<String>,
-    /// A file holding the read-only account's password.
-    pub read_only_database_password_file: Option<PathBuf>,
-    /// CA to verify the database's TLS certificate with; TLS to the database when set.
-    pub database_ssl_ca: Option<PathBuf>,
-    /// Where to serve Prometheus metrics, if anywhere.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Largest request message, bytes.
-    pub max_request_bytes: usize,
-    /// Most parameters per statement.
-    pub max_params: usize,
-    /// Most statements per batch.
-    pub max_batch_statements: usize,
-    /// Most open client connections.
-    pub max_connections: usize,
-    /// Most requests being received at once.
-    pub max_concurrent_requests: usize,
-    /// Longest a request may take to arrive once it is being received.
-    pub request_read_timeout: Duration,
-    /// Most concurrent streams per client connection.
-    pub max_streams_per_connection: u32,
-    /// Most open transactions per principal.
-    pub max_transactions_per_principal: usize,
-}
-
-impl ServeArgs {
-    /// Checks the flags against each other and produces the settings.
-    pub fn validate(self) -> Result<Config, String> {
-        if self.pool_max == 0 {
-            return Err("--pool-max must be at least 1".into());
-        }
-        if self.pool_min > self.pool_max {
-            return Err(format!(
-                "--pool-min ({}) must not exceed --pool-max ({})",
-                self.pool_min, self.pool_max
-            ));
-        }
-        if self.max_transactions >= self.pool_max {
-            return Err(format!(
-                "--max-transactions ({}) must be below --pool-max ({}) so that autocommit calls always have a connection",
-                self.max_transactions, self.pool_max
-            ));
-        }
-        for (flag, value) in [
-            ("--acquire-timeout", self.acquire_timeout),
-            ("--statement-timeout", self.statement_timeout),
-            ("--tx-idle-timeout", self.tx_idle_timeout),
-            ("--tx-max-lifetime", self.tx_max_lifetime),
-            ("--request-read-timeout", self.request_read_timeout),
-            ("--stream-stall-timeout", self.stream_stall_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(format!("{flag} must be greater than zero"));
-            }
-        }
-        if self.max_result_rows == 0 || self.max_result_bytes.as_u64() == 0 {
-            return Err(
-                "--max-result-rows and --max-result-bytes must be greater than zero".into(),
-            );
-        }
-        if self.stream_batch_bytes.as_u64() == 0 {
-            return Err("--stream-batch-bytes must be greater than zero".into());
-        }
-        if self.auth_tokens_file.is_none()
-            && self.tls_client_ca.is_none()
-            && !self.insecure_no_auth
-            && !self.listen.ip().is_loopback()
-        {
-            return Err(format!(
-                "refusing to listen on {} without authentication: give --auth-tokens-file (or --tls-client-ca), or --insecure-no-auth to accept anyone",
-                self.listen
-            ));
-        }
-        if self.max_params == 0
-            || self.max_batch_statements == 0
-            || self.max_streams_per_connection == 0
-        {
-            return Err("--max-params, --max-batch-statements and --max-streams-per-connection must be at least 1".into());
-        }
-        if self.max_connections == 0 || self.max_concurrent_requests == 0 {
-            return Err(
-                "--max-connections and --max-concurrent-requests must be at least 1".into(),
-            );
-        }
-        if self.max_transactions_per_principal == 0 {
-            return Err("--max-transactions-per-principal must be at least 1".into());
-        }
-        let max_request_bytes = usize::try_from(self.max_request_bytes.as_u64())
-            .ok()
-            .filter(|bytes| *bytes >= 1024)
-            .ok_or("--max-request-bytes must be at least 1KiB")?;
-        if let Some(url) = &self.read_only_database_url {
-            mysql_async::Opts::from_url(url)
-                .map_err(|e| format!("--read-only-database-url is not a valid MySQL URL: {e}"))?;
-        }
-        let database = match self.database_url {
-            Some(url) if url.trim().is_empty() => {
-                return Err("--database-url is empty".into());
-            }
-            Some(url) => {
-                mysql_async::Opts::from_url(&url)
-                    .map_err(|e| format!("--database-url is not a valid MySQL URL: {e}"))?;
-                DatabaseTarget::Url(url)
-            }
-            None => DatabaseTarget::Embedded {
-                data_dir: self.data_dir,
-            },
-        };
-        Ok(Config {
-            listen: self.listen,
-            database,
-            pool_min: self.pool_min,
-            pool_max: self.pool_max,
-            max_transactions: self.max_transactions,
-            acquire_timeout: self.acquire_timeout,
-            statement_timeout: self.statement_timeout,
-            tx_idle_timeout: self.tx_idle_timeout,
-            tx_max_lifetime: self.tx_max_lifetime,
-            max_result_rows: self.max_result_rows,
-            max_result_bytes: self.max_result_bytes.as_u64(),
-            stream_batch_bytes: self.stream_batch_bytes.as_u64(),
-            stream_stall_timeout: self.stream_stall_timeout,
-            shutdown_grace: self.shutdown_grace,
-            log_format: self.log_format,
-            auth_tokens_file: self.auth_tokens_file,
-            tls: match (self.tls_cert, self.tls_key) {
-                (Some(cert), Some(key)) => Some(TlsFiles {
-                    cert,
-                    key,
-                    client_ca: self.tls_client_ca,
-                }),
-                _ => None,
-            },
-            database_password_file: self.database_password_file,
-            read_only_database_url: self.read_only_database_url,
-            read_only_database_password_file: self.read_only_database_password_file,
-            database_ssl_ca: self.database_ssl_ca,
-            metrics_listen: self.metrics_listen,
-            max_request_bytes,
-            max_params: self.max_params,
-            max_batch_statements: self.max_batch_statements,
-            max_connections: self.max_connections,
-            max_concurrent_requests: self.max_concurrent_requests,
-            request_read_timeout: self.request_read_timeout,
-            max_streams_per_connection: self.max_streams_per_connection,
-            max_transactions_per_principal: self.max_transactions_per_principal,
-        })
-    }
-}
-
 impl Config {
     /// Settings for a gateway serving `database_url`, with every other value
     /// at its command-line default. Used by tests and embedders.
@@ -467,18 +264,21 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_embedded() {
         let config = parse(&[]).unwrap();
-        assert!(matches!(config.database, DatabaseTarget::Embedded { .. }));
-        assert_eq!(config.max_result_bytes, 4 * 1024 * 1024);
-        assert_eq!(config.stream_batch_bytes, 64 * 1024);
-        assert_eq!(config.tx_max_lifetime, Duration::from_secs(300));
-        assert_eq!(config.stream_stall_timeout, Duration::from_secs(30));
+        assert!(matches!(
+            config.database.target,
+            DatabaseTarget::Embedded { .. }
+        ));
+        assert_eq!(config.calls.max_result_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.calls.stream_batch_bytes, 64 * 1024);
+        assert_eq!(config.transactions.max_lifetime, Duration::from_secs(300));
+        assert_eq!(config.calls.stream_stall_timeout, Duration::from_secs(30));
     }
 
     #[test]
     fn human_durations_and_sizes() {
         let config = parse(&["--tx-idle-timeout", "1m 30s", "--max-result-bytes", "1KiB"]).unwrap();
-        assert_eq!(config.tx_idle_timeout, Duration::from_secs(90));
-        assert_eq!(config.max_result_bytes, 1024);
+        assert_eq!(config.transactions.idle_timeout, Duration::from_secs(90));
+        assert_eq!(config.calls.max_result_bytes, 1024);
     }
 
     #[test]
@@ -505,6 +305,24 @@ mod tests {
         assert!(parse(&["--stream-stall-timeout", "0s"]).is_err());
         assert!(parse(&["--max-connections", "0"]).is_err());
         assert!(parse(&["--max-concurrent-requests", "0"]).is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = parse(&[
+            "--max-params",
+            "0",
+            "--statement-timeout",
+            "0s",
+            "--database-url",
+            "postgres://x",
+        ])
+        .unwrap_err();
+        let lines: Vec<&str> = problems.lines().collect();
+        assert_eq!(lines.len(), 3, "{problems}");
+        assert!(lines.iter().any(|l| l.starts_with("--max-params")));
+        assert!(lines.iter().any(|l| l.starts_with("--statement-timeout")));
+        assert!(lines.iter().any(|l| l.starts_with("--database-url")));
     }
 
     #[test]

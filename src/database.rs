@@ -21,7 +21,7 @@ use mysql_async::{
     prelude::Queryable,
 };
 
-use crate::{errors::GatewayError, tasks::Tasks};
+use crate::{config::PoolConfig, errors::GatewayError, tasks::Tasks};
 
 mod privileges;
 
@@ -44,17 +44,6 @@ pub struct ConnectOptions {
     pub password: Option<String>,
     /// Verify the server's TLS certificate against this CA (PEM); TLS when set.
     pub ssl_ca: Option<std::path::PathBuf>,
-}
-
-/// Sizes and timers of the pools.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSettings {
-    /// Connections kept open when idle.
-    pub min: usize,
-    /// Most connections.
-    pub max: usize,
-    /// Longest wait for a connection.
-    pub acquire_timeout: Duration,
 }
 
 /// What to do with a connection when a call or a transaction lets go of it.
@@ -93,7 +82,7 @@ impl Backend {
     /// even while the database is unreachable.
     fn new(
         connect: &ConnectOptions,
-        settings: PoolSettings,
+        settings: PoolConfig,
         tasks: Tasks,
     ) -> Result<Backend, mysql_async::Error> {
         let mut opts = Opts::from_url(&connect.url)?;
@@ -271,7 +260,7 @@ impl Database {
     pub fn new(
         read_write: &ConnectOptions,
         read_only: Option<&ConnectOptions>,
-        settings: PoolSettings,
+        settings: PoolConfig,
         tasks: Tasks,
     ) -> Result<Database, mysql_async::Error> {
         Ok(Database {

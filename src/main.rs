@@ -27,8 +27,10 @@ fn main() -> ExitCode {
     let Command::Serve(args) = cli.command;
     let config = match args.validate() {
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("sqlgate: {message}");
+        Err(problems) => {
+            for problem in problems.lines() {
+                eprintln!("sqlgate: {problem}");
+            }
             return ExitCode::from(EXIT_USAGE);
         }
     };

@@ -15,14 +15,14 @@ use crate::{
     api::{self, database_server::DatabaseServer},
     auth::Authenticator,
     config::{Config, DatabaseTarget, redact_url},
-    database::{ConnectOptions, Database, PoolSettings},
+    database::{ConnectOptions, Database},
     embedded::{EmbeddedDatabase, EmbeddedOptions},
     errors::EndReason,
     health,
     limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
-    service::{CallLimits, DatabaseService, WithErrorInfo},
+    service::{DatabaseService, WithErrorInfo},
     tasks::Tasks,
-    transactions::{TransactionSettings, Transactions},
+    transactions::Transactions,
 };
 
 /// Time calls in flight get to finish once the server stops taking calls.
@@ -84,8 +84,8 @@ impl Gateway {
     /// services, and the listener. Returns once it is listening; the database
     /// may not be reachable yet (health says so).
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        let (url, read_only_url, embedded) = match &config.database {
-            DatabaseTarget::Url(url) => (url.clone(), config.read_only_database_url.clone(), None),
+        let (url, read_only_url, embedded) = match &config.database.target {
+            DatabaseTarget::Url(url) => (url.clone(), config.database.read_only_url.clone(), None),
             DatabaseTarget::Embedded { data_dir } => {
                 tracing::info!(data_dir = %data_dir.display(), "no --database-url given: starting a private database server");
                 let options = EmbeddedOptions {
@@ -104,11 +104,12 @@ impl Gateway {
         let read_write = ConnectOptions {
             url,
             password: config
-                .database_password_file
+                .database
+                .password_file
                 .as_deref()
                 .map(read_password)
                 .transpose()?,
-            ssl_ca: config.database_ssl_ca.clone(),
+            ssl_ca: config.database.ssl_ca.clone(),
         };
         let read_only = match read_only_url {
             Some(url) => {
@@ -116,22 +117,18 @@ impl Gateway {
                 Some(ConnectOptions {
                     url,
                     password: config
-                        .read_only_database_password_file
+                        .database
+                        .read_only_password_file
                         .as_deref()
                         .map(read_password)
                         .transpose()?,
-                    ssl_ca: config.database_ssl_ca.clone(),
+                    ssl_ca: config.database.ssl_ca.clone(),
                 })
             }
             None => None,
         };
-        let pool = PoolSettings {
-            min: config.pool_min,
-            max: config.pool_max,
-            acquire_timeout: config.acquire_timeout,
-        };
         let tasks = Tasks::default();
-        let database = Database::new(&read_write, read_only.as_ref(), pool, tasks.clone())
+        let database = Database::new(&read_write, read_only.as_ref(), config.pool, tasks.clone())
             .map_err(StartError::DatabaseUrl)?;
         database.warn_about_privileges();
         let authenticator = match &config.auth_tokens_file {
@@ -153,28 +150,15 @@ impl Gateway {
         };
         let transactions = Transactions::new(
             database.clone(),
-            TransactionSettings {
-                idle_timeout: config.tx_idle_timeout,
-                max_lifetime: config.tx_max_lifetime,
-                max_open: config.max_transactions,
-                max_per_principal: config.max_transactions_per_principal,
-                acquire_timeout: config.acquire_timeout,
-            },
+            config.transactions,
+            config.pool.acquire_timeout,
             &tasks,
         );
         let (end_streams, streams_end) = tokio::sync::watch::channel(false);
         let service = DatabaseService::new(
             database.clone(),
             transactions.clone(),
-            CallLimits {
-                max_result_rows: config.max_result_rows,
-                max_result_bytes: config.max_result_bytes,
-                stream_batch_bytes: config.stream_batch_bytes,
-                stream_stall_timeout: config.stream_stall_timeout,
-                statement_timeout: config.statement_timeout,
-                max_params: config.max_params,
-                max_batch_statements: config.max_batch_statements,
-            },
+            config.calls,
             streams_end,
         );
 
@@ -223,7 +207,7 @@ impl Gateway {
         })?;
         let incoming = LimitedIncoming::new(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            config.max_connections,
+            config.requests.max_connections,
         );
         tracing::info!(address = %local_addr, "listening for gRPC");
 
@@ -240,15 +224,15 @@ impl Gateway {
             // Notice clients that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .max_concurrent_streams(Some(config.max_streams_per_connection))
+            .max_concurrent_streams(Some(config.requests.max_streams_per_connection))
             // Bounds what a connection can have sent that is not read yet
             // (see `limits`).
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .layer(RequestLimitLayer::new(
-                config.max_concurrent_requests,
-                config.acquire_timeout,
-                config.request_read_timeout,
+                config.requests.max_concurrent_requests,
+                config.pool.acquire_timeout,
+                config.requests.read_timeout,
             ))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -257,8 +241,8 @@ impl Gateway {
                 // tonic's own statuses get the gateway's codes and ErrorInfo.
                 WithErrorInfo::new(
                     DatabaseServer::new(service)
-                        .max_decoding_message_size(config.max_request_bytes),
-                    config.max_request_bytes,
+                        .max_decoding_message_size(config.requests.max_request_bytes),
+                    config.requests.max_request_bytes,
                 ),
                 authenticate(
                     authenticator,

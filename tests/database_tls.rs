@@ -134,9 +134,9 @@ async fn gateway_to(server: &TlsMariaDb, ca: Option<PathBuf>) -> TestGatewayLite
     let url = format!("mysql://app:app-password@127.0.0.1:{}/app", server.port);
     let mut config = Config::for_database_url(url);
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.pool_min = 0;
-    config.acquire_timeout = Duration::from_secs(3);
-    config.database_ssl_ca = ca;
+    config.pool.min = 0;
+    config.pool.acquire_timeout = Duration::from_secs(3);
+    config.database.ssl_ca = ca;
     let gateway = Gateway::start(config).await.unwrap();
     let client = sqlgate::api::database_client::DatabaseClient::connect(format!(
         "http://{}",

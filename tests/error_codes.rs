@@ -77,7 +77,7 @@ fn framed(message: &impl prost::Message) -> Vec<u8> {
 /// calls; the gateway keeps serving.
 #[tokio::test]
 async fn oversize_requests_are_resource_exhausted() {
-    let gateway = TestGateway::start_with(|config| config.max_request_bytes = 1024).await;
+    let gateway = TestGateway::start_with(|config| config.requests.max_request_bytes = 1024).await;
     let mut client = gateway.client.clone();
     let mut big = sql("SELECT ?");
     big.params = vec![text(&"x".repeat(4096))];

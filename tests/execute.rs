@@ -71,8 +71,8 @@ async fn session_state_does_not_leak_between_calls() {
     // One connection, so that later calls land on the one that was changed;
     // each check also names the connection it ran on.
     let gateway = TestGateway::start_with(|c| {
-        c.pool_max = 1;
-        c.max_transactions = 0;
+        c.pool.max = 1;
+        c.transactions.max_open = 0;
     })
     .await;
     let mut client = gateway.client.clone();
@@ -141,8 +141,8 @@ async fn session_state_does_not_leak_between_calls() {
 #[tokio::test]
 async fn unary_results_are_capped_unless_the_client_limits_them() {
     let gateway = TestGateway::start_with(|c| {
-        c.max_result_rows = 100;
-        c.max_result_bytes = 64 * 1024;
+        c.calls.max_result_rows = 100;
+        c.calls.max_result_bytes = 64 * 1024;
     })
     .await;
     let mut client = gateway.client.clone();

@@ -219,7 +219,7 @@ async fn client_deadlines_reach_the_database() {
 #[tokio::test]
 async fn the_statement_timeout_applies_without_a_client_deadline() {
     let gateway =
-        TestGateway::start_with(|c| c.statement_timeout = Duration::from_millis(300)).await;
+        TestGateway::start_with(|c| c.calls.statement_timeout = Duration::from_millis(300)).await;
     let mut client = gateway.client.clone();
     let status = execute(&mut client, "SELECT SLEEP(33)", vec![])
         .await
@@ -255,9 +255,9 @@ async fn the_statement_timeout_applies_without_a_client_deadline() {
 #[tokio::test]
 async fn pool_exhaustion_is_bounded_and_autocommit_keeps_connections() {
     let gateway = TestGateway::start_with(|c| {
-        c.pool_max = 5;
-        c.max_transactions = 4;
-        c.acquire_timeout = Duration::from_millis(500);
+        c.pool.max = 5;
+        c.transactions.max_open = 4;
+        c.pool.acquire_timeout = Duration::from_millis(500);
     })
     .await;
     let mut client = gateway.client.clone();
@@ -295,9 +295,9 @@ async fn pool_exhaustion_is_bounded_and_autocommit_keeps_connections() {
 #[tokio::test]
 async fn waiting_for_a_pooled_connection_is_bounded() {
     let gateway = TestGateway::start_with(|c| {
-        c.pool_max = 2;
-        c.max_transactions = 1;
-        c.acquire_timeout = Duration::from_millis(300);
+        c.pool.max = 2;
+        c.transactions.max_open = 1;
+        c.pool.acquire_timeout = Duration::from_millis(300);
     })
     .await;
     let busy: Vec<_> = (0..2)

@@ -28,10 +28,10 @@ async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
 async fn a_client_that_never_reads_does_not_keep_its_connection() {
     const STALLED: usize = 4;
     let gateway = TestGateway::start_with(|c| {
-        c.pool_max = STALLED;
-        c.max_transactions = 2;
-        c.acquire_timeout = Duration::from_millis(300);
-        c.stream_stall_timeout = Duration::from_secs(2);
+        c.pool.max = STALLED;
+        c.transactions.max_open = 2;
+        c.pool.acquire_timeout = Duration::from_millis(300);
+        c.calls.stream_stall_timeout = Duration::from_secs(2);
     })
     .await;
     let sql = "SELECT seq, REPEAT('x', 1000) FROM seq_1_to_10000000";

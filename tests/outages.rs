@@ -55,7 +55,7 @@ async fn the_database_can_go_away_and_come_back() {
     let mut server = private_server("outage");
     let mut config = Config::for_database_url(server.url("sqlgate"));
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.acquire_timeout = Duration::from_secs(2);
+    config.pool.acquire_timeout = Duration::from_secs(2);
     let gateway = Gateway::start(config).await.unwrap();
     let channel = Channel::from_shared(format!("http://{}", gateway.local_addr()))
         .unwrap()

@@ -273,9 +273,9 @@ impl TestGatewayWithUrl {
     async fn start(url: &str) -> TestGatewayWithUrl {
         let mut config = sqlgate::config::Config::for_database_url(url);
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.pool_min = 0;
-        config.pool_max = 1;
-        config.max_transactions = 1;
+        config.pool.min = 0;
+        config.pool.max = 1;
+        config.transactions.max_open = 1;
         let gateway = sqlgate::server::Gateway::start(config).await.unwrap();
         let client = DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
             .await
@@ -294,9 +294,9 @@ async fn the_per_principal_limit_cannot_be_raced() {
     let file = token_file("race", &format!("{TOKEN},racer,read-write\n"));
     let gateway = TestGateway::start_with(move |config| {
         config.auth_tokens_file = Some(file);
-        config.max_transactions_per_principal = 2;
-        config.max_transactions = 40;
-        config.pool_max = 48;
+        config.transactions.max_per_principal = 2;
+        config.transactions.max_open = 40;
+        config.pool.max = 48;
     })
     .await;
     let begins = (0..30).map(|_| {
@@ -376,7 +376,7 @@ async fn read_only_principals_can_neither_write_nor_administer() {
     );
     let gateway = TestGateway::start_on(db.clone(), url, move |config| {
         config.auth_tokens_file = Some(file);
-        config.read_only_database_url = Some(reader_url);
+        config.database.read_only_url = Some(reader_url);
     })
     .await;
     gateway

@@ -135,7 +135,7 @@ fn with_session<T>(message: T) -> tonic::Request<T> {
 async fn second_gateway(gateway: &TestGateway) -> Gateway {
     let mut config = Config::for_database_url(gateway.url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.pool_min = 0;
+    config.pool.min = 0;
     Gateway::start(config).await.unwrap()
 }
 

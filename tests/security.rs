@@ -25,7 +25,7 @@ async fn secured_gateway(name: &str) -> TestGateway {
     let file = token_file(name, &tokens());
     TestGateway::start_with(move |config| {
         config.auth_tokens_file = Some(file);
-        config.max_transactions_per_principal = 3;
+        config.transactions.max_per_principal = 3;
     })
     .await
 }

@@ -58,8 +58,8 @@ async fn commit_is_visible_and_rollback_is_not() {
 #[tokio::test]
 async fn begin_reports_timers_and_unguessable_ids() {
     let gateway = TestGateway::start_with(|c| {
-        c.tx_idle_timeout = Duration::from_secs(30);
-        c.tx_max_lifetime = Duration::from_secs(300);
+        c.transactions.idle_timeout = Duration::from_secs(30);
+        c.transactions.max_lifetime = Duration::from_secs(300);
     })
     .await;
     let mut client = gateway.client.clone();
@@ -209,7 +209,8 @@ async fn idle_transactions_expire_and_release_their_locks() {
 
 #[tokio::test]
 async fn busy_transactions_still_end_at_max_lifetime() {
-    let gateway = TestGateway::start_with(|c| c.tx_max_lifetime = Duration::from_millis(500)).await;
+    let gateway =
+        TestGateway::start_with(|c| c.transactions.max_lifetime = Duration::from_millis(500)).await;
     let tx = begin(&gateway, None).await;
     // Keep it busy; within a few seconds it must be gone anyway.
     let mut outcome = Ok(());

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use crate::{
     api::{self, database_server},
     auth::{Principal, Role},
+    config::CallConfig,
     database::Database,
     errors::{EndReason, GatewayError},
     statement::{self, ResultLimits, Statement, StatementRules},
@@ -27,31 +28,12 @@ use stream::StreamSettings;
 pub use respond::WithErrorInfo;
 pub use session::Session;
 
-/// Result caps of unary calls and the size of stream batches.
-#[derive(Debug, Clone, Copy)]
-pub struct CallLimits {
-    /// --max-result-rows.
-    pub max_result_rows: u64,
-    /// --max-result-bytes.
-    pub max_result_bytes: u64,
-    /// --stream-batch-bytes.
-    pub stream_batch_bytes: u64,
-    /// --stream-stall-timeout.
-    pub stream_stall_timeout: std::time::Duration,
-    /// --statement-timeout.
-    pub statement_timeout: std::time::Duration,
-    /// --max-params.
-    pub max_params: usize,
-    /// --max-batch-statements.
-    pub max_batch_statements: usize,
-}
-
 /// The Database service.
 #[derive(Clone)]
 pub struct DatabaseService {
     database: Database,
     transactions: Transactions,
-    limits: CallLimits,
+    limits: CallConfig,
     /// Turns true when shutdown ends the streams still running.
     end_streams: tokio::sync::watch::Receiver<bool>,
 }
@@ -62,7 +44,7 @@ impl DatabaseService {
     pub fn new(
         database: Database,
         transactions: Transactions,
-        limits: CallLimits,
+        limits: CallConfig,
         end_streams: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         DatabaseService {

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use crate::{
     api::{IsolationLevel, TransactionOptions},
     auth::{Principal, Role},
+    config::TransactionConfig,
     database::{Account, Backend, Database, GiveBack, stronger},
     errors::{EndReason, GatewayError},
     tasks::Tasks,
@@ -35,7 +36,8 @@ mod tombstones;
 
 pub use lease::Lease;
 
-/// Limits and timers of transactions.
+/// Limits and timers of transactions: --max-transactions and the other
+/// transaction flags, and the wait for a slot (--acquire-timeout).
 #[derive(Debug, Clone, Copy)]
 pub struct TransactionSettings {
     /// Default idle timeout, and the largest a client may ask for.
@@ -186,7 +188,19 @@ impl Transaction {
 
 impl Transactions {
     /// Creates the registry and starts its reaper on the current runtime.
-    pub fn new(database: Database, settings: TransactionSettings, tasks: &Tasks) -> Transactions {
+    pub fn new(
+        database: Database,
+        config: TransactionConfig,
+        slot_timeout: Duration,
+        tasks: &Tasks,
+    ) -> Transactions {
+        let settings = TransactionSettings {
+            idle_timeout: config.idle_timeout,
+            max_lifetime: config.max_lifetime,
+            max_open: config.max_open,
+            max_per_principal: config.max_per_principal,
+            acquire_timeout: slot_timeout,
+        };
         let transactions = Transactions {
             inner: Arc::new(Registry {
                 database,

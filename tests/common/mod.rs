@@ -140,7 +140,7 @@ impl TestGateway {
         }
         let mut config = Config::for_database_url(url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.pool_min = 0;
+        config.pool.min = 0;
         adjust(&mut config);
         let gateway = Gateway::start(config).await.expect("the gateway starts");
         let address = gateway.local_addr();

@@ -1,0 +1,287 @@
+//! The validated settings, one part per subsystem, each handed to its owner
+//! by the server: the pool's to the database, the transactions' to the
+//! registry, the calls' to the service, and so on.
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use super::{LogFormat, ServeArgs};
+
+/// Where the gateway's database is.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    /// An existing server at this mysql_async URL.
+    Url(String),
+    /// A private server started by sqlgate with its data in this directory.
+    Embedded { data_dir: PathBuf },
+}
+
+/// The database and the accounts the gateway uses on it.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// The server (--database-url, or a private one).
+    pub target: DatabaseTarget,
+    /// The main account's password, from --database-password-file.
+    pub password_file: Option<PathBuf>,
+    /// The read-only principals' account (--read-only-database-url).
+    pub read_only_url: Option<String>,
+    /// Its password (--read-only-database-password-file).
+    pub read_only_password_file: Option<PathBuf>,
+    /// CA to verify the database's TLS certificate with; TLS when set.
+    pub ssl_ca: Option<PathBuf>,
+}
+
+/// The connection pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    /// Connections kept open when idle (--pool-min).
+    pub min: usize,
+    /// Most connections (--pool-max).
+    pub max: usize,
+    /// Longest wait for a connection or a transaction slot (--acquire-timeout).
+    pub acquire_timeout: Duration,
+}
+
+/// Transactions.
+#[derive(Debug, Clone, Copy)]
+pub struct TransactionConfig {
+    /// Most open at once (--max-transactions).
+    pub max_open: usize,
+    /// Most open at once for one principal (--max-transactions-per-principal).
+    pub max_per_principal: usize,
+    /// Default and largest idle timeout (--tx-idle-timeout).
+    pub idle_timeout: Duration,
+    /// Longest lifetime (--tx-max-lifetime).
+    pub max_lifetime: Duration,
+}
+
+/// What one call may do and return.
+#[derive(Debug, Clone, Copy)]
+pub struct CallConfig {
+    /// Time limit of a statement without a client deadline (--statement-timeout).
+    pub statement_timeout: Duration,
+    /// Unary result cap in rows (--max-result-rows).
+    pub max_result_rows: u64,
+    /// Unary result cap in bytes (--max-result-bytes).
+    pub max_result_bytes: u64,
+    /// Target size of one stream batch (--stream-batch-bytes).
+    pub stream_batch_bytes: u64,
+    /// Longest a stream waits for its client to take a batch (--stream-stall-timeout).
+    pub stream_stall_timeout: Duration,
+    /// Most parameters per statement (--max-params).
+    pub max_params: usize,
+    /// Most statements per batch (--max-batch-statements).
+    pub max_batch_statements: usize,
+}
+
+/// What clients' connections and requests may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestConfig {
+    /// Largest request message, bytes (--max-request-bytes).
+    pub max_request_bytes: usize,
+    /// Most concurrent streams per client connection (--max-streams-per-connection).
+    pub max_streams_per_connection: u32,
+    /// Most client connections (--max-connections).
+    pub max_connections: usize,
+    /// Most requests being received at once (--max-concurrent-requests).
+    pub max_concurrent_requests: usize,
+    /// Longest a request may take to arrive (--request-read-timeout).
+    pub read_timeout: Duration,
+}
+
+/// The PEM files of the listener's TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// CA that client certificates must chain to (mutual TLS), if any.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Validated gateway settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The database and its accounts.
+    pub database: DatabaseConfig,
+    /// The connection pool.
+    pub pool: PoolConfig,
+    /// Transactions.
+    pub transactions: TransactionConfig,
+    /// Calls.
+    pub calls: CallConfig,
+    /// Clients' connections and requests.
+    pub requests: RequestConfig,
+    /// The bearer-token file, if authentication is on.
+    pub auth_tokens_file: Option<PathBuf>,
+    /// TLS on the listener, if configured.
+    pub tls: Option<TlsFiles>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeArgs {
+    /// Checks the flags against each other and produces the settings. Every
+    /// problem is reported, one line each, not just the first.
+    pub fn validate(self) -> Result<Config, String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, problem: String| {
+            if !ok {
+                problems.push(problem);
+            }
+        };
+        check(self.pool_max > 0, "--pool-max must be at least 1".into());
+        check(
+            self.pool_min <= self.pool_max,
+            format!(
+                "--pool-min ({}) must not exceed --pool-max ({})",
+                self.pool_min, self.pool_max
+            ),
+        );
+        check(
+            self.pool_max == 0 || self.max_transactions < self.pool_max,
+            format!(
+                "--max-transactions ({}) must be below --pool-max ({}) so that autocommit calls always have a connection",
+                self.max_transactions, self.pool_max
+            ),
+        );
+        for (flag, value) in [
+            ("--acquire-timeout", self.acquire_timeout),
+            ("--statement-timeout", self.statement_timeout),
+            ("--tx-idle-timeout", self.tx_idle_timeout),
+            ("--tx-max-lifetime", self.tx_max_lifetime),
+            ("--request-read-timeout", self.request_read_timeout),
+            ("--stream-stall-timeout", self.stream_stall_timeout),
+        ] {
+            check(
+                !value.is_zero(),
+                format!("{flag} must be greater than zero"),
+            );
+        }
+        for (flag, value) in [
+            ("--max-result-rows", self.max_result_rows),
+            ("--max-result-bytes", self.max_result_bytes.as_u64()),
+            ("--stream-batch-bytes", self.stream_batch_bytes.as_u64()),
+            ("--max-params", self.max_params as u64),
+            ("--max-batch-statements", self.max_batch_statements as u64),
+            (
+                "--max-streams-per-connection",
+                u64::from(self.max_streams_per_connection),
+            ),
+            ("--max-connections", self.max_connections as u64),
+            (
+                "--max-concurrent-requests",
+                self.max_concurrent_requests as u64,
+            ),
+            (
+                "--max-transactions-per-principal",
+                self.max_transactions_per_principal as u64,
+            ),
+        ] {
+            check(value > 0, format!("{flag} must be at least 1"));
+        }
+        check(
+            self.auth_tokens_file.is_some()
+                || self.tls_client_ca.is_some()
+                || self.insecure_no_auth
+                || self.listen.ip().is_loopback(),
+            format!(
+                "refusing to listen on {} without authentication: give --auth-tokens-file (or --tls-client-ca), or --insecure-no-auth to accept anyone",
+                self.listen
+            ),
+        );
+        let max_request_bytes = usize::try_from(self.max_request_bytes.as_u64())
+            .ok()
+            .filter(|bytes| *bytes >= 1024);
+        check(
+            max_request_bytes.is_some(),
+            "--max-request-bytes must be at least 1KiB".into(),
+        );
+        if let Some(url) = &self.read_only_database_url
+            && let Err(e) = mysql_async::Opts::from_url(url)
+        {
+            check(
+                false,
+                format!("--read-only-database-url is not a valid MySQL URL: {e}"),
+            );
+        }
+        let target = match self.database_url {
+            Some(url) if url.trim().is_empty() => {
+                check(false, "--database-url is empty".into());
+                None
+            }
+            Some(url) => match mysql_async::Opts::from_url(&url) {
+                Ok(_) => Some(DatabaseTarget::Url(url)),
+                Err(e) => {
+                    check(
+                        false,
+                        format!("--database-url is not a valid MySQL URL: {e}"),
+                    );
+                    None
+                }
+            },
+            None => Some(DatabaseTarget::Embedded {
+                data_dir: self.data_dir,
+            }),
+        };
+        let (Some(target), Some(max_request_bytes), true) =
+            (target, max_request_bytes, problems.is_empty())
+        else {
+            return Err(problems.join("\n"));
+        };
+        Ok(Config {
+            listen: self.listen,
+            database: DatabaseConfig {
+                target,
+                password_file: self.database_password_file,
+                read_only_url: self.read_only_database_url,
+                read_only_password_file: self.read_only_database_password_file,
+                ssl_ca: self.database_ssl_ca,
+            },
+            pool: PoolConfig {
+                min: self.pool_min,
+                max: self.pool_max,
+                acquire_timeout: self.acquire_timeout,
+            },
+            transactions: TransactionConfig {
+                max_open: self.max_transactions,
+                max_per_principal: self.max_transactions_per_principal,
+                idle_timeout: self.tx_idle_timeout,
+                max_lifetime: self.tx_max_lifetime,
+            },
+            calls: CallConfig {
+                statement_timeout: self.statement_timeout,
+                max_result_rows: self.max_result_rows,
+                max_result_bytes: self.max_result_bytes.as_u64(),
+                stream_batch_bytes: self.stream_batch_bytes.as_u64(),
+                stream_stall_timeout: self.stream_stall_timeout,
+                max_params: self.max_params,
+                max_batch_statements: self.max_batch_statements,
+            },
+            requests: RequestConfig {
+                max_request_bytes,
+                max_streams_per_connection: self.max_streams_per_connection,
+                max_connections: self.max_connections,
+                max_concurrent_requests: self.max_concurrent_requests,
+                read_timeout: self.request_read_timeout,
+            },
+            auth_tokens_file: self.auth_tokens_file,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca,
+                }),
+                _ => None,
+            },
+            log_format: self.log_format,
+            metrics_listen: self.metrics_listen,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
