@@ -29,11 +29,13 @@ use crate::{
     tasks::Tasks,
 };
 
+mod id;
 mod lease;
 mod principals;
 mod reaper;
 mod tombstones;
 
+pub use id::TransactionId;
 pub use lease::Lease;
 
 /// Limits and timers of transactions: --max-transactions and the other
@@ -61,7 +63,7 @@ pub struct Transactions {
 struct Registry {
     database: Database,
     settings: TransactionSettings,
-    open: Mutex<HashMap<String, Arc<Transaction>>>,
+    open: Mutex<HashMap<TransactionId, Arc<Transaction>>>,
     /// Bumped whenever a transaction begins, ends or comes back from a
     /// call: what shutdown waits on, instead of polling.
     changes: tokio::sync::watch::Sender<u64>,
@@ -76,7 +78,7 @@ struct Registry {
 
 /// One open transaction.
 pub struct Transaction {
-    id: String,
+    id: TransactionId,
     /// The principal that began it: nobody else can use it.
     owner: Arc<str>,
     idle_timeout: Duration,
@@ -110,7 +112,7 @@ enum TxState {
 
 impl Transaction {
     /// The transaction's id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &TransactionId {
         &self.id
     }
 
@@ -281,7 +283,7 @@ impl Transactions {
         }
         let now = Instant::now();
         let transaction = Arc::new(Transaction {
-            id: new_transaction_id(),
+            id: TransactionId::new_random(),
             owner: principal.name.clone(),
             idle_timeout,
             expires_at: now + settings.max_lifetime,
@@ -410,12 +412,16 @@ impl Transactions {
     /// An open transaction of `owner`. Another principal's transaction is
     /// "not found", exactly as if the id did not exist.
     fn find(&self, id: &str, owner: &str) -> Result<Arc<Transaction>, GatewayError> {
-        if let Some(transaction) = lock(&self.inner.open).get(id)
+        // A malformed id names nothing: "not found", like an unknown one.
+        let Some(id) = TransactionId::parse(id) else {
+            return Err(GatewayError::TransactionNotFound(None));
+        };
+        if let Some(transaction) = lock(&self.inner.open).get(&id)
             && &*transaction.owner == owner
         {
             return Ok(transaction.clone());
         }
-        let ended = lock(&self.inner.ended).get(id, owner);
+        let ended = lock(&self.inner.ended).get(id.as_str(), owner);
         Err(match ended {
             Some(reason) => ended_error(reason),
             None => GatewayError::TransactionNotFound(None),
@@ -444,7 +450,12 @@ impl Transactions {
         crate::stats::record_transaction_end(reason.label());
         lock(&self.inner.open).remove(&transaction.id);
         self.note_change();
-        lock(&self.inner.ended).insert(&transaction.id, &transaction.owner, reason, Instant::now());
+        lock(&self.inner.ended).insert(
+            transaction.id.as_str(),
+            &transaction.owner,
+            reason,
+            Instant::now(),
+        );
     }
 }
 
@@ -511,13 +522,6 @@ fn requested_idle_timeout(
     Ok(requested.min(server_max))
 }
 
-/// A new transaction id: 128 random bits as 32 hex digits.
-fn new_transaction_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Locks a std mutex, ignoring poisoning: the maps stay consistent because no
 /// code path panics while holding them.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -529,15 +533,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_128_bit_hex_and_differ() {
-        let a = new_transaction_id();
-        let b = new_transaction_id();
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn idle_timeout_is_capped_and_validated() {
