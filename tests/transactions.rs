@@ -482,3 +482,87 @@ async fn isolation_levels_behave_as_documented() {
         commit(&gateway, &tx).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn execute_can_commit_its_transaction() {
+    use tokio_stream::StreamExt;
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let mut client = gateway.client.clone();
+    let committing = |sql: &str, transaction_id: &str, begin: bool| ExecuteRequest {
+        sql: sql.into(),
+        transaction_id: transaction_id.into(),
+        begin: begin.then(TransactionOptions::default),
+        commit: true,
+        ..Default::default()
+    };
+    // A one-call transaction: begin, statement, commit.
+    let response = client
+        .execute(committing("UPDATE t SET v = 7 WHERE id = 1", "", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.rows_affected, 1);
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
+        Some(7)
+    );
+    let tx = response.transaction_id;
+    assert!(!tx.is_empty());
+    let after = execute_in(&gateway, &tx, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), Code::NotFound);
+    commit(&gateway, &tx).await.expect("it committed");
+    // The last statement of an open transaction commits it.
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "UPDATE t SET v = 8 WHERE id = 2", vec![])
+        .await
+        .unwrap();
+    client
+        .execute(committing(
+            "UPDATE t SET v = v + 1 WHERE id = 2",
+            &tx,
+            false,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 2").await,
+        Some(9)
+    );
+    // A failing statement commits nothing.
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "UPDATE t SET v = 100 WHERE id = 2", vec![])
+        .await
+        .unwrap();
+    let duplicate = client
+        .execute(committing("INSERT INTO t VALUES (1, 0)", &tx, false))
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.code(), Code::AlreadyExists);
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 2").await,
+        Some(9)
+    );
+    assert!(rollback(&gateway, &tx).await, "the transaction stayed open");
+    let begun = client
+        .execute(committing("INSERT INTO t VALUES (1, 0)", "", true))
+        .await
+        .unwrap_err();
+    assert_eq!(begun.code(), Code::AlreadyExists);
+    // Without a transaction, or on a stream, it is refused.
+    let alone = client
+        .execute(committing("UPDATE t SET v = 0", "", false))
+        .await
+        .unwrap_err();
+    assert_eq!(alone.code(), Code::InvalidArgument);
+    let mut stream = client
+        .execute_stream(committing("SELECT * FROM t", "", true))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(gateway.direct_i64("SELECT SUM(v) FROM t").await, Some(16));
+}

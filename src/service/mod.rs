@@ -86,6 +86,11 @@ impl DatabaseService {
         principal: &Principal,
     ) -> Result<api::ExecuteResponse, GatewayError> {
         let in_transaction = !request.transaction_id.is_empty() || request.begin.is_some();
+        if request.commit && !in_transaction {
+            return Err(GatewayError::InvalidRequest(
+                "commit needs a transaction: set transaction_id or begin (an autocommit call commits by itself)".into(),
+            ));
+        }
         let rules = self.rules(principal, in_transaction);
         let statement = Statement::new(&request.sql, &request.params, &rules)?;
         tracing::debug!(sql = statement.sql(), "execute");
@@ -106,7 +111,11 @@ impl DatabaseService {
             .check(statement.may_change_identity(), outcome)
             .await;
         let transaction_id = session.begun_transaction_id().unwrap_or_default();
-        session.close(&outcome).await;
+        if request.commit && outcome.is_ok() {
+            session.commit(self.database.tasks()).await?;
+        } else {
+            session.close(&outcome).await;
+        }
         let result = outcome?;
         Ok(api::ExecuteResponse {
             columns: result.columns,

@@ -7,6 +7,7 @@ use crate::{
     auth::{Principal, Role},
     database::{Account, Backend, Database, GiveBack, PooledConn},
     errors::GatewayError,
+    tasks::Tasks,
     transactions::{Lease, Transactions},
 };
 
@@ -122,6 +123,25 @@ impl Session {
                     lease.transaction().note_identity_in_doubt();
                 }
                 lease.check_still_open(outcome).await
+            }
+        }
+    }
+
+    /// Commits the session's transaction after its statement succeeded
+    /// (`ExecuteRequest.commit`). The COMMIT runs in a task of its own, so
+    /// that its outcome is recorded even if this call is dropped meanwhile.
+    pub async fn commit(self, tasks: &Tasks) -> Result<(), GatewayError> {
+        match self {
+            Session::Transaction { lease, .. } => tasks
+                .spawn(lease.commit())
+                .await
+                .expect("committing does not panic"),
+            Session::Autocommit(pooled) => {
+                // Checked before anything ran: commit needs a transaction.
+                pooled.release();
+                Err(GatewayError::InvalidRequest(
+                    "commit needs a transaction".into(),
+                ))
             }
         }
     }

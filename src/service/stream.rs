@@ -137,6 +137,11 @@ async fn stream_result(
     settings: StreamSettings,
     sender: &Sender,
 ) -> Result<u64, GatewayError> {
+    if request.commit {
+        return Err(GatewayError::InvalidRequest(
+            "commit applies to Execute only: after an ExecuteStream, call Commit".into(),
+        ));
+    }
     let statement = Statement::new(&request.sql, &request.params, &settings.rules)?;
     tracing::debug!(sql = statement.sql(), "execute stream");
     let open = Session::open(
