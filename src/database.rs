@@ -57,6 +57,31 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+/// The setup commands of every pooled connection: they turn on the server's
+/// session state tracking, so that a reply's OK packets carry
+/// `SERVER_SESSION_STATE_CHANGED` when a statement changed the session, which
+/// the patched driver keeps as `Conn::session_state_changed` (see
+/// vendor/README.md). The driver runs them after connecting and after every
+/// COM_RESET_CONNECTION (which turns tracking off again), then clears the bit.
+///
+/// One statement, one round trip. All three variables exist in MariaDB
+/// ≥ 10.3.1 and MySQL ≥ 5.7.6 (both accept `'*'` and `CHARACTERISTICS`);
+/// on an older server the statement fails and no connection can be opened.
+/// - `session_track_state_change`: any change of session state (user
+///   variables, temporary tables, prepared statements, …);
+/// - `session_track_system_variables = '*'`: any session variable, including
+///   those a procedure sets;
+/// - `session_track_transaction_info = 'CHARACTERISTICS'`: `START
+///   TRANSACTION`, `SET TRANSACTION` and table locks.
+pub fn session_tracking_setup() -> Vec<String> {
+    vec![
+        "SET SESSION session_track_state_change = ON, \
+         session_track_system_variables = '*', \
+         session_track_transaction_info = 'CHARACTERISTICS'"
+            .to_string(),
+    ]
+}
+
 /// What to do with a connection when a call or a transaction lets go of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GiveBack {
@@ -123,7 +148,9 @@ impl Backend {
             // Reset every connection before another client gets it: nothing a
             // client sets (variables, temporary tables) leaks to the next one.
             .with_reset_connection(true);
-        let main = OptsBuilder::from_opts(opts.clone()).pool_opts(pool_opts);
+        let main = OptsBuilder::from_opts(opts.clone())
+            .pool_opts(pool_opts)
+            .setup(session_tracking_setup());
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
         );
