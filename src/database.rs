@@ -57,6 +57,25 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+impl PoolSettings {
+    /// Whether an autocommit call's connection may skip COM_RESET_CONNECTION
+    /// when it provably left the session as it found it ([`GiveBack::Reuse`]):
+    /// a plain read by the guard, completed and fully read, with the
+    /// server's session tracking reporting no change. When off, connections
+    /// do not turn session tracking on either.
+    ///
+    /// Always [`DEFAULT_SESSION_REUSE`] for now: the setting becomes a field
+    /// (set from `--session-reuse reads|off`) once config.rs and server.rs
+    /// pass it.
+    pub fn session_reuse(&self) -> bool {
+        DEFAULT_SESSION_REUSE
+    }
+}
+
+/// Whether plain reads reuse their connection without a reset, by default
+/// (see [`PoolSettings::session_reuse`]); proven by tests/session_reuse.rs.
+pub const DEFAULT_SESSION_REUSE: bool = true;
+
 /// The setup commands of every pooled connection: they turn on the server's
 /// session state tracking, so that a reply's OK packets carry
 /// `SERVER_SESSION_STATE_CHANGED` when a statement changed the session, which
@@ -85,6 +104,10 @@ pub fn session_tracking_setup() -> Vec<String> {
 /// What to do with a connection when a call or a transaction lets go of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GiveBack {
+    /// Its session provably is as the pool's reset would leave it (see
+    /// `Session::check`): back to the pool without a reset, so that its
+    /// statement cache is kept.
+    Reuse,
     /// Its last command finished: back to the pool, which resets it
     /// (COM_RESET_CONNECTION) before the next user.
     Clean,
@@ -107,6 +130,8 @@ pub struct Backend {
     /// even when every pooled connection is busy.
     control: Pool,
     acquire_timeout: Duration,
+    /// Plain reads may give their connection back without a reset.
+    session_reuse: bool,
     /// The account's default role, once known (see `default_role`).
     default_role: Arc<OnceLock<Option<String>>>,
     /// Where connections are given back in the background.
@@ -148,9 +173,15 @@ impl Backend {
             // Reset every connection before another client gets it: nothing a
             // client sets (variables, temporary tables) leaks to the next one.
             .with_reset_connection(true);
+        let session_reuse = settings.session_reuse();
+        let setup = if session_reuse {
+            session_tracking_setup()
+        } else {
+            Vec::new()
+        };
         let main = OptsBuilder::from_opts(opts.clone())
             .pool_opts(pool_opts)
-            .setup(session_tracking_setup());
+            .setup(setup);
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
         );
@@ -158,6 +189,7 @@ impl Backend {
             pool: Pool::new(main),
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
+            session_reuse,
             default_role: Default::default(),
             tasks,
         })
@@ -192,7 +224,14 @@ impl Backend {
 
     /// Lets go of a connection as `how` says. Never blocks: anything that
     /// needs the database runs in a task of its own.
-    pub fn give_back(&self, conn: Conn, how: GiveBack) {
+    pub fn give_back(&self, mut conn: Conn, how: GiveBack) {
+        if how == GiveBack::Reuse {
+            // For this connection only: every checkout sets the pool's
+            // default (reset) again.
+            conn.reset_connection(false);
+            drop(conn);
+            return;
+        }
         if how == GiveBack::Clean {
             // The pool resets it in the background.
             drop(conn);
@@ -211,6 +250,10 @@ impl Backend {
     /// Does what `give_back` decided, waiting for the database.
     pub(crate) async fn give_back_now(&self, mut conn: Conn, how: GiveBack) {
         match how {
+            GiveBack::Reuse => {
+                conn.reset_connection(false);
+                drop(conn);
+            }
             GiveBack::Clean => drop(conn),
             GiveBack::Running => {
                 self.kill_query(conn.id()).await;
@@ -400,6 +443,19 @@ impl PooledConn {
         self.after = stronger(self.after, how);
     }
 
+    /// True when plain reads may skip the reset on this backend.
+    pub fn session_reuse(&self) -> bool {
+        self.backend.session_reuse
+    }
+
+    /// Lets the connection go back without a reset, unless something
+    /// already asked for more than the pool's reset.
+    pub fn skip_reset(&mut self) {
+        if self.after == GiveBack::Clean {
+            self.after = GiveBack::Reuse;
+        }
+    }
+
     /// Returns the connection after a call that ran to its end.
     pub fn release(mut self) {
         if let Some(conn) = self.conn.take() {
@@ -421,6 +477,7 @@ impl Drop for PooledConn {
 pub fn stronger(a: GiveBack, b: GiveBack) -> GiveBack {
     use GiveBack::*;
     match (a, b) {
+        (Reuse, other) | (other, Reuse) => other,
         (Clean, other) | (other, Clean) => other,
         (Discard, _) | (_, Discard) => Discard,
         // A statement may still run on a connection whose identity is in
@@ -436,9 +493,13 @@ mod tests {
 
     #[test]
     fn the_most_cautious_way_wins() {
-        for how in [Clean, RestoreIdentity, Running, Discard] {
-            assert_eq!(stronger(Clean, how), how);
-            assert_eq!(stronger(how, Clean), how);
+        for how in [Reuse, Clean, RestoreIdentity, Running, Discard] {
+            assert_eq!(stronger(Reuse, how), how);
+            assert_eq!(stronger(how, Reuse), how);
+            if how != Reuse {
+                assert_eq!(stronger(Clean, how), how);
+                assert_eq!(stronger(how, Clean), how);
+            }
             assert_eq!(stronger(how, how), how);
             assert_eq!(stronger(Discard, how), Discard);
         }
