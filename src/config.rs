@@ -40,6 +40,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// When a pooled connection may go back without COM_RESET_CONNECTION.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionReuse {
+    /// After an autocommit plain read that provably left the session as it
+    /// found it (the guard's classification and the server's session
+    /// tracking agree): the statement cache stays warm, one round trip per call.
+    Reads,
+    /// Always reset.
+    Off,
+}
+
 /// Flags of `sqlgate serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -60,6 +71,12 @@ pub struct ServeArgs {
     /// Connections the pool keeps open even when idle.
     #[arg(long, env = "SQLGATE_POOL_MIN", default_value_t = 2)]
     pub pool_min: usize,
+
+    /// When a connection may be reused without a reset: `reads` (autocommit
+    /// plain reads that provably changed nothing in the session) or `off`
+    /// (the default until FOUND_ROWS() is covered: see the README).
+    #[arg(long, env = "SQLGATE_SESSION_REUSE", value_enum, default_value_t = SessionReuse::Off)]
+    pub session_reuse: SessionReuse,
 
     /// Most connections the pool opens to the database.
     #[arg(long, env = "SQLGATE_POOL_MAX", default_value_t = 32)]

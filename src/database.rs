@@ -21,7 +21,11 @@ use mysql_async::{
     prelude::Queryable,
 };
 
-use crate::{config::PoolConfig, errors::GatewayError, tasks::Tasks};
+use crate::{
+    config::{PoolConfig, SessionReuse},
+    errors::GatewayError,
+    tasks::Tasks,
+};
 
 mod privileges;
 
@@ -46,9 +50,38 @@ pub struct ConnectOptions {
     pub ssl_ca: Option<std::path::PathBuf>,
 }
 
+/// The setup commands of every pooled connection: they turn on the server's
+/// session state tracking, so that a reply's OK packets carry
+/// `SERVER_SESSION_STATE_CHANGED` when a statement changed the session, which
+/// the patched driver keeps as `Conn::session_state_changed` (see
+/// vendor/README.md). The driver runs them after connecting and after every
+/// COM_RESET_CONNECTION (which turns tracking off again), then clears the bit.
+///
+/// One statement, one round trip. All three variables exist in MariaDB
+/// ≥ 10.3.1 and MySQL ≥ 5.7.6 (both accept `'*'` and `CHARACTERISTICS`);
+/// on an older server the statement fails and no connection can be opened.
+/// - `session_track_state_change`: any change of session state (user
+///   variables, temporary tables, prepared statements, …);
+/// - `session_track_system_variables = '*'`: any session variable, including
+///   those a procedure sets;
+/// - `session_track_transaction_info = 'CHARACTERISTICS'`: `START
+///   TRANSACTION`, `SET TRANSACTION` and table locks.
+pub fn session_tracking_setup() -> Vec<String> {
+    vec![
+        "SET SESSION session_track_state_change = ON, \
+         session_track_system_variables = '*', \
+         session_track_transaction_info = 'CHARACTERISTICS'"
+            .to_string(),
+    ]
+}
+
 /// What to do with a connection when a call or a transaction lets go of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GiveBack {
+    /// Its session provably is as the pool's reset would leave it (see
+    /// `Session::check`): back to the pool without a reset, so that its
+    /// statement cache is kept.
+    Reuse,
     /// Its last command finished: back to the pool, which resets it
     /// (COM_RESET_CONNECTION) before the next user.
     Clean,
@@ -71,6 +104,8 @@ pub struct Backend {
     /// even when every pooled connection is busy.
     control: Pool,
     acquire_timeout: Duration,
+    /// Plain reads may give their connection back without a reset.
+    session_reuse: bool,
     /// The account's default role, once known (see `default_role`).
     default_role: Arc<OnceLock<Option<String>>>,
     /// Where connections are given back in the background.
@@ -112,7 +147,15 @@ impl Backend {
             // Reset every connection before another client gets it: nothing a
             // client sets (variables, temporary tables) leaks to the next one.
             .with_reset_connection(true);
-        let main = OptsBuilder::from_opts(opts.clone()).pool_opts(pool_opts);
+        let session_reuse = settings.session_reuse == SessionReuse::Reads;
+        let setup = if session_reuse {
+            session_tracking_setup()
+        } else {
+            Vec::new()
+        };
+        let main = OptsBuilder::from_opts(opts.clone())
+            .pool_opts(pool_opts)
+            .setup(setup);
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
         );
@@ -120,6 +163,7 @@ impl Backend {
             pool: Pool::new(main),
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
+            session_reuse,
             default_role: Default::default(),
             tasks,
         })
@@ -154,7 +198,14 @@ impl Backend {
 
     /// Lets go of a connection as `how` says. Never blocks: anything that
     /// needs the database runs in a task of its own.
-    pub fn give_back(&self, conn: Conn, how: GiveBack) {
+    pub fn give_back(&self, mut conn: Conn, how: GiveBack) {
+        if how == GiveBack::Reuse {
+            // For this connection only: every checkout sets the pool's
+            // default (reset) again.
+            conn.reset_connection(false);
+            drop(conn);
+            return;
+        }
         if how == GiveBack::Clean {
             // The pool resets it in the background.
             drop(conn);
@@ -173,6 +224,10 @@ impl Backend {
     /// Does what `give_back` decided, waiting for the database.
     pub(crate) async fn give_back_now(&self, mut conn: Conn, how: GiveBack) {
         match how {
+            GiveBack::Reuse => {
+                conn.reset_connection(false);
+                drop(conn);
+            }
             GiveBack::Clean => drop(conn),
             GiveBack::Running => {
                 self.kill_query(conn.id()).await;
@@ -362,6 +417,19 @@ impl PooledConn {
         self.after = stronger(self.after, how);
     }
 
+    /// True when plain reads may skip the reset on this backend.
+    pub fn session_reuse(&self) -> bool {
+        self.backend.session_reuse
+    }
+
+    /// Lets the connection go back without a reset, unless something
+    /// already asked for more than the pool's reset.
+    pub fn skip_reset(&mut self) {
+        if self.after == GiveBack::Clean {
+            self.after = GiveBack::Reuse;
+        }
+    }
+
     /// Returns the connection after a call that ran to its end.
     pub fn release(mut self) {
         if let Some(conn) = self.conn.take() {
@@ -383,6 +451,7 @@ impl Drop for PooledConn {
 pub fn stronger(a: GiveBack, b: GiveBack) -> GiveBack {
     use GiveBack::*;
     match (a, b) {
+        (Reuse, other) | (other, Reuse) => other,
         (Clean, other) | (other, Clean) => other,
         (Discard, _) | (_, Discard) => Discard,
         // A statement may still run on a connection whose identity is in
@@ -398,9 +467,13 @@ mod tests {
 
     #[test]
     fn the_most_cautious_way_wins() {
-        for how in [Clean, RestoreIdentity, Running, Discard] {
-            assert_eq!(stronger(Clean, how), how);
-            assert_eq!(stronger(how, Clean), how);
+        for how in [Reuse, Clean, RestoreIdentity, Running, Discard] {
+            assert_eq!(stronger(Reuse, how), how);
+            assert_eq!(stronger(how, Reuse), how);
+            if how != Reuse {
+                assert_eq!(stronger(Clean, how), how);
+                assert_eq!(stronger(how, Clean), how);
+            }
             assert_eq!(stronger(how, how), how);
             assert_eq!(stronger(Discard, how), Discard);
         }

@@ -43,5 +43,9 @@ pub(crate) mod values;
 /// The SQL guard, public for the tests that compare it with a real server.
 pub use statement::guard;
 
+/// The commands that turn on session state tracking on each pooled
+/// connection, public for the tests that check what the server flags.
+pub use database::session_tracking_setup;
+
 #[cfg(test)]
 mod untrusted_input;

@@ -3,7 +3,7 @@
 //! registry, the calls' to the service, and so on.
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use super::{LogFormat, ServeArgs};
+use super::{LogFormat, ServeArgs, SessionReuse};
 
 /// Where the gateway's database is.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct PoolConfig {
     pub max: usize,
     /// Longest wait for a connection or a transaction slot (--acquire-timeout).
     pub acquire_timeout: Duration,
+    /// When a connection may go back without a reset (--session-reuse).
+    pub session_reuse: SessionReuse,
 }
 
 /// Transactions.
@@ -247,6 +249,7 @@ impl ServeArgs {
                 min: self.pool_min,
                 max: self.pool_max,
                 acquire_timeout: self.acquire_timeout,
+                session_reuse: self.session_reuse,
             },
             transactions: TransactionConfig {
                 max_open: self.max_transactions,

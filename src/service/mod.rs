@@ -107,8 +107,10 @@ impl DatabaseService {
         let outcome =
             statement::run_to_completion(&backend, session.conn(), &statement, limits, &mut 0)
                 .await;
+        // A truncated result was stopped half-way (its statement killed).
+        let plain_read = statement.plain_read() && outcome.as_ref().is_ok_and(|r| !r.truncated);
         let outcome = session
-            .check(statement.may_change_identity(), outcome)
+            .check(statement.may_change_identity(), plain_read, outcome)
             .await;
         let transaction_id = session.begun_transaction_id().unwrap_or_default();
         if request.commit && outcome.is_ok() {

@@ -100,9 +100,17 @@ impl Session {
     /// autocommit mode or inside a transaction is closed instead of reused.
     /// `may_change_identity` says the statement may have changed the default
     /// database or the active role: the connection is restored before reuse.
+    ///
+    /// `plain_read` says the statement was a plain read by the guard (see
+    /// [`crate::statement::guard::Checked::plain_read`]) and its whole result
+    /// was read. Then, if the call succeeded, left autocommit on and no
+    /// transaction open, with no warning (which the next user could read
+    /// with SHOW WARNINGS), and the server reported no change of session
+    /// state, the connection goes back without a reset ([`GiveBack::Reuse`]).
     pub async fn check<T>(
         &mut self,
         may_change_identity: bool,
+        plain_read: bool,
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
         match self {
@@ -110,11 +118,21 @@ impl Session {
                 if may_change_identity {
                     pooled.needs(GiveBack::RestoreIdentity);
                 }
-                if outcome.is_ok() && !autocommit_at_rest(pooled.conn()) {
+                let at_rest = autocommit_at_rest(pooled.conn());
+                if outcome.is_ok() && !at_rest {
                     tracing::warn!(
                         "an autocommit call left its connection in a transaction or outside autocommit mode; closing it"
                     );
                     pooled.needs(GiveBack::Discard);
+                }
+                let unchanged = outcome.is_ok()
+                    && at_rest
+                    && plain_read
+                    && pooled.session_reuse()
+                    && !pooled.conn().session_state_changed()
+                    && pooled.conn().get_warnings() == 0;
+                if unchanged {
+                    pooled.skip_reset();
                 }
                 outcome
             }

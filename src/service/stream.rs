@@ -165,7 +165,9 @@ async fn stream_result(
     )
     .await;
     let outcome = session
-        .check(statement.may_change_identity(), outcome)
+        // Streams always reset their connection (a stream may stop
+        // half-way; its truncation is not tracked here).
+        .check(statement.may_change_identity(), false, outcome)
         .await;
     session.close(&outcome).await;
     outcome

@@ -34,6 +34,7 @@ pub struct Statement {
     sql: String,
     params: Vec<mysql_async::Value>,
     may_change_identity: bool,
+    plain_read: bool,
 }
 
 impl Statement {
@@ -65,6 +66,7 @@ impl Statement {
             sql: checked.sql.to_string(),
             params,
             may_change_identity: checked.may_change_identity,
+            plain_read: checked.plain_read,
         })
     }
 
@@ -77,6 +79,12 @@ impl Statement {
     /// database or role (see [`guard::Checked::may_change_identity`]).
     pub fn may_change_identity(&self) -> bool {
         self.may_change_identity
+    }
+
+    /// True when the statement is a plain read that cannot change the
+    /// session (see [`guard::Checked::plain_read`]).
+    pub fn plain_read(&self) -> bool {
+        self.plain_read
     }
 
     /// Sends the statement; the result is read from the returned [`QueryResult`].

@@ -20,6 +20,7 @@
 use crate::errors::GatewayError;
 
 mod lexer;
+mod reuse;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,11 @@ pub struct Checked<'a> {
     /// gateway then restores the connection's default database and role after
     /// the call (defence in depth in case the guard missed something).
     pub may_change_identity: bool,
+    /// True when the statement is a plain read whose text shows it cannot
+    /// change the session (no `@`, no `INTO`, no locking clause, only
+    /// built-in functions without side effects; see `reuse`): its
+    /// connection may skip the reset if the server agrees.
+    pub plain_read: bool,
 }
 
 /// The quoting modes a session's `sql_mode` can select that change how `text`
@@ -117,6 +123,7 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
             None => accepted = Some(checked),
             Some(first) if first.sql == checked.sql && first.kind == checked.kind => {
                 first.may_change_identity |= checked.may_change_identity;
+                first.plain_read &= checked.plain_read;
             }
             Some(_) => {
                 return Err(GatewayError::InvalidRequest(
@@ -183,5 +190,8 @@ fn check_in_mode(
         sql: sql[..end].trim_end_matches(|c: char| c.is_ascii() && lexer::is_blank(c as u8)),
         kind: analysis.kind,
         may_change_identity: lexed.may_change_identity,
+        plain_read: analysis.kind == StatementKind::Read
+            && !lexed.may_change_identity
+            && reuse::is_plain_read(statement),
     })
 }

@@ -1,0 +1,196 @@
+//! Connections reused without COM_RESET_CONNECTION after plain reads
+//! (`GiveBack::Reuse`): nothing a client leaves in its session reaches a
+//! later call, and a clean read really skips the reset (and the PREPARE the
+//! reset would force).
+mod common;
+
+use common::*;
+use mysql_async::prelude::Queryable;
+use sqlgate::{
+    api::{self, value::Kind},
+    config::Config,
+    embedded::{EmbeddedDatabase, EmbeddedOptions},
+    server::Gateway,
+};
+
+/// One connection, so that every call runs on the same session.
+fn one_connection(config: &mut Config) {
+    config.pool.min = 0;
+    config.pool.max = 1;
+    config.transactions.max_open = 0;
+    config.pool.session_reuse = sqlgate::config::SessionReuse::Reads;
+}
+
+/// The single value of a one-row, one-column result, as text.
+fn only_value(response: &api::ExecuteResponse) -> String {
+    let value = &response.rows[0].values[0];
+    match &value.kind {
+        Some(Kind::StringValue(s)) => s.clone(),
+        Some(Kind::BytesValue(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Everything a session could carry over, in one call (so that it reads the
+/// session exactly as the previous call left it). A temporary table `tt`
+/// would hide the real, one-row table `tt`.
+const SESSION_STATE: &str = "SELECT CONCAT_WS('|', \
+    IFNULL(@x, '-'), IFNULL(@y, '-'), @@session.sql_mode, @@session.time_zone, \
+    @@session.character_set_client, @@session.collation_connection, \
+    (SELECT COUNT(*) FROM tt), LAST_INSERT_ID(), \
+    IFNULL(DATABASE(), '-'), @@session.tx_isolation, \
+    @@session.tx_read_only, @@session.autocommit, IFNULL(LASTVAL(seq), '-'), \
+    @@session.max_statement_time)";
+
+/// What plain reads in between the statements look like.
+const PLAIN_READS: [&str; 2] = ["SELECT 1", "SELECT v FROM t WHERE id = 1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_a_session_sets_reaches_later_calls() {
+    let gateway = TestGateway::start_with(one_connection).await;
+    let (other_database, _) = fresh_database().await;
+    for sql in [
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO t VALUES (1, 10)",
+        "CREATE TABLE tt (x INT)",
+        "INSERT INTO tt VALUES (42)",
+        "CREATE PROCEDURE p() SET @y = 1",
+        "CREATE SEQUENCE seq",
+    ] {
+        gateway.direct_exec(sql).await;
+    }
+    let mut client = gateway.client.clone();
+    let baseline = only_value(&execute(&mut client, SESSION_STATE, vec![]).await.unwrap());
+    assert!(
+        baseline.starts_with("-|-|"),
+        "a fresh session has no user variables: {baseline}"
+    );
+
+    let use_other = format!("USE {other_database}");
+    let statements = [
+        "SET @x = 1",
+        "SET SESSION sql_mode = ''",
+        "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
+        "SET time_zone = '+01:00'",
+        "SET SESSION max_statement_time = 100",
+        "CREATE TEMPORARY TABLE tt (x INT)",
+        "PREPARE s FROM 'SELECT 1'",
+        use_other.as_str(),
+        "CALL p()",
+        "SET autocommit = 0",
+        "START TRANSACTION",
+        "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SET SESSION TRANSACTION READ ONLY",
+        // The server does not flag these: the guard must.
+        "SELECT @y := 2",
+        "SELECT GET_LOCK('l', 0)",
+        "SELECT LAST_INSERT_ID(5)",
+        "SELECT NEXTVAL(seq)",
+        "SELECT 1 INTO @z",
+        "SELECT v FROM t WHERE id = 1 FOR UPDATE",
+    ];
+    let mut calls = 0;
+    for sql in statements {
+        // Refused by the guard or failing is fine: nothing may leak either way.
+        let _ = execute(&mut client, sql, vec![]).await;
+        for read in PLAIN_READS {
+            execute(&mut client, read, vec![]).await.unwrap();
+        }
+        let state = only_value(&execute(&mut client, SESSION_STATE, vec![]).await.unwrap());
+        assert_eq!(state, baseline, "after {sql}");
+        let lock = gateway.direct_i64("SELECT IS_USED_LOCK('l')").await;
+        assert_eq!(lock, None, "after {sql}: the named lock is released");
+        calls += 1;
+    }
+    // And from many later calls.
+    while calls < 50 {
+        for read in PLAIN_READS {
+            execute(&mut client, read, vec![]).await.unwrap();
+        }
+        let state = only_value(&execute(&mut client, SESSION_STATE, vec![]).await.unwrap());
+        assert_eq!(state, baseline);
+        calls += 1;
+    }
+    gateway.shut_down().await;
+}
+
+/// A private server, so that its global counters count this test only.
+fn private_server() -> EmbeddedDatabase {
+    EmbeddedDatabase::start(&EmbeddedOptions {
+        data_dir: std::env::temp_dir().join(format!("sqlgate-reuse-{}", std::process::id())),
+        remove_on_stop: true,
+    })
+    .expect("a private MariaDB starts")
+}
+
+/// The server's `Com_admin_commands` (MariaDB counts COM_RESET_CONNECTION
+/// there, with COM_PING; it has no `Com_reset_connection`) and
+/// `Com_stmt_prepare` counters.
+async fn counters(url: &str) -> (u64, u64) {
+    let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+    let rows: Vec<(String, String)> = conn.query("SHOW GLOBAL STATUS LIKE 'Com%'").await.unwrap();
+    conn.disconnect().await.unwrap();
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+    };
+    (get("Com_admin_commands"), get("Com_stmt_prepare"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_read_skips_the_reset_and_the_prepare() {
+    let server = private_server();
+    let url = server.url("sqlgate");
+    let mut admin = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    admin
+        .query_drop("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    admin
+        .query_drop("INSERT INTO t VALUES (1, 10), (2, 20)")
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    let mut config = Config::for_database_url(url.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    one_connection(&mut config);
+    let gateway = Gateway::start(config).await.unwrap();
+    let mut client =
+        api::database_client::DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
+            .await
+            .unwrap();
+    let point_select = "SELECT v FROM t WHERE id = ?";
+    // Warm up: the connection opens and prepares the statement once.
+    execute(&mut client, point_select, vec![int(1)])
+        .await
+        .unwrap();
+    let (resets_before, prepares_before) = counters(&url).await;
+    for i in 0..100 {
+        let response = execute(&mut client, point_select, vec![int(1 + i % 2)])
+            .await
+            .unwrap();
+        assert_eq!(response.rows.len(), 1);
+    }
+    let (resets_after, prepares_after) = counters(&url).await;
+    assert!(
+        resets_after - resets_before < 5,
+        "COM_RESET_CONNECTION (and COM_PING) per point select: {} for 100",
+        resets_after - resets_before
+    );
+    assert!(
+        prepares_after - prepares_before < 5,
+        "COM_STMT_PREPARE per point select: {} for 100",
+        prepares_after - prepares_before
+    );
+
+    // A statement that is not a plain read still resets its connection.
+    execute(&mut client, "SET @x = 1", vec![]).await.unwrap();
+    execute(&mut client, point_select, vec![int(1)])
+        .await
+        .unwrap();
+    let (resets_later, _) = counters(&url).await;
+    assert!(resets_later > resets_after, "SET @x resets the connection");
+    gateway.shut_down().await;
+}
