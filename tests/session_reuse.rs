@@ -194,3 +194,67 @@ async fn a_clean_read_skips_the_reset_and_the_prepare() {
     assert!(resets_later > resets_after, "SET @x resets the connection");
     gateway.shut_down().await;
 }
+
+/// `FOUND_ROWS()` is not session state the server tracks: after a clean read
+/// is reused, a statement reading it (or a transaction) gets a connection
+/// reset first, so it never learns the row count of another call's read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn found_rows_of_another_call_never_shows() {
+    // COM_RESET_CONNECTION does not clear them either: both modes leaked
+    // FOUND_ROWS() before the gateway cleared it for statements reading it.
+    for reuse in [
+        sqlgate::config::SessionReuse::Reads,
+        sqlgate::config::SessionReuse::Off,
+    ] {
+        found_rows_stay_private(reuse).await;
+    }
+}
+
+async fn found_rows_stay_private(reuse: sqlgate::config::SessionReuse) {
+    let gateway = TestGateway::start_with(|config| {
+        one_connection(config);
+        config.transactions.max_open = 1;
+        config.pool.session_reuse = reuse;
+    })
+    .await;
+    gateway
+        .direct_exec("CREATE TABLE seven (id INT PRIMARY KEY)")
+        .await;
+    gateway
+        .direct_exec("INSERT INTO seven VALUES (1), (2), (3), (4), (5), (6), (7)")
+        .await;
+    let mut client = gateway.client.clone();
+    for _ in 0..5 {
+        let read = execute(&mut client, "SELECT id FROM seven", vec![])
+            .await
+            .unwrap();
+        assert_eq!(read.rows.len(), 7);
+        let found = execute(&mut client, "SELECT FOUND_ROWS()", vec![])
+            .await
+            .unwrap();
+        assert_ne!(
+            only_value(&found),
+            format!("{:?}", Some(Kind::Int64Value(7)))
+        );
+        assert_ne!(
+            only_value(&found),
+            format!("{:?}", Some(Kind::Uint64Value(7)))
+        );
+        execute(&mut client, "SELECT id FROM seven", vec![])
+            .await
+            .unwrap();
+        let tx = begin(&gateway, None).await;
+        let in_transaction = execute_in(&gateway, &tx, "SELECT FOUND_ROWS()", vec![])
+            .await
+            .unwrap();
+        assert_ne!(
+            only_value(&in_transaction),
+            format!("{:?}", Some(Kind::Int64Value(7)))
+        );
+        assert_ne!(
+            only_value(&in_transaction),
+            format!("{:?}", Some(Kind::Uint64Value(7)))
+        );
+        rollback(&gateway, &tx).await;
+    }
+}

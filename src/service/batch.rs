@@ -131,6 +131,10 @@ async fn run_all(
     let mut results = Vec::with_capacity(statements.len());
     let backend = lease.backend().clone();
     for (index, statement) in statements.iter().enumerate() {
+        lease
+            .clear_leftovers(statement.reads_leftovers())
+            .await
+            .map_err(|e| in_batch(index, e))?;
         let result = statement::run_to_completion(
             &backend,
             lease.conn(),

@@ -104,9 +104,13 @@ impl DatabaseService {
         .await?;
         let limits = self.result_limits(request.max_rows);
         let backend = session.backend().clone();
-        let outcome =
-            statement::run_to_completion(&backend, session.conn(), &statement, limits, &mut 0)
-                .await;
+        let outcome = match session.clear_leftovers(statement.reads_leftovers()).await {
+            Ok(()) => {
+                statement::run_to_completion(&backend, session.conn(), &statement, limits, &mut 0)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         // A truncated result was stopped half-way (its statement killed).
         let plain_read = statement.plain_read() && outcome.as_ref().is_ok_and(|r| !r.truncated);
         let outcome = session

@@ -83,6 +83,24 @@ impl Session {
         }
     }
 
+    /// Makes sure a statement reading `FOUND_ROWS()`/`ROW_COUNT()` cannot see
+    /// another client's: on an autocommit connection (every call is the
+    /// first on it), and in a transaction's first statement. Costs a round
+    /// trip only for such statements.
+    pub async fn clear_leftovers(&mut self, reads_leftovers: bool) -> Result<(), GatewayError> {
+        match self {
+            Session::Autocommit(pooled) if reads_leftovers => {
+                pooled
+                    .conn()
+                    .query_drop(crate::transactions::CLEAR_LEFTOVERS)
+                    .await?;
+                Ok(())
+            }
+            Session::Autocommit(_) => Ok(()),
+            Session::Transaction { lease, .. } => lease.clear_leftovers(reads_leftovers).await,
+        }
+    }
+
     /// The id of a transaction begun by this call, to return to the client.
     pub fn begun_transaction_id(&self) -> Option<String> {
         match self {

@@ -155,15 +155,20 @@ async fn stream_result(
     let start_by = tokio::time::Instant::now() + settings.start_limit;
     let mut session = deadline::until(start_by, settings.start_limit, open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();
-    let outcome = send_rows(
-        &mut session,
-        &statement,
-        settings,
-        start_by,
-        sender,
-        transaction_id,
-    )
-    .await;
+    let outcome = match session.clear_leftovers(statement.reads_leftovers()).await {
+        Ok(()) => {
+            send_rows(
+                &mut session,
+                &statement,
+                settings,
+                start_by,
+                sender,
+                transaction_id,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
     let outcome = session
         // Streams always reset their connection (a stream may stop
         // half-way; its truncation is not tracked here).

@@ -70,6 +70,14 @@ impl Statement {
         })
     }
 
+    /// True when the statement may read what the session's previous
+    /// statement left (`FOUND_ROWS()`, `ROW_COUNT()`): it must not run on a
+    /// connection another call gave back without a reset.
+    pub fn reads_leftovers(&self) -> bool {
+        let upper = self.sql.to_ascii_uppercase();
+        upper.contains("FOUND_ROWS") || upper.contains("ROW_COUNT")
+    }
+
     /// The SQL text (for debug logs only).
     pub fn sql(&self) -> &str {
         &self.sql

@@ -58,6 +58,22 @@ impl Lease {
             .expect("the connection is present until the lease ends")
     }
 
+    /// Before a statement that reads what the session's previous statement
+    /// left (`FOUND_ROWS()`, `ROW_COUNT()`): if it is the transaction's first,
+    /// the previous statement was another client's — neither
+    /// COM_RESET_CONNECTION nor START TRANSACTION clears those — so an empty
+    /// SELECT sets them as a fresh session has them (0 and -1).
+    pub async fn clear_leftovers(&mut self, reads_leftovers: bool) -> Result<(), GatewayError> {
+        let first = !self
+            .transaction
+            .has_run_statement
+            .swap(true, Ordering::SeqCst);
+        if reads_leftovers && first {
+            self.conn().query_drop(CLEAR_LEFTOVERS).await?;
+        }
+        Ok(())
+    }
+
     /// Asks the server whether the transaction is still open after a
     /// statement ran in it, and turns `outcome` into
     /// [`GatewayError::TransactionEndedByStatement`] when it is not: the
@@ -207,6 +223,10 @@ impl Drop for Lease {
         self.let_go(false, GiveBack::Running);
     }
 }
+
+/// A read that returns nothing: afterwards `FOUND_ROWS()` is 0 and
+/// `ROW_COUNT()` is -1, as in a fresh session.
+pub const CLEAR_LEFTOVERS: &str = "SELECT 1 FROM DUAL WHERE FALSE";
 
 /// Whether the connection's last OK packet says a transaction is open; None
 /// when there is no OK packet to tell (the last reply was an error).

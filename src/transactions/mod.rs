@@ -36,7 +36,7 @@ mod reaper;
 mod tombstones;
 
 pub use id::TransactionId;
-pub use lease::Lease;
+pub use lease::{CLEAR_LEFTOVERS, Lease};
 
 /// Limits and timers of transactions: --max-transactions and the other
 /// transaction flags, and the wait for a slot (--acquire-timeout).
@@ -98,6 +98,8 @@ pub struct Transaction {
     /// Set once a statement that may have changed the connection's default
     /// database or active role ran on it: the connection is restored before reuse.
     identity_in_doubt: AtomicBool,
+    /// Set once a client statement ran in it (see `Lease::clear_leftovers`).
+    has_run_statement: AtomicBool,
     _slot: OwnedSemaphorePermit,
     _principal: Option<PrincipalPermit>,
 }
@@ -297,6 +299,7 @@ impl Transactions {
             ended: AtomicBool::new(false),
             committing: AtomicBool::new(false),
             identity_in_doubt: AtomicBool::new(false),
+            has_run_statement: AtomicBool::new(false),
             _slot: slot,
             _principal: principal_permit,
         });
