@@ -73,9 +73,8 @@ pub struct ServeArgs {
     pub pool_min: usize,
 
     /// When a connection may be reused without a reset: `reads` (autocommit
-    /// plain reads that provably changed nothing in the session) or `off`
-    /// (the default until FOUND_ROWS() is covered: see the README).
-    #[arg(long, env = "SQLGATE_SESSION_REUSE", value_enum, default_value_t = SessionReuse::Off)]
+    /// plain reads that provably changed nothing in the session) or `off`.
+    #[arg(long, env = "SQLGATE_SESSION_REUSE", value_enum, default_value_t = SessionReuse::Reads)]
     pub session_reuse: SessionReuse,
 
     /// Most connections the pool opens to the database.
