@@ -35,6 +35,8 @@ pub struct Statement {
     params: Vec<mysql_async::Value>,
     may_change_identity: bool,
     plain_read: bool,
+    /// See [`Statement::reads_leftovers`]; decided once, not per use.
+    reads_leftovers: bool,
 }
 
 impl Statement {
@@ -66,16 +68,16 @@ impl Statement {
             sql: checked.sql.to_string(),
             params,
             may_change_identity: checked.may_change_identity,
+            reads_leftovers: mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]),
             plain_read: checked.plain_read,
         })
     }
 
     /// True when the statement may read what the session's previous
-    /// statement left (`FOUND_ROWS()`, `ROW_COUNT()`): it must not run on a
-    /// connection another call gave back without a reset.
+    /// statement left (`FOUND_ROWS()`, `ROW_COUNT()`, which even a reset
+    /// keeps): see `Session::clear_leftovers`.
     pub fn reads_leftovers(&self) -> bool {
-        let upper = self.sql.to_ascii_uppercase();
-        upper.contains("FOUND_ROWS") || upper.contains("ROW_COUNT")
+        self.reads_leftovers
     }
 
     /// The SQL text (for debug logs only).
@@ -118,6 +120,16 @@ impl Statement {
         }
         Ok(conn.exec_iter(prepared, params).await?)
     }
+}
+
+/// True when `text` contains one of `words` (ASCII, any case), without
+/// allocating: it runs for every statement.
+fn mentions_any(text: &str, words: &[&str]) -> bool {
+    let text = text.as_bytes();
+    words.iter().any(|word| {
+        text.windows(word.len())
+            .any(|window| window.eq_ignore_ascii_case(word.as_bytes()))
+    })
 }
 
 /// Converts rows of one result set into protobuf rows.
