@@ -11,15 +11,6 @@ use sqlgate::api::{BeginRequest, ExecuteRequest, TransactionOptions};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
-    gateway
-        .direct_i64(&format!(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'"
-        ))
-        .await
-        .unwrap_or(0)
-}
-
 /// Open InnoDB transactions of connections using the test's database.
 ///
 /// InnoDB refreshes the INNODB_TRX table only when it was not read for 100 ms:

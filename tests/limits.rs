@@ -9,16 +9,6 @@ use sqlgate::api::ExecuteRequest;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-/// How many server threads are running a statement starting with `prefix`.
-async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
-    gateway
-        .direct_i64(&format!(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'"
-        ))
-        .await
-        .unwrap_or(0)
-}
-
 /// A client that keeps its stream open but never reads it: tonic's client
 /// hands DATA to the HTTP/2 layer's flow control only as the `Streaming` is
 /// polled, so an un-polled one stops window updates once its window (2 MiB)

@@ -12,7 +12,6 @@ use common::*;
 use sqlgate::{
     api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient},
     config::Config,
-    embedded::{EmbeddedDatabase, EmbeddedOptions},
     server::Gateway,
 };
 use tokio_stream::StreamExt;
@@ -20,14 +19,6 @@ use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-fn private_server(name: &str) -> EmbeddedDatabase {
-    EmbeddedDatabase::start(&EmbeddedOptions {
-        data_dir: std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id())),
-        remove_on_stop: true,
-    })
-    .expect("a private MariaDB starts")
-}
 
 /// Waits (up to `within`) until the health service reports `wanted`.
 async fn health_becomes(channel: &Channel, wanted: ServingStatus, within: Duration) -> bool {

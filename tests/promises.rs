@@ -337,15 +337,7 @@ async fn rollback_interrupts_a_running_statement() {
                 .await
         })
     };
-    let database = gateway.database.clone();
-    let running = || async {
-        gateway
-            .direct_i64(&format!(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{database}' AND INFO LIKE 'SELECT SLEEP%'"
-            ))
-            .await
-            == Some(1)
-    };
+    let running = || async { running(&gateway, "SELECT SLEEP(60)").await == 1 };
     assert!(eventually(Duration::from_secs(10), running).await);
     let started = std::time::Instant::now();
     let rolled_back = tokio::time::timeout(Duration::from_secs(10), rollback(&gateway, &tx))
@@ -624,11 +616,7 @@ fn signal(pid: u32, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_client_gave_up_still_reports_the_truth() {
     use mysql_async::prelude::Queryable;
-    let server = sqlgate::embedded::EmbeddedDatabase::start(&sqlgate::embedded::EmbeddedOptions {
-        data_dir: std::env::temp_dir().join(format!("sqlgate-frozen-{}", std::process::id())),
-        remove_on_stop: true,
-    })
-    .expect("a private MariaDB starts");
+    let server = private_server("frozen");
     let url = server.url("sqlgate");
     let mut config = sqlgate::config::Config::for_database_url(url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();

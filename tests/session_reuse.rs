@@ -9,7 +9,6 @@ use mysql_async::prelude::Queryable;
 use sqlgate::{
     api::{self, value::Kind},
     config::Config,
-    embedded::{EmbeddedDatabase, EmbeddedOptions},
     server::Gateway,
 };
 
@@ -114,15 +113,6 @@ async fn nothing_a_session_sets_reaches_later_calls() {
     gateway.shut_down().await;
 }
 
-/// A private server, so that its global counters count this test only.
-fn private_server() -> EmbeddedDatabase {
-    EmbeddedDatabase::start(&EmbeddedOptions {
-        data_dir: std::env::temp_dir().join(format!("sqlgate-reuse-{}", std::process::id())),
-        remove_on_stop: true,
-    })
-    .expect("a private MariaDB starts")
-}
-
 /// The server's `Com_admin_commands` (MariaDB counts COM_RESET_CONNECTION
 /// there, with COM_PING; it has no `Com_reset_connection`) and
 /// `Com_stmt_prepare` counters.
@@ -141,7 +131,7 @@ async fn counters(url: &str) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_read_skips_the_reset_and_the_prepare() {
-    let server = private_server();
+    let server = private_server("reuse");
     let url = server.url("sqlgate");
     let mut admin = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
     admin

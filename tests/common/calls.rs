@@ -151,3 +151,13 @@ pub fn sample(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
+
+/// How many server threads are running a statement starting with `prefix`.
+pub async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
+    gateway
+        .direct_i64(&format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'"
+        ))
+        .await
+        .unwrap_or(0)
+}

@@ -42,6 +42,16 @@ fn server() -> &'static EmbeddedDatabase {
     })
 }
 
+/// A private server of the test's own (for tests that stop, pause or kill
+/// it, or read its global counters); it stops when dropped.
+pub fn private_server(name: &str) -> EmbeddedDatabase {
+    EmbeddedDatabase::start(&EmbeddedOptions {
+        data_dir: std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id())),
+        remove_on_stop: true,
+    })
+    .expect("a private MariaDB starts")
+}
+
 /// Creates a fresh database on the shared server; returns its name and URL.
 pub async fn fresh_database() -> (String, String) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
