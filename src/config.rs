@@ -81,6 +81,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_POOL_MAX", default_value_t = 32)]
     pub pool_max: usize,
 
+    /// Prepared statements each pooled connection keeps (the least recently
+    /// used is closed first). The server counts them against its global
+    /// max_prepared_stmt_count.
+    #[arg(long, env = "SQLGATE_STATEMENT_CACHE_SIZE", default_value_t = 32)]
+    pub statement_cache_size: usize,
+
     /// Most transactions open at once; must be below --pool-max so that
     /// autocommit calls always have connections left.
     #[arg(long, env = "SQLGATE_MAX_TRANSACTIONS", default_value_t = 24)]
@@ -332,10 +338,17 @@ mod tests {
             "0s",
             "--database-url",
             "postgres://x",
+            "--statement-cache-size",
+            "0",
         ])
         .unwrap_err();
         let lines: Vec<&str> = problems.lines().collect();
-        assert_eq!(lines.len(), 3, "{problems}");
+        assert_eq!(lines.len(), 4, "{problems}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("--statement-cache-size"))
+        );
         assert!(lines.iter().any(|l| l.starts_with("--max-params")));
         assert!(lines.iter().any(|l| l.starts_with("--statement-timeout")));
         assert!(lines.iter().any(|l| l.starts_with("--database-url")));

@@ -27,7 +27,7 @@ use crate::{
     tasks::Tasks,
 };
 
-mod privileges;
+mod account_checks;
 
 /// Which database account serves a principal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,9 @@ pub struct Backend {
     acquire_timeout: Duration,
     /// Plain reads may give their connection back without a reset.
     session_reuse: bool,
+    /// Most statements the pool keeps prepared on the server
+    /// (--pool-max × --statement-cache-size).
+    cached_statements: usize,
     /// The account's default role, once known (see `default_role`).
     default_role: Arc<OnceLock<Option<String>>>,
     /// Where connections are given back in the background.
@@ -155,6 +158,7 @@ impl Backend {
         };
         let main = OptsBuilder::from_opts(opts.clone())
             .pool_opts(pool_opts)
+            .stmt_cache_size(settings.statement_cache_size)
             .setup(setup);
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
@@ -164,6 +168,7 @@ impl Backend {
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
             session_reuse,
+            cached_statements: settings.max.saturating_mul(settings.statement_cache_size),
             default_role: Default::default(),
             tasks,
         })
@@ -365,8 +370,11 @@ impl Database {
         let accounts = std::iter::once(("read-write", self.read_write.clone()))
             .chain(self.read_only.clone().map(|b| ("read-only", b)));
         for (name, backend) in accounts {
-            self.tasks
-                .spawn_loop(privileges::warn_when_known(name, backend.control.clone()));
+            self.tasks.spawn_loop(account_checks::check_account(
+                name,
+                backend.control.clone(),
+                backend.cached_statements,
+            ));
         }
     }
 

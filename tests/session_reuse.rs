@@ -9,7 +9,6 @@ use mysql_async::prelude::Queryable;
 use sqlgate::{
     api::{self, value::Kind},
     config::Config,
-    server::Gateway,
 };
 
 /// One connection, so that every call runs on the same session.
@@ -129,28 +128,33 @@ async fn counters(url: &str) -> (u64, u64) {
     (get("Com_admin_commands"), get("Com_stmt_prepare"))
 }
 
+/// A gateway with one connection (adjusted by `adjust`) on a private server
+/// of its own, so that the server's global counters count its calls only,
+/// with a table `t` of two rows.
+async fn private_gateway(
+    name: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> (sqlgate::embedded::EmbeddedDatabase, String, TestGateway) {
+    let server = private_server(name);
+    let url = server.url("sqlgate");
+    let gateway = TestGateway::start_on("sqlgate".into(), url.clone(), |config| {
+        one_connection(config);
+        adjust(config);
+    })
+    .await;
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await;
+    gateway
+        .direct_exec("INSERT INTO t VALUES (1, 10), (2, 20)")
+        .await;
+    (server, url, gateway)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_read_skips_the_reset_and_the_prepare() {
-    let server = private_server("reuse");
-    let url = server.url("sqlgate");
-    let mut admin = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
-    admin
-        .query_drop("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
-        .await
-        .unwrap();
-    admin
-        .query_drop("INSERT INTO t VALUES (1, 10), (2, 20)")
-        .await
-        .unwrap();
-    admin.disconnect().await.unwrap();
-    let mut config = Config::for_database_url(url.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    one_connection(&mut config);
-    let gateway = Gateway::start(config).await.unwrap();
-    let mut client =
-        api::database_client::DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
-            .await
-            .unwrap();
+    let (_server, url, gateway) = private_gateway("reuse", |_| {}).await;
+    let mut client = gateway.client.clone();
     let point_select = "SELECT v FROM t WHERE id = ?";
     // Warm up: the connection opens and prepares the statement once.
     execute(&mut client, point_select, vec![int(1)])
@@ -182,6 +186,52 @@ async fn a_clean_read_skips_the_reset_and_the_prepare() {
         .unwrap();
     let (resets_later, _) = counters(&url).await;
     assert!(resets_later > resets_after, "SET @x resets the connection");
+    gateway.shut_down().await;
+}
+
+/// `--statement-cache-size` is how many statements a connection keeps
+/// prepared: a workload of that many statements prepares none of them again;
+/// one more, and (least recently used going first) every call prepares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_cache_keeps_as_many_statements_as_configured() {
+    let (_server, url, gateway) = private_gateway("stmt-cache", |config| {
+        config.pool.statement_cache_size = 2;
+    })
+    .await;
+    let mut client = gateway.client.clone();
+    let statements = [
+        "SELECT v FROM t WHERE id = ?",
+        "SELECT id FROM t WHERE id = ?",
+        "SELECT v, id FROM t WHERE id = ?",
+    ];
+    for kept in [2, 3] {
+        let workload = &statements[..kept];
+        for sql in workload {
+            execute(&mut client, sql, vec![int(1)]).await.unwrap();
+        }
+        let (_, prepares_before) = counters(&url).await;
+        for round in 0..30 {
+            for sql in workload {
+                let response = execute(&mut client, sql, vec![int(1 + round % 2)])
+                    .await
+                    .unwrap();
+                assert_eq!(response.rows.len(), 1);
+            }
+        }
+        let prepares = counters(&url).await.1 - prepares_before;
+        let calls = 30 * kept as u64;
+        if kept == 2 {
+            assert!(
+                prepares < 5,
+                "{kept} statements: {prepares} prepares for {calls} calls"
+            );
+        } else {
+            assert!(
+                prepares >= calls - 5,
+                "{kept} statements, cache of 2: {prepares} prepares for {calls} calls"
+            );
+        }
+    }
     gateway.shut_down().await;
 }
 

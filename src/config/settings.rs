@@ -40,6 +40,8 @@ pub struct PoolConfig {
     pub acquire_timeout: Duration,
     /// When a connection may go back without a reset (--session-reuse).
     pub session_reuse: SessionReuse,
+    /// Prepared statements each connection keeps (--statement-cache-size).
+    pub statement_cache_size: usize,
 }
 
 /// Transactions.
@@ -138,6 +140,10 @@ impl ServeArgs {
             }
         };
         check(self.pool_max > 0, "--pool-max must be at least 1".into());
+        check(
+            self.statement_cache_size > 0,
+            "--statement-cache-size must be at least 1".into(),
+        );
         check(
             self.pool_min <= self.pool_max,
             format!(
@@ -250,6 +256,7 @@ impl ServeArgs {
                 max: self.pool_max,
                 acquire_timeout: self.acquire_timeout,
                 session_reuse: self.session_reuse,
+                statement_cache_size: self.statement_cache_size,
             },
             transactions: TransactionConfig {
                 max_open: self.max_transactions,

@@ -19,6 +19,7 @@ mod cpu;
 mod gateway_process;
 mod harness;
 mod report;
+mod server_counters;
 mod slap;
 mod stream;
 mod workloads;

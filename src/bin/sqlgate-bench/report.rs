@@ -45,6 +45,9 @@ pub struct Measurement {
     pub operations: u64,
     /// CPU time each process spent on them.
     pub cpu: CpuUse,
+    /// The commands the database counted per operation (its `Com_*`
+    /// counters and `Questions`), biggest first.
+    pub commands: Vec<(String, f64)>,
 }
 
 impl Measurement {
@@ -62,6 +65,7 @@ impl Measurement {
             latency: Some((at(0.5), at(0.99))),
             operations: latencies.len() as u64,
             cpu: CpuUse::default(),
+            commands: Vec::new(),
         }
     }
 
@@ -181,5 +185,24 @@ pub fn print(rows: &[Row], rest_kib: u64) {
             _ => "MariaDB CPU per op: – (not measured: the database is not a local process the bench started)".into(),
         };
         println!("- {}: {line}", row.name);
+    }
+    println!();
+    println!(
+        "What the database counted per operation (its Com_* counters and Questions; \
+         only those of at least 0.01 per operation):"
+    );
+    println!();
+    for row in rows {
+        for (path, m) in &row.paths {
+            if m.commands.is_empty() {
+                continue;
+            }
+            let commands: Vec<String> = m
+                .commands
+                .iter()
+                .map(|(name, per_op)| format!("{name} {per_op:.2}"))
+                .collect();
+            println!("- {}, {}: {}", row.name, path.label(), commands.join(", "));
+        }
     }
 }

@@ -136,6 +136,7 @@ impl Slap {
             latency: None,
             operations: queries,
             cpu,
+            commands: Vec::new(),
         })
     }
 }

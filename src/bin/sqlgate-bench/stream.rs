@@ -85,6 +85,7 @@ pub async fn stream_once(
         latency: Some((elapsed, elapsed)),
         operations: rows,
         cpu: before.until(&processes.snapshot()),
+        commands: Vec::new(),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::{
     gateway_process::GatewayProcess,
     harness::{close, owned_connections, random_id, setup, timed, two_ids},
     report::{self, Measurement, Path, Row},
+    server_counters::ServerCounters,
     slap::{Slap, queries_for},
     stream::stream_once,
 };
@@ -52,6 +53,9 @@ pub struct Bench {
     pub direct_opts: mysql_async::Opts,
     /// `mariadb-slap`, when there is one.
     slap: Option<Arc<Slap>>,
+    /// The bench's own connection, to read the server's counters; `None`
+    /// when it could not be opened.
+    monitor: tokio::sync::Mutex<Option<Conn>>,
 }
 
 /// The direct pool's size: as many connections as the gateway's pool.
@@ -114,6 +118,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         gateway: gateway.pid(),
         database: database_pid,
     };
+    let monitor = Conn::new(direct_opts.clone()).await.ok();
     let bench = Bench {
         args,
         processes,
@@ -122,6 +127,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         pool,
         direct_opts,
         slap,
+        monitor: tokio::sync::Mutex::new(monitor),
     };
     // Warm the gateway up (its connections and statement caches, and the
     // database's buffer pool); the direct paths connect and prepare before
@@ -243,9 +249,13 @@ impl Bench {
             if path == Path::Gateway {
                 self.gateway.reset_peak();
             }
+            let counters_before = self.server_counters().await;
             let Some(mut measured) = workload(path, owned).await else {
                 continue;
             };
+            if let (Some(before), Some(after)) = (counters_before, self.server_counters().await) {
+                measured.commands = before.per_operation(&after, measured.operations);
+            }
             if path == Path::Gateway {
                 row.gateway_peak_kib = self.gateway.memory_kib().1;
             } else {
@@ -258,6 +268,12 @@ impl Bench {
             row.paths.push((path, measured));
         }
         row
+    }
+
+    /// The server's command counters now, if they can be read.
+    async fn server_counters(&self) -> Option<ServerCounters> {
+        let mut monitor = self.monitor.lock().await;
+        ServerCounters::read(monitor.as_mut()?).await.ok()
     }
 
     fn client(&self, worker: usize) -> DatabaseClient<Channel> {

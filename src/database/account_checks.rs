@@ -1,9 +1,16 @@
-//! The start-up check of what the gateway's database accounts may do.
+//! The start-up checks of the gateway's database accounts: what they may
+//! do, and whether the server has room for the prepared statements the
+//! pool keeps.
 //!
 //! A client can only do through the gateway what its database account
 //! allows, whatever the SQL guard misses. An account with global
 //! administrative privileges (root, typically) lets a clever statement shut
 //! the server down, read its files or grant itself more: say so loudly.
+//!
+//! Every pooled connection keeps up to `--statement-cache-size` statements
+//! prepared on the server, which counts them against its global
+//! `max_prepared_stmt_count` (shared with every other client and gateway):
+//! past it, PREPARE fails (error 1461) for everyone.
 use std::time::Duration;
 
 use mysql_async::{Pool, prelude::Queryable};
@@ -32,8 +39,9 @@ const ADMINISTRATIVE: &[&str] = &[
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Waits until the database answers, then warns if `account` holds global
-/// administrative privileges.
-pub(super) async fn warn_when_known(account: &'static str, control: Pool) {
+/// administrative privileges, or if `cached_statements` (what this pool may
+/// keep prepared at most) exceed the server's `max_prepared_stmt_count`.
+pub(super) async fn check_account(account: &'static str, control: Pool, cached_statements: usize) {
     let mut retry = Duration::from_millis(200);
     let grants: Vec<String> = loop {
         let attempt = async {
@@ -61,6 +69,34 @@ pub(super) async fn warn_when_known(account: &'static str, control: Pool) {
             privileges = held.join(", "),
             "the gateway's database account holds global administrative privileges: a client that gets a statement past the gateway's guard could use them; connect as an account limited to its own database"
         );
+    }
+    check_statement_budget(account, &control, cached_statements).await;
+}
+
+/// Warns when the pool may keep more statements prepared than the server
+/// allows in all.
+async fn check_statement_budget(account: &'static str, control: &Pool, cached_statements: usize) {
+    let limit = async {
+        let mut conn = control.get_conn().await?;
+        conn.query_first::<u64, _>("SELECT @@global.max_prepared_stmt_count")
+            .await
+    };
+    match limit.await {
+        Ok(Some(limit)) if cached_statements as u64 > limit => tracing::warn!(
+            account,
+            cached_statements,
+            max_prepared_stmt_count = limit,
+            "--pool-max × --statement-cache-size exceeds the server's max_prepared_stmt_count: once it is reached, statements fail to prepare (error 1461) for every client; lower --statement-cache-size or raise the server's limit"
+        ),
+        Ok(limit) => tracing::info!(
+            account,
+            cached_statements,
+            max_prepared_stmt_count = limit,
+            "the server has room for the statements the pool keeps prepared"
+        ),
+        Err(e) => {
+            tracing::warn!(account, error = %e, "cannot read the server's max_prepared_stmt_count")
+        }
     }
 }
 
