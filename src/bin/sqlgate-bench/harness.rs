@@ -30,6 +30,23 @@ where
     F: Fn(usize, usize, S) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = S> + Send + 'static,
 {
+    timed_paced(processes, states, duration, None, op).await
+}
+
+/// [`timed`], with each loop starting a call at most every `pace` (a call
+/// that is late starts at once); the wait is not part of its latency.
+pub async fn timed_paced<S, F, Fut>(
+    processes: Processes,
+    states: Vec<S>,
+    duration: Duration,
+    pace: Option<Duration>,
+    op: F,
+) -> (Measurement, Vec<S>)
+where
+    S: Send + 'static,
+    F: Fn(usize, usize, S) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = S> + Send + 'static,
+{
     let before = processes.snapshot();
     let started = Instant::now();
     let deadline = started + duration;
@@ -43,6 +60,10 @@ where
                 let mut latencies = Vec::new();
                 let mut iteration = 0;
                 while Instant::now() < deadline {
+                    if let Some(pace) = pace {
+                        let slot = started + pace * iteration as u32;
+                        tokio::time::sleep_until(slot.into()).await;
+                    }
                     let call = Instant::now();
                     state = op(worker, iteration, state).await;
                     latencies.push(call.elapsed());

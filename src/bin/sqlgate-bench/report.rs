@@ -9,10 +9,18 @@ use crate::cpu::CpuUse;
 pub enum Path {
     /// tonic client → `sqlgate serve` → MariaDB.
     Gateway,
+    /// Through the gateway, a transaction in two calls: its first statement
+    /// begins it (`begin`), its last commits it (`commit`).
+    GatewayInline,
     /// mysql_async, each client task owning one connection for the whole
     /// workload: statement cache warm, no reset between calls. What a
     /// program that talks to MySQL directly does; the reference.
     DirectOwned,
+    /// Direct (owned), each client paced so that all together they run at
+    /// the gateway's throughput of the same workload: the database's CPU per
+    /// query depends on how busy it is (a busier server sleeps and wakes
+    /// less per query), so this compares the two at the same load.
+    DirectOwnedPaced,
     /// `mariadb-slap`: the C client, text protocol, one connection per
     /// client thread.
     Slap,
@@ -27,10 +35,17 @@ impl Path {
     pub fn label(self) -> &'static str {
         match self {
             Path::Gateway => "gateway",
+            Path::GatewayInline => "gateway (inline begin + commit)",
             Path::DirectOwned => "direct (owned)",
+            Path::DirectOwnedPaced => "direct (owned, at the gateway's rate)",
             Path::Slap => "mariadb-slap",
             Path::DirectPoolReset => "direct (pool + reset)",
         }
+    }
+
+    /// Through the gateway (either way of calling it).
+    pub fn is_gateway(self) -> bool {
+        matches!(self, Path::Gateway | Path::GatewayInline)
     }
 }
 
@@ -131,7 +146,7 @@ pub fn print(rows: &[Row], rest_kib: u64) {
         let gateway = row.get(Path::Gateway);
         for (index, (path, m)) in row.paths.iter().enumerate() {
             let ratio = match (path, gateway) {
-                (Path::Gateway, _) | (_, None) => "–".to_string(),
+                (Path::Gateway | Path::GatewayInline, _) | (_, None) => "–".to_string(),
                 (_, Some(g)) => {
                     format!("{:.2}", g.throughput / m.throughput.max(f64::MIN_POSITIVE))
                 }
@@ -140,7 +155,7 @@ pub fn print(rows: &[Row], rest_kib: u64) {
                 .latency
                 .map(|(p50, p99)| format!("{} / {}", micros(p50), micros(p99)))
                 .unwrap_or_default();
-            let rss = if *path == Path::Gateway {
+            let rss = if path.is_gateway() {
                 format!("{:.1} MiB", row.gateway_peak_kib as f64 / 1024.0)
             } else {
                 String::new()
@@ -163,10 +178,41 @@ pub fn print(rows: &[Row], rest_kib: u64) {
     println!();
     println!("gateway RSS at rest: {:.1} MiB", rest_kib as f64 / 1024.0);
     println!();
+    println!("The gateway's best way of calling against direct (owned), in throughput:");
+    println!();
+    for row in rows {
+        let best = row
+            .paths
+            .iter()
+            .filter(|(path, _)| path.is_gateway())
+            .max_by(|a, b| a.1.throughput.total_cmp(&b.1.throughput));
+        if let (Some((path, best)), Some(owned)) = (best, row.get(Path::DirectOwned)) {
+            println!(
+                "- {}: {} {:.0} {} = {:.2}× direct (owned)",
+                row.name,
+                path.label(),
+                best.throughput,
+                row.unit,
+                best.throughput / owned.throughput.max(f64::MIN_POSITIVE)
+            );
+        }
+    }
+    println!();
     println!("The database's CPU time per operation, through the gateway and direct (owned):");
     println!();
     for row in rows {
         let database = |path| row.get(path).and_then(|m| m.per_operation(m.cpu.database));
+        if let (Some(gateway), Some(paced)) =
+            (database(Path::Gateway), database(Path::DirectOwnedPaced))
+        {
+            println!(
+                "- {}: MariaDB CPU per op at the same rate: gateway {} µs vs direct-owned paced {} µs = {:.1}×",
+                row.name,
+                cpu_micros(Some(gateway)),
+                cpu_micros(Some(paced)),
+                gateway / paced.max(f64::MIN_POSITIVE)
+            );
+        }
         let line = match (database(Path::Gateway), database(Path::DirectOwned)) {
             _ if !row.reaches_database => {
                 "MariaDB CPU per op: – (the gateway's health Check does not reach the database)"

@@ -37,14 +37,16 @@ pub async fn stream_once(
     slow: bool,
 ) -> Measurement {
     let owned = match path {
-        Path::DirectOwned => owned_connections(&opts, 1, &[STREAM]).await.pop(),
+        Path::DirectOwned | Path::DirectOwnedPaced => {
+            owned_connections(&opts, 1, &[STREAM]).await.pop()
+        }
         _ => None,
     };
     let before = processes.snapshot();
     let started = Instant::now();
     let give_up = started + duration;
     let rows = match path {
-        Path::Gateway => {
+        Path::Gateway | Path::GatewayInline => {
             let mut rows = 0u64;
             let mut stream = client
                 .execute_stream(ExecuteRequest {
@@ -67,7 +69,7 @@ pub async fn stream_once(
             }
             rows
         }
-        Path::DirectOwned => {
+        Path::DirectOwned | Path::DirectOwnedPaced => {
             let conn = owned.expect("an owned connection");
             direct_stream(conn, true, slow, give_up).await
         }

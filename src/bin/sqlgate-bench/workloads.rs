@@ -19,7 +19,7 @@ use crate::{
     Args,
     cpu::Processes,
     gateway_process::GatewayProcess,
-    harness::{close, owned_connections, random_id, setup, timed, two_ids},
+    harness::{close, owned_connections, random_id, setup, timed, timed_paced, two_ids},
     report::{self, Measurement, Path, Row},
     server_counters::ServerCounters,
     slap::{Slap, queries_for},
@@ -56,6 +56,15 @@ pub struct Bench {
     /// The bench's own connection, to read the server's counters; `None`
     /// when it could not be opened.
     monitor: tokio::sync::Mutex<Option<Conn>>,
+}
+
+/// Throughputs of a workload's paths measured so far (0 before they ran).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoFar {
+    /// Through the gateway, four calls per transaction.
+    gateway: f64,
+    /// Direct (owned).
+    owned: f64,
 }
 
 /// The direct pool's size: as many connections as the gateway's pool.
@@ -133,7 +142,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // database's buffer pool); the direct paths connect and prepare before
     // each of their runs.
     bench
-        .point_select(CONCURRENCY, Path::Gateway, Duration::from_secs(2))
+        .point_select_for(CONCURRENCY, Path::Gateway, Duration::from_secs(2), None)
         .await;
     let (rest, _) = bench.gateway.memory_kib();
 
@@ -171,13 +180,25 @@ impl Bench {
         for clients in [1, CONCURRENCY] {
             let name = format!("point select, {}", clients_name(clients));
             if selected(&name) {
-                let paths = [Gateway, DirectOwned, Slap, DirectPoolReset];
-                let row = self.compare(&name, "q/s", &paths, |path, owned| async move {
-                    if path == Slap {
-                        self.slap_point_select(clients, queries_for(owned, duration))
-                            .await
-                    } else {
-                        Some(self.point_select(clients, path, duration).await)
+                let paths = [
+                    Gateway,
+                    DirectOwned,
+                    DirectOwnedPaced,
+                    Slap,
+                    DirectPoolReset,
+                ];
+                let row = self.compare(&name, "q/s", &paths, |path, so_far| async move {
+                    match path {
+                        Slap => {
+                            let queries = queries_for(so_far.owned, duration);
+                            self.slap_point_select(clients, queries).await
+                        }
+                        DirectOwnedPaced => {
+                            let pace = clients as f64 / so_far.gateway.max(1.0);
+                            let pace = Some(Duration::from_secs_f64(pace));
+                            Some(self.point_select(clients, path, pace).await)
+                        }
+                        _ => Some(self.point_select(clients, path, None).await),
                     }
                 });
                 rows.push(row.await);
@@ -186,6 +207,7 @@ impl Bench {
         let paths = [Gateway, DirectOwned, DirectPoolReset];
         let name = format!("transaction Begin + 2 UPDATE + Commit, {CONCURRENCY} clients");
         if selected(&name) {
+            let paths = [Gateway, GatewayInline, DirectOwned, DirectPoolReset];
             let row = self.compare(&name, "tx/s", &paths, |path, _| async move {
                 Some(self.transaction(path, false).await)
             });
@@ -219,9 +241,8 @@ impl Bench {
     }
 
     /// Runs one workload along each of `paths` in turn (the gateway first;
-    /// `workload` gets the path and the direct (owned) path's throughput
-    /// measured so far, 0 before it ran). A path that measured nothing (no
-    /// `mariadb-slap`) is left out of the row.
+    /// `workload` gets the path and the throughputs measured so far). A path
+    /// that measured nothing (no `mariadb-slap`) is left out of the row.
     async fn compare<'a, F, Fut>(
         &'a self,
         name: &str,
@@ -230,7 +251,7 @@ impl Bench {
         workload: F,
     ) -> Row
     where
-        F: Fn(Path, f64) -> Fut,
+        F: Fn(Path, SoFar) -> Fut,
         Fut: Future<Output = Option<Measurement>> + 'a,
     {
         let mut row = Row {
@@ -240,30 +261,32 @@ impl Bench {
             gateway_peak_kib: 0,
             reaches_database: !name.starts_with("round trip"),
         };
-        let mut owned = 0.0;
+        let mut so_far = SoFar::default();
         for &path in paths {
             if path == Path::Slap && self.slap.is_none() {
                 continue;
             }
             eprintln!("{name}: {}...", path.label());
-            if path == Path::Gateway {
+            if path.is_gateway() {
                 self.gateway.reset_peak();
             }
             let counters_before = self.server_counters().await;
-            let Some(mut measured) = workload(path, owned).await else {
+            let Some(mut measured) = workload(path, so_far).await else {
                 continue;
             };
             if let (Some(before), Some(after)) = (counters_before, self.server_counters().await) {
                 measured.commands = before.per_operation(&after, measured.operations);
             }
-            if path == Path::Gateway {
-                row.gateway_peak_kib = self.gateway.memory_kib().1;
+            if path.is_gateway() {
+                row.gateway_peak_kib = row.gateway_peak_kib.max(self.gateway.memory_kib().1);
             } else {
                 // The gateway is idle on the direct paths.
                 measured.cpu.gateway = None;
             }
-            if path == Path::DirectOwned {
-                owned = measured.throughput;
+            match path {
+                Path::Gateway => so_far.gateway = measured.throughput,
+                Path::DirectOwned => so_far.owned = measured.throughput,
+                _ => {}
             }
             row.paths.push((path, measured));
         }
@@ -313,11 +336,28 @@ impl Bench {
         measured
     }
 
-    /// Autocommit point selects by primary key, random ids.
-    async fn point_select(&self, clients: usize, path: Path, duration: Duration) -> Measurement {
+    /// Autocommit point selects by primary key, random ids, for the run's
+    /// duration, each client starting one at most every `pace`.
+    async fn point_select(
+        &self,
+        clients: usize,
+        path: Path,
+        pace: Option<Duration>,
+    ) -> Measurement {
+        self.point_select_for(clients, path, self.args.duration, pace)
+            .await
+    }
+
+    async fn point_select_for(
+        &self,
+        clients: usize,
+        path: Path,
+        duration: Duration,
+        pace: Option<Duration>,
+    ) -> Measurement {
         let point_rows = self.args.point_rows;
         match path {
-            Path::Gateway => {
+            Path::Gateway | Path::GatewayInline => {
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let response = client
                         .execute(ExecuteRequest {
@@ -334,7 +374,7 @@ impl Bench {
                     .await
                     .0
             }
-            Path::DirectOwned => {
+            Path::DirectOwned | Path::DirectOwnedPaced => {
                 let connections =
                     owned_connections(&self.direct_opts, clients, &[POINT_SELECT]).await;
                 let op = move |worker, iteration, mut conn: Conn| async move {
@@ -342,7 +382,7 @@ impl Bench {
                     conn
                 };
                 let (measured, connections) =
-                    timed(self.processes, connections, duration, op).await;
+                    timed_paced(self.processes, connections, duration, pace, op).await;
                 close(connections).await;
                 measured
             }
@@ -396,17 +436,22 @@ impl Bench {
                     .await
                     .0
             }
-            Path::Gateway => {
+            Path::Gateway | Path::GatewayInline => {
+                let inline = path == Path::GatewayInline;
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let (a, b) = two_ids(point_rows, worker, iteration);
-                    gateway_transaction(&mut client, a, b).await;
+                    if inline {
+                        gateway_inline_transaction(&mut client, a, b).await;
+                    } else {
+                        gateway_transaction(&mut client, a, b).await;
+                    }
                     client
                 };
                 timed(self.processes, self.clients(CONCURRENCY), duration, op)
                     .await
                     .0
             }
-            Path::DirectOwned => {
+            Path::DirectOwned | Path::DirectOwnedPaced => {
                 let connections =
                     owned_connections(&self.direct_opts, CONCURRENCY, &[UPDATE]).await;
                 let op = move |worker, iteration, mut conn: Conn| async move {
@@ -481,6 +526,32 @@ async fn gateway_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i6
         .commit(CommitRequest { transaction_id: tx })
         .await
         .expect("commit");
+}
+
+/// The same transaction in two calls: the first UPDATE begins it, the
+/// second commits it.
+async fn gateway_inline_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i64) {
+    let tx = client
+        .execute(ExecuteRequest {
+            sql: UPDATE.into(),
+            params: vec![int(a)],
+            begin: Some(Default::default()),
+            ..Default::default()
+        })
+        .await
+        .expect("begin + update")
+        .into_inner()
+        .transaction_id;
+    client
+        .execute(ExecuteRequest {
+            sql: UPDATE.into(),
+            params: vec![int(b)],
+            transaction_id: tx,
+            commit: true,
+            ..Default::default()
+        })
+        .await
+        .expect("update + commit");
 }
 
 async fn direct_transaction(conn: &mut Conn, a: i64, b: i64) {
