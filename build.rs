@@ -7,7 +7,12 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile(["sqlgate/v1/sqlgate.proto"], ["proto"])?;
+    // error_details.proto rides along so that reflection can resolve the
+    // google.rpc.ErrorInfo inside statuses (grpcurl prints it).
+    let descriptors = protox::compile(
+        ["sqlgate/v1/sqlgate.proto", "google/rpc/error_details.proto"],
+        ["proto"],
+    )?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("sqlgate_descriptor.bin"),
@@ -19,6 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Written by hand so that streams can send rows encoded straight from
         // MySQL cells (see src/api/row_batch.rs); the wire format is the proto's.
         .extern_path(".sqlgate.v1.RowBatch", "crate::api::RowBatch")
+        // google.rpc.Status (in-band statement errors of Transaction streams)
+        // is tonic-types' own, which is what tonic's statuses carry.
+        .extern_path(".google.rpc", "::tonic_types::pb")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -49,9 +49,14 @@ def parse_proto(text):
             if rest.split("//")[0].strip().startswith("}"):
                 stack.pop()
         elif line.startswith("rpc "):
-            m = re.match(r"rpc\s+(\w+)\((\w+)\)\s+returns\s+\((stream\s+)?(\w+)\)", line)
-            name, request, stream, response = m.groups()
-            signature = f"{name}({request}) returns ({'stream ' if stream else ''}{response})"
+            m = re.match(
+                r"rpc\s+(\w+)\((stream\s+)?(\w+)\)\s+returns\s+\((stream\s+)?(\w+)\)", line
+            )
+            name, in_stream, request, out_stream, response = m.groups()
+            signature = (
+                f"{name}({'stream ' if in_stream else ''}{request}) "
+                f"returns ({'stream ' if out_stream else ''}{response})"
+            )
             stack[-1]["children"].append({"kind": "rpc", "name": signature, "doc": " ".join(comment)})
         elif line == "}" and stack:
             stack.pop()

@@ -7,7 +7,11 @@
 //!   once ([`RequestLimitLayer`]); a request holds its permit until its body
 //!   ends or is dropped (for unary requests, as soon as the message is in).
 //!   Others wait up to `--acquire-timeout` and then fail RESOURCE_EXHAUSTED,
-//!   and nothing reads their bodies meanwhile;
+//!   and nothing reads their bodies meanwhile. A Transaction stream, whose
+//!   request stream stays open for the whole transaction, holds a permit only
+//!   while one of its messages is partly received (its later messages wait for
+//!   a permit instead of failing), and `--request-read-timeout` applies from
+//!   a message's first byte to its last;
 //! - unread bytes stay in HTTP/2 flow control: a connection may have at most
 //!   [`CONNECTION_WINDOW`] bytes unread, whatever its number of streams;
 //! - at most `--max-connections` connections are open ([`LimitedIncoming`]);
@@ -35,10 +39,15 @@ use tonic::{
     transport::server::{Connected, TcpConnectInfo, TcpIncoming},
 };
 
+use tokio_util::sync::PollSemaphore;
+
 use crate::errors::GatewayError;
 
-/// Paths of the Database service's RPCs, each of which takes one request message.
+/// Paths of the Database service's RPCs, each of which takes one request
+/// message, except [`TRANSACTION_PATH`].
 const DATABASE_PATH: &str = "/sqlgate.v1.Database/";
+/// The Transaction RPC: a request stream of many messages.
+const TRANSACTION_PATH: &str = "/sqlgate.v1.Database/Transaction";
 
 /// HTTP/2 flow-control window of one request stream, bytes.
 pub const STREAM_WINDOW: u32 = 64 * 1024;
@@ -210,6 +219,20 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limit = self.limit.clone();
         Box::pin(async move {
+            if request.uri().path() == TRANSACTION_PATH {
+                let request = request.map(|body| {
+                    Body::new(MessagePermitBody {
+                        inner: body,
+                        permits: PollSemaphore::new(limit.permits.clone()),
+                        permit: None,
+                        waiting: None,
+                        framing: Framing::default(),
+                        read_by: None,
+                        read_timeout: limit.read_timeout,
+                    })
+                });
+                return inner.call(request).await;
+            }
             let acquire = limit.permits.acquire_owned();
             let Ok(Ok(permit)) = tokio::time::timeout(limit.wait, acquire).await else {
                 let error = GatewayError::TooManyRequests { limit: limit.max };
@@ -276,5 +299,177 @@ impl http_body::Body for PermitBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+/// The request body of a Transaction stream: holds a permit of the
+/// [`RequestLimitLayer`] only while a message is partly received, and fails
+/// a message that takes longer than the read timeout from its first byte.
+struct MessagePermitBody {
+    inner: Body,
+    permits: PollSemaphore,
+    permit: Option<OwnedSemaphorePermit>,
+    /// A frame that starts a message, held until a permit is free.
+    waiting: Option<Frame<Bytes>>,
+    framing: Framing,
+    /// When the message being received must be in whole.
+    read_by: Option<Pin<Box<tokio::time::Sleep>>>,
+    read_timeout: Duration,
+}
+
+impl MessagePermitBody {
+    /// Passes `frame` on, taking note of where messages end: the permit is
+    /// given back at the end of a message.
+    fn pass(&mut self, frame: Frame<Bytes>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        if let Some(data) = frame.data_ref()
+            && self.framing.consume(data)
+        {
+            self.permit = None;
+            self.read_by = None;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+}
+
+impl http_body::Body for MessagePermitBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = &mut *self;
+        if this.waiting.is_some() {
+            let Some(permit) = ready!(this.permits.poll_acquire(cx)) else {
+                return Poll::Ready(Some(Err(tonic::Status::unavailable("closed"))));
+            };
+            this.permit = Some(permit);
+            this.read_by = Some(Box::pin(tokio::time::sleep(this.read_timeout)));
+            let frame = this.waiting.take().expect("checked above");
+            return this.pass(frame);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let starts_message = this.permit.is_none()
+                    && this.framing.at_boundary()
+                    && frame.data_ref().is_some_and(|data| !data.is_empty());
+                if starts_message {
+                    this.waiting = Some(frame);
+                    // Polls the semaphore (and registers for its wake-up).
+                    return self.poll_frame(cx);
+                }
+                this.pass(frame)
+            }
+            Poll::Ready(other) => {
+                this.permit = None;
+                this.read_by = None;
+                Poll::Ready(other)
+            }
+            Poll::Pending => {
+                let late = this
+                    .read_by
+                    .as_mut()
+                    .is_some_and(|read_by| read_by.as_mut().poll(cx).is_ready());
+                if late {
+                    // Sent part of a message and stalled: give the place back.
+                    this.permit = None;
+                    this.read_by = None;
+                    let error = GatewayError::RequestReadTimeout(this.read_timeout);
+                    return Poll::Ready(Some(Err(tonic::Status::from(error))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.waiting.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Where a stream of gRPC messages is: each is a 5-byte prefix (a
+/// compression flag and a big-endian length) and that many bytes.
+#[derive(Debug, Default)]
+struct Framing {
+    prefix: [u8; 5],
+    /// Bytes of the current message's prefix seen (0: between messages).
+    prefix_len: usize,
+    /// Bytes of the current message still to come once the prefix is in.
+    remaining: usize,
+}
+
+impl Framing {
+    /// Takes note of `data`; true when it ends between two messages.
+    fn consume(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            if self.prefix_len < self.prefix.len() {
+                let take = (self.prefix.len() - self.prefix_len).min(data.len());
+                self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&data[..take]);
+                self.prefix_len += take;
+                data = &data[take..];
+                if self.prefix_len == self.prefix.len() {
+                    let length = [
+                        self.prefix[1],
+                        self.prefix[2],
+                        self.prefix[3],
+                        self.prefix[4],
+                    ];
+                    self.remaining = u32::from_be_bytes(length) as usize;
+                }
+            } else {
+                let take = self.remaining.min(data.len());
+                self.remaining -= take;
+                data = &data[take..];
+            }
+            if self.prefix_len == self.prefix.len() && self.remaining == 0 {
+                self.prefix_len = 0;
+            }
+        }
+        self.at_boundary()
+    }
+
+    /// True between two messages.
+    fn at_boundary(&self) -> bool {
+        self.prefix_len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Framing;
+
+    fn message(body: &[u8]) -> Vec<u8> {
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        framed.extend_from_slice(body);
+        framed
+    }
+
+    #[test]
+    fn message_ends_are_found_however_the_bytes_are_cut() {
+        let mut stream = message(b"hello");
+        stream.extend(message(b""));
+        stream.extend(message(&[7; 300]));
+        // Where each message ends, in bytes from the start.
+        let ends = [10, 15, 320];
+        for cut in 1..stream.len() {
+            let mut framing = Framing::default();
+            let (first, rest) = stream.split_at(cut);
+            let at_first = framing.consume(first);
+            assert_eq!(at_first, ends.contains(&cut), "cut at {cut}");
+            assert!(framing.consume(rest), "cut at {cut}: all messages end");
+        }
+        let mut framing = Framing::default();
+        for (i, byte) in stream.iter().enumerate() {
+            assert_eq!(
+                framing.consume(&[*byte]),
+                ends.contains(&(i + 1)),
+                "byte {i}"
+            );
+        }
     }
 }

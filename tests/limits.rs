@@ -298,39 +298,64 @@ async fn a_stalled_request_loses_its_place() {
         &[],
     );
     let address = process.address.clone();
-    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // A Transaction stream's messages are each held to the same limit.
+    for method in ["Execute", "Transaction"] {
+        let started = Instant::now();
+        let status = stalled_request(&address, method).await;
+        assert_eq!(
+            status.code(),
+            Code::DeadlineExceeded,
+            "{method}: {status:?}"
+        );
+        assert_eq!(error_info(&status).0, "REQUEST_READ_TIMEOUT", "{method}");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{method}");
+        // Its place is free again: an ordinary call gets through at once.
+        let mut grpc =
+            sqlgate::api::database_client::DatabaseClient::connect(format!("http://{address}"))
+                .await
+                .unwrap();
+        execute(&mut grpc, "SELECT 1", vec![]).await.unwrap();
+    }
+}
+
+/// Calls `method` with the gRPC header of a 1,000-byte message and then only
+/// 10 bytes of it, and waits for the status the gateway ends the call with
+/// (in the response headers, or in trailers after a streamed response).
+async fn stalled_request(address: &str, method: &str) -> tonic::Status {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     let driver = tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
     let request = tonic::codegen::http::Request::post(format!(
-        "http://{address}/sqlgate.v1.Database/Execute"
+        "http://{address}/sqlgate.v1.Database/{method}"
     ))
     .header("content-type", "application/grpc")
     .header("te", "trailers")
     .body(())
     .unwrap();
     let (response, mut body) = client.send_request(request, false).unwrap();
-    // The gRPC header of a 1,000-byte message, then only 10 bytes of it.
     let mut message = vec![0u8];
     message.extend_from_slice(&1000u32.to_be_bytes());
     message.resize(5 + 10, b'x');
     body.send_data(message.into(), false).unwrap();
-    let started = Instant::now();
-    let response = tokio::time::timeout(Duration::from_secs(10), response)
-        .await
-        .expect("the gateway answers the stalled request")
-        .unwrap();
-    let status =
-        tonic::Status::from_header_map(response.headers()).expect("a trailers-only error response");
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
-    assert_eq!(error_info(&status).0, "REQUEST_READ_TIMEOUT");
-    assert!(started.elapsed() >= Duration::from_millis(900));
-    // Its place is free again: an ordinary call gets through at once.
-    let mut grpc =
-        sqlgate::api::database_client::DatabaseClient::connect(format!("http://{address}"))
-            .await
-            .unwrap();
-    execute(&mut grpc, "SELECT 1", vec![]).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), async {
+        let response = response.await.unwrap();
+        if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+            return status;
+        }
+        let mut responses = response.into_body();
+        while let Some(data) = responses.data().await {
+            assert!(
+                data.unwrap().is_empty(),
+                "no response message to a stalled request"
+            );
+        }
+        let trailers = responses.trailers().await.unwrap().expect("trailers");
+        tonic::Status::from_header_map(&trailers).expect("a status in the trailers")
+    })
+    .await
+    .expect("the gateway answers the stalled request");
     drop(body);
     driver.abort();
+    status
 }

@@ -22,6 +22,7 @@ pub mod deadline;
 mod respond;
 mod session;
 mod stream;
+mod transaction_stream;
 
 use stream::StreamSettings;
 
@@ -134,6 +135,28 @@ impl DatabaseService {
         })
     }
 
+    /// Commits `principal`'s transaction `id`.
+    async fn commit_transaction(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<(), GatewayError> {
+        let lease = match self.transactions.checkout(id, principal).await {
+            Ok(lease) => lease,
+            // Committed already (e.g. by a Commit whose client gave up
+            // waiting): the truth is that it committed.
+            Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // Once sent, COMMIT runs to its end and its outcome is recorded, even
+        // if this call is dropped (client cancel or deadline).
+        self.database
+            .tasks()
+            .spawn(lease.commit())
+            .await
+            .expect("committing does not panic")
+    }
+
     async fn begin(
         &self,
         request: api::BeginRequest,
@@ -203,6 +226,10 @@ async fn serve<T>(
         }
     }
 }
+
+/// The stream type of Transaction.
+pub type TransactionStream =
+    Pin<Box<dyn Stream<Item = Result<api::TransactionResponse, Status>> + Send>>;
 
 /// The stream type of ExecuteStream.
 pub type ExecuteStreamStream =
@@ -279,29 +306,28 @@ impl database_server::Database for DatabaseService {
         let request = request.into_inner();
         let log = RpcLog::start("Commit", &request.transaction_id);
         serve(log, &principal, |_| 0, async {
-            let lease = match self
-                .transactions
-                .checkout(&request.transaction_id, &principal)
-                .await
-            {
-                Ok(lease) => lease,
-                // Committed already (e.g. by a Commit whose client gave up
-                // waiting): the truth is that it committed.
-                Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => {
-                    return Ok(api::CommitResponse {});
-                }
-                Err(e) => return Err(e),
-            };
-            // Once sent, COMMIT runs to its end and its outcome is recorded,
-            // even if this call is dropped (client cancel or deadline).
-            self.database
-                .tasks()
-                .spawn(lease.commit())
-                .await
-                .expect("committing does not panic")?;
+            self.commit_transaction(&request.transaction_id, &principal)
+                .await?;
             Ok(api::CommitResponse {})
         })
         .await
+    }
+
+    type TransactionStream = TransactionStream;
+
+    async fn transaction(
+        &self,
+        request: Request<tonic::Streaming<api::TransactionRequest>>,
+    ) -> Result<Response<Self::TransactionStream>, Status> {
+        let settings = transaction_stream::TransactionStreamSettings {
+            first_request: self.transactions.settings().idle_timeout,
+            stall_timeout: self.limits.stream_stall_timeout,
+            client_timeout: deadline::client_timeout(request.metadata()),
+        };
+        let principal = Principal::of(&request);
+        let requests = request.into_inner();
+        let stream = transaction_stream::start(self.clone(), requests, principal, settings);
+        Ok(Response::new(stream))
     }
 
     async fn rollback(

@@ -354,6 +354,11 @@ impl Transactions {
         Ok(true)
     }
 
+    /// True while `principal`'s transaction `id` is open.
+    pub fn is_open(&self, id: &str, principal: &Principal) -> bool {
+        self.find(id, &principal.name).is_ok()
+    }
+
     /// Stops new transactions from beginning (shutdown).
     pub fn start_draining(&self) {
         self.inner

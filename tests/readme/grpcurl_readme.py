@@ -36,17 +36,19 @@ EXPECTATIONS = [
     ("DELETE FROM accounts", True, ['"rowsAffected": "2"', '"rolledBack": true']),
     ('"begin": {"isolation"', True, ['"rolledBack": true']),
     ('"statements": [', True, ['"results"', '"rowsAffected": "1"']),
+    ("sqlgate.v1.Database/Transaction <<'EOF'", True, ['"begun"', '"transactionId"', '"result"', '"error"', '"code": 6', "Duplicate entry", '"reason":"MYSQL_ERROR"', '"committed"']),
     ("ExecuteStream", True, ['"header"', '"uint64Value": "25"', '"rowCount": "5"']),
     ("grpc.health.v1.Health/Check", True, ['"status": "SERVING"']),
     ('\\"again\\"', False, ["AlreadyExists", '"reason":"MYSQL_ERROR"', '"errno":"1062"', '"domain":"sqlgate"']),
 ]
 
 # After the examples, the data must be what they did: alice paid bob 10, then
-# the batch moved 5 more; the DELETE was rolled back.
+# the batch moved 5 more and the Transaction stream 1 more; the DELETE was
+# rolled back.
 FINAL_CHECK = (
     """grpcurl -plaintext -d '{"sql": "SELECT id, balance FROM accounts ORDER BY id"}' """
     "localhost:50051 sqlgate.v1.Database/Execute",
-    ['"decimalValue": "85.00"', '"decimalValue": "65.00"'],
+    ['"decimalValue": "84.00"', '"decimalValue": "66.00"'],
 )
 
 
