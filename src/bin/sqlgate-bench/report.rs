@@ -12,6 +12,10 @@ pub enum Path {
     /// Through the gateway, a transaction in two calls: its first statement
     /// begins it (`begin`), its last commits it (`commit`).
     GatewayInline,
+    /// Through the gateway, a transaction as one `Transaction` stream, its
+    /// requests (begin, the statements, commit) sent without waiting for the
+    /// answers.
+    GatewayStream,
     /// mysql_async, each client task owning one connection for the whole
     /// workload: statement cache warm, no reset between calls. What a
     /// program that talks to MySQL directly does; the reference.
@@ -36,6 +40,7 @@ impl Path {
         match self {
             Path::Gateway => "gateway",
             Path::GatewayInline => "gateway (inline begin + commit)",
+            Path::GatewayStream => "gateway (Transaction stream)",
             Path::DirectOwned => "direct (owned)",
             Path::DirectOwnedPaced => "direct (owned, at the gateway's rate)",
             Path::Slap => "mariadb-slap",
@@ -45,7 +50,10 @@ impl Path {
 
     /// Through the gateway (either way of calling it).
     pub fn is_gateway(self) -> bool {
-        matches!(self, Path::Gateway | Path::GatewayInline)
+        matches!(
+            self,
+            Path::Gateway | Path::GatewayInline | Path::GatewayStream
+        )
     }
 }
 
@@ -146,7 +154,8 @@ pub fn print(rows: &[Row], rest_kib: u64) {
         let gateway = row.get(Path::Gateway);
         for (index, (path, m)) in row.paths.iter().enumerate() {
             let ratio = match (path, gateway) {
-                (Path::Gateway | Path::GatewayInline, _) | (_, None) => "–".to_string(),
+                (path, _) if path.is_gateway() => "–".to_string(),
+                (_, None) => "–".to_string(),
                 (_, Some(g)) => {
                     format!("{:.2}", g.throughput / m.throughput.max(f64::MIN_POSITIVE))
                 }

@@ -207,7 +207,13 @@ impl Bench {
         let paths = [Gateway, DirectOwned, DirectPoolReset];
         let name = format!("transaction Begin + 2 UPDATE + Commit, {CONCURRENCY} clients");
         if selected(&name) {
-            let paths = [Gateway, GatewayInline, DirectOwned, DirectPoolReset];
+            let paths = [
+                Gateway,
+                GatewayInline,
+                GatewayStream,
+                DirectOwned,
+                DirectPoolReset,
+            ];
             let row = self.compare(&name, "tx/s", &paths, |path, _| async move {
                 Some(self.transaction(path, false).await)
             });
@@ -357,7 +363,7 @@ impl Bench {
     ) -> Measurement {
         let point_rows = self.args.point_rows;
         match path {
-            Path::Gateway | Path::GatewayInline => {
+            Path::Gateway | Path::GatewayInline | Path::GatewayStream => {
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let response = client
                         .execute(ExecuteRequest {
@@ -436,14 +442,13 @@ impl Bench {
                     .await
                     .0
             }
-            Path::Gateway | Path::GatewayInline => {
-                let inline = path == Path::GatewayInline;
+            Path::Gateway | Path::GatewayInline | Path::GatewayStream => {
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let (a, b) = two_ids(point_rows, worker, iteration);
-                    if inline {
-                        gateway_inline_transaction(&mut client, a, b).await;
-                    } else {
-                        gateway_transaction(&mut client, a, b).await;
+                    match path {
+                        Path::GatewayInline => gateway_inline_transaction(&mut client, a, b).await,
+                        Path::GatewayStream => gateway_stream_transaction(&mut client, a, b).await,
+                        _ => gateway_transaction(&mut client, a, b).await,
                     }
                     client
                 };
@@ -552,6 +557,41 @@ async fn gateway_inline_transaction(client: &mut DatabaseClient<Channel>, a: i64
         })
         .await
         .expect("update + commit");
+}
+
+/// The same transaction as one Transaction stream: every request is sent
+/// at once, then the four answers are read.
+async fn gateway_stream_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i64) {
+    use sqlgate::api::{
+        TransactionCommit, TransactionRequest, TransactionStatement,
+        transaction_request::Request as Step, transaction_response::Response as Answer,
+    };
+    let statement = |id| {
+        Step::Statement(TransactionStatement {
+            sql: UPDATE.into(),
+            params: vec![int(id)],
+            max_rows: 0,
+        })
+    };
+    let steps = [
+        Step::Begin(Default::default()),
+        statement(a),
+        statement(b),
+        Step::Commit(TransactionCommit {}),
+    ];
+    let requests = steps.map(|step| TransactionRequest {
+        request: Some(step),
+    });
+    let mut answers = client
+        .transaction(tokio_stream::iter(requests))
+        .await
+        .expect("transaction stream")
+        .into_inner();
+    let mut last = None;
+    while let Some(message) = answers.message().await.expect("transaction answer") {
+        last = message.response;
+    }
+    assert!(matches!(last, Some(Answer::Committed(_))), "{last:?}");
 }
 
 async fn direct_transaction(conn: &mut Conn, a: i64, b: i64) {
