@@ -54,8 +54,10 @@ pub struct ConnectOptions {
 /// session state tracking, so that a reply's OK packets carry
 /// `SERVER_SESSION_STATE_CHANGED` when a statement changed the session, which
 /// the patched driver keeps as `Conn::session_state_changed` (see
-/// vendor/README.md). The driver runs them after connecting and after every
-/// COM_RESET_CONNECTION (which turns tracking off again), then clears the bit.
+/// vendor/README.md). The gateway runs it on a connection about to serve a
+/// read that may be reused, when nothing has since the connection was opened
+/// or reset (COM_RESET_CONNECTION turns tracking off again), then clears the
+/// bit; connections that serve transactions and writes never need it.
 ///
 /// One statement, one round trip. All three variables exist in MariaDB
 /// ≥ 10.3.1 and MySQL ≥ 5.7.6 (both accept `'*'` and `CHARACTERISTICS`);
@@ -151,15 +153,11 @@ impl Backend {
             // client sets (variables, temporary tables) leaks to the next one.
             .with_reset_connection(true);
         let session_reuse = settings.session_reuse == SessionReuse::Reads;
-        let setup = if session_reuse {
-            session_tracking_setup()
-        } else {
-            Vec::new()
-        };
+        // No setup commands: session tracking is turned on only where a
+        // read may be reused (see `Session::open`).
         let main = OptsBuilder::from_opts(opts.clone())
             .pool_opts(pool_opts)
-            .stmt_cache_size(settings.statement_cache_size)
-            .setup(setup);
+            .stmt_cache_size(settings.statement_cache_size);
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
         );

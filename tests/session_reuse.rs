@@ -298,3 +298,110 @@ async fn found_rows_stay_private(reuse: sqlgate::config::SessionReuse) {
         rollback(&gateway, &tx).await;
     }
 }
+
+/// Session tracking is turned on lazily, on a connection about to serve a
+/// read that may be reused: a read-only principal's `SET SESSION TRANSACTION
+/// READ ONLY` (run on its autocommit connection when it has no database
+/// account of its own) comes after it, is seen, and the connection is reset
+/// before a read-write principal gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_session_never_reaches_a_writer() {
+    const READER: &str = "reader-token-0123456789";
+    const WRITER: &str = "writer-token-0123456789";
+    let file = token_file(
+        "reuse-read-only",
+        &format!("{READER},alice,read-only\n{WRITER},bob,read-write\n"),
+    );
+    let gateway = TestGateway::start_with(move |config| {
+        one_connection(config);
+        config.auth_tokens_file = Some(file);
+    })
+    .await;
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await;
+    let mut client = gateway.client.clone();
+    let call = |token: &str, sql: &str| {
+        as_caller(
+            token,
+            api::ExecuteRequest {
+                sql: sql.into(),
+                ..Default::default()
+            },
+        )
+    };
+    for id in 0..5 {
+        let read_only = client
+            .execute(call(READER, "SELECT @@session.tx_read_only"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            only_value(&read_only),
+            format!("{:?}", Some(Kind::Int64Value(1)))
+        );
+        let writer_view = client
+            .execute(call(WRITER, "SELECT @@session.tx_read_only"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            only_value(&writer_view),
+            format!("{:?}", Some(Kind::Int64Value(0)))
+        );
+        client
+            .execute(call(WRITER, &format!("INSERT INTO t VALUES ({id}, 1)")))
+            .await
+            .expect("the writer's session is not read-only");
+    }
+    gateway.shut_down().await;
+}
+
+/// A transaction's connection is reset after it (COM_RESET_CONNECTION) but
+/// does not pay for turning session tracking back on: only reads that may
+/// be reused do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_do_not_pay_for_session_tracking() {
+    let (_server, url, gateway) = private_gateway("tx-tracking", |config| {
+        config.transactions.max_open = 1;
+        config.pool.max = 2;
+    })
+    .await;
+    let set_options = || async {
+        let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+        let value: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Com_set_option'")
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+        value.unwrap().1
+    };
+    let before = set_options().await;
+    for i in 0..20 {
+        let tx = begin(&gateway, None).await;
+        execute_in(
+            &gateway,
+            &tx,
+            "UPDATE t SET v = ? WHERE id = 1",
+            vec![int(i)],
+        )
+        .await
+        .unwrap();
+        commit(&gateway, &tx).await.unwrap();
+    }
+    let spent = set_options().await - before;
+    assert!(spent < 3, "SET statements for 20 transactions: {spent}");
+    // A read that may be reused turns tracking on (once) and is then reused.
+    let mut client = gateway.client.clone();
+    for _ in 0..20 {
+        execute(&mut client, "SELECT v FROM t WHERE id = 1", vec![])
+            .await
+            .unwrap();
+    }
+    let reads = set_options().await - before - spent;
+    assert!(
+        (1..=3).contains(&reads),
+        "SET statements for 20 reads: {reads}"
+    );
+    gateway.shut_down().await;
+}

@@ -101,6 +101,7 @@ impl DatabaseService {
             &request.transaction_id,
             request.begin.as_ref(),
             principal,
+            statement.plain_read(),
         )
         .await?;
         let limits = self.result_limits(request.max_rows);

@@ -29,12 +29,22 @@ impl Session {
     /// for. A read-only principal runs on the read-only database account
     /// when there is one; otherwise its autocommit connection is put in READ
     /// ONLY mode (the reset on its return to the pool undoes that).
+    ///
+    /// `plain_read`: the call's statement is a plain read, whose autocommit
+    /// connection may go back without a reset if the server reports no
+    /// change of session state. Its connection gets the server's session
+    /// state tracking turned on first, if nothing has done so since the
+    /// connection was opened or reset (the driver reports such a session as
+    /// changed): before anything else runs on it, so that everything is
+    /// seen. Connections serving anything else are reset after the call
+    /// anyway and never pay for the setup.
     pub async fn open(
         database: &Database,
         transactions: &Transactions,
         transaction_id: &str,
         begin: Option<&TransactionOptions>,
         principal: &Principal,
+        plain_read: bool,
     ) -> Result<Session, GatewayError> {
         match (transaction_id.is_empty(), begin) {
             (false, Some(_)) => Err(GatewayError::InvalidRequest(
@@ -56,6 +66,12 @@ impl Session {
                     Account::ReadWrite
                 };
                 let mut pooled = PooledConn::acquire(database.backend(account)).await?;
+                if plain_read && pooled.session_reuse() && pooled.conn().session_state_changed() {
+                    for setup in crate::database::session_tracking_setup() {
+                        pooled.conn().query_drop(setup).await?;
+                    }
+                    pooled.conn().clear_session_state_changed();
+                }
                 if read_only && !database.has_read_only_account() {
                     pooled
                         .conn()

@@ -150,6 +150,8 @@ async fn stream_result(
         &request.transaction_id,
         request.begin.as_ref(),
         principal,
+        // Streams always reset their connection (see below).
+        false,
     );
     // One deadline for everything until the result starts.
     let start_by = tokio::time::Instant::now() + settings.start_limit;

@@ -265,6 +265,11 @@ impl Conn {
     /// opened, reset (`COM_RESET_CONNECTION` or `COM_CHANGE_USER`, setup commands included)
     /// or [`Conn::clear_session_state_changed`] carried `SERVER_SESSION_STATE_CHANGED`.
     ///
+    /// Also `true` from the opening or reset of a connection without setup commands
+    /// until it is cleared: nothing has configured the session yet (e.g. turned session
+    /// state tracking on), so nothing vouches for it; a caller that needs tracking turns it
+    /// on and then clears the flag.
+    ///
     /// Unlike [`Conn::last_ok_packet`], this sees every packet of a multi-result reply
     /// (stored procedures, multi-statements). What the server reports depends on its
     /// `session_track_*` variables; it reports nothing on an error packet.
@@ -1077,8 +1082,9 @@ impl Conn {
             conn.reconnect_via_socket_if_needed().await?;
             conn.run_init_commands().await?;
             conn.run_setup_commands().await?;
-            // sqlgate patch: the session as configured is the baseline.
-            conn.inner.session_state_changed = false;
+            // sqlgate patch: the session as configured is the baseline, if setup
+            // commands configured it (see `Conn::session_state_changed`).
+            conn.inner.session_state_changed = conn.inner.opts.setup().is_empty();
 
             Ok(conn)
         }
@@ -1277,8 +1283,9 @@ impl Conn {
             self.inner.stmt_cache.clear();
             self.inner.infile_handler = None;
             self.run_setup_commands().await?;
-            // sqlgate patch: the session as configured is the baseline.
-            self.inner.session_state_changed = false;
+            // sqlgate patch: the session as configured is the baseline, if setup
+            // commands configured it (see `Conn::session_state_changed`).
+            self.inner.session_state_changed = self.inner.opts.setup().is_empty();
         }
 
         Ok(supports_com_reset_connection)
@@ -1321,8 +1328,9 @@ impl Conn {
         self.inner.stmt_cache.clear();
         self.inner.infile_handler = None;
         self.run_setup_commands().await?;
-        // sqlgate patch: the session as configured is the baseline.
-        self.inner.session_state_changed = false;
+        // sqlgate patch: the session as configured is the baseline, if setup
+        // commands configured it (see `Conn::session_state_changed`).
+        self.inner.session_state_changed = self.inner.opts.setup().is_empty();
         Ok(())
     }
 
