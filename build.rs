@@ -7,12 +7,7 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    // error_details.proto rides along so that reflection can resolve the
-    // google.rpc.ErrorInfo inside statuses (grpcurl prints it).
-    let descriptors = protox::compile(
-        ["sqlgate/v1/sqlgate.proto", "google/rpc/error_details.proto"],
-        ["proto"],
-    )?;
+    let descriptors = protox::compile(["sqlgate/v1/sqlgate.proto"], ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("sqlgate_descriptor.bin"),

@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod settings;
 
 pub use settings::{
-    CallConfig, Config, DatabaseConfig, DatabaseTarget, PoolConfig, RequestConfig, TlsFiles,
-    TransactionConfig,
+    CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PoolConfig, RequestConfig,
+    TlsFiles, TransactionConfig,
 };
 
 /// sqlgate: a gRPC gateway to MySQL and MariaDB.
@@ -240,6 +240,28 @@ pub struct ServeArgs {
         default_value_t = 16
     )]
     pub max_transactions_per_principal: usize,
+
+    /// The other gateway instances of this fleet, as comma-separated
+    /// host:port entries, or one DNS name that resolves to every instance
+    /// (a Kubernetes headless Service), re-resolved every --peer-refresh. A
+    /// call for a transaction another instance owns is forwarded to it.
+    #[arg(long, env = "SQLGATE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// How peers reach this instance (IP:port), named in every transaction
+    /// id. Default: --listen, once bound (required when --listen is a
+    /// wildcard address such as 0.0.0.0).
+    #[arg(long, env = "SQLGATE_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<SocketAddr>,
+
+    /// How often --peers is resolved again.
+    #[arg(long, env = "SQLGATE_PEER_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub peer_refresh: Duration,
+
+    /// Longest wait to connect to a peer before a forwarded call fails
+    /// (ABORTED / TRANSACTION_OWNER_UNAVAILABLE).
+    #[arg(long, env = "SQLGATE_PEER_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub peer_connect_timeout: Duration,
 }
 
 impl Config {

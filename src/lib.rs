@@ -11,6 +11,7 @@
 //! - [`database`] — the connection pool and its control connections;
 //! - [`auth`] — bearer tokens and the principal of each call;
 //! - [`errors`] — the gateway's error type and the one place it becomes a gRPC status;
+//! - [`fleet`] — the other gateway instances, and where a transaction's calls go;
 //! - [`health`] — the gRPC health service fed by database pings;
 //! - [`embedded`] — the private MariaDB/MySQL server used when no database URL is given;
 //! - [`limits`] — bounds on connections and on requests being received;
@@ -28,6 +29,7 @@ pub mod config;
 pub(crate) mod database;
 pub mod embedded;
 pub(crate) mod errors;
+pub(crate) mod fleet;
 pub(crate) mod health;
 pub mod limits;
 pub mod server;

@@ -18,6 +18,7 @@ use crate::{
     database::{ConnectOptions, Database},
     embedded::{EmbeddedDatabase, EmbeddedOptions},
     errors::EndReason,
+    fleet::Fleet,
     health,
     limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
     service::{DatabaseService, WithErrorInfo},
@@ -148,10 +149,31 @@ impl Gateway {
                 None
             }
         };
+        // Bound before the transaction registry: in a fleet, every
+        // transaction id names this instance's address.
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            address: config.listen,
+            source,
+        })?;
+        let fleet = match &config.fleet {
+            Some(fleet) => {
+                let me = fleet.advertise_address.unwrap_or(local_addr);
+                Some(Fleet::start(fleet, me, &tasks).await)
+            }
+            None => None,
+        };
         let transactions = Transactions::new(
             database.clone(),
             config.transactions,
             config.pool.acquire_timeout,
+            fleet.as_ref().map(Fleet::me),
             &tasks,
         );
         let (end_streams, streams_end) = tokio::sync::watch::channel(false);
@@ -160,6 +182,7 @@ impl Gateway {
             transactions.clone(),
             config.calls,
             streams_end,
+            fleet,
         );
 
         if let Some(address) = config.metrics_listen {
@@ -194,17 +217,6 @@ impl Gateway {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Listen {
-                    address: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            address: config.listen,
-            source,
-        })?;
         let incoming = LimitedIncoming::new(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             config.requests.max_connections,

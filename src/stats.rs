@@ -45,6 +45,14 @@ pub fn record_rpc(method: &'static str, code: tonic::Code, duration: Duration) {
         .record(duration.as_secs_f64());
 }
 
+/// A call forwarded to the instance that owns its transaction, by method and
+/// outcome (`ok`, `owner_error`: the owner answered an error, `unavailable`,
+/// `outcome_unknown`: a Commit whose forwarding broke after it was sent).
+pub fn record_forwarded(method: &'static str, outcome: &'static str) {
+    counter!("sqlgate_forwarded_calls_total", "method" => method, "outcome" => outcome)
+        .increment(1);
+}
+
 /// A transaction ended, for `reason` (a label such as `committed`).
 pub fn record_transaction_end(reason: &'static str) {
     counter!("sqlgate_transactions_ended_total", "reason" => reason).increment(1);

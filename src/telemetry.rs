@@ -80,6 +80,7 @@ impl RpcLog {
             method,
             transaction_id = field::Empty,
             rows = field::Empty,
+            forwarded_to = field::Empty,
         );
         if !transaction_id.is_empty() {
             span.record("transaction_id", transaction_id);

@@ -127,6 +127,22 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// The fleet this instance belongs to, if --peers is set.
+    pub fleet: Option<FleetConfig>,
+}
+
+/// A fleet of gateway instances that forward calls to each other.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// host:port entries or DNS names (--peers).
+    pub peers: Vec<String>,
+    /// How peers reach this instance (--advertise-address); `None`: the
+    /// listen address once bound.
+    pub advertise_address: Option<SocketAddr>,
+    /// How often the peers are resolved again (--peer-refresh).
+    pub refresh: Duration,
+    /// Longest wait to connect to a peer (--peer-connect-timeout).
+    pub connect_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -164,6 +180,8 @@ impl ServeArgs {
             ("--tx-idle-timeout", self.tx_idle_timeout),
             ("--tx-max-lifetime", self.tx_max_lifetime),
             ("--request-read-timeout", self.request_read_timeout),
+            ("--peer-refresh", self.peer_refresh),
+            ("--peer-connect-timeout", self.peer_connect_timeout),
             ("--stream-stall-timeout", self.stream_stall_timeout),
         ] {
             check(
@@ -237,6 +255,38 @@ impl ServeArgs {
                 data_dir: self.data_dir,
             }),
         };
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .map(|peer| peer.trim().to_string())
+            .filter(|peer| !peer.is_empty())
+            .collect();
+        if !peers.is_empty() {
+            check(
+                self.advertise_address.is_some() || !self.listen.ip().is_unspecified(),
+                format!(
+                    "--advertise-address is needed with --peers when --listen ({}) is a wildcard address: peers must know how to reach this instance",
+                    self.listen
+                ),
+            );
+            check(
+                self.advertise_address
+                    .is_none_or(|address| !address.ip().is_unspecified() && address.port() != 0),
+                "--advertise-address must be a concrete IP:port".into(),
+            );
+            check(
+                self.tls_cert.is_none(),
+                "--peers with --tls-cert: forwarding between gateways that serve TLS is not supported yet; terminate TLS in front of the gateways (a mesh sidecar) instead".into(),
+            );
+            for peer in &peers {
+                check(
+                    peer.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok()
+                    }),
+                    format!("--peers entry {peer:?} is not host:port"),
+                );
+            }
+        }
         let (Some(target), Some(max_request_bytes), true) =
             (target, max_request_bytes, problems.is_empty())
         else {
@@ -292,6 +342,12 @@ impl ServeArgs {
             log_format: self.log_format,
             metrics_listen: self.metrics_listen,
             shutdown_grace: self.shutdown_grace,
+            fleet: (!peers.is_empty()).then_some(FleetConfig {
+                peers,
+                advertise_address: self.advertise_address,
+                refresh: self.peer_refresh,
+                connect_timeout: self.peer_connect_timeout,
+            }),
         })
     }
 }

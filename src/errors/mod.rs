@@ -201,6 +201,19 @@ pub enum GatewayError {
     )]
     RequestReadTimeout(std::time::Duration),
 
+    /// The gateway instance that owns the transaction cannot be reached, or
+    /// left the fleet: its transactions were rolled back by the database when
+    /// its connections closed (ABORTED: rerun the transaction).
+    #[error(
+        "the gateway instance that owns this transaction ({owner}) is unavailable ({detail}); its transactions are rolled back when its connections close: rerun the transaction"
+    )]
+    TransactionOwnerUnavailable {
+        /// The owner's address.
+        owner: std::net::SocketAddr,
+        /// What went wrong, in words.
+        detail: String,
+    },
+
     /// The gateway is draining for shutdown and takes no new work.
     #[error("the gateway is shutting down; retry on another instance")]
     ShuttingDown,

@@ -117,6 +117,10 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             (Code::PermissionDenied, "READ_ONLY_PRINCIPAL")
         }
         GatewayError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        GatewayError::TransactionOwnerUnavailable { owner, .. } => {
+            metadata.insert("owner".into(), owner.to_string());
+            (Code::Aborted, "TRANSACTION_OWNER_UNAVAILABLE")
+        }
         GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         GatewayError::StreamStalled(_) => (Code::DeadlineExceeded, "STREAM_STALLED"),
         GatewayError::TooManyRequests { .. } => (Code::ResourceExhausted, "TOO_MANY_REQUESTS"),

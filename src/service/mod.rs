@@ -12,6 +12,7 @@ use crate::{
     config::CallConfig,
     database::Database,
     errors::{EndReason, GatewayError},
+    fleet::Fleet,
     statement::{self, ResultLimits, Statement, StatementRules},
     telemetry::RpcLog,
     transactions::Transactions,
@@ -19,6 +20,7 @@ use crate::{
 
 mod batch;
 pub mod deadline;
+mod forward;
 mod respond;
 mod session;
 mod stream;
@@ -37,23 +39,38 @@ pub struct DatabaseService {
     limits: CallConfig,
     /// Turns true when shutdown ends the streams still running.
     end_streams: tokio::sync::watch::Receiver<bool>,
+    /// The other instances, when this one is part of a fleet.
+    fleet: Option<Fleet>,
 }
 
 impl DatabaseService {
     /// A service over this database and transaction registry; streams end
-    /// when `end_streams` turns true.
+    /// when `end_streams` turns true. In a `fleet`, calls for transactions
+    /// another instance owns are forwarded to it.
     pub fn new(
         database: Database,
         transactions: Transactions,
         limits: CallConfig,
         end_streams: tokio::sync::watch::Receiver<bool>,
+        fleet: Option<Fleet>,
     ) -> Self {
         DatabaseService {
             database,
             transactions,
             limits,
             end_streams,
+            fleet,
         }
+    }
+
+    /// The owner of `transaction_id` when another instance owns it.
+    #[allow(clippy::result_large_err)]
+    fn owner_elsewhere<T>(
+        &self,
+        request: &Request<T>,
+        transaction_id: &str,
+    ) -> Result<Option<(Fleet, std::net::SocketAddr)>, Status> {
+        forward::owner_elsewhere(self.fleet.as_ref(), request, transaction_id)
     }
 
     /// The time limit of a unary call: the client's deadline, capped by
@@ -242,6 +259,18 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<api::ExecuteResponse>, Status> {
+        let transaction_id = request.get_ref().transaction_id.clone();
+        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+            let kind = if request.get_ref().commit {
+                forward::Kind::Commit
+            } else {
+                forward::Kind::Plain
+            };
+            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
+                client.execute(request).await
+            };
+            return forward::unary(owner, "Execute", kind, request, &transaction_id, call).await;
+        }
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
         let request = request.into_inner();
@@ -256,6 +285,13 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
+        let transaction_id = request.get_ref().transaction_id.clone();
+        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
+                client.execute_stream(request).await
+            };
+            return forward::stream(owner, request, &transaction_id, call).await;
+        }
         let settings = StreamSettings {
             batch_bytes: self.limits.stream_batch_bytes,
             stall_timeout: self.limits.stream_stall_timeout,
@@ -303,6 +339,14 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::CommitRequest>,
     ) -> Result<Response<api::CommitResponse>, Status> {
+        let transaction_id = request.get_ref().transaction_id.clone();
+        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
+                client.commit(request).await
+            };
+            let kind = forward::Kind::Commit;
+            return forward::unary(owner, "Commit", kind, request, &transaction_id, call).await;
+        }
         let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("Commit", &request.transaction_id);
@@ -335,6 +379,14 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::RollbackRequest>,
     ) -> Result<Response<api::RollbackResponse>, Status> {
+        let transaction_id = request.get_ref().transaction_id.clone();
+        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
+                client.rollback(request).await
+            };
+            let kind = forward::Kind::Plain;
+            return forward::unary(owner, "Rollback", kind, request, &transaction_id, call).await;
+        }
         let principal = Principal::of(&request);
         let request = request.into_inner();
         let log = RpcLog::start("Rollback", &request.transaction_id);
@@ -352,6 +404,15 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteBatchRequest>,
     ) -> Result<Response<api::ExecuteBatchResponse>, Status> {
+        let transaction_id = request.get_ref().transaction_id.clone();
+        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
+                client.execute_batch(request).await
+            };
+            let kind = forward::Kind::Plain;
+            return forward::unary(owner, "ExecuteBatch", kind, request, &transaction_id, call)
+                .await;
+        }
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
         let request = request.into_inner();

@@ -74,6 +74,8 @@ struct Registry {
     /// Wakes the reaper when a transaction begins (its timers may be the nearest).
     reaper_wakeup: Arc<Notify>,
     draining: std::sync::atomic::AtomicBool,
+    /// This gateway's address in a fleet, named by every id.
+    instance: Option<std::net::SocketAddr>,
 }
 
 /// One open transaction.
@@ -192,10 +194,14 @@ impl Transaction {
 
 impl Transactions {
     /// Creates the registry and starts its reaper on the current runtime.
+    ///
+    /// In a fleet, `instance` is this gateway's address as its peers reach
+    /// it: every transaction id names it (see [`TransactionId`]).
     pub fn new(
         database: Database,
         config: TransactionConfig,
         slot_timeout: Duration,
+        instance: Option<std::net::SocketAddr>,
         tasks: &Tasks,
     ) -> Transactions {
         let settings = TransactionSettings {
@@ -216,6 +222,7 @@ impl Transactions {
                 principals: PrincipalCounts::default(),
                 reaper_wakeup: Arc::new(Notify::new()),
                 draining: Default::default(),
+                instance,
             }),
         };
         tasks.spawn_loop(reaper::run(Arc::downgrade(&transactions.inner)));
@@ -285,7 +292,7 @@ impl Transactions {
         }
         let now = Instant::now();
         let transaction = Arc::new(Transaction {
-            id: TransactionId::new_random(),
+            id: TransactionId::new_random(registry.instance),
             owner: principal.name.clone(),
             idle_timeout,
             expires_at: now + settings.max_lifetime,

@@ -22,7 +22,8 @@ type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
 
 impl GatewayProcess {
     /// Starts `sqlgate serve --listen 127.0.0.1:0 --log-format json ARGS`
-    /// with extra environment `env`; returns once it listens.
+    /// (ARGS may name another `--listen`) with extra environment `env`;
+    /// returns once it listens.
     pub fn start<I, S>(args: I, env: &[(&str, &str)]) -> GatewayProcess
     where
         I: IntoIterator<Item = S>,
@@ -69,8 +70,13 @@ impl GatewayProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sqlgate"));
+        command.args(["serve", "--log-format", "json"]);
+        if !args.iter().any(|a| a == "--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stderr(Stdio::piped())

@@ -1,0 +1,320 @@
+//! Several gateway processes as one fleet (`--peers`): a transaction begun on
+//! one instance can be used through any other, which forwards its calls to
+//! the owner.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sqlgate::api::{
+    self, BeginRequest, CommitRequest, ExecuteBatchRequest, ExecuteRequest, RollbackRequest,
+    database_client::DatabaseClient, execute_stream_response::Part,
+};
+use tonic::{Code, transport::Channel};
+
+/// A fleet of `size` gateway processes on `url`, each listing all of them as
+/// peers and serving metrics on a port of its own (see [`metrics_port`]);
+/// `extra` flags go to every instance.
+fn fleet(url: &str, size: usize, extra: &[&str]) -> Vec<GatewayProcess> {
+    let addresses: Vec<String> = (0..size)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let peers = addresses.join(",");
+    addresses
+        .iter()
+        .map(|address| {
+            let metrics = format!("127.0.0.1:{}", free_port());
+            let mut args = vec![
+                "--database-url",
+                url,
+                "--listen",
+                address,
+                "--peers",
+                &peers,
+                "--metrics-listen",
+                &metrics,
+            ];
+            args.extend_from_slice(extra);
+            GatewayProcess::start(args, &[])
+        })
+        .collect()
+}
+
+async fn client(instance: &GatewayProcess) -> DatabaseClient<Channel> {
+    DatabaseClient::connect(format!("http://{}", instance.address))
+        .await
+        .unwrap()
+}
+
+fn statement(sql: &str, transaction_id: &str) -> ExecuteRequest {
+    ExecuteRequest {
+        sql: sql.into(),
+        transaction_id: transaction_id.into(),
+        ..Default::default()
+    }
+}
+
+async fn begin_on(client: &mut DatabaseClient<Channel>) -> String {
+    client
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id
+}
+
+async fn count(url: &str) -> Option<i64> {
+    query_i64(url, "SELECT COUNT(*) FROM t").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_instance_serves_any_transaction() {
+    let (_, url) = fresh_database().await;
+    let instances = fleet(&url, 3, &[]);
+    let (mut a, mut b, mut c) = (
+        client(&instances[0]).await,
+        client(&instances[1]).await,
+        client(&instances[2]).await,
+    );
+    execute(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", vec![])
+        .await
+        .unwrap();
+
+    // Begun on A: the id names A; B and C forward every call to it.
+    let tx = begin_on(&mut a).await;
+    assert!(tx.ends_with(&format!("-{}", instances[0].address)), "{tx}");
+    b.execute(statement("INSERT INTO t VALUES (1, 10)", &tx))
+        .await
+        .expect("Execute through B");
+    c.execute_batch(ExecuteBatchRequest {
+        statements: vec![api::Statement {
+            sql: "INSERT INTO t VALUES (2, 20)".into(),
+            params: vec![],
+        }],
+        transaction_id: tx.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("ExecuteBatch through C");
+    let mut stream = c
+        .execute_stream(statement("SELECT id FROM t ORDER BY id", &tx))
+        .await
+        .expect("ExecuteStream through C")
+        .into_inner();
+    let mut rows = 0;
+    while let Some(message) = stream.message().await.unwrap() {
+        if let Some(Part::Rows(batch)) = message.part {
+            rows += batch.rows.len();
+        }
+    }
+    assert_eq!(rows, 2, "the stream sees the transaction's rows");
+    assert_eq!(count(&url).await, Some(0), "nothing committed yet");
+    // The owner's errors come back as the owner answered them.
+    let duplicate = b
+        .execute(statement("INSERT INTO t VALUES (1, 11)", &tx))
+        .await
+        .expect_err("duplicate key");
+    assert_eq!(duplicate.code(), Code::AlreadyExists, "{duplicate:?}");
+    assert_eq!(error_info(&duplicate).0, "MYSQL_ERROR");
+    b.commit(CommitRequest {
+        transaction_id: tx.clone(),
+    })
+    .await
+    .expect("Commit through B");
+    assert_eq!(count(&url).await, Some(2));
+
+    // Rollback through another instance, and a one-call transaction begun
+    // on C and committed through A.
+    let tx = begin_on(&mut b).await;
+    c.execute(statement("DELETE FROM t", &tx)).await.unwrap();
+    let rolled_back = a
+        .rollback(RollbackRequest {
+            transaction_id: tx.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rolled_back.rolled_back);
+    assert_eq!(count(&url).await, Some(2));
+    let begun = c
+        .execute(ExecuteRequest {
+            sql: "INSERT INTO t VALUES (3, 30)".into(),
+            begin: Some(Default::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    a.execute(ExecuteRequest {
+        commit: true,
+        ..statement("UPDATE t SET v = 31 WHERE id = 3", &begun)
+    })
+    .await
+    .expect("Execute with commit through A");
+    assert_eq!(
+        query_i64(&url, "SELECT v FROM t WHERE id = 3").await,
+        Some(31)
+    );
+
+    // Forwarded calls are counted and logged on the instance that forwarded.
+    let metrics_port = metrics_port(&instances[1]);
+    let metrics = scrape(metrics_port).expect("metrics");
+    let forwarded = sample(
+        &metrics,
+        r#"sqlgate_forwarded_calls_total{method="Execute",outcome="owner_error"}"#,
+    );
+    assert_eq!(forwarded, Some(1.0), "{metrics}");
+    assert!(
+        instances[1]
+            .log()
+            .contains(&format!("\"forwarded_to\":\"{}\"", instances[0].address)),
+        "B logs where it forwarded"
+    );
+}
+
+/// The port `--metrics-listen 127.0.0.1:0` got, from the instance's log.
+fn metrics_port(instance: &GatewayProcess) -> u16 {
+    let log = instance.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving Prometheus metrics"))
+        .expect("the metrics address is logged");
+    let start = line.find("\"address\":\"").unwrap() + 11;
+    let address = line[start..].split('"').next().unwrap();
+    address.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_stays_its_principals_through_any_instance() {
+    let (_, url) = fresh_database().await;
+    let tokens = token_file(
+        "fleet-tokens",
+        "alice-token-0123456789,alice,read-write\nbob-token-0123456789,bob,read-write\n",
+    );
+    let tokens = tokens.to_str().unwrap();
+    let instances = fleet(&url, 2, &["--auth-tokens-file", tokens]);
+    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let tx = a
+        .begin(as_caller("alice-token-0123456789", BeginRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    // Bob through B: forwarded with his own token, refused by the owner.
+    let refused = b
+        .execute(as_caller(
+            "bob-token-0123456789",
+            statement("SELECT 1", &tx),
+        ))
+        .await
+        .expect_err("not bob's");
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    // No token at all: refused before anything is forwarded.
+    let anonymous = b
+        .execute(statement("SELECT 1", &tx))
+        .await
+        .expect_err("no token");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    b.commit(as_caller(
+        "alice-token-0123456789",
+        CommitRequest {
+            transaction_id: tx.clone(),
+        },
+    ))
+    .await
+    .expect("alice commits through B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_owner_answers_aborted_never_not_found() {
+    let (_, url) = fresh_database().await;
+    let mut instances = fleet(&url, 2, &["--peer-connect-timeout", "1s"]);
+    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    execute(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", vec![])
+        .await
+        .unwrap();
+    let tx = begin_on(&mut a).await;
+    b.execute(statement("INSERT INTO t VALUES (1, 1)", &tx))
+        .await
+        .unwrap();
+    // A crashes: the database rolls its transaction back when its
+    // connections close.
+    let owner = instances.remove(0);
+    let owner_address = owner.address.clone();
+    owner.signal("-KILL");
+    let _ = owner.exit(Duration::from_secs(10)).await;
+    for call in ["Execute", "Commit", "Rollback"] {
+        let failed = match call {
+            "Execute" => b.execute(statement("SELECT 1", &tx)).await.map(|_| ()),
+            "Commit" => b
+                .commit(CommitRequest {
+                    transaction_id: tx.clone(),
+                })
+                .await
+                .map(|_| ()),
+            _ => b
+                .rollback(RollbackRequest {
+                    transaction_id: tx.clone(),
+                })
+                .await
+                .map(|_| ()),
+        }
+        .expect_err("the owner is gone");
+        assert_eq!(failed.code(), Code::Aborted, "{call}: {failed:?}");
+        let (reason, metadata) = error_info(&failed);
+        assert_eq!(reason, "TRANSACTION_OWNER_UNAVAILABLE", "{call}");
+        assert_eq!(metadata.get("owner"), Some(&owner_address), "{call}");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(&url).await == Some(0)
+        })
+        .await,
+        "nothing of the dead owner's transaction was committed"
+    );
+    // An id naming an address outside the fleet is simply not found: the
+    // gateway never connects there.
+    let crafted = format!("{}-10.255.255.1:50051", "a".repeat(32));
+    let not_found = b
+        .execute(statement("SELECT 1", &crafted))
+        .await
+        .expect_err("unknown");
+    assert_eq!(not_found.code(), Code::NotFound, "{not_found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_owner_still_serves_its_open_transactions() {
+    let (_, url) = fresh_database().await;
+    let instances = fleet(&url, 2, &["--shutdown-grace", "30s"]);
+    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    execute(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", vec![])
+        .await
+        .unwrap();
+    let tx = begin_on(&mut a).await;
+    instances[0].signal("-TERM");
+    // Draining: new transactions go elsewhere...
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let mut a = a.clone();
+            async move {
+                matches!(
+                    a.begin(BeginRequest::default()).await,
+                    Err(status) if status.code() == Code::Unavailable
+                )
+            }
+        })
+        .await,
+        "a draining instance refuses new transactions"
+    );
+    // ...while its open one is still served, here through the other instance.
+    b.execute(statement("INSERT INTO t VALUES (1, 1)", &tx))
+        .await
+        .expect("served while draining");
+    b.commit(CommitRequest {
+        transaction_id: tx.clone(),
+    })
+    .await
+    .expect("committed while draining");
+    assert_eq!(count(&url).await, Some(1));
+}
