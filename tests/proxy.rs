@@ -2,7 +2,8 @@
 //! large stream through the proxy; two gateways behind round-robin, where a
 //! transaction whose calls land on different instances fails clearly and
 //! never runs on the wrong connection; and header affinity, which keeps a
-//! client's calls on one instance. nginx comes from Debian (`nginx`), which
+//! client's calls on one instance; and a fleet (`--peers`) behind
+//! round-robin, where every call of a transaction succeeds. nginx comes from Debian (`nginx`), which
 //! scripts/test installs; these tests are skipped with a message if it is
 //! missing.
 mod common;
@@ -269,4 +270,64 @@ async fn header_affinity_keeps_a_transaction_on_one_instance() {
         .unwrap();
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(6));
     other.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_serves_a_fleets_transactions() {
+    let (_, url) = fresh_database().await;
+    let addresses: Vec<SocketAddr> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap())
+        .collect();
+    let peers = format!("{},{}", addresses[0], addresses[1]);
+    let instances: Vec<GatewayProcess> = addresses
+        .iter()
+        .map(|address| {
+            let listen = address.to_string();
+            let args = [
+                "--database-url",
+                &url,
+                "--listen",
+                &listen,
+                "--peers",
+                &peers,
+            ];
+            GatewayProcess::start(args, &[])
+        })
+        .collect();
+    let nginx = Nginx::start(&addresses, "").await;
+    let mut client = nginx.client().await;
+    execute(&mut client, "CREATE TABLE t (id INT PRIMARY KEY)", vec![])
+        .await
+        .unwrap();
+    for round in 0..3 {
+        let tx = client
+            .begin(BeginRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .transaction_id;
+        for id in 1..=4 {
+            client
+                .execute(ExecuteRequest {
+                    sql: "INSERT INTO t VALUES (?)".into(),
+                    params: vec![int(round * 10 + id)],
+                    transaction_id: tx.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("every call reaches the transaction, through either instance");
+        }
+        client
+            .commit(CommitRequest { transaction_id: tx })
+            .await
+            .unwrap();
+    }
+    assert_eq!(query_i64(&url, "SELECT COUNT(*) FROM t").await, Some(12));
+    // Round-robin did split the transactions: calls were forwarded.
+    assert!(
+        instances
+            .iter()
+            .any(|instance| instance.log().contains("forwarded_to")),
+        "calls of a transaction reached the instance that does not own it"
+    );
 }

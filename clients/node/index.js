@@ -8,8 +8,10 @@ const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const PROTO = path.join(__dirname, '..', '..', 'proto', 'sqlgate', 'v1', 'sqlgate.proto');
-const definition = protoLoader.loadSync(PROTO, {
+const PROTO_ROOT = path.join(__dirname, '..', '..', 'proto');
+const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
+  // Imports (google/rpc/status.proto) resolve from the proto root.
+  includeDirs: [PROTO_ROOT],
   keepCase: false,
   longs: String, // exact: converted to BigInt below
   enums: String,
