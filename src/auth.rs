@@ -186,6 +186,44 @@ pub fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Statu
     })
 }
 
+/// The metadata key under which a fleet peer names the principal of a call
+/// it forwards, when callers are named by their client certificates.
+pub const VOUCHED_PRINCIPAL: &str = "x-sqlgate-principal-bin";
+
+/// With mutual TLS and no token file, a call forwarded by a peer of the
+/// fleet arrives with the peer's certificate, not the client's: the peer
+/// names the client's principal in [`VOUCHED_PRINCIPAL`]. That is believed
+/// only from a caller whose certificate has this gateway's own subject
+/// (`own_subject`: peers present the gateway certificate they serve with),
+/// which a client cannot have without the CA's cooperation.
+pub fn vouched_principal<T>(
+    request: &Request<T>,
+    caller: &Principal,
+    own_subject: &str,
+) -> Option<Principal> {
+    if *caller.name != *own_subject {
+        return None;
+    }
+    let vouched = request
+        .metadata()
+        .get_bin(VOUCHED_PRINCIPAL)?
+        .to_bytes()
+        .ok()?;
+    let name = std::str::from_utf8(&vouched).ok()?;
+    (!name.is_empty()).then(|| Principal {
+        name: name.into(),
+        role: Role::ReadWrite,
+    })
+}
+
+/// The subject of the first certificate of a PEM file, as
+/// [`certificate_principal`] names callers.
+pub fn pem_subject(pem: &[u8]) -> Result<String, String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| e.to_string())?;
+    let certificate = pem.parse_x509().map_err(|e| e.to_string())?;
+    Ok(certificate.subject().to_string())
+}
+
 fn read_token_file(path: &Path) -> Result<Digests, TokenFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
         path: path.to_path_buf(),

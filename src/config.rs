@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod settings;
 
 pub use settings::{
-    CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PoolConfig, RequestConfig,
-    TlsFiles, TransactionConfig,
+    CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PeerTls, PoolConfig,
+    RequestConfig, TlsFiles, TransactionConfig,
 };
 
 /// sqlgate: a gRPC gateway to MySQL and MariaDB.
@@ -262,6 +262,17 @@ pub struct ServeArgs {
     /// (ABORTED / TRANSACTION_OWNER_UNAVAILABLE).
     #[arg(long, env = "SQLGATE_PEER_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub peer_connect_timeout: Duration,
+
+    /// With --tls-cert and --peers: the CA (PEM) that peers' certificates
+    /// are verified against. Default: --tls-client-ca.
+    #[arg(long, env = "SQLGATE_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+
+    /// With --tls-cert and --peers: the name peers' certificates are
+    /// verified for (e.g. the headless Service's DNS name). Default: the
+    /// peer's IP address.
+    #[arg(long, env = "SQLGATE_PEER_TLS_NAME")]
+    pub peer_tls_name: Option<String>,
 }
 
 impl Config {

@@ -15,9 +15,13 @@ use std::{
     time::Duration,
 };
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::{config::FleetConfig, tasks::Tasks, transactions::TransactionId};
+use crate::{
+    config::{FleetConfig, PeerTls},
+    tasks::Tasks,
+    transactions::TransactionId,
+};
 
 /// The metadata key a forwarded call carries: the forwarding instance's address.
 pub const FORWARDED_BY: &str = "x-sqlgate-forwarded-by";
@@ -56,14 +60,22 @@ struct Inner {
     departed: Mutex<VecDeque<SocketAddr>>,
     /// One HTTP/2 connection per peer, made on first use.
     channels: Mutex<HashMap<SocketAddr, Channel>>,
+    /// How to reach peers over TLS, when this gateway serves TLS.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Fleet {
     /// A fleet as `config` describes it, `me` being this instance's address.
     /// Resolves the peers once before returning (an entry that does not
     /// resolve yet is tried again at every refresh) and keeps resolving them
-    /// every `config.refresh` in a task of `tasks`.
-    pub async fn start(config: &FleetConfig, me: SocketAddr, tasks: &Tasks) -> Fleet {
+    /// every `config.refresh` in a task of `tasks`. Fails when the peer TLS
+    /// files cannot be read.
+    pub async fn start(
+        config: &FleetConfig,
+        me: SocketAddr,
+        tasks: &Tasks,
+    ) -> Result<Fleet, String> {
+        let tls = config.tls.as_ref().map(client_tls).transpose()?;
         let fleet = Fleet {
             inner: Arc::new(Inner {
                 me,
@@ -72,6 +84,7 @@ impl Fleet {
                 current: RwLock::new(Arc::new(HashSet::new())),
                 departed: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
+                tls,
             }),
         };
         fleet.refresh().await;
@@ -82,8 +95,8 @@ impl Fleet {
                 refreshing.refresh().await;
             }
         });
-        tracing::info!(advertise = %me, peers = ?config.peers, "forwarding calls within the fleet");
-        fleet
+        tracing::info!(advertise = %me, peers = ?config.peers, tls = config.tls.is_some(), "forwarding calls within the fleet");
+        Ok(fleet)
     }
 
     /// This instance's address, as named in its transaction ids.
@@ -166,16 +179,46 @@ impl Fleet {
         channels
             .entry(peer)
             .or_insert_with(|| {
-                Endpoint::from_shared(format!("http://{peer}"))
+                let scheme = if self.inner.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{peer}"))
                     .expect("a socket address makes a valid URI")
                     .connect_timeout(self.inner.connect_timeout)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_timeout(Duration::from_secs(10))
-                    .connect_lazy()
+                    .keep_alive_timeout(Duration::from_secs(10));
+                if let Some(tls) = &self.inner.tls {
+                    endpoint = endpoint
+                        .tls_config(tls.clone())
+                        .expect("checked when the fleet started");
+                }
+                endpoint.connect_lazy()
             })
             .clone()
     }
+}
+
+/// The TLS client configuration for peers: their CA, the name to verify,
+/// and (with mutual TLS) this gateway's own certificate as client identity.
+fn client_tls(peer: &PeerTls) -> Result<ClientTlsConfig, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&peer.ca)?));
+    if let Some(name) = &peer.name {
+        tls = tls.domain_name(name.clone());
+    }
+    if let Some((cert, key)) = &peer.identity {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    // Checked once here, so that making a channel later cannot fail.
+    Endpoint::from_static("https://127.0.0.1:1")
+        .tls_config(tls.clone())
+        .map_err(|e| format!("peer TLS: {e}"))?;
+    Ok(tls)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -192,6 +235,7 @@ mod tests {
             advertise_address: None,
             refresh: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(1),
+            tls: None,
         }
     }
 
@@ -203,7 +247,9 @@ mod tests {
     async fn calls_go_to_the_owner_only_when_it_is_a_peer() {
         let tasks = Tasks::default();
         let me: SocketAddr = "127.0.0.1:7001".parse().unwrap();
-        let fleet = Fleet::start(&config(&["127.0.0.1:7001", "127.0.0.1:7002"]), me, &tasks).await;
+        let fleet = Fleet::start(&config(&["127.0.0.1:7001", "127.0.0.1:7002"]), me, &tasks)
+            .await
+            .unwrap();
         assert_eq!(
             fleet.route(&id_owned_by("127.0.0.1:7001"), false),
             Route::Local
@@ -233,7 +279,9 @@ mod tests {
     async fn a_departed_peer_is_remembered() {
         let tasks = Tasks::default();
         let me: SocketAddr = "127.0.0.1:7001".parse().unwrap();
-        let fleet = Fleet::start(&config(&["127.0.0.1:7002"]), me, &tasks).await;
+        let fleet = Fleet::start(&config(&["127.0.0.1:7002"]), me, &tasks)
+            .await
+            .unwrap();
         let gone: SocketAddr = "127.0.0.1:7002".parse().unwrap();
         // The same fleet, re-resolved after the peer left.
         let mut inner_entries = config(&["127.0.0.1:7003"]);
@@ -246,6 +294,7 @@ mod tests {
                 current: RwLock::new(fleet.current()),
                 departed: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
+                tls: None,
             }),
         };
         shrunk.refresh().await;

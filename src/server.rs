@@ -165,9 +165,26 @@ impl Gateway {
         let fleet = match &config.fleet {
             Some(fleet) => {
                 let me = fleet.advertise_address.unwrap_or(local_addr);
-                Some(Fleet::start(fleet, me, &tasks).await)
+                Some(
+                    Fleet::start(fleet, me, &tasks)
+                        .await
+                        .map_err(StartError::Tls)?,
+                )
             }
             None => None,
+        };
+        // With mutual TLS in a fleet, peers are recognised by this gateway's
+        // own certificate subject (see `authenticate`).
+        let peer_subject = match (&fleet, &config.tls) {
+            (Some(_), Some(tls)) if tls.client_ca.is_some() => {
+                let pem = std::fs::read(&tls.cert).map_err(|e| {
+                    StartError::Tls(format!("cannot read {}: {e}", tls.cert.display()))
+                })?;
+                let subject = crate::auth::pem_subject(&pem)
+                    .map_err(|e| StartError::Tls(format!("{}: {e}", tls.cert.display())))?;
+                Some(Arc::<str>::from(subject))
+            }
+            _ => None,
         };
         let transactions = Transactions::new(
             database.clone(),
@@ -262,6 +279,7 @@ impl Gateway {
                         .tls
                         .as_ref()
                         .is_some_and(|tls| tls.client_ca.is_some()),
+                    peer_subject,
                 ),
             ));
         let stop_signal = stop_serving.clone();
@@ -324,15 +342,25 @@ impl Drop for Gateway {
 /// caller's principal or UNAUTHENTICATED; else with mutual TLS, the client
 /// certificate's subject; else everyone is let in (as the anonymous
 /// principal). Health and reflection stay open for probes.
+///
+/// In a fleet with mutual TLS, `peer_subject` is the subject of the
+/// gateway's own certificate: a caller presenting it is a peer, and the
+/// principal it vouches for a forwarded call is the call's principal (see
+/// [`crate::auth::vouched_principal`]).
 fn authenticate(
     authenticator: Option<Authenticator>,
     mutual_tls: bool,
+    peer_subject: Option<Arc<str>>,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     let mut check = authenticator.map(|a| a.interceptor());
     move |mut request| match check.as_mut() {
         Some(check) => check(request),
         None if mutual_tls => {
-            let principal = crate::auth::certificate_principal(&request)?;
+            let caller = crate::auth::certificate_principal(&request)?;
+            let principal = peer_subject
+                .as_deref()
+                .and_then(|own| crate::auth::vouched_principal(&request, &caller, own))
+                .unwrap_or(caller);
             request.extensions_mut().insert(principal);
             Ok(request)
         }

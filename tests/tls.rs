@@ -147,3 +147,160 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     };
     assert!(forged, "a certificate from another CA got through");
 }
+
+/// A TLS client of the gateway process listening on `address`.
+async fn tls_client_of(
+    address: &str,
+    ca_pem: &str,
+    identity: Option<(String, String)>,
+) -> DatabaseClient<Channel> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let port = address.rsplit_once(':').unwrap().1;
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    DatabaseClient::new(channel)
+}
+
+/// Two gateway processes serving TLS as one fleet, with one certificate
+/// (for `localhost` and 127.0.0.1) signed by `pki`; `mutual`: clients and
+/// peers need certificates from it. `extra` flags go to both.
+async fn tls_fleet(name: &str, pki: &Pki, mutual: bool, extra: &[&str]) -> Vec<GatewayProcess> {
+    let (cert, key) = pki.issue(&["localhost", "127.0.0.1"]);
+    let cert = write(&format!("{name}-fleet-cert.pem"), &cert);
+    let key = write(&format!("{name}-fleet-key.pem"), &key);
+    let ca = write(&format!("{name}-fleet-ca.pem"), &pki.ca_pem);
+    let addresses: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let peers = addresses.join(",");
+    let (_, url) = fresh_database().await;
+    addresses
+        .iter()
+        .map(|address| {
+            let mut args: Vec<String> = [
+                "--database-url",
+                &url,
+                "--listen",
+                address,
+                "--peers",
+                &peers,
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+                "--peer-tls-ca",
+                ca.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if mutual {
+                args.extend([
+                    "--tls-client-ca".to_string(),
+                    ca.to_str().unwrap().to_string(),
+                ]);
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            GatewayProcess::start(args, &[])
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_fleet_forwards_with_the_callers_token() {
+    let pki = Pki::new();
+    let tokens = token_file(
+        "tls-fleet-tokens",
+        "alice-token-0123456789,alice,read-write\nbob-token-0123456789,bob,read-write\n",
+    );
+    let instances = tls_fleet(
+        "tokens",
+        &pki,
+        false,
+        &["--auth-tokens-file", tokens.to_str().unwrap()],
+    )
+    .await;
+    let mut a = tls_client_of(&instances[0].address, &pki.ca_pem, None).await;
+    let mut b = tls_client_of(&instances[1].address, &pki.ca_pem, None).await;
+    let tx = a
+        .begin(as_caller("alice-token-0123456789", BeginRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    let select = |transaction_id: &str| ExecuteRequest {
+        sql: "SELECT 1".into(),
+        transaction_id: transaction_id.into(),
+        ..Default::default()
+    };
+    b.execute(as_caller("alice-token-0123456789", select(&tx)))
+        .await
+        .expect("forwarded over TLS");
+    let refused = b
+        .execute(as_caller("bob-token-0123456789", select(&tx)))
+        .await
+        .expect_err("not bob's");
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    b.commit(as_caller(
+        "alice-token-0123456789",
+        CommitRequest { transaction_id: tx },
+    ))
+    .await
+    .expect("committed through the other instance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutual_tls_fleet_vouches_for_its_callers_and_clients_cannot_forge_it() {
+    let pki = Pki::new();
+    let instances = tls_fleet("mutual", &pki, true, &[]).await;
+    let alice = pki.issue(&["client-a"]);
+    let bob = pki.issue(&["client-b"]);
+    let mut a = tls_client_of(&instances[0].address, &pki.ca_pem, Some(alice.clone())).await;
+    let mut b_as_alice = tls_client_of(&instances[1].address, &pki.ca_pem, Some(alice)).await;
+    let mut b_as_bob = tls_client_of(&instances[1].address, &pki.ca_pem, Some(bob.clone())).await;
+    let mut a_as_bob = tls_client_of(&instances[0].address, &pki.ca_pem, Some(bob)).await;
+    let tx = a
+        .begin(BeginRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    let select = |transaction_id: &str| ExecuteRequest {
+        sql: "SELECT 1".into(),
+        transaction_id: transaction_id.into(),
+        ..Default::default()
+    };
+    // Alice through B: B presents the gateway certificate to A and vouches
+    // for alice.
+    b_as_alice
+        .execute(select(&tx))
+        .await
+        .expect("forwarded with alice's principal");
+    // Bob through B: vouched as bob, refused by A.
+    let refused = b_as_bob.execute(select(&tx)).await.expect_err("not bob's");
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    // Bob claiming to be alice, straight to A: his certificate is not the
+    // gateway's, so the claim is ignored.
+    let mut forged = tonic::Request::new(select(&tx));
+    // Principals are certificate subjects: alice is "CN=client-a".
+    forged.metadata_mut().insert_bin(
+        "x-sqlgate-principal-bin",
+        tonic::metadata::MetadataValue::from_bytes(b"CN=client-a"),
+    );
+    let ignored = a_as_bob.execute(forged).await.expect_err("forged");
+    assert_eq!(ignored.code(), tonic::Code::NotFound, "{ignored:?}");
+    b_as_alice
+        .commit(CommitRequest { transaction_id: tx })
+        .await
+        .expect("alice commits through B");
+}

@@ -143,6 +143,22 @@ pub struct FleetConfig {
     pub refresh: Duration,
     /// Longest wait to connect to a peer (--peer-connect-timeout).
     pub connect_timeout: Duration,
+    /// How to reach peers over TLS, when this gateway serves TLS.
+    pub tls: Option<PeerTls>,
+}
+
+/// TLS between the instances of a fleet.
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    /// CA that peers' certificates are verified against (--peer-tls-ca, or
+    /// --tls-client-ca).
+    pub ca: PathBuf,
+    /// Name peers' certificates are verified for (--peer-tls-name); `None`:
+    /// the peer's IP address.
+    pub name: Option<String>,
+    /// With mutual TLS, this gateway's own certificate and key (--tls-cert,
+    /// --tls-key), presented to peers as a client certificate.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeArgs {
@@ -275,8 +291,8 @@ impl ServeArgs {
                 "--advertise-address must be a concrete IP:port".into(),
             );
             check(
-                self.tls_cert.is_none(),
-                "--peers with --tls-cert: forwarding between gateways that serve TLS is not supported yet; terminate TLS in front of the gateways (a mesh sidecar) instead".into(),
+                self.tls_cert.is_none() || self.peer_tls_ca.is_some() || self.tls_client_ca.is_some(),
+                "--peers with --tls-cert needs --peer-tls-ca (or --tls-client-ca): the CA that peers' certificates are verified against".into(),
             );
             for peer in &peers {
                 check(
@@ -292,6 +308,27 @@ impl ServeArgs {
         else {
             return Err(problems.join("\n"));
         };
+        let fleet = (!peers.is_empty()).then_some(FleetConfig {
+            peers,
+            advertise_address: self.advertise_address,
+            refresh: self.peer_refresh,
+            connect_timeout: self.peer_connect_timeout,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(PeerTls {
+                    ca: self
+                        .peer_tls_ca
+                        .clone()
+                        .or_else(|| self.tls_client_ca.clone())
+                        .expect("checked above"),
+                    name: self.peer_tls_name.clone(),
+                    identity: self
+                        .tls_client_ca
+                        .is_some()
+                        .then(|| (cert.clone(), key.clone())),
+                }),
+                _ => None,
+            },
+        });
         Ok(Config {
             listen: self.listen,
             database: DatabaseConfig {
@@ -342,12 +379,7 @@ impl ServeArgs {
             log_format: self.log_format,
             metrics_listen: self.metrics_listen,
             shutdown_grace: self.shutdown_grace,
-            fleet: (!peers.is_empty()).then_some(FleetConfig {
-                peers,
-                advertise_address: self.advertise_address,
-                refresh: self.peer_refresh,
-                connect_timeout: self.peer_connect_timeout,
-            }),
+            fleet,
         })
     }
 }

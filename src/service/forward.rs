@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status, transport::Channel};
 use super::{ExecuteStreamStream, deadline};
 use crate::{
     api::database_client::DatabaseClient,
+    auth::{Principal, VOUCHED_PRINCIPAL},
     errors::GatewayError,
     fleet::{FORWARDED_BY, Fleet, Route},
     telemetry::RpcLog,
@@ -108,8 +109,19 @@ pub(super) async fn stream<Req>(
 /// remaining deadline, and the forwarding mark.
 fn outgoing<T>(fleet: &Fleet, request: Request<T>) -> Request<T> {
     let timeout = deadline::client_timeout(request.metadata());
+    let principal = Principal::of(&request);
     let (metadata, _, message) = request.into_parts();
     let mut outgoing = Request::from_parts(metadata, Default::default(), message);
+    // For an owner that names callers by client certificate: this call's
+    // principal (believed only from a peer, see `auth::vouched_principal`).
+    // A client's own attempt at it never reaches the owner.
+    outgoing.metadata_mut().remove_bin(VOUCHED_PRINCIPAL);
+    if !principal.is_anonymous() {
+        outgoing.metadata_mut().insert_bin(
+            VOUCHED_PRINCIPAL,
+            tonic::metadata::MetadataValue::from_bytes(principal.name.as_bytes()),
+        );
+    }
     let me = fleet
         .me()
         .to_string()
