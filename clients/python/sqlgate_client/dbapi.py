@@ -709,7 +709,8 @@ class SSCursor(Cursor):
 
     def execute(self, sql, params=None):
         self._check_open()
-        self._end_stream(cancel=True, discarded=False)
+        # Not cancel: cancelling a stream inside a transaction rolls it back.
+        self._end_stream(cancel=False, discarded=False)
         self._reset()
         call, header, transaction_id = self.connection._open_stream(sql, params)
         self._call, self._in_transaction = call, transaction_id is not None

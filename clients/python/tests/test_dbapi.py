@@ -290,6 +290,15 @@ def test_sscursor_in_a_transaction(connect):
         ss.fetchone()  # its rest was discarded
     conn.commit()
     assert count(other, "dbapi_ss") == 1
+    # Re-executing an unfinished SSCursor keeps the transaction.
+    ss.execute("INSERT INTO dbapi_ss VALUES (?)", [2])
+    tid = conn.transaction_id
+    ss.execute("SELECT seq FROM seq_1_to_50000")
+    assert ss.fetchone() == (1,)
+    ss.execute("SELECT COUNT(*) FROM dbapi_ss")
+    assert ss.fetchall() == [(2,)] and conn.transaction_id == tid
+    conn.commit()
+    assert count(other, "dbapi_ss") == 2
     # A stream read to its end leaves nothing to discard.
     ss.execute("SELECT seq FROM seq_1_to_3")
     assert ss.fetchall() == [(1,), (2,), (3,)] and ss.rowcount == 3
