@@ -1,27 +1,22 @@
-"""Generates the gRPC stubs from ../../proto into sqlgate_client/_generated (not committed)."""
+"""Generates the gRPC stubs from ../../proto into sqlgate_client/_generated (not committed).
+
+`pip install` does the same in its build step (setup.py); this script is for
+working in the source tree (run-tests calls it)."""
 import os
 import sys
 
-from grpc_tools import protoc
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO_ROOT = os.path.join(HERE, "..", "..", "proto")
+from _build_stubs import HERE, generate  # noqa: E402
+
 OUT = os.path.join(HERE, "sqlgate_client", "_generated")
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
-    code = protoc.main([
-        "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{include}",
-        f"--python_out={OUT}",
-        f"--grpc_python_out={OUT}",
-        os.path.join(PROTO_ROOT, "sqlgate", "v1", "sqlgate.proto"),
-    ])
-    if code != 0:
-        sys.exit(code)
+    try:
+        generate(OUT)
+    except (RuntimeError, FileNotFoundError) as error:
+        sys.exit(str(error))
 
 
 if __name__ == "__main__":

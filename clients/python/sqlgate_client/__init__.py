@@ -3,6 +3,8 @@
     from sqlgate_client import Client
     db = Client("localhost:50051")
     db.transaction(lambda tx: tx.execute("UPDATE t SET n = n + 1 WHERE id = ?", [1]))
+
+The DB-API 2.0 (PEP 249) driver is sqlgate_client.dbapi.
 """
 import os
 import sys

@@ -44,6 +44,8 @@ def to_value(v):
         return pb.Value(date_value=v.isoformat())
     if isinstance(v, datetime.timedelta):
         return pb.Value(time_value=_time_text(v))
+    if isinstance(v, datetime.time):  # a time of day (DB-API's Time); results come back as timedelta
+        return pb.Value(time_value=v.strftime("%H:%M:%S.%f"))
     if isinstance(v, Json):
         return pb.Value(json_value=json.dumps(v.obj))
     raise TypeError(f"cannot send {type(v).__name__} as a SQL value")

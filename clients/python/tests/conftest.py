@@ -20,7 +20,8 @@ BINARY = os.environ.get("SQLGATE_BIN") or os.path.join(HERE, "..", "..", "..", "
 
 
 @pytest.fixture(scope="session")
-def client():
+def gateway_address():
+    """Starts the gateway (and its private MariaDB) once; yields "host:port"."""
     data_dir = tempfile.mkdtemp(prefix="sqlgate-python-")
     process = subprocess.Popen(
         [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "mysql"),
@@ -44,8 +45,15 @@ def client():
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    yield db
     db.close()
+    yield address
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def client(gateway_address):
+    db = Client(gateway_address)
+    yield db
+    db.close()

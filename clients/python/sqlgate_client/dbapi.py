@@ -1,0 +1,831 @@
+"""A DB-API 2.0 (PEP 249) driver for sqlgate.
+
+    from sqlgate_client import dbapi
+    with dbapi.connect("localhost:50051") as conn:
+        cur = conn.cursor()
+        cur.execute("INSERT INTO t (a) VALUES (?)", [1])
+        conn.commit()
+
+How DB-API maps onto the gateway's RPCs (see README.md):
+
+- autocommit=False (the default): the first statement after connect, commit
+  or rollback begins a transaction inline (ExecuteRequest.begin, no Begin
+  call); its transaction_id is used by every later statement until commit()
+  (Commit) or rollback() (Rollback). Both are no-ops when no transaction is
+  open. close() rolls an open transaction back.
+- autocommit=True: every statement is a plain autocommit Execute.
+- executemany: ExecuteBatch, inside the open transaction (beginning one with
+  an inline begin on the first statement if needed) or, in autocommit mode,
+  as its own batch that commits.
+- SSCursor reads with ExecuteStream, a batch of rows at a time, as rows are
+  fetched.
+"""
+import datetime
+import os
+import time
+
+import grpc
+
+# Importing this module imports the package first, whose __init__ puts the
+# generated stubs (package `sqlgate.v1`) on sys.path.
+from sqlgate.v1 import sqlgate_pb2 as pb  # noqa: E402
+from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc  # noqa: E402
+
+from .errors import from_rpc_error  # noqa: E402
+from .values import from_value, to_value  # noqa: E402
+
+apilevel = "2.0"
+threadsafety = 1  # threads may share the module, not connections
+paramstyle = "qmark"
+
+# Statements and bytes per ExecuteBatch call: below the gateway's defaults
+# (--max-batch-statements 1000, --max-request-bytes 4MiB). Connection
+# attributes of the same names override them.
+MAX_BATCH_STATEMENTS = 1000
+MAX_BATCH_BYTES = 1 << 20
+
+
+# ----------------------------------------------------------------- exceptions
+
+class Warning(Exception):  # noqa: A001 (the PEP's name)
+    """Important warnings (not raised by this driver; part of the API)."""
+
+
+class Error(Exception):
+    """Base of every error this driver raises.
+
+    code: the grpc.StatusCode (None for errors raised by the driver itself);
+    reason: the ErrorInfo reason (e.g. "MYSQL_ERROR", "TRANSACTION_EXPIRED");
+    errno, sqlstate: the database's error number and SQLSTATE, when it was a
+    database error; statement_index: the failing statement of executemany;
+    message: the status message."""
+
+    def __init__(self, message, *, code=None, reason=None, errno=None, sqlstate=None,
+                 statement_index=None, metadata=None):
+        super().__init__(f"{code.name}: {message}" if code is not None else message)
+        self.message = message
+        self.code = code
+        self.reason = reason
+        self.errno = errno
+        self.sqlstate = sqlstate
+        self.statement_index = statement_index
+        self.metadata = dict(metadata or {})
+
+
+class InterfaceError(Error):
+    """Misuse of the driver (closed cursor or connection, ...)."""
+
+
+class DatabaseError(Error):
+    """Errors related to the database."""
+
+
+class DataError(DatabaseError):
+    """Bad data: a malformed value, out of range, too long, NULL into NOT NULL..."""
+
+
+class OperationalError(DatabaseError):
+    """The database's operation failed, not necessarily the program's fault:
+    deadlock, expired transaction, unavailable, overloaded, deadline..."""
+
+
+class IntegrityError(DatabaseError):
+    """Relational integrity: duplicate key, foreign key, NOT NULL."""
+
+
+class InternalError(DatabaseError):
+    """The gateway or its driver failed internally."""
+
+
+class ProgrammingError(DatabaseError):
+    """Syntax error, unknown table or column, refused statement, wrong number
+    of parameters, statement not allowed..."""
+
+
+class NotSupportedError(DatabaseError):
+    """A method or feature the gateway does not support."""
+
+
+_C = grpc.StatusCode
+
+# MySQL/MariaDB error numbers that decide the class whatever the gRPC code.
+_INTEGRITY_ERRNOS = {
+    1022,  # ER_DUP_KEY
+    1048,  # ER_BAD_NULL_ERROR
+    1062,  # ER_DUP_ENTRY
+    1169,  # ER_DUP_UNIQUE
+    1216, 1217,  # ER_NO_REFERENCED_ROW, ER_ROW_IS_REFERENCED
+    1451, 1452,  # ER_ROW_IS_REFERENCED_2, ER_NO_REFERENCED_ROW_2
+    1557,  # ER_FOREIGN_DUPLICATE_KEY
+    1586,  # ER_DUP_ENTRY_WITH_KEY_NAME
+    1761, 1762,  # foreign duplicate key variants
+    3819,  # MySQL: check constraint violated
+    4025,  # MariaDB: CONSTRAINT ... failed
+}
+_DATA_ERRNOS = {
+    1264,  # out of range
+    1265,  # data truncated
+    1292,  # incorrect datetime/... value
+    1364,  # field has no default
+    1365,  # division by 0
+    1366,  # incorrect integer/string value
+    1367,  # illegal value
+    1406,  # data too long
+    1411,  # incorrect value for function
+    1441,  # datetime function overflow
+}
+_PROGRAMMING_ERRNOS = {
+    1049,  # unknown database
+    1050,  # table already exists (ALREADY_EXISTS, but not an integrity problem)
+    1054,  # unknown column
+    1064,  # syntax error
+    1146,  # no such table
+    1149,  # syntax error
+}
+# Reasons under which the transaction the call ran in is over.
+_ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND"}
+
+
+def _error_class(code, reason, errno, sqlstate):
+    if errno in _INTEGRITY_ERRNOS:
+        return IntegrityError
+    if code in (_C.ABORTED, _C.UNAVAILABLE, _C.DEADLINE_EXCEEDED, _C.RESOURCE_EXHAUSTED,
+                _C.UNKNOWN, _C.CANCELLED, _C.UNAUTHENTICATED):
+        return OperationalError
+    if code == _C.INTERNAL:
+        return InternalError
+    if code == _C.UNIMPLEMENTED:
+        return NotSupportedError
+    if errno in _DATA_ERRNOS or reason == "INVALID_VALUE" or (sqlstate or "").startswith("22"):
+        return DataError
+    if errno in _PROGRAMMING_ERRNOS:
+        return ProgrammingError
+    if code == _C.ALREADY_EXISTS:
+        return IntegrityError
+    if code == _C.INVALID_ARGUMENT:
+        return InterfaceError if reason == "MALFORMED_REQUEST" else ProgrammingError
+    if code in (_C.NOT_FOUND, _C.PERMISSION_DENIED, _C.OUT_OF_RANGE):
+        return ProgrammingError
+    if code == _C.FAILED_PRECONDITION:
+        if reason == "IMPLICIT_COMMIT_IN_TRANSACTION" or errno == 1792:  # 1792: write in READ ONLY
+            return ProgrammingError
+        return OperationalError  # TRANSACTION_ENDED_BY_STATEMENT and other server errors
+    return DatabaseError
+
+
+def _translate(rpc_error):
+    """A grpc.RpcError as the DB-API exception it maps to."""
+    error = from_rpc_error(rpc_error)
+    kind = _error_class(error.code, error.reason, error.errno, error.sqlstate)
+    mapped = kind(error.message, code=error.code, reason=error.reason, errno=error.errno,
+                  sqlstate=error.sqlstate, statement_index=error.statement_index,
+                  metadata=error.metadata)
+    mapped.__cause__ = None
+    return mapped
+
+
+def _ends_transaction(error):
+    """Whether a failed call inside a transaction means the transaction is gone."""
+    if error.code == _C.ABORTED or error.reason in _ENDING_REASONS:
+        return True
+    # A cancelled call or a passed deadline stops the statement and rolls the
+    # transaction back (not so for the server's own time limit, MYSQL_ERROR).
+    return error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED) and error.reason != "MYSQL_ERROR"
+
+
+# ----------------------------------------------------- types and constructors
+
+class DBAPITypeObject:
+    """Compares equal to each MySQL type name (Column.type, description[i][1]) it groups."""
+
+    def __init__(self, name, *type_names):
+        self.name = name
+        self.values = frozenset(type_names)
+
+    def __eq__(self, other):
+        if isinstance(other, DBAPITypeObject):
+            return self is other
+        return other in self.values
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __repr__(self):
+        return f"<DBAPITypeObject {self.name}>"
+
+
+STRING = DBAPITypeObject("STRING", "CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT",
+                         "ENUM", "SET", "JSON")
+BINARY = DBAPITypeObject("BINARY", "BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB",
+                         "LONGBLOB", "BIT", "GEOMETRY", "VECTOR")
+NUMBER = DBAPITypeObject("NUMBER", "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "FLOAT",
+                         "DOUBLE", "DECIMAL", "YEAR")
+DATETIME = DBAPITypeObject("DATETIME", "DATE", "DATETIME", "TIMESTAMP", "TIME")
+ROWID = DBAPITypeObject("ROWID")  # MySQL has no ROWID type
+
+Date = datetime.date
+Time = datetime.time
+Timestamp = datetime.datetime
+Binary = bytes
+
+
+def DateFromTicks(ticks):
+    return Date(*time.localtime(ticks)[:3])
+
+
+def TimeFromTicks(ticks):
+    return Time(*time.localtime(ticks)[3:6])
+
+
+def TimestampFromTicks(ticks):
+    return Timestamp(*time.localtime(ticks)[:6])
+
+
+def _describe(column):
+    """A PEP 249 7-tuple from a proto Column."""
+    precision = scale = None
+    if column.type == "DECIMAL":
+        scale = column.decimals
+        # The display length counts the sign (signed columns) and the point.
+        precision = column.length - (0 if column.unsigned else 1) - (1 if column.decimals else 0)
+    elif column.type in ("DATETIME", "TIMESTAMP", "TIME"):
+        scale = column.decimals  # fractional-second digits
+    return (column.name, column.type, None, column.length, precision, scale, column.nullable)
+
+
+def _params(params):
+    if params is None:
+        return []
+    if isinstance(params, (str, bytes, bytearray)) or isinstance(params, dict):
+        raise ProgrammingError("parameters must be a sequence (paramstyle is qmark: `?`)")
+    try:
+        return [to_value(p) for p in params]
+    except TypeError as error:
+        raise ProgrammingError(str(error)) from None
+
+
+def _row(message_row):
+    return tuple(from_value(v) for v in message_row.values)
+
+
+# ------------------------------------------------------------------ connection
+
+def connect(target, token=None, tls=None, timeout=None, autocommit=False):
+    """Opens a connection to a sqlgate gateway at target ("host:port").
+
+    token: sent as `authorization: Bearer <token>` on every call.
+    tls: None/False plaintext; True TLS with the system roots; a str: path of
+    a CA certificate (PEM) to verify the gateway with.
+    timeout: deadline of every call in seconds (for SSCursor, of the whole
+    stream). autocommit: see Connection.autocommit.
+
+    The channel connects lazily: an unreachable gateway shows up as
+    OperationalError (UNAVAILABLE) at the first statement."""
+    return Connection(target, token=token, tls=tls, timeout=timeout, autocommit=autocommit)
+
+
+class Connection:
+    Warning = Warning
+    Error = Error
+    InterfaceError = InterfaceError
+    DatabaseError = DatabaseError
+    DataError = DataError
+    OperationalError = OperationalError
+    IntegrityError = IntegrityError
+    InternalError = InternalError
+    ProgrammingError = ProgrammingError
+    NotSupportedError = NotSupportedError
+
+    def __init__(self, target, token=None, tls=None, timeout=None, autocommit=False, *, channel=None):
+        if channel is None:
+            if tls is None or tls is False:
+                channel = grpc.insecure_channel(target)
+            elif tls is True:
+                channel = grpc.secure_channel(target, grpc.ssl_channel_credentials())
+            elif isinstance(tls, (str, os.PathLike)):
+                with open(tls, "rb") as f:
+                    roots = f.read()
+                channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+            else:
+                raise InterfaceError("tls must be None, False, True or the path of a CA PEM file")
+        self._channel = channel
+        self._stub = pb_grpc.DatabaseStub(channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._timeout = timeout
+        self._autocommit = bool(autocommit)
+        self._transaction_id = None
+        self._streaming = None  # an SSCursor whose stream is still open inside the transaction
+        self._closed = False
+        self.max_batch_statements = MAX_BATCH_STATEMENTS
+        self.max_batch_bytes = MAX_BATCH_BYTES
+
+    # -- public API
+
+    @property
+    def autocommit(self):
+        """False (default): statements run in a transaction ended by commit() or
+        rollback(). True: each statement commits on its own. Turning it on
+        with a transaction open commits that transaction (as MySQL's SET
+        autocommit=1 does)."""
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value):
+        value = bool(value)
+        if value and not self._autocommit:
+            self.commit()
+        self._autocommit = value
+
+    @property
+    def transaction_id(self):
+        """The gateway's id of the open transaction, or None."""
+        return self._transaction_id
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def cursor(self, cursorclass=None):
+        self._check_open()
+        return (cursorclass or Cursor)(self)
+
+    def commit(self):
+        """Commits the open transaction (Commit); a no-op when none is open.
+        Whatever Commit answers, the transaction is over afterwards: on
+        OperationalError with code UNKNOWN (COMMIT_OUTCOME_UNKNOWN), check
+        whether the work is there before redoing it."""
+        self._check_open()
+        self._finish_stream()
+        transaction_id = self._transaction_id
+        if not transaction_id:
+            return
+        self._transaction_id = None
+        self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id))
+
+    def rollback(self):
+        """Rolls the open transaction back (Rollback); a no-op when none is open."""
+        self._check_open()
+        self._finish_stream(cancel=True)
+        transaction_id = self._transaction_id
+        if not transaction_id:
+            return
+        self._transaction_id = None
+        self._unary("Rollback", pb.RollbackRequest(transaction_id=transaction_id))
+
+    def close(self):
+        """Rolls back an open transaction and closes the channel. Idempotent."""
+        if self._closed:
+            return
+        try:
+            if self._transaction_id:
+                self.rollback()
+        except Error:
+            pass  # the gateway rolls it back anyway when the channel goes
+        finally:
+            self._closed = True
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        """Commits on success, rolls back on an exception, then closes."""
+        try:
+            if not self._closed:
+                if kind is None:
+                    self.commit()
+                else:
+                    self.rollback()
+        finally:
+            self.close()
+        return False
+
+    # -- calls
+
+    def _check_open(self):
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+
+    def _unary(self, method, request):
+        try:
+            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as rpc_error:
+            raise _translate(rpc_error) from None
+
+    def _failed(self, error, transaction_id):
+        """Bookkeeping after a call in transaction_id failed with error."""
+        if transaction_id and transaction_id == self._transaction_id and _ends_transaction(error):
+            self._transaction_id = None  # the next statement begins a new transaction
+            if error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED):
+                self._quiet_rollback(transaction_id)  # in case the gateway has not noticed yet
+
+    def _quiet_rollback(self, transaction_id):
+        try:
+            self._stub.Rollback(pb.RollbackRequest(transaction_id=transaction_id),
+                                metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError:
+            pass
+
+    def _finish_stream(self, discard=True, cancel=False):
+        """Ends an SSCursor's stream still open in the transaction: the gateway
+        runs the calls of one transaction one after another, so nothing else can
+        run in it until the stream is over."""
+        cursor, self._streaming = self._streaming, None
+        if cursor is not None:
+            cursor._end_stream(cancel=cancel, discarded=discard)
+
+    def _request(self, sql, params):
+        """An ExecuteRequest in the current transaction mode; returns (request, began)."""
+        request = pb.ExecuteRequest(sql=sql, params=_params(params))
+        began = False
+        if not self._autocommit:
+            if self._transaction_id:
+                request.transaction_id = self._transaction_id
+            else:
+                request.begin.SetInParent()  # inline begin, default options
+                began = True
+        return request, began
+
+    def _execute(self, sql, params):
+        self._check_open()
+        self._finish_stream()
+        request, began = self._request(sql, params)
+        try:
+            response = self._unary("Execute", request)
+        except Error as error:
+            if began and error.reason == "IMPLICIT_COMMIT_IN_TRANSACTION":
+                # DDL and the like commit implicitly: with no transaction open
+                # there is nothing to commit, so run it on its own (the refusal
+                # ran nothing), as MySQL would.
+                return self._unary("Execute", pb.ExecuteRequest(sql=sql, params=request.params))
+            self._failed(error, request.transaction_id)
+            raise
+        if began and response.transaction_id:
+            self._transaction_id = response.transaction_id
+        return response
+
+    def _open_stream(self, sql, params):
+        """Starts an ExecuteStream; returns (call, header)."""
+        self._check_open()
+        self._finish_stream()
+        request, began = self._request(sql, params)
+        call = self._stub.ExecuteStream(request, metadata=self._metadata, timeout=self._timeout)
+        try:
+            first = next(call)
+        except grpc.RpcError as rpc_error:
+            error = _translate(rpc_error)
+            if began and error.reason == "IMPLICIT_COMMIT_IN_TRANSACTION":
+                call = self._stub.ExecuteStream(pb.ExecuteRequest(sql=sql, params=request.params),
+                                                metadata=self._metadata, timeout=self._timeout)
+                try:
+                    first = next(call)
+                except grpc.RpcError as rpc_error2:
+                    raise _translate(rpc_error2) from None
+                return call, first.header, None
+            self._failed(error, request.transaction_id)
+            raise error from None
+        header = first.header
+        if began and header.transaction_id:
+            self._transaction_id = header.transaction_id
+        return call, header, (None if self._autocommit else self._transaction_id)
+
+    def _execute_batch(self, statements):
+        """Runs statements (pb.Statement) with ExecuteBatch; returns their results."""
+        self._check_open()
+        self._finish_stream()
+        if not statements:
+            return []
+        if self._autocommit and self._fits_one_batch(statements):
+            return list(self._unary("ExecuteBatch", pb.ExecuteBatchRequest(statements=statements)).results)
+        results, transaction_id, began = [], self._transaction_id, False
+        if not transaction_id:
+            # Begin inline with the first statement, then batch the rest in it.
+            first = statements[0]
+            try:
+                response = self._unary("Execute", pb.ExecuteRequest(
+                    sql=first.sql, params=first.params, begin=pb.TransactionOptions()))
+            except Error as error:
+                error.statement_index = 0
+                raise
+            transaction_id, began = response.transaction_id, True
+            if not self._autocommit:
+                self._transaction_id = transaction_id
+            results.append(response)
+        done = len(results)
+        try:
+            for chunk in self._chunks(statements[done:]):
+                request = pb.ExecuteBatchRequest(statements=chunk, transaction_id=transaction_id)
+                try:
+                    results.extend(self._unary("ExecuteBatch", request).results)
+                except Error as error:
+                    error.statement_index = done + (error.statement_index or 0)
+                    raise
+                done += len(chunk)
+            if self._autocommit:
+                self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id))
+        except Error as error:
+            if began:
+                # The transaction holds nothing but this call's work: drop it
+                # all, so that executemany either did everything or nothing.
+                if self._transaction_id == transaction_id:
+                    self._transaction_id = None
+                if not _ends_transaction(error) or error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED):
+                    self._quiet_rollback(transaction_id)
+            else:
+                self._failed(error, transaction_id)
+            raise
+        return results
+
+    def _fits_one_batch(self, statements):
+        return (len(statements) <= self.max_batch_statements
+                and sum(s.ByteSize() for s in statements) <= self.max_batch_bytes)
+
+    def _chunks(self, statements):
+        chunk, size = [], 0
+        for statement in statements:
+            n = statement.ByteSize()
+            if chunk and (len(chunk) >= self.max_batch_statements or size + n > self.max_batch_bytes):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(statement)
+            size += n
+        if chunk:
+            yield chunk
+
+
+# --------------------------------------------------------------------- cursors
+
+class Cursor:
+    """A buffered cursor: each execute() is one Execute call whose whole result
+    is kept (the gateway caps unary results, --max-result-rows 10,000 and
+    --max-result-bytes 4 MiB by default: use SSCursor beyond)."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.arraysize = 1
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self.rownumber = None
+        self._rows = []
+        self._closed = False
+
+    # -- execution
+
+    def execute(self, sql, params=None):
+        """Runs one statement with `?` parameters; returns rowcount."""
+        self._check_open()
+        self._reset()
+        response = self.connection._execute(sql, params)
+        self._set_result(response.columns, [_row(r) for r in response.rows],
+                         response.rows_affected, response.last_insert_id)
+        return self.rowcount
+
+    def executemany(self, sql, seq_of_params):
+        """Runs the statement once per parameter sequence, in one ExecuteBatch
+        (in chunks of Connection.max_batch_statements); returns rowcount, the
+        sum of the rows affected. Either every statement ran or none did,
+        except inside an already open transaction with more than one chunk,
+        where a failure undoes only the failing chunk (roll back to undo all)."""
+        self._check_open()
+        self._reset()
+        statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
+        results = self.connection._execute_batch(statements)
+        self.rowcount = sum(r.rows_affected for r in results)
+        last = results[-1].last_insert_id if results else 0
+        self.lastrowid = last or None
+        return self.rowcount
+
+    def _set_result(self, columns, rows, rows_affected, last_insert_id):
+        if columns:
+            self.description = tuple(_describe(c) for c in columns)
+            self._rows = rows
+            self.rowcount = len(rows)
+            self.rownumber = 0
+        else:
+            self.rowcount = rows_affected
+        self.lastrowid = last_insert_id or None
+
+    def _reset(self):
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self.rownumber = None
+        self._rows = []
+
+    # -- fetching
+
+    def _check_open(self):
+        if self._closed:
+            raise InterfaceError("the cursor is closed")
+        self.connection._check_open()
+
+    def _check_result(self):
+        self._check_open()
+        if self.description is None:
+            raise ProgrammingError("no result set: the last statement returned no rows, or none ran")
+
+    def fetchone(self):
+        self._check_result()
+        if self.rownumber >= len(self._rows):
+            return None
+        row = self._rows[self.rownumber]
+        self.rownumber += 1
+        return row
+
+    def fetchmany(self, size=None):
+        self._check_result()
+        size = self.arraysize if size is None else size
+        rows = self._rows[self.rownumber:self.rownumber + size]
+        self.rownumber += len(rows)
+        return rows
+
+    def fetchall(self):
+        self._check_result()
+        rows = self._rows[self.rownumber:]
+        self.rownumber = len(self._rows)
+        return rows
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    # -- the rest of the PEP
+
+    def setinputsizes(self, sizes):
+        pass
+
+    def setoutputsize(self, size, column=None):
+        pass
+
+    def nextset(self):
+        """Statements return one result set: there is never a next one."""
+        self._check_open()
+        return None
+
+    def close(self):
+        self._closed = True
+        self._rows = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class SSCursor(Cursor):
+    """An unbuffered ("server-side") cursor: execute() starts an ExecuteStream
+    and reads its header; rows are read from the stream only as they are
+    fetched, one batch (about 64 KiB) at a time, so results of any size take
+    little memory. rowcount is -1 until the last row has been fetched.
+
+    Read steadily: the gateway ends a stream nobody reads for
+    --stream-stall-timeout (30 s), and the connection's timeout, if any,
+    bounds the whole stream. Inside a transaction the gateway runs one call
+    at a time, so running another statement, commit() or rollback() on the
+    connection first ends the stream: the rest of its rows are read and
+    discarded (fetching from this cursor then raises ProgrammingError);
+    close() reads and discards them too. In autocommit mode the stream is
+    simply cancelled instead."""
+
+    def __init__(self, connection):
+        super().__init__(connection)
+        self._call = None
+        self._batch = []
+        self._index = 0
+        self._fetched = 0
+        self._discarded = False
+        self._in_transaction = False
+
+    def execute(self, sql, params=None):
+        self._check_open()
+        # Not cancel: cancelling a stream inside a transaction rolls it back.
+        self._end_stream(cancel=False, discarded=False)
+        self._reset()
+        call, header, transaction_id = self.connection._open_stream(sql, params)
+        self._call, self._in_transaction = call, transaction_id is not None
+        if header.columns:
+            self.description = tuple(_describe(c) for c in header.columns)
+            self.rownumber = 0
+            if self._in_transaction:
+                self.connection._streaming = self
+        else:
+            self._read_to_end()  # no rows: the summary carries the counts
+        return self.rowcount
+
+    def _reset(self):
+        super()._reset()
+        self._batch, self._index, self._fetched, self._discarded = [], 0, 0, False
+
+    def _next_message(self):
+        try:
+            return next(self._call)
+        except StopIteration:
+            return None
+        except grpc.RpcError as rpc_error:
+            error = _translate(rpc_error)
+            self._stream_over()
+            if self._in_transaction:
+                self.connection._failed(error, self.connection._transaction_id)
+            raise error from None
+
+    def _stream_over(self):
+        self._call = None
+        if self.connection._streaming is self:
+            self.connection._streaming = None
+
+    def _fill(self):
+        """Reads until a batch with rows or the end; False at the end."""
+        while self._call is not None:
+            message = self._next_message()
+            part = message.WhichOneof("part") if message is not None else None
+            if part == "rows":
+                if message.rows.rows:
+                    self._batch, self._index = message.rows.rows, 0
+                    return True
+            elif part == "summary" or message is None:
+                if message is not None:
+                    summary = message.summary
+                    self.lastrowid = summary.last_insert_id or None
+                    self.rowcount = summary.row_count if self.description else summary.rows_affected
+                else:
+                    self.rowcount = self._fetched
+                self._stream_over()
+        return False
+
+    def _read_to_end(self):
+        """Reads and drops the rest of the stream; returns how many rows were dropped."""
+        dropped = len(self._batch) - self._index
+        self._batch = []
+        while self._fill():
+            dropped += len(self._batch)
+            self._batch = []
+        return dropped
+
+    def _end_stream(self, cancel, discarded):
+        """Ends a stream that is still open (see the class docstring)."""
+        if self._call is None:
+            return
+        dropped = True  # unknown after a cancel
+        if cancel or not self._in_transaction:
+            self._call.cancel()
+            self._stream_over()
+        else:
+            try:
+                dropped = self._read_to_end() > 0
+            except Error:
+                pass  # bookkept on the connection; the rows are gone anyway
+        self._batch = []
+        self._discarded = discarded and dropped
+
+    def fetchone(self):
+        self._check_result()
+        if self._index >= len(self._batch) and not self._fill():
+            return None
+        row = _row(self._batch[self._index])
+        self._index += 1
+        self._fetched += 1
+        self.rownumber = self._fetched
+        return row
+
+    def _check_result(self):
+        super()._check_result()
+        if self._discarded:
+            raise ProgrammingError("the rest of this result was discarded: another call ran in the "
+                                   "same transaction before it was fetched")
+
+    def fetchmany(self, size=None):
+        size = self.arraysize if size is None else size
+        rows = []
+        while len(rows) < size:
+            row = self.fetchone()
+            if row is None:
+                break
+            rows.append(row)
+        if not rows:
+            self._check_result()
+        return rows
+
+    def fetchall(self):
+        rows = []
+        while True:
+            row = self.fetchone()
+            if row is None:
+                return rows
+            rows.append(row)
+
+    def close(self):
+        if not self._closed and not self.connection._closed:
+            self._end_stream(cancel=False, discarded=False)
+        super().close()
+        self._batch = []
