@@ -12,7 +12,7 @@ mod settings;
 
 pub use settings::{
     CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PeerTls, PoolConfig,
-    RequestConfig, TlsFiles, TransactionConfig,
+    ReplicaConfig, RequestConfig, TlsFiles, TransactionConfig,
 };
 
 /// sqlgate: a gRPC gateway to MySQL and MariaDB.
@@ -262,6 +262,30 @@ pub struct ServeArgs {
     /// (ABORTED / TRANSACTION_OWNER_UNAVAILABLE).
     #[arg(long, env = "SQLGATE_PEER_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub peer_connect_timeout: Duration,
+
+    /// A replica of --database-url that reads may go to (repeat the flag, or
+    /// separate URLs with commas). Its account needs the same grants; without
+    /// a password in the URL, --database-password-file's is used.
+    #[arg(
+        long = "replica-url",
+        env = "SQLGATE_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub replica_urls: Vec<String>,
+
+    /// Longest a read with a min_commit_token waits for a replica to apply
+    /// it before it goes to the primary.
+    #[arg(long, env = "SQLGATE_REPLICA_WAIT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub replica_wait: Duration,
+
+    /// A replica further behind than this is out of rotation.
+    #[arg(long, env = "SQLGATE_REPLICA_MAX_LAG", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub replica_max_lag: Duration,
+
+    /// How often each replica's replication status is checked.
+    #[arg(long, env = "SQLGATE_REPLICA_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub replica_check_interval: Duration,
 
     /// With --tls-cert and --peers: the CA (PEM) that peers' certificates
     /// are verified against. Default: --tls-client-ca.

@@ -22,12 +22,13 @@ use mysql_async::{
 };
 
 use crate::{
-    config::{PoolConfig, SessionReuse},
+    config::{PoolConfig, ReplicaConfig, SessionReuse},
     errors::GatewayError,
     tasks::Tasks,
 };
 
 mod account_checks;
+pub mod replicas;
 
 /// Which database account serves a principal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,15 +116,23 @@ pub struct Backend {
     default_role: Arc<OnceLock<Option<String>>>,
     /// Where connections are given back in the background.
     tasks: Tasks,
+    /// Writes report the replication position that contains them (the
+    /// database has replicas the gateway reads from).
+    commit_tokens: bool,
 }
 
 impl Backend {
     /// Creates the pools. Connections are opened lazily, so this succeeds
     /// even while the database is unreachable.
+    ///
+    /// A `replica`'s sessions are READ ONLY and have session tracking on
+    /// from the start (setup commands, run again after every reset), so that
+    /// nothing a read does can write to it and reads can still be reused.
     fn new(
         connect: &ConnectOptions,
         settings: PoolConfig,
         tasks: Tasks,
+        replica: bool,
     ) -> Result<Backend, mysql_async::Error> {
         let mut opts = Opts::from_url(&connect.url)?;
         if connect.password.is_some() {
@@ -153,11 +162,19 @@ impl Backend {
             // client sets (variables, temporary tables) leaks to the next one.
             .with_reset_connection(true);
         let session_reuse = settings.session_reuse == SessionReuse::Reads;
-        // No setup commands: session tracking is turned on only where a
-        // read may be reused (see `Session::open`).
+        // No setup commands on the primary: session tracking is turned on
+        // only where a read may be reused (see `Session::open`).
+        let setup = if replica {
+            let mut setup = session_tracking_setup();
+            setup.push("SET SESSION TRANSACTION READ ONLY".into());
+            setup
+        } else {
+            Vec::new()
+        };
         let main = OptsBuilder::from_opts(opts.clone())
             .pool_opts(pool_opts)
-            .stmt_cache_size(settings.statement_cache_size);
+            .stmt_cache_size(settings.statement_cache_size)
+            .setup(setup);
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2")),
         );
@@ -169,7 +186,27 @@ impl Backend {
             cached_statements: settings.max.saturating_mul(settings.statement_cache_size),
             default_role: Default::default(),
             tasks,
+            commit_tokens: false,
         })
+    }
+
+    /// True when writes report the replication position that contains them.
+    pub fn commit_tokens(&self) -> bool {
+        self.commit_tokens
+    }
+
+    /// The replication position of this session's last write (MariaDB's
+    /// `@@last_gtid`), read on `conn` right after it; `None` when it cannot
+    /// be read or the server has none (no binary log).
+    pub async fn last_write_position(conn: &mut Conn) -> Option<String> {
+        match conn.query_first::<String, _>("SELECT @@last_gtid").await {
+            Ok(Some(position)) if !position.is_empty() => Some(position),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the replication position of a write");
+                None
+            }
+        }
     }
 
     /// Takes a connection from the pool, waiting at most the acquire timeout.
@@ -309,25 +346,52 @@ pub struct Database {
     read_write: Backend,
     /// The read-only principals' account, if one is configured.
     read_only: Option<Backend>,
+    /// Replicas of the database that reads may go to (--replica-url).
+    replicas: replicas::Replicas,
     tasks: Tasks,
 }
 
 impl Database {
     /// Creates the backends: the main account, and the read-only principals'
     /// account when `read_only` is given.
+    ///
+    /// With `replicas`, writes report their replication position and reads
+    /// may go to a replica (see [`replicas`]).
     pub fn new(
         read_write: &ConnectOptions,
         read_only: Option<&ConnectOptions>,
+        replicas: &[ConnectOptions],
+        replica_settings: ReplicaConfig,
         settings: PoolConfig,
         tasks: Tasks,
     ) -> Result<Database, mysql_async::Error> {
+        let commit_tokens = !replicas.is_empty();
+        let mut read_write = Backend::new(read_write, settings, tasks.clone(), false)?;
+        read_write.commit_tokens = commit_tokens;
+        let mut read_only = read_only
+            .map(|options| Backend::new(options, settings, tasks.clone(), false))
+            .transpose()?;
+        if let Some(read_only) = &mut read_only {
+            read_only.commit_tokens = commit_tokens;
+        }
+        let replicas = replicas
+            .iter()
+            .map(|options| {
+                let backend = Backend::new(options, settings, tasks.clone(), true)?;
+                Ok((crate::config::redact_url(&options.url), backend))
+            })
+            .collect::<Result<Vec<_>, mysql_async::Error>>()?;
         Ok(Database {
-            read_write: Backend::new(read_write, settings, tasks.clone())?,
-            read_only: read_only
-                .map(|options| Backend::new(options, settings, tasks.clone()))
-                .transpose()?,
+            read_write,
+            read_only,
+            replicas: replicas::Replicas::start(replicas, replica_settings, &tasks),
             tasks,
         })
+    }
+
+    /// The replicas reads may go to.
+    pub fn replicas(&self) -> &replicas::Replicas {
+        &self.replicas
     }
 
     /// The background tasks that shutdown waits for.
@@ -378,6 +442,7 @@ impl Database {
 
     /// Closes every pool once every connection is back.
     pub async fn disconnect(self) {
+        self.replicas.disconnect().await;
         self.read_write.disconnect().await;
         if let Some(read_only) = self.read_only {
             read_only.disconnect().await;
@@ -405,6 +470,16 @@ impl PooledConn {
             backend: backend.clone(),
             after: GiveBack::Clean,
         })
+    }
+
+    /// A connection of `backend` taken from its pool already (a replica
+    /// read, caught up as it asked).
+    pub fn from_taken(conn: Conn, backend: &Backend) -> PooledConn {
+        PooledConn {
+            conn: Some(conn),
+            backend: backend.clone(),
+            after: GiveBack::Clean,
+        }
     }
 
     /// The connection.

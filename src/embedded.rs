@@ -65,12 +65,18 @@ fn io_error(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Embedde
 }
 
 /// Where the private server keeps its data.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EmbeddedOptions {
     /// The data directory, created and initialised on first use.
     pub data_dir: PathBuf,
     /// Remove the data directory when the server stops (tests).
     pub remove_on_stop: bool,
+    /// Also listen on 127.0.0.1 at this TCP port (a replica connects to
+    /// its primary over TCP); unix socket only when `None`.
+    pub tcp_port: Option<u16>,
+    /// More server options, e.g. `--log-bin` and `--server-id=1` for a
+    /// replication primary.
+    pub extra_args: Vec<String>,
 }
 
 fn is_root() -> bool {
@@ -102,5 +108,6 @@ fn temp_options(name: &str) -> EmbeddedOptions {
     EmbeddedOptions {
         data_dir: std::env::temp_dir().join(dir),
         remove_on_stop: true,
+        ..Default::default()
     }
 }

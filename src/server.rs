@@ -92,6 +92,7 @@ impl Gateway {
                 let options = EmbeddedOptions {
                     data_dir: data_dir.clone(),
                     remove_on_stop: false,
+                    ..Default::default()
                 };
                 let server = tokio::task::spawn_blocking(move || EmbeddedDatabase::start(&options))
                     .await
@@ -128,9 +129,36 @@ impl Gateway {
             }
             None => None,
         };
+        let replicas: Vec<ConnectOptions> = config
+            .database
+            .replica_urls
+            .iter()
+            .map(|url| {
+                tracing::info!(replica = %redact_url(url), "reads may go to a replica");
+                let has_password =
+                    mysql_async::Opts::from_url(url).is_ok_and(|o| o.pass().is_some());
+                ConnectOptions {
+                    url: url.clone(),
+                    // Replicas have the primary's accounts.
+                    password: if has_password {
+                        None
+                    } else {
+                        read_write.password.clone()
+                    },
+                    ssl_ca: config.database.ssl_ca.clone(),
+                }
+            })
+            .collect();
         let tasks = Tasks::default();
-        let database = Database::new(&read_write, read_only.as_ref(), config.pool, tasks.clone())
-            .map_err(StartError::DatabaseUrl)?;
+        let database = Database::new(
+            &read_write,
+            read_only.as_ref(),
+            &replicas,
+            config.database.replicas,
+            config.pool,
+            tasks.clone(),
+        )
+        .map_err(StartError::DatabaseUrl)?;
         database.warn_about_privileges();
         let authenticator = match &config.auth_tokens_file {
             Some(path) => {

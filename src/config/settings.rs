@@ -27,6 +27,21 @@ pub struct DatabaseConfig {
     pub read_only_password_file: Option<PathBuf>,
     /// CA to verify the database's TLS certificate with; TLS when set.
     pub ssl_ca: Option<PathBuf>,
+    /// Replicas reads may go to (--replica-url).
+    pub replica_urls: Vec<String>,
+    /// How reads use the replicas.
+    pub replicas: ReplicaConfig,
+}
+
+/// How reads use the replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaConfig {
+    /// Longest wait for a replica to apply a min_commit_token (--replica-wait).
+    pub wait: Duration,
+    /// Out of rotation past this lag (--replica-max-lag).
+    pub max_lag: Duration,
+    /// How often replicas are checked (--replica-check-interval).
+    pub check_interval: Duration,
 }
 
 /// The connection pool.
@@ -173,6 +188,11 @@ impl ServeArgs {
         };
         check(self.pool_max > 0, "--pool-max must be at least 1".into());
         check(
+            self.replica_urls.is_empty() || self.database_url.is_some(),
+            "--replica-url needs --database-url (replicas of the private server are not supported)"
+                .into(),
+        );
+        check(
             self.statement_cache_size > 0,
             "--statement-cache-size must be at least 1".into(),
         );
@@ -197,6 +217,9 @@ impl ServeArgs {
             ("--tx-max-lifetime", self.tx_max_lifetime),
             ("--request-read-timeout", self.request_read_timeout),
             ("--peer-refresh", self.peer_refresh),
+            ("--replica-wait", self.replica_wait),
+            ("--replica-max-lag", self.replica_max_lag),
+            ("--replica-check-interval", self.replica_check_interval),
             ("--peer-connect-timeout", self.peer_connect_timeout),
             ("--stream-stall-timeout", self.stream_stall_timeout),
         ] {
@@ -303,6 +326,14 @@ impl ServeArgs {
                 );
             }
         }
+        for url in &self.replica_urls {
+            if let Err(e) = mysql_async::Opts::from_url(url) {
+                check(
+                    false,
+                    format!("--replica-url is not a valid MySQL URL: {e}"),
+                );
+            }
+        }
         let (Some(target), Some(max_request_bytes), true) =
             (target, max_request_bytes, problems.is_empty())
         else {
@@ -337,6 +368,12 @@ impl ServeArgs {
                 read_only_url: self.read_only_database_url,
                 read_only_password_file: self.read_only_database_password_file,
                 ssl_ca: self.database_ssl_ca,
+                replica_urls: self.replica_urls.clone(),
+                replicas: ReplicaConfig {
+                    wait: self.replica_wait,
+                    max_lag: self.replica_max_lag,
+                    check_interval: self.replica_check_interval,
+                },
             },
             pool: PoolConfig {
                 min: self.pool_min,

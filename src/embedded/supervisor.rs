@@ -85,7 +85,6 @@ impl EmbeddedDatabase {
             format!("--socket={}", socket_path.display()),
             // Not the shared /tmp: a starting server deletes the #sql* files there.
             format!("--tmpdir={}", run_dir.display()),
-            "--skip-networking".into(),
             format!("--log-error={}", data_dir.join(LOG_FILE).display()),
             format!("--pid-file={}", data_dir.join(datadir::PID_FILE).display()),
             format!("--init-file={}", run_dir.join(INIT_FILE).display()),
@@ -94,6 +93,13 @@ impl EmbeddedDatabase {
             "--max-connections=500".into(),
         ]);
         command.extend((!mariadb).then(|| "--mysqlx=OFF".into()));
+        match options.tcp_port {
+            Some(port) => {
+                command.extend([format!("--port={port}"), "--bind-address=127.0.0.1".into()])
+            }
+            None => command.push("--skip-networking".into()),
+        }
+        command.extend(options.extra_args.iter().cloned());
         tracing::info!(
             server = %binary.display(),
             data_dir = %data_dir.display(),
@@ -103,10 +109,9 @@ impl EmbeddedDatabase {
         );
         let accounts = accounts::Accounts::load_or_create(&data_dir)
             .map_err(io_error("reading or creating the accounts file"))?;
-        let remove_on_stop = options.remove_on_stop;
         let options = EmbeddedOptions {
             data_dir,
-            remove_on_stop,
+            ..options.clone()
         };
         let (watchdog, pid) = (None, 0);
         let mut database = EmbeddedDatabase {
@@ -373,6 +378,7 @@ mod tests {
         let options = EmbeddedOptions {
             data_dir: dir.into(),
             remove_on_stop: true,
+            ..Default::default()
         };
         let database = EmbeddedDatabase::start(&options).expect("server starts");
         println!("pid={}", database.pid());

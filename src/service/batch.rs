@@ -58,13 +58,16 @@ pub(super) async fn execute_batch(
         let (lease, outcome) = deadline::within(limit, work).await?;
         match outcome {
             Ok(results) => {
-                service
+                let token = service
                     .database
                     .tasks()
                     .spawn(lease.commit())
                     .await
                     .expect("committing does not panic")?;
-                Ok(api::ExecuteBatchResponse { results })
+                Ok(api::ExecuteBatchResponse {
+                    results,
+                    commit_token: token.unwrap_or_default(),
+                })
             }
             Err(error) if error.is_deadline() => {
                 lease.abandon();
@@ -97,7 +100,10 @@ pub(super) async fn execute_batch(
         } else {
             lease.release(&outcome);
         }
-        Ok(api::ExecuteBatchResponse { results: outcome? })
+        Ok(api::ExecuteBatchResponse {
+            results: outcome?,
+            commit_token: String::new(),
+        })
     }
 }
 

@@ -109,18 +109,46 @@ impl DatabaseService {
                 "commit needs a transaction: set transaction_id or begin (an autocommit call commits by itself)".into(),
             ));
         }
-        let rules = self.rules(principal, in_transaction);
-        let statement = Statement::new(&request.sql, &request.params, &rules)?;
+        let bound = replica_bound(request.read_consistency.as_ref())?;
+        if bound.is_some() && (in_transaction || request.commit) {
+            return Err(GatewayError::InvalidRequest(
+                "read_consistency applies to autocommit reads: leave it unset (or strong) with transaction_id, begin or commit".into(),
+            ));
+        }
+        let mut rules = self.rules(principal, in_transaction);
+        // A read that may go to a replica must be a read, wherever it lands.
+        rules.read_only |= bound.is_some();
+        let statement =
+            Statement::new(&request.sql, &request.params, &rules).map_err(|e| match e {
+                GatewayError::ReadOnlyStatement(why) if bound.is_some() => {
+                    GatewayError::InvalidRequest(format!(
+                        "only reads may set a read_consistency other than strong: {why}"
+                    ))
+                }
+                e => e,
+            })?;
         tracing::debug!(sql = statement.sql(), "execute");
-        let mut session = Session::open(
-            &self.database,
-            &self.transactions,
-            &request.transaction_id,
-            request.begin.as_ref(),
-            principal,
-            statement.plain_read(),
-        )
-        .await?;
+        let replica_read = match bound {
+            None => None,
+            Some(bound) => self.replica_for(bound).await?,
+        };
+        let mut session = match replica_read {
+            Some(read) => Session::Autocommit(crate::database::PooledConn::from_taken(
+                read.conn,
+                &read.backend,
+            )),
+            None => {
+                Session::open(
+                    &self.database,
+                    &self.transactions,
+                    &request.transaction_id,
+                    request.begin.as_ref(),
+                    principal,
+                    statement.plain_read(),
+                )
+                .await?
+            }
+        };
         let limits = self.result_limits(request.max_rows);
         let backend = session.backend().clone();
         let outcome = match session.clear_leftovers(statement.reads_leftovers()).await {
@@ -136,9 +164,13 @@ impl DatabaseService {
             .check(statement.may_change_identity(), plain_read, outcome)
             .await;
         let transaction_id = session.begun_transaction_id().unwrap_or_default();
+        let mut commit_token = None;
         if request.commit && outcome.is_ok() {
-            session.commit(self.database.tasks()).await?;
+            commit_token = session.commit(self.database.tasks()).await?;
         } else {
+            if outcome.is_ok() && !statement.plain_read() {
+                commit_token = session.autocommit_write_position().await;
+            }
             session.close(&outcome).await;
         }
         let result = outcome?;
@@ -150,20 +182,38 @@ impl DatabaseService {
             warning_count: result.warning_count,
             truncated: result.truncated,
             transaction_id,
+            commit_token: commit_token.unwrap_or_default(),
         })
     }
 
-    /// Commits `principal`'s transaction `id`.
+    /// A replica connection for a read that may use one, if a replica can
+    /// honour its bound; `None`: read on the primary.
+    async fn replica_for(
+        &self,
+        bound: ReplicaBound,
+    ) -> Result<Option<crate::database::replicas::ReplicaRead>, GatewayError> {
+        let replicas = self.database.replicas();
+        if !replicas.configured() {
+            return Ok(None);
+        }
+        match bound {
+            ReplicaBound::MaxStaleness(staleness) => Ok(replicas.within_staleness(staleness).await),
+            ReplicaBound::MinCommitToken(token) => replicas.caught_up_to(&token).await,
+        }
+    }
+
+    /// Commits `principal`'s transaction `id`; returns its commit token, if
+    /// any (none when it had been committed already).
     async fn commit_transaction(
         &self,
         id: &str,
         principal: &Principal,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<Option<String>, GatewayError> {
         let lease = match self.transactions.checkout(id, principal).await {
             Ok(lease) => lease,
             // Committed already (e.g. by a Commit whose client gave up
             // waiting): the truth is that it committed.
-            Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => return Ok(()),
+            Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => return Ok(None),
             Err(e) => return Err(e),
         };
         // Once sent, COMMIT runs to its end and its outcome is recorded, even
@@ -191,6 +241,31 @@ impl DatabaseService {
         };
         lease.release::<()>(&Ok(()));
         Ok(response)
+    }
+}
+
+/// A read's bound that a replica may satisfy (anything but strong).
+enum ReplicaBound {
+    MaxStaleness(std::time::Duration),
+    MinCommitToken(String),
+}
+
+/// The replica bound a request's read_consistency asks for; `None` for
+/// strong (or unset).
+fn replica_bound(
+    consistency: Option<&api::ReadConsistency>,
+) -> Result<Option<ReplicaBound>, GatewayError> {
+    use api::read_consistency::Bound;
+    match consistency.and_then(|c| c.bound.as_ref()) {
+        None | Some(Bound::Strong(_)) => Ok(None),
+        Some(Bound::MaxStaleness(staleness)) => std::time::Duration::try_from(*staleness)
+            .map(|staleness| Some(ReplicaBound::MaxStaleness(staleness)))
+            .map_err(|_| {
+                GatewayError::InvalidRequest(
+                    "read_consistency.max_staleness must be a non-negative duration".into(),
+                )
+            }),
+        Some(Bound::MinCommitToken(token)) => Ok(Some(ReplicaBound::MinCommitToken(token.clone()))),
     }
 }
 
@@ -292,6 +367,14 @@ impl database_server::Database for DatabaseService {
             };
             return forward::stream(owner, request, &transaction_id, call).await;
         }
+        if replica_bound(request.get_ref().read_consistency.as_ref())
+            .map_err(Status::from)?
+            .is_some()
+        {
+            return Err(Status::from(GatewayError::InvalidRequest(
+                "read_consistency other than strong is not supported on ExecuteStream yet: use Execute, or leave it unset (the primary)".into(),
+            )));
+        }
         let settings = StreamSettings {
             batch_bytes: self.limits.stream_batch_bytes,
             stall_timeout: self.limits.stream_stall_timeout,
@@ -351,9 +434,12 @@ impl database_server::Database for DatabaseService {
         let request = request.into_inner();
         let log = RpcLog::start("Commit", &request.transaction_id);
         serve(log, &principal, |_| 0, async {
-            self.commit_transaction(&request.transaction_id, &principal)
+            let token = self
+                .commit_transaction(&request.transaction_id, &principal)
                 .await?;
-            Ok(api::CommitResponse {})
+            Ok(api::CommitResponse {
+                commit_token: token.unwrap_or_default(),
+            })
         })
         .await
     }

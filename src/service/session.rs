@@ -182,7 +182,7 @@ impl Session {
     /// Commits the session's transaction after its statement succeeded
     /// (`ExecuteRequest.commit`). The COMMIT runs in a task of its own, so
     /// that its outcome is recorded even if this call is dropped meanwhile.
-    pub async fn commit(self, tasks: &Tasks) -> Result<(), GatewayError> {
+    pub async fn commit(self, tasks: &Tasks) -> Result<Option<String>, GatewayError> {
         match self {
             Session::Transaction { lease, .. } => tasks
                 .spawn(lease.commit())
@@ -195,6 +195,17 @@ impl Session {
                     "commit needs a transaction".into(),
                 ))
             }
+        }
+    }
+
+    /// After an autocommit statement that may have written, the replication
+    /// position that contains the write, when the database has replicas.
+    pub async fn autocommit_write_position(&mut self) -> Option<String> {
+        match self {
+            Session::Autocommit(pooled) if pooled.backend().commit_tokens() => {
+                Backend::last_write_position(pooled.conn()).await
+            }
+            _ => None,
         }
     }
 

@@ -214,10 +214,12 @@ async fn run(
                 let committed = service.commit_transaction(&open.id, principal).await;
                 // Committed, or failed for good (nothing left to roll back).
                 open.finish();
-                committed?;
+                let token = committed?;
                 send(
                     sender,
-                    Answer::Committed(api::CommitResponse {}),
+                    Answer::Committed(api::CommitResponse {
+                        commit_token: token.unwrap_or_default(),
+                    }),
                     settings.stall_timeout,
                 )
                 .await?;

@@ -152,14 +152,22 @@ impl Lease {
     /// call: run this in a task of its own (see the Commit RPC), so that a
     /// client leaving mid-COMMIT does not drop it, and a later call on the id
     /// learns whether it committed.
-    pub async fn commit(mut self) -> Result<(), GatewayError> {
+    ///
+    /// Returns the replication position that contains the transaction's
+    /// writes when the database has replicas (see `Backend::commit_tokens`).
+    pub async fn commit(mut self) -> Result<Option<String>, GatewayError> {
         self.transaction.committing.store(true, Ordering::SeqCst);
         let result = self.conn().query_drop("COMMIT").await;
         match result {
             Ok(()) => {
+                let token = if self.transaction.backend.commit_tokens() {
+                    Backend::last_write_position(self.conn()).await
+                } else {
+                    None
+                };
                 self.mark_ended(EndReason::Committed);
                 self.let_go(false, GiveBack::Clean);
-                Ok(())
+                Ok(token)
             }
             Err(e) if e.is_fatal() => {
                 self.mark_ended(EndReason::CommitOutcomeUnknown);

@@ -37,6 +37,7 @@ fn server() -> &'static EmbeddedDatabase {
         EmbeddedDatabase::start(&EmbeddedOptions {
             data_dir,
             remove_on_stop: true,
+            ..Default::default()
         })
         .expect("the private MariaDB starts (scripts/install-mariadb installs it)")
     })
@@ -48,6 +49,7 @@ pub fn private_server(name: &str) -> EmbeddedDatabase {
     EmbeddedDatabase::start(&EmbeddedOptions {
         data_dir: std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id())),
         remove_on_stop: true,
+        ..Default::default()
     })
     .expect("a private MariaDB starts")
 }

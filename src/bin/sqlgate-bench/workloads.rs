@@ -88,6 +88,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 data_dir: std::env::temp_dir()
                     .join(format!("sqlgate-bench-{}", std::process::id())),
                 remove_on_stop: true,
+                ..Default::default()
             })?;
             let url = server.url("sqlgate");
             database_pid = Some(server.pid());

@@ -1,0 +1,310 @@
+//! Reads on MariaDB replicas with read-your-writes: a primary and a replica
+//! of it, with real GTID replication between two private servers.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mysql_async::prelude::Queryable;
+use sqlgate::{
+    api::{self, ReadConsistency, read_consistency::Bound, value::Kind},
+    embedded::{EmbeddedDatabase, EmbeddedOptions},
+};
+use tonic::Code;
+
+/// A primary (binary log on, TCP for its replica) and a replica of it that
+/// replicates everything from now on; both as root URLs of database `app`.
+struct Replication {
+    primary: EmbeddedDatabase,
+    replica: EmbeddedDatabase,
+}
+
+impl Replication {
+    async fn start(name: &str) -> Replication {
+        let dir = |role: &str| {
+            std::env::temp_dir().join(format!("sqlgate-{name}-{role}-{}", std::process::id()))
+        };
+        let port = free_port();
+        let primary = EmbeddedDatabase::start(&EmbeddedOptions {
+            data_dir: dir("primary"),
+            remove_on_stop: true,
+            tcp_port: Some(port),
+            extra_args: vec!["--log-bin".into(), "--server-id=1".into()],
+        })
+        .expect("the primary starts");
+        let replica = EmbeddedDatabase::start(&EmbeddedOptions {
+            data_dir: dir("replica"),
+            remove_on_stop: true,
+            tcp_port: None,
+            extra_args: vec!["--server-id=2".into()],
+        })
+        .expect("the replica starts");
+        let mut on_primary = mysql_async::Conn::from_url(primary.url("mysql"))
+            .await
+            .unwrap();
+        on_primary
+            .query_drop("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl-password'")
+            .await
+            .unwrap();
+        on_primary
+            .query_drop("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
+            .await
+            .unwrap();
+        // The replica starts from the primary's position now: what each
+        // server set up for itself before stays its own.
+        let position: String = on_primary
+            .query_first("SELECT @@gtid_binlog_pos")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut on_replica = mysql_async::Conn::from_url(replica.url("mysql"))
+            .await
+            .unwrap();
+        on_replica
+            .query_drop(format!("SET GLOBAL gtid_slave_pos = '{position}'"))
+            .await
+            .unwrap();
+        on_replica
+            .query_drop(format!(
+                "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, \
+                 MASTER_USER='repl', MASTER_PASSWORD='repl-password', MASTER_USE_GTID=slave_pos"
+            ))
+            .await
+            .unwrap();
+        on_replica.query_drop("START SLAVE").await.unwrap();
+        on_primary.query_drop("CREATE DATABASE app").await.unwrap();
+        on_primary
+            .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY, v INT NOT NULL)")
+            .await
+            .unwrap();
+        on_primary.disconnect().await.unwrap();
+        on_replica.disconnect().await.unwrap();
+        // Until the replica has the table.
+        let replica_url = replica.url("mysql");
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                let sql = "SELECT COUNT(*) FROM information_schema.tables \
+                           WHERE table_schema = 'app' AND table_name = 't'";
+                query_i64(&replica_url, sql).await == Some(1)
+            })
+            .await,
+            "replication works"
+        );
+        Replication { primary, replica }
+    }
+
+    /// Runs `sql` on the replica directly.
+    async fn on_replica(&self, sql: &str) {
+        let mut conn = mysql_async::Conn::from_url(self.replica.url("app"))
+            .await
+            .unwrap();
+        conn.query_drop(sql).await.unwrap();
+        conn.disconnect().await.unwrap();
+    }
+
+    /// A gateway on the primary that reads from the replica.
+    async fn gateway(&self) -> TestGateway {
+        let replica = self.replica.url("app");
+        TestGateway::start_on("app".into(), self.primary.url("app"), move |config| {
+            config.database.replica_urls = vec![replica];
+            config.database.replicas.check_interval = Duration::from_millis(100);
+            config.database.replicas.wait = Duration::from_millis(300);
+            config.database.replicas.max_lag = Duration::from_secs(30);
+        })
+        .await
+    }
+}
+
+fn read(sql: &str, bound: Bound) -> api::ExecuteRequest {
+    api::ExecuteRequest {
+        sql: sql.into(),
+        read_consistency: Some(ReadConsistency { bound: Some(bound) }),
+        ..Default::default()
+    }
+}
+
+fn max_staleness(seconds: i64) -> Bound {
+    Bound::MaxStaleness(prost_types::Duration { seconds, nanos: 0 })
+}
+
+/// (v, the server id that answered) of row `id`.
+async fn v_and_server(
+    client: &mut api::database_client::DatabaseClient<tonic::transport::Channel>,
+    id: i64,
+    bound: Bound,
+) -> (Option<i64>, i64) {
+    let sql = format!("SELECT (SELECT v FROM t WHERE id = {id}), @@server_id");
+    let response = client
+        .execute(read(&sql, bound))
+        .await
+        .unwrap()
+        .into_inner();
+    let int = |value: &api::Value| match &value.kind {
+        Some(Kind::Int64Value(v)) => Some(*v),
+        Some(Kind::Uint64Value(v)) => Some(*v as i64),
+        _ => None,
+    };
+    let row = &response.rows[0].values;
+    (int(&row[0]), int(&row[1]).expect("a server id"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_with_a_commit_token_see_the_write_on_a_replica_or_the_primary() {
+    let replication = Replication::start("ryw").await;
+    let gateway = replication.gateway().await;
+    let mut client = gateway.client.clone();
+    // The replica comes into rotation once checked.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let mut client = client.clone();
+            async move { v_and_server(&mut client, 0, max_staleness(60)).await.1 == 2 }
+        })
+        .await,
+        "reads with max_staleness go to the replica"
+    );
+    // An autocommit write carries its commit token; a read with it sees the
+    // write, on the replica.
+    let written = client
+        .execute(api::ExecuteRequest {
+            sql: "INSERT INTO t VALUES (1, 10)".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let token = written.commit_token;
+    assert!(!token.is_empty(), "a write has a commit token");
+    for _ in 0..5 {
+        let (v, server) = v_and_server(&mut client, 1, Bound::MinCommitToken(token.clone())).await;
+        assert_eq!(v, Some(10), "read-your-writes");
+        assert_eq!(server, 2, "served by the caught-up replica");
+    }
+    // Transactions and batches carry tokens too.
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "INSERT INTO t VALUES (2, 20)", vec![])
+        .await
+        .unwrap();
+    let committed = gateway
+        .client
+        .clone()
+        .commit(api::CommitRequest { transaction_id: tx })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!committed.commit_token.is_empty());
+    let (v, _) = v_and_server(
+        &mut client,
+        2,
+        Bound::MinCommitToken(committed.commit_token),
+    )
+    .await;
+    assert_eq!(v, Some(20));
+    let batch = client
+        .execute_batch(api::ExecuteBatchRequest {
+            statements: vec![api::Statement {
+                sql: "UPDATE t SET v = 21 WHERE id = 2".into(),
+                params: vec![],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (v, _) = v_and_server(&mut client, 2, Bound::MinCommitToken(batch.commit_token)).await;
+    assert_eq!(v, Some(21));
+
+    // The replica stops applying: a read with a newer token waits
+    // --replica-wait, then goes to the primary — never older data.
+    replication.on_replica("STOP SLAVE SQL_THREAD").await;
+    let written = client
+        .execute(api::ExecuteRequest {
+            sql: "INSERT INTO t VALUES (3, 30)".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (v, server) =
+        v_and_server(&mut client, 3, Bound::MinCommitToken(written.commit_token)).await;
+    assert_eq!(v, Some(30), "never older than the token");
+    assert_eq!(server, 1, "the primary served it");
+    // With replication stopped, the replica leaves rotation: bounded-staleness
+    // reads go to the primary; back in rotation once it runs again.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let mut client = client.clone();
+            async move { v_and_server(&mut client, 3, max_staleness(60)).await == (Some(30), 1) }
+        })
+        .await
+    );
+    replication.on_replica("START SLAVE SQL_THREAD").await;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let mut client = client.clone();
+            async move { v_and_server(&mut client, 3, max_staleness(60)).await == (Some(30), 2) }
+        })
+        .await
+    );
+    gateway.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_autocommit_reads_may_go_to_a_replica() {
+    let replication = Replication::start("replica-writes").await;
+    let gateway = replication.gateway().await;
+    let mut client = gateway.client.clone();
+    for sql in ["INSERT INTO t VALUES (9, 9)", "CREATE TABLE u (x INT)"] {
+        let refused = client
+            .execute(read(sql, max_staleness(60)))
+            .await
+            .expect_err(sql);
+        assert_eq!(refused.code(), Code::InvalidArgument, "{sql}: {refused:?}");
+    }
+    // What the guard lets through as a read still runs in a READ ONLY
+    // session on the replica: a locking read is refused there.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let mut client = client.clone();
+            async move { v_and_server(&mut client, 0, max_staleness(60)).await.1 == 2 }
+        })
+        .await
+    );
+    let locking = client
+        .execute(read("SELECT v FROM t FOR UPDATE", max_staleness(60)))
+        .await
+        .expect_err("READ ONLY on the replica");
+    assert_eq!(locking.code(), Code::FailedPrecondition, "{locking:?}");
+    assert_eq!(
+        error_info(&locking).1.get("errno").map(String::as_str),
+        Some("1792")
+    );
+    let tx = begin(&gateway, None).await;
+    let refused = client
+        .execute(api::ExecuteRequest {
+            transaction_id: tx.clone(),
+            ..read("SELECT 1", max_staleness(60))
+        })
+        .await
+        .expect_err("in a transaction");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    rollback(&gateway, &tx).await;
+    let malformed = client
+        .execute(read(
+            "SELECT 1",
+            Bound::MinCommitToken("0-1-2; DROP".into()),
+        ))
+        .await
+        .expect_err("not a token");
+    assert_eq!(malformed.code(), Code::InvalidArgument, "{malformed:?}");
+    let streamed = client
+        .execute_stream(read("SELECT 1", max_staleness(60)))
+        .await
+        .expect_err("not on ExecuteStream yet");
+    assert_eq!(streamed.code(), Code::InvalidArgument);
+    assert_eq!(
+        query_i64(&replication.primary.url("app"), "SELECT COUNT(*) FROM t").await,
+        Some(0),
+        "nothing was written"
+    );
+    gateway.shut_down().await;
+}
