@@ -412,6 +412,42 @@ mod tests {
     }
 
     #[test]
+    fn tls_without_peers_has_no_fleet() {
+        let config = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).unwrap();
+        assert!(config.tls.is_some());
+        assert!(config.fleet.is_none());
+        let fleet = parse(&[
+            "--tls-cert",
+            "/c.pem",
+            "--tls-key",
+            "/k.pem",
+            "--tls-client-ca",
+            "/ca.pem",
+            "--peers",
+            "10.0.0.1:50051,10.0.0.2:50051",
+        ])
+        .unwrap()
+        .fleet
+        .expect("a fleet");
+        let tls = fleet.tls.expect("peers over TLS");
+        assert_eq!(tls.ca, std::path::PathBuf::from("/ca.pem"));
+        assert!(
+            tls.identity.is_some(),
+            "mutual TLS: the gateway's own certificate"
+        );
+        let problems = parse(&[
+            "--tls-cert",
+            "/c.pem",
+            "--tls-key",
+            "/k.pem",
+            "--peers",
+            "a:1",
+        ])
+        .unwrap_err();
+        assert!(problems.contains("--peer-tls-ca"), "{problems}");
+    }
+
+    #[test]
     fn passwords_are_redacted() {
         assert_eq!(
             redact_url("mysql://app:s3cr@t@db:3306/shop?socket=/x"),

@@ -162,6 +162,47 @@ async fn reads_with_a_commit_token_see_the_write_on_a_replica_or_the_primary() {
         .await,
         "reads with max_staleness go to the replica"
     );
+    // ExecuteStream reads and read-only transactions go to the replica too.
+    let mut stream = client
+        .execute_stream(read("SELECT @@server_id", max_staleness(60)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut servers = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        if let Some(api::execute_stream_response::Part::Rows(batch)) = message.part {
+            servers.extend(batch.rows.into_iter().map(|row| row.values[0].clone()));
+        }
+    }
+    assert_eq!(servers.len(), 1);
+    assert!(
+        matches!(
+            servers[0].kind,
+            Some(Kind::Int64Value(2) | Kind::Uint64Value(2))
+        ),
+        "{servers:?}"
+    );
+    let read_only_replica = api::TransactionOptions {
+        read_only: true,
+        read_consistency: Some(ReadConsistency {
+            bound: Some(max_staleness(60)),
+        }),
+        ..Default::default()
+    };
+    let tx = begin(&gateway, Some(read_only_replica)).await;
+    let server = execute_in(&gateway, &tx, "SELECT @@server_id", vec![])
+        .await
+        .unwrap();
+    assert!(matches!(
+        server.rows[0].values[0].kind,
+        Some(Kind::Int64Value(2) | Kind::Uint64Value(2))
+    ));
+    let refused = execute_in(&gateway, &tx, "INSERT INTO t VALUES (7, 7)", vec![])
+        .await
+        .expect_err("read-only");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    commit(&gateway, &tx).await.unwrap();
+
     // An autocommit write carries its commit token; a read with it sees the
     // write, on the replica.
     let written = client
@@ -179,6 +220,25 @@ async fn reads_with_a_commit_token_see_the_write_on_a_replica_or_the_primary() {
         assert_eq!(v, Some(10), "read-your-writes");
         assert_eq!(server, 2, "served by the caught-up replica");
     }
+    // So does an autocommit write on ExecuteStream, in its summary.
+    let mut stream = client
+        .execute_stream(api::ExecuteRequest {
+            sql: "INSERT INTO t VALUES (4, 40)".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut summary_token = None;
+    while let Some(message) = stream.message().await.unwrap() {
+        if let Some(api::execute_stream_response::Part::Summary(summary)) = message.part {
+            summary_token = Some(summary.commit_token);
+        }
+    }
+    let summary_token = summary_token.expect("a summary");
+    assert!(!summary_token.is_empty());
+    let (v, _) = v_and_server(&mut client, 4, Bound::MinCommitToken(summary_token)).await;
+    assert_eq!(v, Some(40));
     // Transactions and batches carry tokens too.
     let tx = begin(&gateway, None).await;
     execute_in(&gateway, &tx, "INSERT INTO t VALUES (2, 20)", vec![])
@@ -297,10 +357,26 @@ async fn only_autocommit_reads_may_go_to_a_replica() {
         .expect_err("not a token");
     assert_eq!(malformed.code(), Code::InvalidArgument, "{malformed:?}");
     let streamed = client
-        .execute_stream(read("SELECT 1", max_staleness(60)))
+        .execute_stream(read("DELETE FROM t", max_staleness(60)))
         .await
-        .expect_err("not on ExecuteStream yet");
-    assert_eq!(streamed.code(), Code::InvalidArgument);
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .expect_err("a write on ExecuteStream");
+    assert_eq!(streamed.code(), Code::InvalidArgument, "{streamed:?}");
+    let not_read_only = client
+        .begin(api::BeginRequest {
+            options: Some(api::TransactionOptions {
+                read_consistency: Some(ReadConsistency {
+                    bound: Some(max_staleness(60)),
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("a replica transaction must be read-only");
+    assert_eq!(not_read_only.code(), Code::InvalidArgument);
     assert_eq!(
         query_i64(&replication.primary.url("app"), "SELECT COUNT(*) FROM t").await,
         Some(0),

@@ -339,7 +339,7 @@ impl ServeArgs {
         else {
             return Err(problems.join("\n"));
         };
-        let fleet = (!peers.is_empty()).then_some(FleetConfig {
+        let fleet = (!peers.is_empty()).then(|| FleetConfig {
             peers,
             advertise_address: self.advertise_address,
             refresh: self.peer_refresh,

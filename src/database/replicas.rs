@@ -51,6 +51,15 @@ pub struct Replicas {
     next: Arc<AtomicUsize>,
 }
 
+/// How fresh a read must be, when a replica may serve it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadBound {
+    /// A replica measured at most this far behind.
+    MaxStaleness(Duration),
+    /// A replica that has applied the write this commit token names.
+    MinCommitToken(String),
+}
+
 /// A replica connection chosen for one read.
 pub struct ReplicaRead {
     /// The replica's backend (for killing the statement, giving back).
@@ -95,9 +104,16 @@ impl Replicas {
         replicas
     }
 
-    /// True when there are replicas at all.
-    pub fn configured(&self) -> bool {
-        !self.replicas.is_empty()
+    /// A replica connection that honours `bound`; `None` (the primary) when
+    /// no replica can, or there are none.
+    pub async fn for_read(&self, bound: &ReadBound) -> Result<Option<ReplicaRead>, GatewayError> {
+        if self.replicas.is_empty() {
+            return Ok(None);
+        }
+        match bound {
+            ReadBound::MaxStaleness(staleness) => Ok(self.within_staleness(*staleness).await),
+            ReadBound::MinCommitToken(token) => self.caught_up_to(token).await,
+        }
     }
 
     /// A replica connection for a read whose data may be `max_staleness`

@@ -15,7 +15,7 @@ use crate::{
     fleet::Fleet,
     statement::{self, ResultLimits, Statement, StatementRules},
     telemetry::RpcLog,
-    transactions::Transactions,
+    transactions::{Transactions, read_bound},
 };
 
 mod batch;
@@ -109,7 +109,7 @@ impl DatabaseService {
                 "commit needs a transaction: set transaction_id or begin (an autocommit call commits by itself)".into(),
             ));
         }
-        let bound = replica_bound(request.read_consistency.as_ref())?;
+        let bound = read_bound(request.read_consistency.as_ref())?;
         if bound.is_some() && (in_transaction || request.commit) {
             return Err(GatewayError::InvalidRequest(
                 "read_consistency applies to autocommit reads: leave it unset (or strong) with transaction_id, begin or commit".into(),
@@ -130,7 +130,7 @@ impl DatabaseService {
         tracing::debug!(sql = statement.sql(), "execute");
         let replica_read = match bound {
             None => None,
-            Some(bound) => self.replica_for(bound).await?,
+            Some(bound) => self.database.replicas().for_read(&bound).await?,
         };
         let mut session = match replica_read {
             Some(read) => Session::Autocommit(crate::database::PooledConn::from_taken(
@@ -186,22 +186,6 @@ impl DatabaseService {
         })
     }
 
-    /// A replica connection for a read that may use one, if a replica can
-    /// honour its bound; `None`: read on the primary.
-    async fn replica_for(
-        &self,
-        bound: ReplicaBound,
-    ) -> Result<Option<crate::database::replicas::ReplicaRead>, GatewayError> {
-        let replicas = self.database.replicas();
-        if !replicas.configured() {
-            return Ok(None);
-        }
-        match bound {
-            ReplicaBound::MaxStaleness(staleness) => Ok(replicas.within_staleness(staleness).await),
-            ReplicaBound::MinCommitToken(token) => replicas.caught_up_to(&token).await,
-        }
-    }
-
     /// Commits `principal`'s transaction `id`; returns its commit token, if
     /// any (none when it had been committed already).
     async fn commit_transaction(
@@ -241,31 +225,6 @@ impl DatabaseService {
         };
         lease.release::<()>(&Ok(()));
         Ok(response)
-    }
-}
-
-/// A read's bound that a replica may satisfy (anything but strong).
-enum ReplicaBound {
-    MaxStaleness(std::time::Duration),
-    MinCommitToken(String),
-}
-
-/// The replica bound a request's read_consistency asks for; `None` for
-/// strong (or unset).
-fn replica_bound(
-    consistency: Option<&api::ReadConsistency>,
-) -> Result<Option<ReplicaBound>, GatewayError> {
-    use api::read_consistency::Bound;
-    match consistency.and_then(|c| c.bound.as_ref()) {
-        None | Some(Bound::Strong(_)) => Ok(None),
-        Some(Bound::MaxStaleness(staleness)) => std::time::Duration::try_from(*staleness)
-            .map(|staleness| Some(ReplicaBound::MaxStaleness(staleness)))
-            .map_err(|_| {
-                GatewayError::InvalidRequest(
-                    "read_consistency.max_staleness must be a non-negative duration".into(),
-                )
-            }),
-        Some(Bound::MinCommitToken(token)) => Ok(Some(ReplicaBound::MinCommitToken(token.clone()))),
     }
 }
 
@@ -366,14 +325,6 @@ impl database_server::Database for DatabaseService {
                 client.execute_stream(request).await
             };
             return forward::stream(owner, request, &transaction_id, call).await;
-        }
-        if replica_bound(request.get_ref().read_consistency.as_ref())
-            .map_err(Status::from)?
-            .is_some()
-        {
-            return Err(Status::from(GatewayError::InvalidRequest(
-                "read_consistency other than strong is not supported on ExecuteStream yet: use Execute, or leave it unset (the primary)".into(),
-            )));
         }
         let settings = StreamSettings {
             batch_bytes: self.limits.stream_batch_bytes,

@@ -22,11 +22,11 @@ use super::{ExecuteStreamStream, Session, deadline, status_for};
 use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
     auth::Principal,
-    database::{Backend, Database},
+    database::{Backend, Database, PooledConn},
     errors::GatewayError,
     statement::{RowConverter, Statement, StatementRules, describe_columns, stop_reading},
     telemetry::RpcLog,
-    transactions::Transactions,
+    transactions::{Transactions, read_bound},
 };
 
 /// Batches in flight between the database task and the client: enough to
@@ -142,17 +142,42 @@ async fn stream_result(
             "commit applies to Execute only: after an ExecuteStream, call Commit".into(),
         ));
     }
-    let statement = Statement::new(&request.sql, &request.params, &settings.rules)?;
+    let bound = read_bound(request.read_consistency.as_ref())?;
+    if bound.is_some() && (!request.transaction_id.is_empty() || request.begin.is_some()) {
+        return Err(GatewayError::InvalidRequest(
+            "read_consistency applies to autocommit reads: leave it unset (or strong) with transaction_id or begin".into(),
+        ));
+    }
+    let mut rules = settings.rules;
+    // A read that may go to a replica must be a read, wherever it lands.
+    rules.read_only |= bound.is_some();
+    let statement = Statement::new(&request.sql, &request.params, &rules).map_err(|e| match e {
+        GatewayError::ReadOnlyStatement(why) if bound.is_some() => GatewayError::InvalidRequest(
+            format!("only reads may set a read_consistency other than strong: {why}"),
+        ),
+        e => e,
+    })?;
     tracing::debug!(sql = statement.sql(), "execute stream");
-    let open = Session::open(
-        database,
-        transactions,
-        &request.transaction_id,
-        request.begin.as_ref(),
-        principal,
-        // Streams always reset their connection (see below).
-        false,
-    );
+    let open = async {
+        if let Some(bound) = &bound
+            && let Some(read) = database.replicas().for_read(bound).await?
+        {
+            return Ok(Session::Autocommit(PooledConn::from_taken(
+                read.conn,
+                &read.backend,
+            )));
+        }
+        Session::open(
+            database,
+            transactions,
+            &request.transaction_id,
+            request.begin.as_ref(),
+            principal,
+            // Streams always reset their connection (see below).
+            false,
+        )
+        .await
+    };
     // One deadline for everything until the result starts.
     let start_by = tokio::time::Instant::now() + settings.start_limit;
     let mut session = deadline::until(start_by, settings.start_limit, open).await?;
@@ -229,14 +254,22 @@ async fn send_rows(
     if batch_rows > 0 {
         send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
     }
-    let summary = api::ResultSummary {
+    let mut summary = api::ResultSummary {
         rows_affected: result.affected_rows(),
         last_insert_id: result.last_insert_id().unwrap_or(0),
         warning_count: u32::from(result.warnings()),
         truncated,
         row_count,
+        commit_token: String::new(),
     };
     finish_result(&backend, connection_id, result, truncated).await?;
+    if !statement.plain_read() {
+        // An autocommit write's position, when the database has replicas.
+        summary.commit_token = session
+            .autocommit_write_position()
+            .await
+            .unwrap_or_default();
+    }
     send(sender, Part::Summary(summary), settings.stall_timeout).await?;
     Ok(row_count)
 }

@@ -24,7 +24,11 @@ use crate::{
     api::{IsolationLevel, TransactionOptions},
     auth::{Principal, Role},
     config::TransactionConfig,
-    database::{Account, Backend, Database, GiveBack, stronger},
+    database::{
+        Account, Backend, Database, GiveBack,
+        replicas::{ReadBound, ReplicaRead},
+        stronger,
+    },
     errors::{EndReason, GatewayError},
     tasks::Tasks,
 };
@@ -285,8 +289,26 @@ impl Transactions {
         } else {
             Account::ReadWrite
         };
-        let backend = registry.database.backend(account).clone();
-        let mut conn = backend.acquire().await?;
+        // A read-only transaction may run on a replica that honours its
+        // read_consistency.
+        let bound = read_bound(options.and_then(|o| o.read_consistency.as_ref()))?;
+        if bound.is_some() && !options.is_some_and(|o| o.read_only) {
+            return Err(GatewayError::InvalidRequest(
+                "read_consistency other than strong needs a read-only transaction (read_only: true)".into(),
+            ));
+        }
+        let replica = match &bound {
+            Some(bound) => registry.database.replicas().for_read(bound).await?,
+            None => None,
+        };
+        let (backend, mut conn) = match replica {
+            Some(ReplicaRead { backend, conn }) => (backend, conn),
+            None => {
+                let backend = registry.database.backend(account).clone();
+                let conn = backend.acquire().await?;
+                (backend, conn)
+            }
+        };
         for sql in start {
             conn.query_drop(sql).await?;
         }
@@ -520,6 +542,25 @@ fn start_statements(
     Ok(statements)
 }
 
+/// The replica bound a `read_consistency` asks for; `None` for strong (or
+/// unset).
+pub fn read_bound(
+    consistency: Option<&crate::api::ReadConsistency>,
+) -> Result<Option<ReadBound>, GatewayError> {
+    use crate::api::read_consistency::Bound;
+    match consistency.and_then(|c| c.bound.as_ref()) {
+        None | Some(Bound::Strong(_)) => Ok(None),
+        Some(Bound::MaxStaleness(staleness)) => Duration::try_from(*staleness)
+            .map(|staleness| Some(ReadBound::MaxStaleness(staleness)))
+            .map_err(|_| {
+                GatewayError::InvalidRequest(
+                    "read_consistency.max_staleness must be a non-negative duration".into(),
+                )
+            }),
+        Some(Bound::MinCommitToken(token)) => Ok(Some(ReadBound::MinCommitToken(token.clone()))),
+    }
+}
+
 /// The idle timeout a client asked for, capped by the server's.
 fn requested_idle_timeout(
     options: Option<&TransactionOptions>,
@@ -586,6 +627,7 @@ mod tests {
             isolation: IsolationLevel::ReadCommitted as i32,
             read_only: true,
             idle_timeout: None,
+            read_consistency: None,
         };
         assert_eq!(
             start_statements(Some(&options), false).unwrap(),
