@@ -213,6 +213,17 @@ function channelCredentials(tls) {
   throw new TypeError('tls must be false, true, or { ca, cert?, key?, serverName? }');
 }
 
+/**
+ * The ABORTED SqlgateError that `error` is or wraps (through `cause`, as
+ * Drizzle's DrizzleQueryError wraps the driver's error), or null.
+ */
+function abortedCause(error) {
+  for (let e = error, depth = 0; e && depth < 5; e = e.cause, depth++) {
+    if (e instanceof SqlgateError) return e.code === grpc.status.ABORTED ? e : null;
+  }
+  return null;
+}
+
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
 class Client {
@@ -329,8 +340,9 @@ class Client {
         return value;
       } catch (error) {
         await this.rollback(id).catch(() => {});
-        if (!(error instanceof SqlgateError) || error.code !== grpc.status.ABORTED || attempt >= retries) throw error;
-        if (onRetry) await onRetry(error, attempt + 1);
+        const aborted = abortedCause(error);
+        if (!aborted || attempt >= retries) throw error;
+        if (onRetry) await onRetry(aborted, attempt + 1);
         await sleep(Math.random() * 5 * 2 ** Math.min(attempt, 6));
       }
     }
@@ -351,8 +363,6 @@ module.exports = {
   protoRoot: PROTO_ROOT,
 };
 
-// The Drizzle ORM adapter (drizzle-orm is an optional peer dependency, loaded
-// only when drizzle() is called).
-const drizzleAdapter = require('./drizzle');
-module.exports.drizzleCallback = drizzleAdapter.drizzleCallback;
-module.exports.drizzle = drizzleAdapter.drizzle;
+// The Drizzle ORM adapter's callback (needs nothing from drizzle-orm);
+// drizzle(client) itself is require('sqlgate-client/drizzle').drizzle.
+module.exports.drizzleCallback = require('./drizzle').drizzleCallback;
