@@ -4,11 +4,25 @@
 //
 // 64-bit integers come back as BigInt (JavaScript numbers lose precision
 // above 2^53), DECIMAL as its exact text, temporal values as their text.
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
 
-const PROTO_ROOT = path.join(__dirname, '..', '..', 'proto');
+/**
+ * Where the .proto files are: the copy bundled into the package by `npm pack`
+ * (see tools/bundle-proto.js) first, else the repository's proto/ (a checkout).
+ */
+function findProtoRoot() {
+  const candidates = [path.join(__dirname, 'proto'), path.join(__dirname, '..', '..', 'proto')];
+  for (const dir of candidates) {
+    if (fs.existsSync(path.join(dir, 'sqlgate', 'v1', 'sqlgate.proto'))) return dir;
+  }
+  throw new Error(`sqlgate-client: sqlgate/v1/sqlgate.proto not found in ${candidates.join(' or ')}`);
+}
+
+const PROTO_ROOT = findProtoRoot();
 const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
   // Imports (google/rpc/status.proto) resolve from the proto root.
   includeDirs: [PROTO_ROOT],
@@ -20,6 +34,27 @@ const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
 });
 const { sqlgate } = grpc.loadPackageDefinition(definition);
 
+// google.rpc.Status from the bundled status.proto (google/protobuf/any.proto is
+// built into protobufjs), and google.rpc.ErrorInfo as googleapis'
+// google/rpc/error_details.proto defines it:
+//   message ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
+const rpcRoot = new protobuf.Root();
+rpcRoot.resolvePath = (origin, target) => (path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target));
+rpcRoot.loadSync('google/rpc/status.proto', { keepCase: true });
+const RpcStatus = rpcRoot.lookupType('google.rpc.Status');
+const ErrorInfo = new protobuf.Type('ErrorInfo')
+  .add(new protobuf.Field('reason', 1, 'string'))
+  .add(new protobuf.Field('domain', 2, 'string'))
+  .add(new protobuf.MapField('metadata', 3, 'string', 'string'));
+rpcRoot.lookup('google.rpc').add(ErrorInfo);
+const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
+
+/** Exact decimal text, sent as decimal_value. */
+class Decimal {
+  constructor(text) { this.text = String(text); }
+  toString() { return this.text; }
+}
+
 /** A JavaScript value as a sqlgate Value. */
 function toValue(v) {
   if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
@@ -28,6 +63,7 @@ function toValue(v) {
   if (typeof v === 'boolean') return { boolValue: v };
   if (typeof v === 'string') return { stringValue: v };
   if (Buffer.isBuffer(v)) return { bytesValue: v };
+  if (v instanceof Uint8Array) return { bytesValue: Buffer.from(v.buffer, v.byteOffset, v.byteLength) };
   if (v instanceof Decimal) return { decimalValue: v.text };
   throw new TypeError(`cannot send a ${typeof v} as a SQL value; use null, bigint, number, boolean, string, Buffer or Decimal`);
 }
@@ -47,82 +83,267 @@ function fromValue(value) {
   }
 }
 
-/** Exact decimal text, sent as decimal_value. */
-class Decimal {
-  constructor(text) { this.text = String(text); }
-}
-
-/** A gRPC error with sqlgate's ErrorInfo reason and metadata, when present. */
-function describeError(error) {
-  const details = error.metadata && error.metadata.get('grpc-status-details-bin')[0];
-  // google.rpc.Status{details: [Any{ErrorInfo}]}: the reason and metadata are
-  // plain strings inside; a full decoder needs googleapis protos, so report the
-  // code and message, which carry the same information in words.
-  return { code: error.code, message: error.details, hasDetails: Boolean(details) };
-}
-
-class Client {
-  constructor(target = 'localhost:50051', credentials = grpc.credentials.createInsecure()) {
-    this.stub = new sqlgate.v1.Database(target, credentials);
+/**
+ * A failed call: the gRPC status code and message, and the google.rpc.ErrorInfo
+ * the gateway attaches to every error (reason, and errno/sqlstate for
+ * database errors, statement_index for ExecuteBatch).
+ */
+class SqlgateError extends Error {
+  constructor(grpcError) {
+    super(grpcError.details || grpcError.message);
+    this.name = 'SqlgateError';
+    this.code = grpcError.code;
+    this.codeName = CODE_NAMES[grpcError.code] || String(grpcError.code);
+    this.details = grpcError.details; // the status message, as grpc-js names it
+    this.metadata = grpcError.metadata;
+    this.reason = null;
+    this.domain = null;
+    this.errorMetadata = {};
+    this.errno = null;
+    this.sqlstate = null;
+    this.statementIndex = null;
+    const info = errorInfoOf(grpcError.metadata);
+    if (info) {
+      this.reason = info.reason || null;
+      this.domain = info.domain || null;
+      this.errorMetadata = { ...info.metadata };
+      if (info.metadata.errno !== undefined) this.errno = Number(info.metadata.errno);
+      if (info.metadata.sqlstate !== undefined) this.sqlstate = info.metadata.sqlstate;
+      if (info.metadata.statement_index !== undefined) this.statementIndex = Number(info.metadata.statement_index);
+    }
   }
 
-  call(method, request) {
+  /** True for ABORTED: rerun the whole transaction. */
+  get retryTransaction() { return this.code === grpc.status.ABORTED; }
+}
+
+const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, code]) => [code, name]));
+
+/** The ErrorInfo inside grpc-status-details-bin, or null. */
+function errorInfoOf(metadata) {
+  const bytes = metadata && typeof metadata.get === 'function' ? metadata.get('grpc-status-details-bin')[0] : undefined;
+  if (!bytes) return null;
+  let status;
+  try { status = RpcStatus.decode(bytes); } catch { return null; }
+  for (const any of status.details || []) {
+    if (any.type_url === ERROR_INFO_TYPE_URL) {
+      const info = ErrorInfo.decode(any.value);
+      return { reason: info.reason, domain: info.domain, metadata: info.metadata || {} };
+    }
+  }
+  return null;
+}
+
+/** A gRPC error as a SqlgateError; anything else unchanged. */
+function wrapError(error) {
+  if (error instanceof SqlgateError) return error;
+  if (error && typeof error.code === 'number' && error.metadata instanceof grpc.Metadata) return new SqlgateError(error);
+  return error;
+}
+
+/** Kept for compatibility: a plain description of an error. */
+function describeError(error) {
+  const e = wrapError(error);
+  return { code: e.code, message: e.details, reason: e.reason, errno: e.errno, sqlstate: e.sqlstate, hasDetails: Boolean(e.reason) };
+}
+
+const ISOLATION = {
+  'READ UNCOMMITTED': 'ISOLATION_LEVEL_READ_UNCOMMITTED',
+  'READ COMMITTED': 'ISOLATION_LEVEL_READ_COMMITTED',
+  'REPEATABLE READ': 'ISOLATION_LEVEL_REPEATABLE_READ',
+  SERIALIZABLE: 'ISOLATION_LEVEL_SERIALIZABLE',
+};
+
+/** BeginOptions ({isolation, readOnly, idleTimeoutMs}) as TransactionOptions. */
+function transactionOptions({ isolation, readOnly, idleTimeoutMs } = {}) {
+  const options = {};
+  if (isolation !== undefined && isolation !== null) {
+    const name = ISOLATION[String(isolation).toUpperCase()] || String(isolation);
+    if (!Object.values(ISOLATION).includes(name) && name !== 'ISOLATION_LEVEL_DEFAULT') {
+      throw new TypeError(`unknown isolation level ${isolation}; use one of ${Object.keys(ISOLATION).join(', ')}`);
+    }
+    options.isolation = name;
+  }
+  if (readOnly) options.readOnly = true;
+  if (idleTimeoutMs !== undefined && idleTimeoutMs !== null) {
+    const ms = Math.round(idleTimeoutMs);
+    options.idleTimeout = { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
+  }
+  return options;
+}
+
+function durationMs(duration) {
+  if (!duration) return null;
+  return Number(duration.seconds || 0) * 1000 + Math.round((duration.nanos || 0) / 1e6);
+}
+
+function column(c) {
+  return {
+    name: c.name || '',
+    table: c.table || '',
+    database: c.database || '',
+    type: c.type || '',
+    unsigned: Boolean(c.unsigned),
+    nullable: Boolean(c.nullable),
+    binary: Boolean(c.binary),
+    length: c.length || 0,
+    decimals: c.decimals || 0,
+  };
+}
+
+function result(response) {
+  return {
+    columns: (response.columns || []).map(column),
+    rows: (response.rows || []).map((row) => (row.values || []).map(fromValue)),
+    rowsAffected: BigInt(response.rowsAffected || 0),
+    lastInsertId: BigInt(response.lastInsertId || 0),
+    warningCount: response.warningCount || 0,
+    truncated: Boolean(response.truncated),
+    transactionId: response.transactionId || '',
+  };
+}
+
+function channelCredentials(tls) {
+  if (tls === undefined || tls === null || tls === false) return grpc.credentials.createInsecure();
+  if (tls === true) return grpc.credentials.createSsl();
+  if (typeof tls === 'object') {
+    const pem = (v) => (v === undefined || v === null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v)));
+    return grpc.credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
+  }
+  throw new TypeError('tls must be false, true, or { ca, cert?, key?, serverName? }');
+}
+
+/**
+ * The ABORTED SqlgateError that `error` is or wraps (through `cause`, as
+ * Drizzle's DrizzleQueryError wraps the driver's error), or null.
+ */
+function abortedCause(error) {
+  for (let e = error, depth = 0; e && depth < 5; e = e.cause, depth++) {
+    if (e instanceof SqlgateError) return e.code === grpc.status.ABORTED ? e : null;
+  }
+  return null;
+}
+
+function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+
+class Client {
+  /**
+   * new Client(target, options): options are { token, tls, deadlineMs,
+   * channelOptions }. For compatibility the second argument may also be a
+   * grpc.ChannelCredentials.
+   */
+  constructor(target = 'localhost:50051', options = {}) {
+    if (options instanceof grpc.ChannelCredentials) options = { credentials: options };
+    const { token, tls, deadlineMs, credentials, channelOptions = {} } = options || {};
+    const channel = { ...channelOptions };
+    if (tls && typeof tls === 'object' && tls.serverName) channel['grpc.ssl_target_name_override'] = tls.serverName;
+    this.stub = new sqlgate.v1.Database(target, credentials || channelCredentials(tls), channel);
+    this.token = token || null;
+    this.deadlineMs = deadlineMs || null;
+  }
+
+  metadata() {
+    const metadata = new grpc.Metadata();
+    if (this.token) metadata.set('authorization', `Bearer ${this.token}`);
+    return metadata;
+  }
+
+  callOptions(deadlineMs) {
+    const ms = deadlineMs === undefined ? this.deadlineMs : deadlineMs;
+    return ms ? { deadline: new Date(Date.now() + ms) } : {};
+  }
+
+  call(method, request, { deadlineMs } = {}) {
     return new Promise((resolve, reject) => {
-      this.stub[method](request, (error, response) => (error ? reject(error) : resolve(response)));
+      this.stub[method](request, this.metadata(), this.callOptions(deadlineMs),
+        (error, response) => (error ? reject(wrapError(error)) : resolve(response)));
     });
   }
 
   /** Runs one statement; returns {columns, rows (arrays of JS values), rowsAffected, ...}. */
-  async execute(sql, params = [], { transactionId = '', maxRows = 0 } = {}) {
-    const response = await this.call('execute', { sql, params: params.map(toValue), transactionId, maxRows });
-    return {
-      columns: response.columns || [],
-      rows: (response.rows || []).map((row) => (row.values || []).map(fromValue)),
-      rowsAffected: BigInt(response.rowsAffected || 0),
-      lastInsertId: BigInt(response.lastInsertId || 0),
-      truncated: Boolean(response.truncated),
-    };
+  async execute(sql, params = [], { transactionId = '', maxRows = 0, begin, commit = false, deadlineMs } = {}) {
+    const request = { sql, params: params.map(toValue), transactionId, maxRows };
+    if (begin) request.begin = transactionOptions(begin === true ? {} : begin);
+    if (commit) request.commit = true;
+    return result(await this.call('execute', request, { deadlineMs }));
   }
 
   /** Streams a result: an async iterator of rows (arrays of JS values). */
-  async *stream(sql, params = [], { transactionId = '' } = {}) {
-    const call = this.stub.executeStream({ sql, params: params.map(toValue), transactionId });
-    for await (const message of call) {
-      if (message.part === 'rows') {
-        for (const row of message.rows.rows || []) yield (row.values || []).map(fromValue);
+  async *stream(sql, params = [], { transactionId = '', maxRows = 0, deadlineMs } = {}) {
+    const call = this.stub.executeStream({ sql, params: params.map(toValue), transactionId, maxRows }, this.metadata(), this.callOptions(deadlineMs));
+    try {
+      for await (const message of call) {
+        if (message.part === 'rows') {
+          for (const row of message.rows.rows || []) yield (row.values || []).map(fromValue);
+        }
       }
+    } catch (error) {
+      throw wrapError(error);
+    } finally {
+      call.cancel(); // a no-op after the end; stops the statement if the caller broke out early
     }
   }
 
-  async begin(options = {}) {
-    return (await this.call('begin', { options })).transactionId;
+  /** Starts a transaction; returns its id. */
+  async begin(options = {}, { deadlineMs } = {}) {
+    return (await this.beginTransaction(options, { deadlineMs })).transactionId;
   }
 
-  async commit(transactionId) { await this.call('commit', { transactionId }); }
+  /** Starts a transaction; returns {transactionId, idleTimeoutMs, maxLifetimeMs}. */
+  async beginTransaction(options = {}, { deadlineMs } = {}) {
+    const response = await this.call('begin', { options: transactionOptions(options) }, { deadlineMs });
+    return { transactionId: response.transactionId, idleTimeoutMs: durationMs(response.idleTimeout), maxLifetimeMs: durationMs(response.maxLifetime) };
+  }
 
-  async rollback(transactionId) { await this.call('rollback', { transactionId }); }
+  async commit(transactionId, { deadlineMs } = {}) { await this.call('commit', { transactionId }, { deadlineMs }); }
+
+  /** Rolls back; true when an open transaction was rolled back by this call. */
+  async rollback(transactionId, { deadlineMs } = {}) {
+    return Boolean((await this.call('rollback', { transactionId }, { deadlineMs })).rolledBack);
+  }
+
+  /**
+   * Runs [{sql, params}] (or [sql, params] pairs) in order in one transaction
+   * that commits at the end, or inside `transactionId` without committing.
+   */
+  async executeBatch(statements, { transactionId = '', options, deadlineMs } = {}) {
+    const request = {
+      statements: statements.map((s) => (Array.isArray(s) ? { sql: s[0], params: (s[1] || []).map(toValue) } : { sql: s.sql, params: (s.params || []).map(toValue) })),
+      transactionId,
+    };
+    if (options) request.options = transactionOptions(options);
+    const response = await this.call('executeBatch', request, { deadlineMs });
+    return (response.results || []).map(result);
+  }
 
   /**
    * Runs `work(tx)` in a transaction and commits it; on ABORTED (deadlock,
-   * expired or aborted transaction) runs the whole of it again, up to
-   * `retries` times. `tx` has execute(sql, params) and stream(sql, params).
+   * lock wait timeout, expired or aborted transaction) rolls back and runs the
+   * whole of it again, after a jittered backoff, up to `retries` times. Any
+   * other error rolls back and is thrown. `tx` has id, execute(sql, params),
+   * stream(sql, params) and executeBatch(statements).
    */
-  async transaction(work, { retries = 10, options = {} } = {}) {
+  async transaction(work, { retries = 10, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs } = {}) {
+    const beginOptions = options || { isolation, readOnly, idleTimeoutMs };
     for (let attempt = 0; ; attempt++) {
-      const id = await this.begin(options);
+      const id = await this.begin(beginOptions, { deadlineMs });
       const tx = {
         id,
-        execute: (sql, params) => this.execute(sql, params, { transactionId: id }),
-        stream: (sql, params) => this.stream(sql, params, { transactionId: id }),
+        attempt,
+        execute: (sql, params = [], opts = {}) => this.execute(sql, params, { deadlineMs, ...opts, transactionId: id, begin: undefined }),
+        stream: (sql, params = [], opts = {}) => this.stream(sql, params, { deadlineMs, ...opts, transactionId: id }),
+        executeBatch: (statements, opts = {}) => this.executeBatch(statements, { deadlineMs, ...opts, transactionId: id }),
       };
       try {
-        const result = await work(tx);
-        await this.commit(id);
-        return result;
+        const value = await work(tx);
+        await this.commit(id, { deadlineMs });
+        return value;
       } catch (error) {
         await this.rollback(id).catch(() => {});
-        if (error.code !== grpc.status.ABORTED || attempt >= retries) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** Math.min(attempt, 6)));
+        const aborted = abortedCause(error);
+        if (!aborted || attempt >= retries) throw error;
+        if (onRetry) await onRetry(aborted, attempt + 1);
+        await sleep(Math.random() * 5 * 2 ** Math.min(attempt, 6));
       }
     }
   }
@@ -130,4 +351,18 @@ class Client {
   close() { this.stub.close(); }
 }
 
-module.exports = { Client, Decimal, toValue, fromValue, describeError, grpc };
+module.exports = {
+  Client,
+  Decimal,
+  SqlgateError,
+  toValue,
+  fromValue,
+  describeError,
+  status: grpc.status,
+  grpc,
+  protoRoot: PROTO_ROOT,
+};
+
+// The Drizzle ORM adapter's callback (needs nothing from drizzle-orm);
+// drizzle(client) itself is require('sqlgate-client/drizzle').drizzle.
+module.exports.drizzleCallback = require('./drizzle').drizzleCallback;

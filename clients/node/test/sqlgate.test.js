@@ -3,49 +3,21 @@
 // binary is $SQLGATE_BIN (default ../../target/debug/sqlgate).
 const test = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const readline = require('node:readline');
-const { Client, Decimal, grpc } = require('..');
-
-const BIN = process.env.SQLGATE_BIN || path.join(__dirname, '..', '..', '..', 'target', 'debug', 'sqlgate');
+const { Client, Decimal, SqlgateError, grpc } = require('..');
+const { startGateway } = require('./gateway');
 
 let gateway;
 let client;
-let dataDir;
 
 test.before(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sqlgate-node-'));
-  gateway = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'mysql'), '--log-format', 'json'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const address = await new Promise((resolve, reject) => {
-    const lines = readline.createInterface({ input: gateway.stderr });
-    lines.on('line', (line) => {
-      if (line.includes('listening for gRPC')) resolve(JSON.parse(line).address);
-    });
-    gateway.on('exit', (code) => reject(new Error(`the gateway exited with ${code}`)));
-  });
-  client = new Client(address);
-  // Ready once a statement goes through (the private database may still be starting).
-  for (let i = 0; ; i++) {
-    try { await client.execute('SELECT 1'); break; } catch (error) {
-      if (i > 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  gateway = await startGateway();
+  client = gateway.client;
   await client.execute('CREATE TABLE accounts (id INT PRIMARY KEY, balance DECIMAL(12,2) NOT NULL) ENGINE=InnoDB');
   await client.execute('INSERT INTO accounts VALUES (1, 100.00), (2, 100.00)');
 });
 
 test.after(async () => {
-  client.close();
-  const exited = new Promise((resolve) => gateway.on('exit', resolve));
-  gateway.kill('SIGTERM');
-  assert.strictEqual(await exited, 0);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await gateway.stop();
 });
 
 test('values keep their exact form', async () => {
@@ -90,6 +62,67 @@ test('errors are gRPC statuses with sqlgate reasons', async () => {
     assert.strictEqual(error.code, grpc.status.ALREADY_EXISTS);
     assert.match(error.details, /Duplicate entry/);
     assert.match(error.details, /MySQL error 1062/);
+    assert.ok(error instanceof SqlgateError);
+    assert.strictEqual(error.reason, 'MYSQL_ERROR');
+    assert.strictEqual(error.domain, 'sqlgate');
+    assert.strictEqual(error.errno, 1062);
+    assert.strictEqual(error.sqlstate, '23000');
     return true;
   });
+});
+
+test('ExecuteBatch commits all or nothing, and names the failing statement', async () => {
+  await client.execute('CREATE TABLE batch_items (id INT PRIMARY KEY)');
+  const results = await client.executeBatch([
+    ['INSERT INTO batch_items VALUES (?)', [1]],
+    { sql: 'INSERT INTO batch_items VALUES (?), (?)', params: [2, 3] },
+  ]);
+  assert.deepStrictEqual(results.map((r) => r.rowsAffected), [1n, 2n]);
+  await assert.rejects(client.executeBatch([
+    ['INSERT INTO batch_items VALUES (?)', [4]],
+    ['INSERT INTO batch_items VALUES (?)', [1]],
+  ]), (error) => {
+    assert.ok(error instanceof SqlgateError);
+    assert.strictEqual(error.code, grpc.status.ALREADY_EXISTS);
+    assert.strictEqual(error.statementIndex, 1);
+    assert.strictEqual(error.errno, 1062);
+    return true;
+  });
+  const { rows, columns } = await client.execute('SELECT id FROM batch_items ORDER BY id');
+  assert.deepStrictEqual(rows, [[1n], [2n], [3n]]);
+  assert.strictEqual(columns[0].name, 'id');
+  assert.strictEqual(columns[0].type, 'INT');
+});
+
+test('an inline begin returns the transaction id; commit: true commits with the statement', async () => {
+  const begun = await client.execute('INSERT INTO batch_items VALUES (10)', [], { begin: true });
+  assert.match(begun.transactionId, /^[0-9a-f]{32,}$/);
+  await client.execute('INSERT INTO batch_items VALUES (11)', [], { transactionId: begun.transactionId, commit: true });
+  await client.commit(begun.transactionId); // a repeated Commit of a committed transaction answers OK
+  await assert.rejects(client.execute('SELECT 1', [], { transactionId: begun.transactionId }),
+    (error) => error.code === grpc.status.NOT_FOUND && error.reason === 'TRANSACTION_NOT_FOUND');
+  const { rows } = await client.execute('SELECT COUNT(*) FROM batch_items WHERE id IN (10, 11)');
+  assert.strictEqual(rows[0][0], 2n);
+  // rollback answers whether it rolled an open transaction back
+  const id = await client.begin({ isolation: 'READ COMMITTED', readOnly: true });
+  assert.strictEqual(await client.rollback(id), true);
+  assert.strictEqual(await client.rollback(id), false);
+});
+
+test('a read-only transaction refuses writes, and a non-ABORTED error is not retried', async () => {
+  let attempts = 0;
+  await assert.rejects(client.transaction(async (tx) => {
+    attempts++;
+    await tx.execute('INSERT INTO batch_items VALUES (20)');
+  }, { readOnly: true }), (error) => error instanceof SqlgateError && error.code !== grpc.status.ABORTED && error.errno === 1792);
+  assert.strictEqual(attempts, 1);
+  const { rows } = await client.execute('SELECT COUNT(*) FROM batch_items WHERE id = 20');
+  assert.strictEqual(rows[0][0], 0n);
+});
+
+test('the old constructor form (target, credentials) still works', async () => {
+  const old = new Client(gateway.address, grpc.credentials.createInsecure());
+  try {
+    assert.deepStrictEqual((await old.execute('SELECT 41 + 1')).rows, [[42n]]);
+  } finally { old.close(); }
 });

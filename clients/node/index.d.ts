@@ -1,0 +1,217 @@
+// Type definitions for sqlgate-client.
+/// <reference types="node" />
+import * as grpc from '@grpc/grpc-js';
+
+export { grpc };
+
+/** Exact decimal text, sent as decimal_value (never a float). */
+export declare class Decimal {
+  constructor(text: string | number | bigint);
+  readonly text: string;
+  toString(): string;
+}
+
+/**
+ * A value that can be sent as a statement parameter: null/undefined (NULL),
+ * bigint (int64, or uint64 above 2^63-1), number (int64 when an integer,
+ * else double), boolean, string, Buffer/Uint8Array (bytes), Decimal.
+ */
+export type SqlParam = null | undefined | bigint | number | boolean | string | Buffer | Uint8Array | Decimal;
+
+/**
+ * A result cell: null (NULL), bigint (every integer type, exact), number
+ * (FLOAT, DOUBLE), string (text, DECIMAL, DATE, DATETIME, TIMESTAMP, TIME as
+ * exact text), Buffer (binary), or parsed JSON (MySQL's JSON type).
+ */
+export type SqlValue = null | bigint | number | boolean | string | Buffer | JsonValue;
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** One result column. */
+export interface Column {
+  name: string;
+  table: string;
+  database: string;
+  /** The MySQL type name, e.g. "BIGINT", "VARCHAR", "DECIMAL". */
+  type: string;
+  unsigned: boolean;
+  nullable: boolean;
+  binary: boolean;
+  length: number;
+  decimals: number;
+}
+
+/** The result of one statement. */
+export interface ExecuteResult {
+  columns: Column[];
+  /** Rows as arrays of values in column order. */
+  rows: SqlValue[][];
+  rowsAffected: bigint;
+  lastInsertId: bigint;
+  warningCount: number;
+  truncated: boolean;
+  /** The id of a transaction begun inline with `begin`; '' otherwise. */
+  transactionId: string;
+}
+
+export type IsolationLevel =
+  | 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE'
+  | 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable'
+  | 'ISOLATION_LEVEL_DEFAULT' | 'ISOLATION_LEVEL_READ_UNCOMMITTED' | 'ISOLATION_LEVEL_READ_COMMITTED'
+  | 'ISOLATION_LEVEL_REPEATABLE_READ' | 'ISOLATION_LEVEL_SERIALIZABLE';
+
+/** How a transaction starts. */
+export interface BeginOptions {
+  isolation?: IsolationLevel;
+  readOnly?: boolean;
+  /** Ask for a shorter idle timeout than the gateway's --tx-idle-timeout. */
+  idleTimeoutMs?: number;
+}
+
+export interface CallOptions {
+  /** Deadline of this call in milliseconds; overrides the client's deadlineMs (0: none). */
+  deadlineMs?: number;
+}
+
+export interface ExecuteOptions extends CallOptions {
+  /** Run inside this open transaction. */
+  transactionId?: string;
+  /** Return at most this many rows (`truncated` tells when more were dropped). */
+  maxRows?: number;
+  /** Begin a transaction for this statement; its id comes back as `transactionId`. */
+  begin?: boolean | BeginOptions;
+  /** Commit the transaction right after the statement succeeds. */
+  commit?: boolean;
+}
+
+export interface StreamOptions extends CallOptions {
+  transactionId?: string;
+  maxRows?: number;
+}
+
+/** A statement of a batch: `{ sql, params }` or `[sql, params]`. */
+export type BatchStatement = { sql: string; params?: SqlParam[] } | [string, SqlParam[]?];
+
+export interface BatchOptions extends CallOptions {
+  /** Run inside this open transaction without committing. */
+  transactionId?: string;
+  /** Options of the new transaction when transactionId is empty. */
+  options?: BeginOptions;
+}
+
+export interface TlsOptions {
+  /** PEM of the CA to trust instead of the system roots. */
+  ca?: string | Buffer;
+  /** PEM client certificate and key, for mutual TLS. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** The name to check the server's certificate against, instead of the target's host. */
+  serverName?: string;
+}
+
+export interface ClientOptions {
+  /** Sent as `authorization: Bearer <token>` with every call. */
+  token?: string;
+  /** false/undefined: plaintext; true: TLS with the system roots; an object: TLS with these settings. */
+  tls?: boolean | TlsOptions;
+  /** Default deadline of every call in milliseconds (none when unset). */
+  deadlineMs?: number;
+  /** Channel credentials to use instead of `tls`. */
+  credentials?: grpc.ChannelCredentials;
+  /** Extra grpc-js channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export interface TransactionHelperOptions extends BeginOptions, CallOptions {
+  /** Reruns on ABORTED before giving up (default 10). */
+  retries?: number;
+  /** Raw TransactionOptions (proto field names, camelCase) instead of isolation/readOnly/idleTimeoutMs. */
+  options?: Record<string, unknown>;
+  /** Called with the ABORTED error and the number of the rerun (1, 2, ...) before each rerun. */
+  onRetry?: (error: SqlgateError, attempt: number) => void | Promise<void>;
+}
+
+/** The open transaction handed to `transaction(fn)`. */
+export interface Transaction {
+  readonly id: string;
+  /** 0 on the first run, 1 on the first rerun, ... */
+  readonly attempt: number;
+  execute(sql: string, params?: SqlParam[], options?: Omit<ExecuteOptions, 'transactionId' | 'begin'>): Promise<ExecuteResult>;
+  stream(sql: string, params?: SqlParam[], options?: Omit<StreamOptions, 'transactionId'>): AsyncGenerator<SqlValue[], void, undefined>;
+  executeBatch(statements: BatchStatement[], options?: CallOptions): Promise<ExecuteResult[]>;
+}
+
+export interface BeginResult {
+  transactionId: string;
+  idleTimeoutMs: number | null;
+  maxLifetimeMs: number | null;
+}
+
+export declare class Client {
+  constructor(target?: string, options?: ClientOptions | grpc.ChannelCredentials);
+  readonly token: string | null;
+  readonly deadlineMs: number | null;
+  /** Runs one statement (autocommit unless transactionId or begin is given). */
+  execute(sql: string, params?: SqlParam[], options?: ExecuteOptions): Promise<ExecuteResult>;
+  /** Streams a result of any size, row by row. */
+  stream(sql: string, params?: SqlParam[], options?: StreamOptions): AsyncGenerator<SqlValue[], void, undefined>;
+  /** Starts a transaction; returns its id. */
+  begin(options?: BeginOptions, callOptions?: CallOptions): Promise<string>;
+  beginTransaction(options?: BeginOptions, callOptions?: CallOptions): Promise<BeginResult>;
+  commit(transactionId: string, callOptions?: CallOptions): Promise<void>;
+  /** True when an open transaction was rolled back by this call. */
+  rollback(transactionId: string, callOptions?: CallOptions): Promise<boolean>;
+  /** Statements in order in one transaction that commits at the end (or inside transactionId). */
+  executeBatch(statements: BatchStatement[], options?: BatchOptions): Promise<ExecuteResult[]>;
+  /**
+   * Begins a transaction, runs fn(tx), commits; on ABORTED reruns all of it
+   * (with a jittered backoff) up to `retries` times; any other error rolls back and is thrown.
+   */
+  transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options?: TransactionHelperOptions): Promise<T>;
+  close(): void;
+}
+
+/** A failed call, with the google.rpc.ErrorInfo the gateway attaches. */
+export declare class SqlgateError extends Error {
+  readonly name: 'SqlgateError';
+  /** The gRPC status code (see `status`). */
+  readonly code: grpc.status;
+  /** The code's name, e.g. "ABORTED". */
+  readonly codeName: string;
+  /** The status message. */
+  readonly details: string;
+  /** The trailers of the failed call. */
+  readonly metadata: grpc.Metadata;
+  /** ErrorInfo reason, e.g. "MYSQL_ERROR", "TRANSACTION_EXPIRED"; null when the status carried none. */
+  readonly reason: string | null;
+  /** ErrorInfo domain ("sqlgate"). */
+  readonly domain: string | null;
+  /** All ErrorInfo metadata. */
+  readonly errorMetadata: Record<string, string>;
+  /** The MySQL error number, for database errors. */
+  readonly errno: number | null;
+  /** The SQLSTATE, for database errors. */
+  readonly sqlstate: string | null;
+  /** The failing statement of an ExecuteBatch. */
+  readonly statementIndex: number | null;
+  /** True for ABORTED: rerun the whole transaction. */
+  readonly retryTransaction: boolean;
+}
+
+export declare function toValue(value: SqlParam): Record<string, unknown>;
+export declare function fromValue(value: Record<string, unknown>): SqlValue;
+export declare function describeError(error: unknown): {
+  code: number; message: string; reason: string | null; errno: number | null; sqlstate: string | null; hasDetails: boolean;
+};
+
+/** gRPC status codes. */
+export declare const status: typeof grpc.status;
+/** The directory the .proto files were loaded from. */
+export declare const protoRoot: string;
+
+/**
+ * The callback for drizzle-orm/mysql-proxy's drizzle(callback) (the same
+ * function as 'sqlgate-client/drizzle' exports; typed here without drizzle-orm).
+ * For a drizzle database with transactions, use drizzle() from 'sqlgate-client/drizzle'.
+ */
+export declare function drizzleCallback(executor: Client | Transaction, config?: { deadlineMs?: number }):
+  (sql: string, params: any[], method: 'all' | 'execute') => Promise<{ rows: any[]; insertId?: number; affectedRows?: number }>;

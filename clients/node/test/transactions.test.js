@@ -1,0 +1,113 @@
+'use strict';
+// Deadlines, and transaction(fn) rerunning on real ABORTED statuses: an
+// expired transaction (gateway started with --tx-idle-timeout 1s) and a
+// deadlock made certain by letting both transactions lock their first row
+// before either asks for the second.
+const test = require('node:test');
+const assert = require('node:assert');
+const { Client, SqlgateError, status } = require('..');
+const { startGateway, waitFor } = require('./gateway');
+
+let gateway;
+let client;
+
+test.before(async () => {
+  gateway = await startGateway({ args: ['--tx-idle-timeout', '1s'] });
+  client = gateway.client;
+  await client.execute('CREATE TABLE counters (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB');
+  await client.execute('INSERT INTO counters VALUES (1, 0), (2, 0), (3, 0)');
+});
+
+test.after(async () => {
+  await gateway.stop();
+});
+
+/**
+ * Waits until row `id` of counters is not locked: polls from outside the
+ * transaction holding it (which must stay idle to expire) with NOWAIT.
+ */
+function rowUnlocked(id) {
+  return waitFor(async () => {
+    try {
+      await client.execute('SELECT n FROM counters WHERE id = ? FOR UPDATE NOWAIT', [id]);
+      return true;
+    } catch (error) {
+      if (error.errno !== 1205) throw error; // 1205: the row is still locked
+      return false;
+    }
+  }, 15000, `row ${id} to be unlocked (the idle transaction to expire)`);
+}
+
+test('deadlineMs: the client default fails a slow call DEADLINE_EXCEEDED; a per-call value overrides it', async () => {
+  const hasty = new Client(gateway.address, { deadlineMs: 200 });
+  try {
+    const started = Date.now();
+    await assert.rejects(hasty.execute('SELECT SLEEP(2)'), (error) => {
+      assert.ok(error instanceof SqlgateError);
+      assert.strictEqual(error.code, status.DEADLINE_EXCEEDED);
+      return true;
+    });
+    assert.ok(Date.now() - started < 1500, 'the deadline cut the call short');
+    assert.deepStrictEqual((await hasty.execute('SELECT SLEEP(0.5)', [], { deadlineMs: 5000 })).rows, [[0n]]);
+    await assert.rejects(gateway.client.execute('SELECT SLEEP(2)', [], { deadlineMs: 200 }),
+      (error) => error.code === status.DEADLINE_EXCEEDED);
+    // streams take deadlines too
+    await assert.rejects((async () => { for await (const row of hasty.stream('SELECT SLEEP(2)')) assert.fail(`got ${row}`); })(),
+      (error) => error instanceof SqlgateError && error.code === status.DEADLINE_EXCEEDED);
+  } finally { hasty.close(); }
+});
+
+test('transaction(fn) reruns the whole function when its transaction expired (ABORTED / TRANSACTION_EXPIRED)', async () => {
+  const retries = [];
+  let attempts = 0;
+  const value = await client.transaction(async (tx) => {
+    attempts++;
+    await tx.execute('UPDATE counters SET n = n + 1 WHERE id = 1'); // holds the row lock
+    if (attempts === 1) {
+      // Idle past the 1 s timeout: poll, from outside the transaction, until
+      // the gateway has rolled it back and its row lock is free.
+      await rowUnlocked(1);
+    }
+    await tx.execute('UPDATE counters SET n = n + 10 WHERE id = 1');
+    return attempts;
+  }, { onRetry: (error, attempt) => retries.push({ code: error.code, reason: error.reason, attempt }) });
+  assert.strictEqual(value, 2);
+  assert.deepStrictEqual(retries, [{ code: status.ABORTED, reason: 'TRANSACTION_EXPIRED', attempt: 1 }]);
+  // The first attempt's update was rolled back with it: 11, not 12.
+  assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 1')).rows, [[11n]]);
+});
+
+test('transaction(fn) reruns the deadlock victim (ABORTED, errno 1213); both transfers land once', async () => {
+  let locked = 0;
+  let bothLocked;
+  const barrier = new Promise((resolve) => { bothLocked = resolve; });
+  const retries = [];
+  const transfer = (from, to) => client.transaction(async (tx) => {
+    await tx.execute('UPDATE counters SET n = n - 1 WHERE id = ?', [from]);
+    if (tx.attempt === 0) {
+      if (++locked === 2) bothLocked();
+      await barrier; // each now holds the row the other wants next
+    }
+    await tx.execute('UPDATE counters SET n = n + 1 WHERE id = ?', [to]);
+  }, { onRetry: (error) => retries.push({ code: error.code, reason: error.reason, errno: error.errno, sqlstate: error.sqlstate }) });
+  await Promise.all([transfer(2, 3), transfer(3, 2)]);
+  assert.deepStrictEqual(retries, [{ code: status.ABORTED, reason: 'MYSQL_ERROR', errno: 1213, sqlstate: '40001' }]);
+  assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id IN (2, 3) ORDER BY id')).rows, [[0n], [0n]]);
+});
+
+test('transaction(fn) gives up after `retries` reruns and throws the last ABORTED error', async () => {
+  let attempts = 0;
+  await assert.rejects(client.transaction(async (tx) => {
+    attempts++;
+    await tx.execute('UPDATE counters SET n = n + 1 WHERE id = 3');
+    await rowUnlocked(3); // every attempt expires
+    await tx.execute('SELECT 1');
+  }, { retries: 1 }), (error) => {
+    assert.ok(error instanceof SqlgateError);
+    assert.strictEqual(error.code, status.ABORTED);
+    assert.strictEqual(error.reason, 'TRANSACTION_EXPIRED');
+    return true;
+  });
+  assert.strictEqual(attempts, 2);
+  assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 3')).rows, [[0n]]);
+});
