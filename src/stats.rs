@@ -13,6 +13,9 @@
 //! | `sqlgate_database_errors_total` | counter | `errno` |
 //! | `sqlgate_streams_stalled_total` | counter | |
 //! | `sqlgate_log_lines_dropped_total` | counter | |
+//! | `sqlgate_forwarded_calls_total` | counter | `method`, `outcome` |
+//! | `sqlgate_replica_reads_total` | counter | `target` = `replica`, `primary` (a fallback) |
+//! | `sqlgate_replica_lag_seconds` | gauge | `replica` (its URL without password); -1 out of rotation |
 //!
 //! No label carries SQL text, parameter values, transaction ids or secrets.
 //!
@@ -51,6 +54,18 @@ pub fn record_rpc(method: &'static str, code: tonic::Code, duration: Duration) {
 pub fn record_forwarded(method: &'static str, outcome: &'static str) {
     counter!("sqlgate_forwarded_calls_total", "method" => method, "outcome" => outcome)
         .increment(1);
+}
+
+/// A read that could go to a replica (a non-strong read_consistency), by
+/// where it went: `replica`, or `primary` when no replica could honour it.
+pub fn record_replica_read(target: &'static str) {
+    counter!("sqlgate_replica_reads_total", "target" => target).increment(1);
+}
+
+/// A replica's measured lag after a check; `None` when it is out of rotation.
+pub fn record_replica_lag(replica: &str, lag: Option<Duration>) {
+    gauge!("sqlgate_replica_lag_seconds", "replica" => replica.to_string())
+        .set(lag.map_or(-1.0, |lag| lag.as_secs_f64()));
 }
 
 /// A transaction ended, for `reason` (a label such as `committed`).

@@ -318,3 +318,105 @@ async fn a_draining_owner_still_serves_its_open_transactions() {
     .expect("committed while draining");
     assert_eq!(count(&url).await, Some(1));
 }
+
+/// 32 clients × 40 transfers, each call of a transaction sent to the next
+/// instance in turn (Begin on A, the updates on B and C, Commit on A): the
+/// total balance is kept, nothing fails but retried ABORTED (deadlocks), and
+/// the instances really forwarded calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_whose_calls_cross_instances_keep_the_total() {
+    const ACCOUNTS: i64 = 10;
+    const CLIENTS: usize = 32;
+    const TRANSFERS: usize = 40;
+    let (_, url) = fresh_database().await;
+    let instances = fleet(&url, 3, &[]);
+    let mut clients = Vec::new();
+    for instance in &instances {
+        clients.push(client(instance).await);
+    }
+    let mut first = clients[0].clone();
+    execute(
+        &mut first,
+        "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL)",
+        vec![],
+    )
+    .await
+    .unwrap();
+    execute(
+        &mut first,
+        &format!("INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_{ACCOUNTS}"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let mut workers = Vec::new();
+    for worker in 0..CLIENTS {
+        let clients = clients.clone();
+        workers.push(tokio::spawn(async move {
+            let mut retries = 0;
+            let mut call = worker;
+            let mut next = || {
+                call += 1;
+                clients[call % clients.len()].clone()
+            };
+            for transfer in 0..TRANSFERS {
+                let seed = (worker * 7919 + transfer * 104_729) as i64;
+                let from = seed % ACCOUNTS + 1;
+                let to = (seed / ACCOUNTS + 1) % ACCOUNTS + 1;
+                let to = if to == from { from % ACCOUNTS + 1 } else { to };
+                loop {
+                    let attempt = async {
+                        let tx = next()
+                            .begin(BeginRequest::default())
+                            .await?
+                            .into_inner()
+                            .transaction_id;
+                        for (account, delta) in [(from, -1), (to, 1)] {
+                            next()
+                                .execute(ExecuteRequest {
+                                    sql: "UPDATE accounts SET balance = balance + ? WHERE id = ?"
+                                        .into(),
+                                    params: vec![int(delta), int(account)],
+                                    transaction_id: tx.clone(),
+                                    ..Default::default()
+                                })
+                                .await?;
+                        }
+                        next().commit(CommitRequest { transaction_id: tx }).await?;
+                        Ok::<(), tonic::Status>(())
+                    };
+                    match attempt.await {
+                        Ok(()) => break,
+                        Err(status) if status.code() == Code::Aborted => retries += 1,
+                        Err(status) => panic!("transfer failed: {status:?}"),
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    let mut retries = 0;
+    for worker in workers {
+        retries += worker.await.expect("a client panicked");
+    }
+    let total = query_i64(&url, "SELECT SUM(balance) FROM accounts").await;
+    assert_eq!(
+        total,
+        Some(ACCOUNTS * 1000),
+        "the total is kept ({retries} retries)"
+    );
+    let forwarded: f64 = instances
+        .iter()
+        .filter_map(|instance| scrape(metrics_port(instance)))
+        .filter_map(|metrics| {
+            sample(
+                &metrics,
+                r#"sqlgate_forwarded_calls_total{method="Execute",outcome="ok"}"#,
+            )
+        })
+        .sum();
+    assert!(
+        forwarded >= (CLIENTS * TRANSFERS) as f64,
+        "calls crossed instances: {forwarded} forwarded Executes"
+    );
+}

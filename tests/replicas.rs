@@ -384,3 +384,85 @@ async fn only_autocommit_reads_may_go_to_a_replica() {
     );
     gateway.shut_down().await;
 }
+
+/// Writes through one gateway process, reads with each write's commit token
+/// through another: every read sees its write, while the replica is well,
+/// while its replication is stopped (reads fall back to the primary after
+/// --replica-wait) and while it is down and restarting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_your_writes_through_another_gateway_while_the_replica_lags_or_dies() {
+    let mut replication = Replication::start("ryw-fleet").await;
+    let (primary, replica) = (
+        replication.primary.url("app"),
+        replication.replica.url("app"),
+    );
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let gateway = |extra: &[&str]| {
+        let mut args = vec![
+            "--database-url",
+            &primary,
+            "--replica-url",
+            &replica,
+            "--replica-wait",
+            "20ms",
+            "--replica-check-interval",
+            "100ms",
+        ];
+        args.extend_from_slice(extra);
+        GatewayProcess::start(args, &[])
+    };
+    let writer = gateway(&[]);
+    let reader = gateway(&["--metrics-listen", &metrics]);
+    let connect = |process: &GatewayProcess| {
+        api::database_client::DatabaseClient::connect(format!("http://{}", process.address))
+    };
+    let (mut writes, mut reads) = (
+        connect(&writer).await.unwrap(),
+        connect(&reader).await.unwrap(),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let mut reads = reads.clone();
+            async move { v_and_server(&mut reads, 0, max_staleness(60)).await.1 == 2 }
+        })
+        .await,
+        "the replica comes into rotation"
+    );
+    for i in 1..=1000i64 {
+        match i {
+            300 => replication.on_replica("STOP SLAVE SQL_THREAD").await,
+            450 => replication.on_replica("START SLAVE SQL_THREAD").await,
+            700 => replication.replica.kill(),
+            800 => replication.replica.restart().expect("the replica restarts"),
+            _ => {}
+        }
+        let token = writes
+            .execute(api::ExecuteRequest {
+                sql: format!("INSERT INTO t VALUES ({i}, {i})"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .commit_token;
+        let (v, _) = v_and_server(&mut reads, i, Bound::MinCommitToken(token)).await;
+        assert_eq!(v, Some(i), "iteration {i}: the read sees its write");
+    }
+    // The replica served reads, and the primary stood in while it could not.
+    let scraped = scrape(metrics_port).expect("metrics");
+    let replica_reads = sample(&scraped, r#"sqlgate_replica_reads_total{target="replica"}"#);
+    let fallbacks = sample(&scraped, r#"sqlgate_replica_reads_total{target="primary"}"#);
+    assert!(replica_reads.is_some_and(|n| n > 100.0), "{scraped}");
+    assert!(fallbacks.is_some_and(|n| n > 10.0), "{scraped}");
+    assert!(scraped.contains("sqlgate_replica_lag_seconds"), "{scraped}");
+    // Back in rotation after its restart.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let mut reads = reads.clone();
+            async move { v_and_server(&mut reads, 1, max_staleness(60)).await == (Some(1), 2) }
+        })
+        .await,
+        "the restarted replica comes back"
+    );
+}

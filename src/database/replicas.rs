@@ -110,10 +110,12 @@ impl Replicas {
         if self.replicas.is_empty() {
             return Ok(None);
         }
-        match bound {
-            ReadBound::MaxStaleness(staleness) => Ok(self.within_staleness(*staleness).await),
-            ReadBound::MinCommitToken(token) => self.caught_up_to(token).await,
-        }
+        let read = match bound {
+            ReadBound::MaxStaleness(staleness) => self.within_staleness(*staleness).await,
+            ReadBound::MinCommitToken(token) => self.caught_up_to(token).await?,
+        };
+        crate::stats::record_replica_read(if read.is_some() { "replica" } else { "primary" });
+        Ok(read)
     }
 
     /// A replica connection for a read whose data may be `max_staleness`
@@ -233,6 +235,11 @@ impl Replica {
             &mut *self.health.write().unwrap_or_else(|e| e.into_inner()),
             health,
         );
+        let lag = match health {
+            Health::In { lag } => Some(lag),
+            Health::Out => None,
+        };
+        crate::stats::record_replica_lag(&self.name, lag);
         match (previous, health) {
             (Health::Out, Health::In { lag }) => {
                 tracing::info!(replica = %self.name, ?lag, "replica in rotation")
