@@ -65,6 +65,40 @@ pub fn dropped_lines() -> u64 {
         .map_or(0, |counter| counter.dropped_lines() as u64)
 }
 
+/// The trace a call belongs to, from its W3C `traceparent` header
+/// (`version-traceid-parentid-flags`, lowercase hex).
+#[derive(Debug, PartialEq, Eq)]
+struct TraceParent<'a> {
+    trace_id: &'a str,
+    parent_id: &'a str,
+}
+
+impl<'a> TraceParent<'a> {
+    /// The header's ids, if it is well formed (W3C Trace Context, level 1:
+    /// version `ff` and all-zero ids are invalid; a later version may add
+    /// fields after the flags).
+    fn parse(header: &'a str) -> Option<TraceParent<'a>> {
+        let mut parts = header.trim().split('-');
+        let (version, trace_id, parent_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |text: &str, len: usize| {
+            text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let well_formed = hex(version, 2)
+            && version != "ff"
+            && (version != "00" || parts.next().is_none())
+            && hex(trace_id, 32)
+            && trace_id.bytes().any(|b| b != b'0')
+            && hex(parent_id, 16)
+            && parent_id.bytes().any(|b| b != b'0')
+            && hex(flags, 2);
+        well_formed.then_some(TraceParent {
+            trace_id,
+            parent_id,
+        })
+    }
+}
+
 /// The span and timer of one RPC.
 pub(crate) struct RpcLog {
     method: &'static str,
@@ -73,17 +107,34 @@ pub(crate) struct RpcLog {
 }
 
 impl RpcLog {
-    /// Starts the span of an RPC; `transaction_id` may be empty.
-    pub fn start(method: &'static str, transaction_id: &str) -> RpcLog {
+    /// Starts the span of an RPC; `transaction_id` may be empty. The call's
+    /// W3C `traceparent` (in `metadata`), when valid, puts its trace id and
+    /// the caller's span id on the span, so that every log line of the call
+    /// carries them.
+    pub fn start(
+        method: &'static str,
+        transaction_id: &str,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> RpcLog {
         let span = tracing::info_span!(
             "rpc",
             method,
             transaction_id = field::Empty,
             rows = field::Empty,
             forwarded_to = field::Empty,
+            trace_id = field::Empty,
+            parent_span_id = field::Empty,
         );
         if !transaction_id.is_empty() {
             span.record("transaction_id", transaction_id);
+        }
+        if let Some(parent) = metadata
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok())
+            .and_then(TraceParent::parse)
+        {
+            span.record("trace_id", parent.trace_id);
+            span.record("parent_span_id", parent.parent_id);
         }
         RpcLog {
             method,
@@ -113,6 +164,40 @@ impl RpcLog {
                 error = status.message(),
                 "rpc failed"
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceParent;
+
+    #[test]
+    fn traceparent_headers_are_read_as_w3c_defines_them() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            TraceParent::parse(header),
+            Some(TraceParent {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+                parent_id: "00f067aa0ba902b7",
+            })
+        );
+        // A later version may carry more fields.
+        assert!(
+            TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
+                .is_some()
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
         }
     }
 }

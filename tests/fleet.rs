@@ -420,3 +420,42 @@ async fn transfers_whose_calls_cross_instances_keep_the_total() {
         "calls crossed instances: {forwarded} forwarded Executes"
     );
 }
+
+/// A call's W3C `traceparent` puts its trace id on the RPC's log lines, on
+/// the instance it reached and on the owner it was forwarded to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_id_follows_a_call_across_instances() {
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (_, url) = fresh_database().await;
+    let instances = fleet(&url, 2, &[]);
+    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let tx = begin_on(&mut a).await;
+    let mut traced = tonic::Request::new(statement("SELECT 1", &tx));
+    traced.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    b.execute(traced).await.unwrap();
+    let logged = format!("\"trace_id\":\"{TRACE_ID}\"");
+    for instance in &instances {
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                instance.log().contains(&logged)
+            })
+            .await,
+            "{} logs the trace id",
+            instance.address
+        );
+    }
+    // A malformed traceparent is ignored, not an error.
+    let mut malformed = tonic::Request::new(statement("SELECT 1", &tx));
+    malformed
+        .metadata_mut()
+        .insert("traceparent", "00-not-a-trace-01".parse().unwrap());
+    b.execute(malformed).await.expect("served");
+    b.commit(CommitRequest { transaction_id: tx })
+        .await
+        .unwrap();
+}

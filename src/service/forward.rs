@@ -68,7 +68,7 @@ where
     F: FnOnce(DatabaseClient<Channel>, Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, Status>>,
 {
-    let log = RpcLog::start(method, transaction_id);
+    let log = RpcLog::start(method, transaction_id, request.metadata());
     log.span().record("forwarded_to", owner.to_string());
     let client = DatabaseClient::new(fleet.channel(owner));
     let result = call(client, outgoing(&fleet, request))
@@ -92,7 +92,7 @@ pub(super) async fn stream<Req>(
         Status,
     >,
 ) -> Result<Response<ExecuteStreamStream>, Status> {
-    let log = RpcLog::start("ExecuteStream", transaction_id);
+    let log = RpcLog::start("ExecuteStream", transaction_id, request.metadata());
     log.span().record("forwarded_to", owner.to_string());
     let client = DatabaseClient::new(fleet.channel(owner));
     let started = call(client, outgoing(&fleet, request))

@@ -307,8 +307,8 @@ impl database_server::Database for DatabaseService {
         }
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
+        let log = RpcLog::start("Execute", &transaction_id, request.metadata());
         let request = request.into_inner();
-        let log = RpcLog::start("Execute", &request.transaction_id);
         let work = deadline::within(limit, self.execute(request, &principal));
         serve(log, &principal, |r| r.rows.len() as u64, work).await
     }
@@ -339,8 +339,8 @@ impl database_server::Database for DatabaseService {
             ),
         };
         let principal = Principal::of(&request);
+        let log = RpcLog::start("ExecuteStream", &transaction_id, request.metadata());
         let request = request.into_inner();
-        let log = RpcLog::start("ExecuteStream", &request.transaction_id);
         let stream = stream::start(
             self.database.clone(),
             self.transactions.clone(),
@@ -359,7 +359,7 @@ impl database_server::Database for DatabaseService {
     ) -> Result<Response<api::BeginResponse>, Status> {
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
-        let log = RpcLog::start("Begin", "");
+        let log = RpcLog::start("Begin", "", request.metadata());
         let span = log.span().clone();
         let work = deadline::within(limit, async {
             let response = self.begin(request.into_inner(), &principal).await?;
@@ -382,8 +382,8 @@ impl database_server::Database for DatabaseService {
             return forward::unary(owner, "Commit", kind, request, &transaction_id, call).await;
         }
         let principal = Principal::of(&request);
+        let log = RpcLog::start("Commit", &transaction_id, request.metadata());
         let request = request.into_inner();
-        let log = RpcLog::start("Commit", &request.transaction_id);
         serve(log, &principal, |_| 0, async {
             let token = self
                 .commit_transaction(&request.transaction_id, &principal)
@@ -407,8 +407,9 @@ impl database_server::Database for DatabaseService {
             client_timeout: deadline::client_timeout(request.metadata()),
         };
         let principal = Principal::of(&request);
+        let log = RpcLog::start("Transaction", "", request.metadata());
         let requests = request.into_inner();
-        let stream = transaction_stream::start(self.clone(), requests, principal, settings);
+        let stream = transaction_stream::start(self.clone(), requests, principal, settings, log);
         Ok(Response::new(stream))
     }
 
@@ -425,8 +426,8 @@ impl database_server::Database for DatabaseService {
             return forward::unary(owner, "Rollback", kind, request, &transaction_id, call).await;
         }
         let principal = Principal::of(&request);
+        let log = RpcLog::start("Rollback", &transaction_id, request.metadata());
         let request = request.into_inner();
-        let log = RpcLog::start("Rollback", &request.transaction_id);
         serve(log, &principal, |_| 0, async {
             let rolled_back = self
                 .transactions
@@ -452,8 +453,8 @@ impl database_server::Database for DatabaseService {
         }
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
+        let log = RpcLog::start("ExecuteBatch", &transaction_id, request.metadata());
         let request = request.into_inner();
-        let log = RpcLog::start("ExecuteBatch", &request.transaction_id);
         let rows =
             |r: &api::ExecuteBatchResponse| r.results.iter().map(|s| s.rows.len() as u64).sum();
         let work = batch::execute_batch(self, request, &principal, limit);

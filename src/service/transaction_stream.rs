@@ -54,9 +54,9 @@ pub(super) fn start(
     requests: Streaming<TransactionRequest>,
     principal: Principal,
     settings: TransactionStreamSettings,
+    log: RpcLog,
 ) -> TransactionStream {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-    let log = RpcLog::start("Transaction", "");
     let span = log.span().clone();
     let tasks = service.database.tasks().clone();
     tasks.spawn(tracing::Instrument::instrument(
