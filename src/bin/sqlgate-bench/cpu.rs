@@ -47,6 +47,9 @@ pub struct Processes {
     pub client: u32,
     /// The `sqlgate serve` process.
     pub gateway: u32,
+    /// A second gateway process whose CPU counts as the gateway's (the
+    /// forwarding workload's fleet of two).
+    pub second_gateway: Option<u32>,
     /// The private MariaDB, if the benchmark started one.
     pub database: Option<u32>,
 }
@@ -62,9 +65,13 @@ pub struct CpuSnapshot {
 impl Processes {
     /// Reads every process's CPU time now.
     pub fn snapshot(&self) -> CpuSnapshot {
+        let second = self.second_gateway.map(process_cpu);
         CpuSnapshot {
             client: process_cpu(self.client),
-            gateway: process_cpu(self.gateway),
+            gateway: match second {
+                None => process_cpu(self.gateway),
+                Some(second) => process_cpu(self.gateway).zip(second).map(|(a, b)| a + b),
+            },
             database: self.database.and_then(process_cpu),
         }
     }

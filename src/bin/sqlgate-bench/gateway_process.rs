@@ -16,6 +16,16 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts the `sqlgate` binary that sits next to this one.
     pub fn start(database_url: &str, pool_max: usize) -> std::io::Result<GatewayProcess> {
+        Self::start_with(database_url, pool_max, "127.0.0.1:0", &[])
+    }
+
+    /// Like `start`, listening on `listen`, with `extra` flags (e.g. `--peers`).
+    pub fn start_with(
+        database_url: &str,
+        pool_max: usize,
+        listen: &str,
+        extra: &[String],
+    ) -> std::io::Result<GatewayProcess> {
         let binary = sibling_binary("sqlgate")?;
         let mut command = Command::new(&binary);
         // SQLGATE_BENCH_GATEWAY_WORKERS=N runs the gateway with N tokio
@@ -24,8 +34,9 @@ impl GatewayProcess {
             command.env("TOKIO_WORKER_THREADS", workers);
         }
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--listen", listen, "--log-format", "json"])
             .args(["--database-url", database_url])
+            .args(extra)
             .args(["--pool-min", &pool_max.to_string()])
             .args(["--pool-max", &(pool_max + 8).to_string()])
             .args(["--max-transactions", &pool_max.to_string()])

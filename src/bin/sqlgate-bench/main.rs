@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod cpu;
+mod fleet;
 mod gateway_process;
 mod harness;
 mod report;

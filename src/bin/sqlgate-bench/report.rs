@@ -16,6 +16,10 @@ pub enum Path {
     /// requests (begin, the statements, commit) sent without waiting for the
     /// answers.
     GatewayStream,
+    /// Through a fleet of two gateways, each call of a transaction sent to
+    /// the other instance than the previous one: every other call is
+    /// forwarded to the transaction's owner.
+    GatewayForwarded,
     /// mysql_async, each client task owning one connection for the whole
     /// workload: statement cache warm, no reset between calls. What a
     /// program that talks to MySQL directly does; the reference.
@@ -41,6 +45,7 @@ impl Path {
             Path::Gateway => "gateway",
             Path::GatewayInline => "gateway (inline begin + commit)",
             Path::GatewayStream => "gateway (Transaction stream)",
+            Path::GatewayForwarded => "gateway, calls alternating between two instances",
             Path::DirectOwned => "direct (owned)",
             Path::DirectOwnedPaced => "direct (owned, at the gateway's rate)",
             Path::Slap => "mariadb-slap",
@@ -52,7 +57,7 @@ impl Path {
     pub fn is_gateway(self) -> bool {
         matches!(
             self,
-            Path::Gateway | Path::GatewayInline | Path::GatewayStream
+            Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded
         )
     }
 }
@@ -203,6 +208,21 @@ pub fn print(rows: &[Row], rest_kib: u64) {
                 best.throughput,
                 row.unit,
                 best.throughput / owned.throughput.max(f64::MIN_POSITIVE)
+            );
+        }
+    }
+    for row in rows {
+        if let (Some(local), Some(forwarded)) =
+            (row.get(Path::Gateway), row.get(Path::GatewayForwarded))
+        {
+            println!(
+                "- {}: calls alternating between two instances {:.0} {} = {:.2}× all calls to the owner; gateways' CPU per op {} µs vs {} µs",
+                row.name,
+                forwarded.throughput,
+                row.unit,
+                forwarded.throughput / local.throughput.max(f64::MIN_POSITIVE),
+                cpu_micros(forwarded.per_operation(forwarded.cpu.gateway)),
+                cpu_micros(local.per_operation(local.cpu.gateway)),
             );
         }
     }

@@ -32,7 +32,7 @@ pub const CONCURRENCY: usize = 32;
 /// gRPC channels (HTTP/2 connections) the concurrent clients share.
 const CHANNELS: usize = 4;
 
-const POINT_SELECT: &str = "SELECT id, v, name FROM bench_point WHERE id = ?";
+pub const POINT_SELECT: &str = "SELECT id, v, name FROM bench_point WHERE id = ?";
 const UPDATE: &str = "UPDATE bench_point SET v = v + 1 WHERE id = ?";
 
 /// The point select with its id written in, for `mariadb-slap`'s text protocol.
@@ -53,6 +53,8 @@ pub struct Bench {
     pub direct_opts: mysql_async::Opts,
     /// `mariadb-slap`, when there is one.
     slap: Option<Arc<Slap>>,
+    /// The database the gateways serve.
+    pub url: String,
     /// The bench's own connection, to read the server's counters; `None`
     /// when it could not be opened.
     monitor: tokio::sync::Mutex<Option<Conn>>,
@@ -126,6 +128,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let processes = Processes {
         client: std::process::id(),
         gateway: gateway.pid(),
+        second_gateway: None,
         database: database_pid,
     };
     let monitor = Conn::new(direct_opts.clone()).await.ok();
@@ -137,6 +140,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         pool,
         direct_opts,
         slap,
+        url: url.clone(),
         monitor: tokio::sync::Mutex::new(monitor),
     };
     // Warm the gateway up (its connections and statement caches, and the
@@ -243,6 +247,13 @@ impl Bench {
                 Some(self.stream(path, true).await)
             });
             rows.push(row.await);
+        }
+        let name = crate::fleet::FLEET_WORKLOAD;
+        if selected(name) {
+            match self.fleet_row().await {
+                Ok(row) => rows.push(row),
+                Err(e) => eprintln!("{name}: skipped, the fleet did not start: {e}"),
+            }
         }
         rows
     }
@@ -364,7 +375,7 @@ impl Bench {
     ) -> Measurement {
         let point_rows = self.args.point_rows;
         match path {
-            Path::Gateway | Path::GatewayInline | Path::GatewayStream => {
+            Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded => {
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let response = client
                         .execute(ExecuteRequest {
@@ -443,7 +454,7 @@ impl Bench {
                     .await
                     .0
             }
-            Path::Gateway | Path::GatewayInline | Path::GatewayStream => {
+            Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded => {
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let (a, b) = two_ids(point_rows, worker, iteration);
                     match path {
@@ -605,7 +616,7 @@ async fn direct_transaction(conn: &mut Conn, a: i64, b: i64) {
     tx.commit().await.expect("commit");
 }
 
-fn int(v: i64) -> sqlgate::api::Value {
+pub fn int(v: i64) -> sqlgate::api::Value {
     sqlgate::api::Value {
         kind: Some(Kind::Int64Value(v)),
     }
