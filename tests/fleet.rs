@@ -459,3 +459,137 @@ async fn the_trace_id_follows_a_call_across_instances() {
         .await
         .unwrap();
 }
+
+/// The owner of transactions in flight is killed (SIGKILL): the calls that
+/// reach the other instance get ABORTED / TRANSACTION_OWNER_UNAVAILABLE (or
+/// UNKNOWN / COMMIT_OUTCOME_UNKNOWN for a Commit in flight), nothing is
+/// half-applied, and new transactions work on the survivor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_owner_mid_transactions_loses_nothing_half_done() {
+    const ACCOUNTS: i64 = 8;
+    const CLIENTS: usize = 8;
+    let (_, url) = fresh_database().await;
+    let mut instances = fleet(&url, 2, &["--peer-connect-timeout", "1s"]);
+    let (a, b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let mut setup = b.clone();
+    execute(
+        &mut setup,
+        "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL)",
+        vec![],
+    )
+    .await
+    .unwrap();
+    execute(
+        &mut setup,
+        &format!("INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_{ACCOUNTS}"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let killed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let done_before_kill = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for worker in 0..CLIENTS {
+        let (a, b) = (a.clone(), b.clone());
+        let (killed, done_before_kill) = (killed.clone(), done_before_kill.clone());
+        workers.push(tokio::spawn(async move {
+            let mut after_kill = 0;
+            let mut owner_dead = false;
+            let mut seen = Vec::new();
+            let mut transfer = 0i64;
+            while after_kill < 5 {
+                transfer += 1;
+                let from = (worker as i64 + transfer) % ACCOUNTS + 1;
+                let to = from % ACCOUNTS + 1;
+                // Begun on A while it lives, the rest through B.
+                let mut owner = if owner_dead { b.clone() } else { a.clone() };
+                let mut other = b.clone();
+                let attempt = async {
+                    let tx = owner
+                        .begin(BeginRequest::default())
+                        .await?
+                        .into_inner()
+                        .transaction_id;
+                    for (account, delta) in [(from, -1), (to, 1)] {
+                        other
+                            .execute(ExecuteRequest {
+                                sql: "UPDATE accounts SET balance = balance + ? WHERE id = ?"
+                                    .into(),
+                                params: vec![int(delta), int(account)],
+                                transaction_id: tx.clone(),
+                                ..Default::default()
+                            })
+                            .await?;
+                    }
+                    other.commit(CommitRequest { transaction_id: tx }).await?;
+                    Ok::<(), tonic::Status>(())
+                };
+                match attempt.await {
+                    Ok(()) if owner_dead => after_kill += 1,
+                    Ok(()) => {
+                        done_before_kill.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(status) => {
+                        // Calls to the dead instance fail in the client,
+                        // without ErrorInfo.
+                        let reason = {
+                            use tonic_types::StatusExt;
+                            status
+                                .get_details_error_info()
+                                .map(|info| info.reason)
+                                .unwrap_or_default()
+                        };
+                        match (status.code(), reason.as_str()) {
+                            (Code::Aborted, _) | (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN") => {}
+                            // Begin sent straight to the dead instance.
+                            (Code::Unavailable, _) | (Code::Unknown, "") | (Code::Cancelled, _) => {
+                                owner_dead = true
+                            }
+                            _ => panic!("unexpected failure: {status:?}"),
+                        }
+                        seen.push((status.code(), reason));
+                    }
+                }
+                if !owner_dead
+                    && tokio::time::timeout(Duration::ZERO, killed.notified())
+                        .await
+                        .is_ok()
+                {
+                    owner_dead = true;
+                }
+            }
+            seen
+        }));
+    }
+    // Kill A once transactions have been going for a while.
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            done_before_kill.load(std::sync::atomic::Ordering::SeqCst) >= 20
+        })
+        .await
+    );
+    let owner = instances.remove(0);
+    owner.signal("-KILL");
+    let _ = owner.exit(Duration::from_secs(10)).await;
+    killed.notify_waiters();
+    let mut failures = Vec::new();
+    for worker in workers {
+        failures.extend(worker.await.expect("a client panicked"));
+    }
+    // Every transaction was all or nothing.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            query_i64(&url, "SELECT SUM(balance) FROM accounts").await == Some(ACCOUNTS * 1000)
+        })
+        .await,
+        "the total is kept; failures seen: {failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|(code, reason)| *code == Code::Aborted
+                && reason == "TRANSACTION_OWNER_UNAVAILABLE")
+            || failures.iter().any(|(code, _)| *code == Code::Unavailable),
+        "the kill was noticed: {failures:?}"
+    );
+}
