@@ -51,7 +51,15 @@ export interface ExecuteResult {
   truncated: boolean;
   /** The id of a transaction begun inline with `begin`; '' otherwise. */
   transactionId: string;
+  /** A committed write's replication position ('' unless the gateway has replicas): pass it as readConsistency.minCommitToken. */
+  commitToken: string;
 }
+
+/** How fresh a read must be (only reads may ask for anything but strong). */
+export type ReadConsistency =
+  | { strong: true }
+  | { maxStalenessMs: number }
+  | { minCommitToken: string };
 
 export type IsolationLevel =
   | 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE'
@@ -65,6 +73,8 @@ export interface BeginOptions {
   readOnly?: boolean;
   /** Ask for a shorter idle timeout than the gateway's --tx-idle-timeout. */
   idleTimeoutMs?: number;
+  /** A read-only transaction may run on a replica that honours this. */
+  readConsistency?: ReadConsistency;
 }
 
 export interface CallOptions {
@@ -81,11 +91,28 @@ export interface ExecuteOptions extends CallOptions {
   begin?: boolean | BeginOptions;
   /** Commit the transaction right after the statement succeeds. */
   commit?: boolean;
+  /** An autocommit read may be served by a replica that honours this. */
+  readConsistency?: ReadConsistency;
 }
 
 export interface StreamOptions extends CallOptions {
   transactionId?: string;
   maxRows?: number;
+  readConsistency?: ReadConsistency;
+}
+
+/** A Transaction stream: one transaction as one bidirectional gRPC stream. */
+export interface TransactionStream {
+  /** Resolves once the transaction began. */
+  readonly begun: Promise<BeginResult>;
+  /** Runs a statement; rejects with its in-band SqlgateError (the transaction stays open). */
+  execute(sql: string, params?: SqlParam[], options?: { maxRows?: number }): Promise<ExecuteResult>;
+  /** Commits; resolves to the commit token ('' unless the gateway has replicas). */
+  commit(): Promise<string>;
+  /** Rolls back; true when an open transaction was rolled back. */
+  rollback(): Promise<boolean>;
+  /** Ends the stream: the transaction is rolled back at once. */
+  cancel(): void;
 }
 
 /** A statement of a batch: `{ sql, params }` or `[sql, params]`. */
@@ -157,11 +184,14 @@ export declare class Client {
   /** Starts a transaction; returns its id. */
   begin(options?: BeginOptions, callOptions?: CallOptions): Promise<string>;
   beginTransaction(options?: BeginOptions, callOptions?: CallOptions): Promise<BeginResult>;
-  commit(transactionId: string, callOptions?: CallOptions): Promise<void>;
+  /** Commits; resolves to the commit token ('' unless the gateway has replicas). */
+  commit(transactionId: string, callOptions?: CallOptions): Promise<string>;
   /** True when an open transaction was rolled back by this call. */
   rollback(transactionId: string, callOptions?: CallOptions): Promise<boolean>;
   /** Statements in order in one transaction that commits at the end (or inside transactionId). */
-  executeBatch(statements: BatchStatement[], options?: BatchOptions): Promise<ExecuteResult[]>;
+  executeBatch(statements: BatchStatement[], options?: BatchOptions): Promise<ExecuteResult[] & { readonly commitToken: string }>;
+  /** Opens a Transaction stream (see TransactionStream). */
+  transactionStream(options?: BeginOptions, callOptions?: CallOptions): TransactionStream;
   /**
    * Begins a transaction, runs fn(tx), commits; on ABORTED reruns all of it
    * (with a jittered backoff) up to `retries` times; any other error rolls back and is thrown.

@@ -117,6 +117,19 @@ class SqlgateError extends Error {
   get retryTransaction() { return this.code === grpc.status.ABORTED; }
 }
 
+/**
+ * An in-band google.rpc.Status (a Transaction stream's statement error, as
+ * proto-loader decodes it) in the shape of a grpc-js error, so that
+ * SqlgateError reads its ErrorInfo the same way.
+ */
+function statusError(status) {
+  const metadata = new grpc.Metadata();
+  const details = (status.details || []).map((any) => ({ type_url: any.typeUrl || any.type_url, value: any.value }));
+  const bytes = RpcStatus.encode(RpcStatus.fromObject({ code: status.code, message: status.message, details })).finish();
+  metadata.set('grpc-status-details-bin', Buffer.from(bytes));
+  return { code: status.code, details: status.message, metadata };
+}
+
 const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, code]) => [code, name]));
 
 /** The ErrorInfo inside grpc-status-details-bin, or null. */
@@ -154,9 +167,28 @@ const ISOLATION = {
   SERIALIZABLE: 'ISOLATION_LEVEL_SERIALIZABLE',
 };
 
-/** BeginOptions ({isolation, readOnly, idleTimeoutMs}) as TransactionOptions. */
-function transactionOptions({ isolation, readOnly, idleTimeoutMs } = {}) {
+function msDuration(ms) {
+  const rounded = Math.round(ms);
+  return { seconds: String(Math.floor(rounded / 1000)), nanos: (rounded % 1000) * 1e6 };
+}
+
+/**
+ * A ReadConsistency from { strong: true } | { maxStalenessMs } |
+ * { minCommitToken }; undefined when none is given.
+ */
+function readConsistency(consistency) {
+  if (consistency === undefined || consistency === null) return undefined;
+  if (consistency.minCommitToken !== undefined) return { minCommitToken: String(consistency.minCommitToken) };
+  if (consistency.maxStalenessMs !== undefined) return { maxStaleness: msDuration(consistency.maxStalenessMs) };
+  if (consistency.strong) return { strong: true };
+  throw new TypeError('readConsistency must be { strong: true }, { maxStalenessMs } or { minCommitToken }');
+}
+
+/** BeginOptions ({isolation, readOnly, idleTimeoutMs, readConsistency}) as TransactionOptions. */
+function transactionOptions({ isolation, readOnly, idleTimeoutMs, readConsistency: consistency } = {}) {
   const options = {};
+  const bound = readConsistency(consistency);
+  if (bound) options.readConsistency = bound;
   if (isolation !== undefined && isolation !== null) {
     const name = ISOLATION[String(isolation).toUpperCase()] || String(isolation);
     if (!Object.values(ISOLATION).includes(name) && name !== 'ISOLATION_LEVEL_DEFAULT') {
@@ -200,6 +232,7 @@ function result(response) {
     warningCount: response.warningCount || 0,
     truncated: Boolean(response.truncated),
     transactionId: response.transactionId || '',
+    commitToken: response.commitToken || '',
   };
 }
 
@@ -261,16 +294,21 @@ class Client {
   }
 
   /** Runs one statement; returns {columns, rows (arrays of JS values), rowsAffected, ...}. */
-  async execute(sql, params = [], { transactionId = '', maxRows = 0, begin, commit = false, deadlineMs } = {}) {
+  async execute(sql, params = [], { transactionId = '', maxRows = 0, begin, commit = false, readConsistency: consistency, deadlineMs } = {}) {
     const request = { sql, params: params.map(toValue), transactionId, maxRows };
+    const bound = readConsistency(consistency);
+    if (bound) request.readConsistency = bound;
     if (begin) request.begin = transactionOptions(begin === true ? {} : begin);
     if (commit) request.commit = true;
     return result(await this.call('execute', request, { deadlineMs }));
   }
 
   /** Streams a result: an async iterator of rows (arrays of JS values). */
-  async *stream(sql, params = [], { transactionId = '', maxRows = 0, deadlineMs } = {}) {
-    const call = this.stub.executeStream({ sql, params: params.map(toValue), transactionId, maxRows }, this.metadata(), this.callOptions(deadlineMs));
+  async *stream(sql, params = [], { transactionId = '', maxRows = 0, readConsistency: consistency, deadlineMs } = {}) {
+    const request = { sql, params: params.map(toValue), transactionId, maxRows };
+    const bound = readConsistency(consistency);
+    if (bound) request.readConsistency = bound;
+    const call = this.stub.executeStream(request, this.metadata(), this.callOptions(deadlineMs));
     try {
       for await (const message of call) {
         if (message.part === 'rows') {
@@ -295,7 +333,10 @@ class Client {
     return { transactionId: response.transactionId, idleTimeoutMs: durationMs(response.idleTimeout), maxLifetimeMs: durationMs(response.maxLifetime) };
   }
 
-  async commit(transactionId, { deadlineMs } = {}) { await this.call('commit', { transactionId }, { deadlineMs }); }
+  /** Commits; returns the commit token ('' unless the gateway has replicas). */
+  async commit(transactionId, { deadlineMs } = {}) {
+    return (await this.call('commit', { transactionId }, { deadlineMs })).commitToken || '';
+  }
 
   /** Rolls back; true when an open transaction was rolled back by this call. */
   async rollback(transactionId, { deadlineMs } = {}) {
@@ -313,7 +354,71 @@ class Client {
     };
     if (options) request.options = transactionOptions(options);
     const response = await this.call('executeBatch', request, { deadlineMs });
-    return (response.results || []).map(result);
+    const results = (response.results || []).map(result);
+    // The committing batch's commit token ('' inside a transaction or without replicas).
+    Object.defineProperty(results, 'commitToken', { value: response.commitToken || '', enumerable: false });
+    return results;
+  }
+
+  /**
+   * Opens a Transaction stream (one transaction as one bidirectional gRPC
+   * stream, which stays on one gateway through any proxy). Returns
+   * { begun, execute(sql, params, {maxRows}), commit(), rollback(), cancel() }:
+   * `begun` resolves to {transactionId, idleTimeoutMs, maxLifetimeMs};
+   * execute resolves to a result, or rejects with the statement's in-band
+   * SqlgateError (the transaction stays open); commit resolves to the commit
+   * token. An error that ends the transaction rejects every pending call.
+   * Ending without commit() or rollback() (cancel(), or the process leaving)
+   * rolls the transaction back at once.
+   */
+  transactionStream(options = {}, { deadlineMs } = {}) {
+    const call = this.stub.transaction(this.metadata(), this.callOptions(deadlineMs));
+    const pending = [];
+    let failure = null;
+    const fail = (error) => {
+      failure = failure || error;
+      while (pending.length) pending.shift().reject(failure);
+    };
+    call.on('data', (message) => {
+      const waiter = pending.shift();
+      if (waiter) waiter.resolve(message);
+    });
+    call.on('error', (error) => fail(wrapError(error)));
+    call.on('end', () => fail(new Error('the Transaction stream ended')));
+    const send = (request) => new Promise((resolve, reject) => {
+      if (failure) return reject(failure);
+      pending.push({ resolve, reject });
+      call.write(request);
+    });
+    const begun = send({ begin: transactionOptions(options) }).then((message) => ({
+      transactionId: message.begun.transactionId,
+      idleTimeoutMs: durationMs(message.begun.idleTimeout),
+      maxLifetimeMs: durationMs(message.begun.maxLifetime),
+    }));
+    begun.catch(() => {});
+    return {
+      begun,
+      execute: async (sql, params = [], { maxRows = 0 } = {}) => {
+        const message = await send({ statement: { sql, params: params.map(toValue), maxRows } });
+        const outcome = message.statement;
+        if (outcome.outcome === 'error') {
+          const status = outcome.error;
+          throw new SqlgateError(statusError(status));
+        }
+        return result(outcome.result);
+      },
+      commit: async () => {
+        const message = await send({ commit: {} });
+        call.end();
+        return message.committed.commitToken || '';
+      },
+      rollback: async () => {
+        const message = await send({ rollback: {} });
+        call.end();
+        return Boolean(message.rolledBack.rolledBack);
+      },
+      cancel: () => call.cancel(),
+    };
   }
 
   /**

@@ -38,7 +38,19 @@ async function callback(): Promise<number> {
   return rows.length;
 }
 
+async function streamed(): Promise<string> {
+  const tx = client.transactionStream({ isolation: 'READ COMMITTED' });
+  const { transactionId } = await tx.begun;
+  const result = await tx.execute('SELECT ?', [1], { maxRows: 10 });
+  const fresh = await client.execute('SELECT 1', [], { readConsistency: { minCommitToken: result.commitToken } });
+  void fresh;
+  const token: string = await tx.commit();
+  return transactionId + token;
+}
+
 // Misuse the definitions must reject:
+// @ts-expect-error: a read consistency is strong, maxStalenessMs or minCommitToken
+client.execute('SELECT 1', [], { readConsistency: { staleness: 5 } });
 // @ts-expect-error: params are SQL values, not objects
 client.execute('SELECT ?', [{ a: 1 }]);
 // @ts-expect-error: tls is a boolean or TlsOptions
@@ -49,4 +61,4 @@ async function wrong(): Promise<void> {
   void answer;
 }
 
-export { plain, helper, errors, callback, wrong };
+export { plain, helper, errors, callback, wrong, streamed };
