@@ -142,6 +142,14 @@ _PROGRAMMING_ERRNOS = {
     1146,  # no such table
     1149,  # syntax error
 }
+# Connection.isolation_level values -> TransactionOptions.isolation.
+_ISOLATION_LEVELS = {
+    None: pb.ISOLATION_LEVEL_DEFAULT,
+    "READ UNCOMMITTED": pb.ISOLATION_LEVEL_READ_UNCOMMITTED,
+    "READ COMMITTED": pb.ISOLATION_LEVEL_READ_COMMITTED,
+    "REPEATABLE READ": pb.ISOLATION_LEVEL_REPEATABLE_READ,
+    "SERIALIZABLE": pb.ISOLATION_LEVEL_SERIALIZABLE,
+}
 # Reasons under which the transaction the call ran in is over.
 _ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND"}
 
@@ -273,18 +281,22 @@ def _row(message_row):
 
 # ------------------------------------------------------------------ connection
 
-def connect(target, token=None, tls=None, timeout=None, autocommit=False):
+def connect(target, token=None, tls=None, timeout=None, autocommit=False, isolation_level=None,
+            read_only=False):
     """Opens a connection to a sqlgate gateway at target ("host:port").
 
     token: sent as `authorization: Bearer <token>` on every call.
     tls: None/False plaintext; True TLS with the system roots; a str: path of
     a CA certificate (PEM) to verify the gateway with.
     timeout: deadline of every call in seconds (for SSCursor, of the whole
-    stream). autocommit: see Connection.autocommit.
+    stream). autocommit: see Connection.autocommit. isolation_level,
+    read_only: options of the transactions the connection begins (see
+    Connection.isolation_level and Connection.read_only).
 
     The channel connects lazily: an unreachable gateway shows up as
     OperationalError (UNAVAILABLE) at the first statement."""
-    return Connection(target, token=token, tls=tls, timeout=timeout, autocommit=autocommit)
+    return Connection(target, token=token, tls=tls, timeout=timeout, autocommit=autocommit,
+                      isolation_level=isolation_level, read_only=read_only)
 
 
 class Connection:
@@ -299,7 +311,8 @@ class Connection:
     ProgrammingError = ProgrammingError
     NotSupportedError = NotSupportedError
 
-    def __init__(self, target, token=None, tls=None, timeout=None, autocommit=False, *, channel=None):
+    def __init__(self, target, token=None, tls=None, timeout=None, autocommit=False, isolation_level=None,
+                 read_only=False, *, channel=None):
         if channel is None:
             if tls is None or tls is False:
                 channel = grpc.insecure_channel(target)
@@ -316,6 +329,9 @@ class Connection:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._timeout = timeout
         self._autocommit = bool(autocommit)
+        self._isolation = pb.ISOLATION_LEVEL_DEFAULT
+        self.isolation_level = isolation_level
+        self.read_only = bool(read_only)
         self._transaction_id = None
         self._streaming = None  # an SSCursor whose stream is still open inside the transaction
         self._closed = False
@@ -338,6 +354,41 @@ class Connection:
         if value and not self._autocommit:
             self.commit()
         self._autocommit = value
+
+    @property
+    def isolation_level(self):
+        """The isolation level of the transactions this connection begins:
+        None (the server's default), "READ UNCOMMITTED", "READ COMMITTED",
+        "REPEATABLE READ" or "SERIALIZABLE" (TransactionOptions.isolation of
+        the inline begin). A change applies from the next transaction on, as
+        MySQL's SET SESSION TRANSACTION ISOLATION LEVEL does; autocommit
+        statements keep the server's default."""
+        for name, value in _ISOLATION_LEVELS.items():
+            if value == self._isolation and value != pb.ISOLATION_LEVEL_DEFAULT:
+                return name
+        return None
+
+    @isolation_level.setter
+    def isolation_level(self, level):
+        key = None if level is None else str(level).upper().replace("-", " ").replace("_", " ")
+        if key not in _ISOLATION_LEVELS:
+            raise ProgrammingError(f"unknown isolation level {level!r}: use one of "
+                                   + ", ".join(repr(k) for k in _ISOLATION_LEVELS))
+        self._isolation = _ISOLATION_LEVELS[key]
+
+    # read_only (a plain attribute): the transactions this connection begins
+    # are READ ONLY (TransactionOptions.read_only); from the next one on.
+
+    def ping(self):
+        """Checks that the gateway and its database answer: a plain autocommit
+        `SELECT 1` that leaves the open transaction, if any, untouched.
+        Raises OperationalError (e.g. UNAVAILABLE) when they do not."""
+        self._check_open()
+        self._unary("Execute", pb.ExecuteRequest(sql="SELECT 1"))
+        return True
+
+    def _begin_options(self):
+        return pb.TransactionOptions(isolation=self._isolation, read_only=self.read_only)
 
     @property
     def transaction_id(self):
@@ -445,7 +496,8 @@ class Connection:
             if self._transaction_id:
                 request.transaction_id = self._transaction_id
             else:
-                request.begin.SetInParent()  # inline begin, default options
+                request.begin.SetInParent()  # inline begin
+                request.begin.MergeFrom(self._begin_options())
                 began = True
         return request, began
 
@@ -506,7 +558,7 @@ class Connection:
             first = statements[0]
             try:
                 response = self._unary("Execute", pb.ExecuteRequest(
-                    sql=first.sql, params=first.params, begin=pb.TransactionOptions()))
+                    sql=first.sql, params=first.params, begin=self._begin_options()))
             except Error as error:
                 error.statement_index = 0
                 raise

@@ -401,3 +401,51 @@ def test_deadlock_victim_begins_a_fresh_transaction(connect):
     cur.execute("SELECT SUM(v) FROM dbapi_dead")
     # The survivor's +1 and +10, the victim's fresh +100; the victim's first +1 was rolled back.
     assert cur.fetchone()[0] == decimal.Decimal(1 + 10 + 100)
+
+
+def test_isolation_level_and_read_only_go_into_the_inline_begin(gateway_address, connect):
+    recorder = Recorder()
+    channel = grpc.intercept_channel(grpc.insecure_channel(gateway_address), recorder)
+    connect(autocommit=True).cursor().execute("CREATE TABLE dbapi_ro (id INT)")
+    conn = dbapi.Connection(gateway_address, channel=channel, isolation_level="read-committed")
+    try:
+        assert conn.isolation_level == "READ COMMITTED"
+        conn.cursor().execute("SELECT 1")
+        (method, request), = recorder.calls
+        assert method == "Execute" and request.HasField("begin")
+        assert request.begin.isolation == dbapi.pb.ISOLATION_LEVEL_READ_COMMITTED
+        assert not request.begin.read_only
+        conn.rollback()
+        conn.isolation_level = None
+        conn.read_only = True
+        recorder.calls.clear()
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        request = recorder.calls[0][1]
+        assert request.HasField("begin") and request.begin.isolation == dbapi.pb.ISOLATION_LEVEL_DEFAULT
+        assert request.begin.read_only
+        with pytest.raises(dbapi.ProgrammingError) as raised:
+            cur.execute("INSERT INTO dbapi_ro VALUES (1)")
+        assert raised.value.errno == 1792  # write in a READ ONLY transaction
+        conn.rollback()
+        with pytest.raises(dbapi.ProgrammingError, match="isolation level"):
+            conn.isolation_level = "SNAPSHOT"
+    finally:
+        conn.close()
+
+
+def test_ping_leaves_the_transaction_alone(gateway_address, connect):
+    conn = connect()
+    assert conn.ping() is True
+    assert conn.transaction_id is None  # a ping begins nothing
+    conn.cursor().execute("SELECT 1")
+    tx = conn.transaction_id
+    assert tx and conn.ping() and conn.transaction_id == tx
+    conn.rollback()
+    dead = connect(timeout=2)
+    dead._channel.close()
+    dead._channel = grpc.insecure_channel("127.0.0.1:1")
+    dead._stub = dbapi.pb_grpc.DatabaseStub(dead._channel)
+    with pytest.raises(dbapi.OperationalError) as raised:
+        dead.ping()
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE

@@ -20,6 +20,10 @@ with dbapi.connect(sys.argv[1], autocommit=True) as conn:
     cur = conn.cursor(dbapi.SSCursor)
     cur.execute("SELECT seq * 2 FROM seq_1_to_3")
     print(sum(r[0] for r in cur.fetchall()))
+# The SQLAlchemy dialect is registered (SQLAlchemy itself is an extra, not installed here).
+from importlib.metadata import entry_points
+names = {e.name: e.value for e in entry_points(group="sqlalchemy.dialects")}
+assert names["sqlgate"] == names["mysql.sqlgate"] == "sqlgate_client.sqlalchemy_dialect:SqlgateDialect", names
 """
 
 

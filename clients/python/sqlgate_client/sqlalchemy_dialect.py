@@ -1,0 +1,239 @@
+"""A SQLAlchemy 2.0 dialect for sqlgate, on top of the DB-API driver
+(sqlgate_client.dbapi) and SQLAlchemy's MySQL dialect (its SQL compiler,
+types and reflection).
+
+    from sqlalchemy import create_engine
+    engine = create_engine("sqlgate://localhost:50051")
+    engine = create_engine("sqlgate://localhost:50051/?token=s3cret&tls=/etc/ca.pem&timeout=10")
+
+The URL names the gateway (host:port); its query holds the connection
+options: token, tls (true, false, or the path of a CA PEM file), timeout
+(seconds, every call). The gateway serves one database, so the URL names no
+database, user or password (a password, if given, is used as the token).
+
+The package registers the dialect under SQLAlchemy's "sqlalchemy.dialects"
+entry points as "sqlgate" and "mysql.sqlgate" (so "mysql+sqlgate://" works
+too); importing this module also registers it, for use from a source tree.
+The dialect's name is "mysql": MySQL compilation, `mysql_*` table options
+and tools that key on the dialect name (Alembic) work as with any MySQL
+driver.
+
+What the gateway changes compared with a MySQL driver (see README.md):
+- transactions begin inline with the first statement and end with the
+  driver's commit()/rollback(); SAVEPOINT (Session.begin_nested) and XA
+  (two-phase) are refused by the gateway: NotImplementedError here;
+- isolation levels are per transaction (TransactionOptions.isolation), set
+  with execution_options(isolation_level=...) or create_engine(
+  isolation_level=...); "AUTOCOMMIT" switches the driver to autocommit;
+- DDL inside an open transaction: MySQL commits the transaction implicitly
+  before DDL, the gateway refuses it (IMPLICIT_COMMIT_IN_TRANSACTION). By
+  default (create_engine(..., implicit_commit_ddl=True)) the dialect does
+  what MySQL does: it commits the open transaction, then runs the DDL on
+  its own. With implicit_commit_ddl=False the refusal surfaces as
+  sqlalchemy.exc.ProgrammingError;
+- stream_results / yield_per use the driver's SSCursor (ExecuteStream);
+  without them a result is capped by the gateway (RESULT_TOO_LARGE);
+- UPDATE rowcounts are MySQL's "rows changed", not "rows matched", so
+  supports_sane_rowcount is False (the ORM skips its rowcount checks).
+"""
+import grpc
+from sqlalchemy import exc, util
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.mysql.base import MySQLDialect, MySQLExecutionContext
+from sqlalchemy.dialects.mysql.json import JSON as _MySQLJSON
+from sqlalchemy.dialects.mysql.base import colspecs as _mysql_colspecs
+from sqlalchemy import types as sqltypes
+
+_ISOLATION_LEVELS = ("SERIALIZABLE", "READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ")
+
+
+class _SqlgateJSON(_MySQLJSON):
+    """The driver already decodes JSON columns that the server types as JSON
+    (MySQL); MariaDB's JSON is LONGTEXT and comes back as text. Decode text only."""
+
+    def result_processor(self, dialect, coltype):
+        string_process = super().result_processor(dialect, coltype)
+
+        def process(value):
+            if isinstance(value, (str, bytes)):
+                return string_process(value)
+            return value
+
+        return process
+
+
+class SqlgateExecutionContext(MySQLExecutionContext):
+    def create_server_side_cursor(self):
+        return self._dbapi_connection.cursor(self.dialect.dbapi.SSCursor)
+
+
+class SqlgateDialect(MySQLDialect):
+    driver = "sqlgate"
+    name = "mysql"
+    supports_statement_cache = True
+    supports_unicode_statements = True
+    supports_native_decimal = True
+    supports_server_side_cursors = True
+    # MySQL reports rows changed, not rows matched (the gateway has no
+    # CLIENT_FOUND_ROWS), so an UPDATE that sets a value to what it was
+    # counts 0.
+    supports_sane_rowcount = False
+    supports_sane_multi_rowcount = False
+    default_paramstyle = "qmark"
+    execution_ctx_cls = SqlgateExecutionContext
+    colspecs = util.update_copy(_mysql_colspecs, {sqltypes.JSON: _SqlgateJSON})
+
+    def __init__(self, implicit_commit_ddl=True, **kwargs):
+        super().__init__(**kwargs)
+        self.implicit_commit_ddl = implicit_commit_ddl
+
+    @classmethod
+    def import_dbapi(cls):
+        from sqlgate_client import dbapi
+
+        return dbapi
+
+    # ---------------------------------------------------------- connecting
+
+    def create_connect_args(self, url):
+        if url.database:
+            raise exc.ArgumentError(
+                f"sqlgate URL names a database ({url.database!r}): the gateway serves one "
+                "database, write sqlgate://host:port/?token=...")
+        if not url.host:
+            raise exc.ArgumentError("sqlgate URL needs the gateway's host:port")
+        target = f"{url.host}:{url.port or 50051}"
+        query = dict(url.query)
+        opts = {}
+        token = query.pop("token", None) or url.password
+        if token:
+            opts["token"] = token
+        tls = query.pop("tls", None)
+        if tls is not None:
+            lowered = tls.lower()
+            if lowered in ("true", "1", "yes", "on"):
+                opts["tls"] = True
+            elif lowered in ("false", "0", "no", "off", ""):
+                opts["tls"] = None
+            else:
+                opts["tls"] = tls  # path of a CA certificate
+        timeout = query.pop("timeout", None)
+        if timeout is not None:
+            opts["timeout"] = float(timeout)
+        if query:
+            raise exc.ArgumentError(
+                "unknown sqlgate URL option(s): " + ", ".join(sorted(query))
+                + " (known: token, tls, timeout)")
+        return [target], opts
+
+    def on_connect(self):
+        return None  # MySQL drivers run SET NAMES here: the gateway speaks utf8mb4
+
+    def _detect_charset(self, connection):
+        return "utf8mb4"  # the gateway's connections are utf8mb4; strings arrive as str
+
+    def _extract_error_code(self, exception):
+        return getattr(exception, "errno", None)
+
+    def is_disconnect(self, e, connection, cursor):
+        dbapi = self.dbapi
+        if not isinstance(e, dbapi.Error):
+            return False
+        if e.code == grpc.StatusCode.UNAVAILABLE and e.reason != "TRANSACTION_OWNER_UNAVAILABLE":
+            return True
+        # the driver's own "the connection is closed"
+        return isinstance(e, dbapi.InterfaceError) and e.code is None and "connection is closed" in str(e)
+
+    def do_ping(self, dbapi_connection):
+        # An autocommit SELECT 1 that leaves transactions alone (a cursor's
+        # SELECT 1 would begin one).
+        dbapi_connection.ping()
+        return True
+
+    # -------------------------------------------------------- transactions
+
+    def get_isolation_level_values(self, dbapi_connection):
+        return _ISOLATION_LEVELS + ("AUTOCOMMIT",)
+
+    def set_isolation_level(self, dbapi_connection, level):
+        if level == "AUTOCOMMIT":
+            dbapi_connection.autocommit = True
+        else:
+            dbapi_connection.autocommit = False
+            dbapi_connection.isolation_level = level
+
+    def get_isolation_level(self, dbapi_connection):
+        if dbapi_connection.autocommit:
+            return "AUTOCOMMIT"
+        if dbapi_connection.isolation_level:
+            return dbapi_connection.isolation_level
+        return self._server_isolation_level(dbapi_connection)
+
+    def _server_isolation_level(self, dbapi_connection):
+        """The server's default, read with an autocommit ping-like call."""
+        variable = "@@transaction_isolation" if self._is_mysql and (
+            self.server_version_info or (0,)) >= (5, 7, 20) else "@@tx_isolation"
+        from sqlgate_client.dbapi import _row, pb  # noqa: PLC0415
+
+        response = dbapi_connection._unary("Execute", pb.ExecuteRequest(sql=f"SELECT {variable}"))
+        (value,) = _row(response.rows[0])
+        if isinstance(value, bytes):
+            value = value.decode()
+        return value.upper().replace("-", " ")
+
+    def detect_autocommit_setting(self, dbapi_connection):
+        return dbapi_connection.autocommit
+
+    def do_savepoint(self, connection, name):
+        raise NotImplementedError(
+            "sqlgate refuses SAVEPOINT: nested transactions (begin_nested) are not supported; "
+            "roll back the whole transaction and run it again instead")
+
+    def do_rollback_to_savepoint(self, connection, name):
+        self.do_savepoint(connection, name)
+
+    def do_release_savepoint(self, connection, name):
+        self.do_savepoint(connection, name)
+
+    def do_begin_twophase(self, connection, xid):
+        raise NotImplementedError("sqlgate refuses XA: two-phase transactions are not supported")
+
+    do_prepare_twophase = do_commit_twophase = do_rollback_twophase = do_begin_twophase
+
+    def do_recover_twophase(self, connection):
+        raise NotImplementedError("sqlgate refuses XA: two-phase transactions are not supported")
+
+    # ------------------------------------------------------------ executing
+
+    def _run(self, cursor, run):
+        try:
+            run()
+        except self.dbapi.ProgrammingError as error:
+            conn = cursor.connection
+            if (self.implicit_commit_ddl and error.reason == "IMPLICIT_COMMIT_IN_TRANSACTION"
+                    and conn.transaction_id):
+                # What MySQL does before DDL: commit the open transaction.
+                # The refusal ran nothing; without a transaction open the
+                # driver runs the statement on its own.
+                conn.commit()
+                run()
+            else:
+                raise
+
+    def do_execute(self, cursor, statement, parameters, context=None):
+        self._run(cursor, lambda: cursor.execute(statement, parameters))
+
+    def do_execute_no_params(self, cursor, statement, context=None):
+        self._run(cursor, lambda: cursor.execute(statement))
+
+    def do_executemany(self, cursor, statement, parameters, context=None):
+        rowcount = cursor.executemany(statement, parameters)
+        if context is not None:
+            context._rowcount = rowcount
+
+
+dialect = SqlgateDialect
+
+# For use without the installed entry points (a source tree on sys.path).
+registry.register("sqlgate", "sqlgate_client.sqlalchemy_dialect", "SqlgateDialect")
+registry.register("mysql.sqlgate", "sqlgate_client.sqlalchemy_dialect", "SqlgateDialect")
