@@ -13,8 +13,9 @@ import sys
 # directory importable.
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_generated"))
 
-from .client import Client, Result, Transaction  # noqa: E402
+from .client import Client, Result, Transaction, TransactionStream  # noqa: E402
 from .errors import SqlgateError, TransactionAborted  # noqa: E402
 from .values import Json  # noqa: E402
 
-__all__ = ["Client", "Result", "Transaction", "SqlgateError", "TransactionAborted", "Json"]
+__all__ = ["Client", "Result", "Transaction", "TransactionStream", "SqlgateError",
+           "TransactionAborted", "Json"]

@@ -1,5 +1,6 @@
 """The client: Execute, ExecuteStream, Begin/Commit/Rollback, ExecuteBatch, and
 `transaction(fn)`, which reruns fn on ABORTED as sqlgate's README asks."""
+import queue
 import random
 import time
 from dataclasses import dataclass, field
@@ -8,7 +9,9 @@ import grpc
 from sqlgate.v1 import sqlgate_pb2 as pb
 from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc
 
-from .errors import TransactionAborted, from_rpc_error
+from google.protobuf import duration_pb2
+
+from .errors import TransactionAborted, from_rpc_error, from_status
 from .values import from_value, to_value
 
 _ISOLATION = {
@@ -29,6 +32,9 @@ class Result:
     rows_affected: int = 0
     last_insert_id: int = 0
     truncated: bool = False
+    #: A committed write's replication position ("" unless the gateway has
+    #: replicas): pass it as min_commit_token to read your write anywhere.
+    commit_token: str = ""
 
 
 def _result(message):
@@ -38,7 +44,20 @@ def _result(message):
         rows_affected=message.rows_affected,
         last_insert_id=message.last_insert_id,
         truncated=getattr(message, "truncated", False),
+        commit_token=getattr(message, "commit_token", ""),
     )
+
+
+def _consistency(max_staleness=None, min_commit_token=None):
+    """A ReadConsistency: a replica at most `max_staleness` seconds behind, or
+    one that has applied `min_commit_token`; None (the primary) without either."""
+    if min_commit_token is not None:
+        return pb.ReadConsistency(min_commit_token=min_commit_token)
+    if max_staleness is not None:
+        staleness = duration_pb2.Duration()
+        staleness.FromNanoseconds(int(max_staleness * 1e9))
+        return pb.ReadConsistency(max_staleness=staleness)
+    return None
 
 
 def _options(isolation, read_only):
@@ -57,15 +76,20 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
-    def execute(self, sql, params=(), *, transaction_id="", max_rows=0):
+    def execute(self, sql, params=(), *, transaction_id="", max_rows=0,
+                max_staleness=None, min_commit_token=None):
+        """Runs one statement. An autocommit read may go to a replica with
+        max_staleness (seconds) or min_commit_token (see Result.commit_token)."""
         request = pb.ExecuteRequest(sql=sql, params=[to_value(p) for p in params],
-                                    transaction_id=transaction_id or "", max_rows=max_rows)
+                                    transaction_id=transaction_id or "", max_rows=max_rows,
+                                    read_consistency=_consistency(max_staleness, min_commit_token))
         return _result(self._call("Execute", request))
 
-    def stream(self, sql, params=(), *, transaction_id=""):
+    def stream(self, sql, params=(), *, transaction_id="", max_staleness=None, min_commit_token=None):
         """Yields rows (tuples) of a result of any size."""
         request = pb.ExecuteRequest(sql=sql, params=[to_value(p) for p in params],
-                                    transaction_id=transaction_id or "")
+                                    transaction_id=transaction_id or "",
+                                    read_consistency=_consistency(max_staleness, min_commit_token))
         try:
             for message in self._stub.ExecuteStream(request, metadata=self._metadata):
                 if message.WhichOneof("part") == "rows":
@@ -79,7 +103,14 @@ class Client:
         return response.transaction_id
 
     def commit(self, transaction_id):
-        self._call("Commit", pb.CommitRequest(transaction_id=transaction_id))
+        """Commits; returns the commit token ("" unless the gateway has replicas)."""
+        return self._call("Commit", pb.CommitRequest(transaction_id=transaction_id)).commit_token
+
+    def transaction_stream(self, isolation=None, read_only=False):
+        """Opens a Transaction stream: one transaction as one gRPC stream, which
+        stays on one gateway through any proxy. Use it as a context manager;
+        leaving without commit() rolls the transaction back at once."""
+        return TransactionStream(self, _options(isolation, read_only))
 
     def rollback(self, transaction_id):
         return self._call("Rollback", pb.RollbackRequest(transaction_id=transaction_id)).rolled_back
@@ -132,3 +163,69 @@ class Transaction:
 
     def stream(self, sql, params=()):
         return self._client.stream(sql, params, transaction_id=self.id)
+
+
+class TransactionStream:
+    """One transaction as one bidirectional Transaction stream: execute() runs
+    a statement (raising its in-band error, the transaction staying open),
+    commit() commits and returns the commit token, rollback() rolls back;
+    close() (or leaving the `with` block) without either rolls back at once."""
+
+    def __init__(self, client, options):
+        self._requests = queue.Queue()
+        self._finished = False
+
+        def requests():
+            while True:
+                request = self._requests.get()
+                if request is None:
+                    return
+                yield request
+
+        self._call = client._stub.Transaction(requests(), metadata=client._metadata)
+        begun = self._send(pb.TransactionRequest(begin=options))
+        self.id = begun.begun.transaction_id
+
+    def _send(self, request):
+        self._requests.put(request)
+        try:
+            return next(self._call)
+        except grpc.RpcError as error:
+            self._finished = True
+            raise from_rpc_error(error) from None
+
+    def execute(self, sql, params=(), *, max_rows=0):
+        response = self._send(pb.TransactionRequest(statement=pb.TransactionStatement(
+            sql=sql, params=[to_value(p) for p in params], max_rows=max_rows)))
+        outcome = response.statement
+        if outcome.WhichOneof("outcome") == "error":
+            raise from_status(outcome.error)
+        return _result(outcome.result)
+
+    def commit(self):
+        response = self._send(pb.TransactionRequest(commit=pb.TransactionCommit()))
+        self._end()
+        return response.committed.commit_token
+
+    def rollback(self):
+        response = self._send(pb.TransactionRequest(rollback=pb.TransactionRollback()))
+        self._end()
+        return response.rolled_back.rolled_back
+
+    def _end(self):
+        self._finished = True
+        self._requests.put(None)
+
+    def close(self):
+        """Ends the stream; an open transaction is rolled back at once."""
+        if not self._finished:
+            self._finished = True
+            self._call.cancel()
+            self._requests.put(None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

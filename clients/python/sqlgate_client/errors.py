@@ -33,6 +33,20 @@ class TransactionAborted(SqlgateError):
     """ABORTED: the whole transaction is gone; run it again."""
 
 
+def from_status(status) -> SqlgateError:
+    """The error a google.rpc.Status carries in-band (a Transaction stream's
+    statement that failed while its transaction stays open)."""
+    reason, metadata = None, {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    kind = TransactionAborted if code == grpc.StatusCode.ABORTED else SqlgateError
+    return kind(code, status.message, reason, metadata)
+
+
 def from_rpc_error(error: grpc.RpcError) -> SqlgateError:
     reason, metadata = None, {}
     status = rpc_status.from_call(error)
