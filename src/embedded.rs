@@ -17,15 +17,19 @@
 //!   one another server still uses, and the socket directory;
 //! - `accounts` — the gateway's least-privilege accounts on the server;
 //! - `faults` — killing and restarting the server, for the tests only
-//!   (feature `test-support`, which the tests turn on).
+//!   (feature `test-support`, which the tests turn on);
+//! - `replication` — a primary and a replica of it with real GTID
+//!   replication, for the tests and the benchmark of reads on replicas.
 use std::path::PathBuf;
 
 mod accounts;
 mod datadir;
 #[cfg(any(test, feature = "test-support"))]
 mod faults;
+mod replication;
 mod supervisor;
 
+pub use replication::{ReplicatedPair, ReplicationError};
 pub use supervisor::EmbeddedDatabase;
 
 /// Searched after PATH: Debian keeps mariadbd in /usr/sbin.

@@ -8,7 +8,7 @@ use common::*;
 use mysql_async::prelude::Queryable;
 use sqlgate::{
     api::{self, ReadConsistency, read_consistency::Bound, value::Kind},
-    embedded::{EmbeddedDatabase, EmbeddedOptions},
+    embedded::{EmbeddedDatabase, ReplicatedPair},
 };
 use tonic::Code;
 
@@ -21,64 +21,19 @@ struct Replication {
 
 impl Replication {
     async fn start(name: &str) -> Replication {
-        let dir = |role: &str| {
-            std::env::temp_dir().join(format!("sqlgate-{name}-{role}-{}", std::process::id()))
-        };
-        let port = free_port();
-        let primary = EmbeddedDatabase::start(&EmbeddedOptions {
-            data_dir: dir("primary"),
-            remove_on_stop: true,
-            tcp_port: Some(port),
-            extra_args: vec!["--log-bin".into(), "--server-id=1".into()],
-        })
-        .expect("the primary starts");
-        let replica = EmbeddedDatabase::start(&EmbeddedOptions {
-            data_dir: dir("replica"),
-            remove_on_stop: true,
-            tcp_port: None,
-            extra_args: vec!["--server-id=2".into()],
-        })
-        .expect("the replica starts");
+        let dir = std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id()));
+        let ReplicatedPair { primary, replica } = ReplicatedPair::start(&dir)
+            .await
+            .expect("a primary and a replica start");
         let mut on_primary = mysql_async::Conn::from_url(primary.url("mysql"))
             .await
             .unwrap();
-        on_primary
-            .query_drop("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl-password'")
-            .await
-            .unwrap();
-        on_primary
-            .query_drop("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
-            .await
-            .unwrap();
-        // The replica starts from the primary's position now: what each
-        // server set up for itself before stays its own.
-        let position: String = on_primary
-            .query_first("SELECT @@gtid_binlog_pos")
-            .await
-            .unwrap()
-            .unwrap();
-        let mut on_replica = mysql_async::Conn::from_url(replica.url("mysql"))
-            .await
-            .unwrap();
-        on_replica
-            .query_drop(format!("SET GLOBAL gtid_slave_pos = '{position}'"))
-            .await
-            .unwrap();
-        on_replica
-            .query_drop(format!(
-                "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, \
-                 MASTER_USER='repl', MASTER_PASSWORD='repl-password', MASTER_USE_GTID=slave_pos"
-            ))
-            .await
-            .unwrap();
-        on_replica.query_drop("START SLAVE").await.unwrap();
         on_primary.query_drop("CREATE DATABASE app").await.unwrap();
         on_primary
             .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY, v INT NOT NULL)")
             .await
             .unwrap();
         on_primary.disconnect().await.unwrap();
-        on_replica.disconnect().await.unwrap();
         // Until the replica has the table.
         let replica_url = replica.url("mysql");
         assert!(

@@ -19,6 +19,7 @@ mod cpu;
 mod fleet;
 mod gateway_process;
 mod harness;
+mod replica_reads;
 mod report;
 mod server_counters;
 mod slap;

@@ -248,6 +248,13 @@ impl Bench {
             });
             rows.push(row.await);
         }
+        let name = crate::replica_reads::REPLICA_WORKLOAD;
+        if selected(name) {
+            match self.replica_row().await {
+                Ok(row) => rows.push(row),
+                Err(e) => eprintln!("{name}: skipped: {e}"),
+            }
+        }
         let name = crate::fleet::FLEET_WORKLOAD;
         if selected(name) {
             match self.fleet_row().await {
