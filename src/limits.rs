@@ -280,15 +280,11 @@ impl http_body::Body for PermitBody {
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.permit = None;
         }
-        let late = match self.read_by.as_mut() {
-            Some(read_by) => polled.is_pending() && read_by.as_mut().poll(cx).is_ready(),
-            None => false,
-        };
+        let late = polled.is_pending() && deadline_passed(&mut self.read_by, cx);
         if late && self.permit.is_some() {
             // Sent part of a message and stalled: give the place back.
             self.permit = None;
-            let error = GatewayError::RequestReadTimeout(self.read_timeout);
-            return Poll::Ready(Some(Err(tonic::Status::from(error))));
+            return read_timed_out(self.read_timeout);
         }
         polled
     }
@@ -301,6 +297,24 @@ impl http_body::Body for PermitBody {
         self.inner.size_hint()
     }
 }
+
+/// True once `read_by` is set and has passed (registering `cx` to be woken
+/// when it does).
+fn deadline_passed(
+    read_by: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    cx: &mut Context<'_>,
+) -> bool {
+    read_by
+        .as_mut()
+        .is_some_and(|read_by| read_by.as_mut().poll(cx).is_ready())
+}
+
+/// The body's answer to a message that did not arrive within `read_timeout`.
+fn read_timed_out(read_timeout: Duration) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+    let error = GatewayError::RequestReadTimeout(read_timeout);
+    Poll::Ready(Some(Err(tonic::Status::from(error))))
+}
+
 /// The request body of a Transaction stream: holds a permit of the
 /// [`RequestLimitLayer`] only while a message is partly received, and fails
 /// a message that takes longer than the read timeout from its first byte.
@@ -366,16 +380,11 @@ impl http_body::Body for MessagePermitBody {
                 Poll::Ready(other)
             }
             Poll::Pending => {
-                let late = this
-                    .read_by
-                    .as_mut()
-                    .is_some_and(|read_by| read_by.as_mut().poll(cx).is_ready());
-                if late {
+                if deadline_passed(&mut this.read_by, cx) {
                     // Sent part of a message and stalled: give the place back.
                     this.permit = None;
                     this.read_by = None;
-                    let error = GatewayError::RequestReadTimeout(this.read_timeout);
-                    return Poll::Ready(Some(Err(tonic::Status::from(error))));
+                    return read_timed_out(this.read_timeout);
                 }
                 Poll::Pending
             }

@@ -319,6 +319,42 @@ async fn a_draining_owner_still_serves_its_open_transactions() {
     assert_eq!(count(&url).await, Some(1));
 }
 
+/// Table `accounts` with `count` accounts of balance 1000.
+async fn accounts(client: &mut DatabaseClient<Channel>, count: i64) {
+    let create = "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL)";
+    execute(client, create, vec![]).await.unwrap();
+    let fill = format!("INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_{count}");
+    execute(client, &fill, vec![]).await.unwrap();
+}
+
+/// Moves 1 from account `from` to account `to` in one transaction: Begin
+/// through `calls[0]`, the two UPDATEs through `calls[1]` and `calls[2]`,
+/// Commit through `calls[3]`.
+async fn transfer_one(
+    calls: [DatabaseClient<Channel>; 4],
+    from: i64,
+    to: i64,
+) -> Result<(), tonic::Status> {
+    let [mut begin, mut first, mut second, mut commit] = calls;
+    let tx = begin
+        .begin(BeginRequest::default())
+        .await?
+        .into_inner()
+        .transaction_id;
+    for (client, account, delta) in [(&mut first, from, -1), (&mut second, to, 1)] {
+        client
+            .execute(ExecuteRequest {
+                sql: "UPDATE accounts SET balance = balance + ? WHERE id = ?".into(),
+                params: vec![int(delta), int(account)],
+                transaction_id: tx.clone(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    commit.commit(CommitRequest { transaction_id: tx }).await?;
+    Ok(())
+}
+
 /// 32 clients × 40 transfers, each call of a transaction sent to the next
 /// instance in turn (Begin on A, the updates on B and C, Commit on A): the
 /// total balance is kept, nothing fails but retried ABORTED (deadlocks), and
@@ -334,21 +370,7 @@ async fn transfers_whose_calls_cross_instances_keep_the_total() {
     for instance in &instances {
         clients.push(client(instance).await);
     }
-    let mut first = clients[0].clone();
-    execute(
-        &mut first,
-        "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL)",
-        vec![],
-    )
-    .await
-    .unwrap();
-    execute(
-        &mut first,
-        &format!("INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_{ACCOUNTS}"),
-        vec![],
-    )
-    .await
-    .unwrap();
+    accounts(&mut clients[0].clone(), ACCOUNTS).await;
     let mut workers = Vec::new();
     for worker in 0..CLIENTS {
         let clients = clients.clone();
@@ -365,26 +387,8 @@ async fn transfers_whose_calls_cross_instances_keep_the_total() {
                 let to = (seed / ACCOUNTS + 1) % ACCOUNTS + 1;
                 let to = if to == from { from % ACCOUNTS + 1 } else { to };
                 loop {
-                    let attempt = async {
-                        let tx = next()
-                            .begin(BeginRequest::default())
-                            .await?
-                            .into_inner()
-                            .transaction_id;
-                        for (account, delta) in [(from, -1), (to, 1)] {
-                            next()
-                                .execute(ExecuteRequest {
-                                    sql: "UPDATE accounts SET balance = balance + ? WHERE id = ?"
-                                        .into(),
-                                    params: vec![int(delta), int(account)],
-                                    transaction_id: tx.clone(),
-                                    ..Default::default()
-                                })
-                                .await?;
-                        }
-                        next().commit(CommitRequest { transaction_id: tx }).await?;
-                        Ok::<(), tonic::Status>(())
-                    };
+                    let calls = [next(), next(), next(), next()];
+                    let attempt = transfer_one(calls, from, to);
                     match attempt.await {
                         Ok(()) => break,
                         Err(status) if status.code() == Code::Aborted => retries += 1,
@@ -471,21 +475,7 @@ async fn killing_an_owner_mid_transactions_loses_nothing_half_done() {
     let (_, url) = fresh_database().await;
     let mut instances = fleet(&url, 2, &["--peer-connect-timeout", "1s"]);
     let (a, b) = (client(&instances[0]).await, client(&instances[1]).await);
-    let mut setup = b.clone();
-    execute(
-        &mut setup,
-        "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL)",
-        vec![],
-    )
-    .await
-    .unwrap();
-    execute(
-        &mut setup,
-        &format!("INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_{ACCOUNTS}"),
-        vec![],
-    )
-    .await
-    .unwrap();
+    accounts(&mut b.clone(), ACCOUNTS).await;
     let killed = std::sync::Arc::new(tokio::sync::Notify::new());
     let done_before_kill = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
@@ -502,28 +492,8 @@ async fn killing_an_owner_mid_transactions_loses_nothing_half_done() {
                 let from = (worker as i64 + transfer) % ACCOUNTS + 1;
                 let to = from % ACCOUNTS + 1;
                 // Begun on A while it lives, the rest through B.
-                let mut owner = if owner_dead { b.clone() } else { a.clone() };
-                let mut other = b.clone();
-                let attempt = async {
-                    let tx = owner
-                        .begin(BeginRequest::default())
-                        .await?
-                        .into_inner()
-                        .transaction_id;
-                    for (account, delta) in [(from, -1), (to, 1)] {
-                        other
-                            .execute(ExecuteRequest {
-                                sql: "UPDATE accounts SET balance = balance + ? WHERE id = ?"
-                                    .into(),
-                                params: vec![int(delta), int(account)],
-                                transaction_id: tx.clone(),
-                                ..Default::default()
-                            })
-                            .await?;
-                    }
-                    other.commit(CommitRequest { transaction_id: tx }).await?;
-                    Ok::<(), tonic::Status>(())
-                };
+                let owner = if owner_dead { b.clone() } else { a.clone() };
+                let attempt = transfer_one([owner, b.clone(), b.clone(), b.clone()], from, to);
                 match attempt.await {
                     Ok(()) if owner_dead => after_kill += 1,
                     Ok(()) => {

@@ -120,7 +120,7 @@ impl Replicas {
 
     /// A replica connection for a read whose data may be `max_staleness`
     /// old; `None` when no replica qualifies (read on the primary).
-    pub async fn within_staleness(&self, max_staleness: Duration) -> Option<ReplicaRead> {
+    async fn within_staleness(&self, max_staleness: Duration) -> Option<ReplicaRead> {
         for replica in self.in_rotation() {
             let fresh_enough =
                 matches!(replica.health(), Health::In { lag } if lag <= max_staleness);
@@ -146,7 +146,7 @@ impl Replicas {
     /// names, waiting at most --replica-wait for a replica to apply it;
     /// `None` when none did (read on the primary). A malformed token is the
     /// client's error.
-    pub async fn caught_up_to(&self, token: &str) -> Result<Option<ReplicaRead>, GatewayError> {
+    async fn caught_up_to(&self, token: &str) -> Result<Option<ReplicaRead>, GatewayError> {
         if !is_gtid_list(token) {
             return Err(GatewayError::InvalidRequest(format!(
                 "min_commit_token {token:?} is not a commit token this gateway issued"

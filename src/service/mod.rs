@@ -10,7 +10,7 @@ use crate::{
     api::{self, database_server},
     auth::{Principal, Role},
     config::CallConfig,
-    database::Database,
+    database::{Database, replicas::ReadBound},
     errors::{EndReason, GatewayError},
     fleet::Fleet,
     statement::{self, ResultLimits, Statement, StatementRules},
@@ -109,46 +109,18 @@ impl DatabaseService {
                 "commit needs a transaction: set transaction_id or begin (an autocommit call commits by itself)".into(),
             ));
         }
-        let bound = read_bound(request.read_consistency.as_ref())?;
-        if bound.is_some() && (in_transaction || request.commit) {
-            return Err(GatewayError::InvalidRequest(
-                "read_consistency applies to autocommit reads: leave it unset (or strong) with transaction_id, begin or commit".into(),
-            ));
-        }
-        let mut rules = self.rules(principal, in_transaction);
-        // A read that may go to a replica must be a read, wherever it lands.
-        rules.read_only |= bound.is_some();
-        let statement =
-            Statement::new(&request.sql, &request.params, &rules).map_err(|e| match e {
-                GatewayError::ReadOnlyStatement(why) if bound.is_some() => {
-                    GatewayError::InvalidRequest(format!(
-                        "only reads may set a read_consistency other than strong: {why}"
-                    ))
-                }
-                e => e,
-            })?;
+        let rules = self.rules(principal, in_transaction);
+        let (statement, bound) = checked_statement(&request, rules)?;
         tracing::debug!(sql = statement.sql(), "execute");
-        let replica_read = match bound {
-            None => None,
-            Some(bound) => self.database.replicas().for_read(&bound).await?,
-        };
-        let mut session = match replica_read {
-            Some(read) => Session::Autocommit(crate::database::PooledConn::from_taken(
-                read.conn,
-                &read.backend,
-            )),
-            None => {
-                Session::open(
-                    &self.database,
-                    &self.transactions,
-                    &request.transaction_id,
-                    request.begin.as_ref(),
-                    principal,
-                    statement.plain_read(),
-                )
-                .await?
-            }
-        };
+        let mut session = Session::open_for(
+            &self.database,
+            &self.transactions,
+            &request,
+            principal,
+            statement.plain_read(),
+            bound.as_ref(),
+        )
+        .await?;
         let limits = self.result_limits(request.max_rows);
         let backend = session.backend().clone();
         let outcome = match session.clear_leftovers(statement.reads_leftovers()).await {
@@ -228,6 +200,30 @@ impl DatabaseService {
     }
 }
 
+/// The statement of an Execute or ExecuteStream request, checked against
+/// `rules`, and the replica bound its read_consistency asks for: anything but
+/// strong is for autocommit reads only, wherever the read then lands.
+fn checked_statement(
+    request: &api::ExecuteRequest,
+    mut rules: StatementRules,
+) -> Result<(Statement, Option<ReadBound>), GatewayError> {
+    let bound = read_bound(request.read_consistency.as_ref())?;
+    let in_transaction = !request.transaction_id.is_empty() || request.begin.is_some();
+    if bound.is_some() && (in_transaction || request.commit) {
+        return Err(GatewayError::InvalidRequest(
+            "read_consistency applies to autocommit reads: leave it unset (or strong) with transaction_id, begin or commit".into(),
+        ));
+    }
+    rules.read_only |= bound.is_some();
+    let statement = Statement::new(&request.sql, &request.params, &rules).map_err(|e| match e {
+        GatewayError::ReadOnlyStatement(why) if bound.is_some() => GatewayError::InvalidRequest(
+            format!("only reads may set a read_consistency other than strong: {why}"),
+        ),
+        e => e,
+    })?;
+    Ok((statement, bound))
+}
+
 fn to_proto_duration(duration: std::time::Duration) -> prost_types::Duration {
     prost_types::Duration::try_from(duration).expect("configured durations fit a protobuf Duration")
 }
@@ -293,8 +289,9 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<api::ExecuteResponse>, Status> {
-        let transaction_id = request.get_ref().transaction_id.clone();
-        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
+            // Cloned only when forwarded: the request moves on.
+            let transaction_id = request.get_ref().transaction_id.clone();
             let kind = if request.get_ref().commit {
                 forward::Kind::Commit
             } else {
@@ -307,7 +304,11 @@ impl database_server::Database for DatabaseService {
         }
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
-        let log = RpcLog::start("Execute", &transaction_id, request.metadata());
+        let log = RpcLog::start(
+            "Execute",
+            &request.get_ref().transaction_id,
+            request.metadata(),
+        );
         let request = request.into_inner();
         let work = deadline::within(limit, self.execute(request, &principal));
         serve(log, &principal, |r| r.rows.len() as u64, work).await
@@ -319,8 +320,9 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
-        let transaction_id = request.get_ref().transaction_id.clone();
-        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
+            // Cloned only when forwarded: the request moves on.
+            let transaction_id = request.get_ref().transaction_id.clone();
             let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
                 client.execute_stream(request).await
             };
@@ -339,7 +341,11 @@ impl database_server::Database for DatabaseService {
             ),
         };
         let principal = Principal::of(&request);
-        let log = RpcLog::start("ExecuteStream", &transaction_id, request.metadata());
+        let log = RpcLog::start(
+            "ExecuteStream",
+            &request.get_ref().transaction_id,
+            request.metadata(),
+        );
         let request = request.into_inner();
         let stream = stream::start(
             self.database.clone(),
@@ -373,8 +379,9 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::CommitRequest>,
     ) -> Result<Response<api::CommitResponse>, Status> {
-        let transaction_id = request.get_ref().transaction_id.clone();
-        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
+            // Cloned only when forwarded: the request moves on.
+            let transaction_id = request.get_ref().transaction_id.clone();
             let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
                 client.commit(request).await
             };
@@ -382,7 +389,11 @@ impl database_server::Database for DatabaseService {
             return forward::unary(owner, "Commit", kind, request, &transaction_id, call).await;
         }
         let principal = Principal::of(&request);
-        let log = RpcLog::start("Commit", &transaction_id, request.metadata());
+        let log = RpcLog::start(
+            "Commit",
+            &request.get_ref().transaction_id,
+            request.metadata(),
+        );
         let request = request.into_inner();
         serve(log, &principal, |_| 0, async {
             let token = self
@@ -417,8 +428,9 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::RollbackRequest>,
     ) -> Result<Response<api::RollbackResponse>, Status> {
-        let transaction_id = request.get_ref().transaction_id.clone();
-        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
+            // Cloned only when forwarded: the request moves on.
+            let transaction_id = request.get_ref().transaction_id.clone();
             let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
                 client.rollback(request).await
             };
@@ -426,7 +438,11 @@ impl database_server::Database for DatabaseService {
             return forward::unary(owner, "Rollback", kind, request, &transaction_id, call).await;
         }
         let principal = Principal::of(&request);
-        let log = RpcLog::start("Rollback", &transaction_id, request.metadata());
+        let log = RpcLog::start(
+            "Rollback",
+            &request.get_ref().transaction_id,
+            request.metadata(),
+        );
         let request = request.into_inner();
         serve(log, &principal, |_| 0, async {
             let rolled_back = self
@@ -442,8 +458,9 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteBatchRequest>,
     ) -> Result<Response<api::ExecuteBatchResponse>, Status> {
-        let transaction_id = request.get_ref().transaction_id.clone();
-        if let Some(owner) = self.owner_elsewhere(&request, &transaction_id)? {
+        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
+            // Cloned only when forwarded: the request moves on.
+            let transaction_id = request.get_ref().transaction_id.clone();
             let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
                 client.execute_batch(request).await
             };
@@ -453,7 +470,11 @@ impl database_server::Database for DatabaseService {
         }
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
-        let log = RpcLog::start("ExecuteBatch", &transaction_id, request.metadata());
+        let log = RpcLog::start(
+            "ExecuteBatch",
+            &request.get_ref().transaction_id,
+            request.metadata(),
+        );
         let request = request.into_inner();
         let rows =
             |r: &api::ExecuteBatchResponse| r.results.iter().map(|s| s.rows.len() as u64).sum();

@@ -3,9 +3,9 @@
 use mysql_async::{Conn, consts::StatusFlags, prelude::Queryable};
 
 use crate::{
-    api::TransactionOptions,
+    api::{self, TransactionOptions},
     auth::{Principal, Role},
-    database::{Account, Backend, Database, GiveBack, PooledConn},
+    database::{Account, Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
     errors::GatewayError,
     tasks::Tasks,
     transactions::{Lease, Transactions},
@@ -81,6 +81,34 @@ impl Session {
                 Ok(Session::Autocommit(pooled))
             }
         }
+    }
+
+    /// Opens the session an Execute or ExecuteStream `request` asks for: a
+    /// replica that honours `bound` when there is one, else as [`Session::open`].
+    pub async fn open_for(
+        database: &Database,
+        transactions: &Transactions,
+        request: &api::ExecuteRequest,
+        principal: &Principal,
+        plain_read: bool,
+        bound: Option<&ReadBound>,
+    ) -> Result<Session, GatewayError> {
+        if let Some(bound) = bound
+            && let Some(read) = database.replicas().for_read(bound).await?
+        {
+            let pooled = PooledConn::from_taken(read.conn, &read.backend);
+            return Ok(Session::Autocommit(pooled));
+        }
+        let (transaction_id, begin) = (&request.transaction_id, request.begin.as_ref());
+        Session::open(
+            database,
+            transactions,
+            transaction_id,
+            begin,
+            principal,
+            plain_read,
+        )
+        .await
     }
 
     /// The connection to run on.

@@ -18,15 +18,15 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{ExecuteStreamStream, Session, deadline, status_for};
+use super::{ExecuteStreamStream, Session, checked_statement, deadline, status_for};
 use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
     auth::Principal,
-    database::{Backend, Database, PooledConn},
+    database::{Backend, Database},
     errors::GatewayError,
     statement::{RowConverter, Statement, StatementRules, describe_columns, stop_reading},
     telemetry::RpcLog,
-    transactions::{Transactions, read_bound},
+    transactions::Transactions,
 };
 
 /// Batches in flight between the database task and the client: enough to
@@ -142,42 +142,17 @@ async fn stream_result(
             "commit applies to Execute only: after an ExecuteStream, call Commit".into(),
         ));
     }
-    let bound = read_bound(request.read_consistency.as_ref())?;
-    if bound.is_some() && (!request.transaction_id.is_empty() || request.begin.is_some()) {
-        return Err(GatewayError::InvalidRequest(
-            "read_consistency applies to autocommit reads: leave it unset (or strong) with transaction_id or begin".into(),
-        ));
-    }
-    let mut rules = settings.rules;
-    // A read that may go to a replica must be a read, wherever it lands.
-    rules.read_only |= bound.is_some();
-    let statement = Statement::new(&request.sql, &request.params, &rules).map_err(|e| match e {
-        GatewayError::ReadOnlyStatement(why) if bound.is_some() => GatewayError::InvalidRequest(
-            format!("only reads may set a read_consistency other than strong: {why}"),
-        ),
-        e => e,
-    })?;
+    let (statement, bound) = checked_statement(&request, settings.rules)?;
     tracing::debug!(sql = statement.sql(), "execute stream");
-    let open = async {
-        if let Some(bound) = &bound
-            && let Some(read) = database.replicas().for_read(bound).await?
-        {
-            return Ok(Session::Autocommit(PooledConn::from_taken(
-                read.conn,
-                &read.backend,
-            )));
-        }
-        Session::open(
-            database,
-            transactions,
-            &request.transaction_id,
-            request.begin.as_ref(),
-            principal,
-            // Streams always reset their connection (see below).
-            false,
-        )
-        .await
-    };
+    let open = Session::open_for(
+        database,
+        transactions,
+        &request,
+        principal,
+        // Streams always reset their connection (see below).
+        false,
+        bound.as_ref(),
+    );
     // One deadline for everything until the result starts.
     let start_by = tokio::time::Instant::now() + settings.start_limit;
     let mut session = deadline::until(start_by, settings.start_limit, open).await?;
