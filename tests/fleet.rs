@@ -16,28 +16,13 @@ use tonic::{Code, transport::Channel};
 /// peers and serving metrics on a port of its own (see [`metrics_port`]);
 /// `extra` flags go to every instance.
 fn fleet(url: &str, size: usize, extra: &[&str]) -> Vec<GatewayProcess> {
-    let addresses: Vec<String> = (0..size)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let peers = addresses.join(",");
-    addresses
-        .iter()
-        .map(|address| {
-            let metrics = format!("127.0.0.1:{}", free_port());
-            let mut args = vec![
-                "--database-url",
-                url,
-                "--listen",
-                address,
-                "--peers",
-                &peers,
-                "--metrics-listen",
-                &metrics,
-            ];
-            args.extend_from_slice(extra);
-            GatewayProcess::start(args, &[])
-        })
-        .collect()
+    GatewayProcess::fleet(size, |listen, peers| {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["--database-url", url, "--listen", listen, "--peers", peers];
+        args.extend(["--metrics-listen", &metrics]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect()
+    })
 }
 
 async fn client(instance: &GatewayProcess) -> DatabaseClient<Channel> {

@@ -275,24 +275,13 @@ async fn header_affinity_keeps_a_transaction_on_one_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_serves_a_fleets_transactions() {
     let (_, url) = fresh_database().await;
-    let addresses: Vec<SocketAddr> = (0..2)
-        .map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap())
-        .collect();
-    let peers = format!("{},{}", addresses[0], addresses[1]);
-    let instances: Vec<GatewayProcess> = addresses
+    let instances = GatewayProcess::fleet(2, |listen, peers| {
+        let args = ["--database-url", &url, "--listen", listen, "--peers", peers];
+        args.into_iter().map(String::from).collect()
+    });
+    let addresses: Vec<SocketAddr> = instances
         .iter()
-        .map(|address| {
-            let listen = address.to_string();
-            let args = [
-                "--database-url",
-                &url,
-                "--listen",
-                &listen,
-                "--peers",
-                &peers,
-            ];
-            GatewayProcess::start(args, &[])
-        })
+        .map(|instance| instance.address.parse().unwrap())
         .collect();
     let nginx = Nginx::start(&addresses, "").await;
     let mut client = nginx.client().await;

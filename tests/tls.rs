@@ -179,41 +179,34 @@ async fn tls_fleet(name: &str, pki: &Pki, mutual: bool, extra: &[&str]) -> Vec<G
     let cert = write(&format!("{name}-fleet-cert.pem"), &cert);
     let key = write(&format!("{name}-fleet-key.pem"), &key);
     let ca = write(&format!("{name}-fleet-ca.pem"), &pki.ca_pem);
-    let addresses: Vec<String> = (0..2)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let peers = addresses.join(",");
     let (_, url) = fresh_database().await;
-    addresses
+    GatewayProcess::fleet(2, |listen, peers| {
+        let mut args: Vec<String> = [
+            "--database-url",
+            &url,
+            "--listen",
+            listen,
+            "--peers",
+            peers,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--peer-tls-ca",
+            ca.to_str().unwrap(),
+        ]
         .iter()
-        .map(|address| {
-            let mut args: Vec<String> = [
-                "--database-url",
-                &url,
-                "--listen",
-                address,
-                "--peers",
-                &peers,
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-                "--peer-tls-ca",
-                ca.to_str().unwrap(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            if mutual {
-                args.extend([
-                    "--tls-client-ca".to_string(),
-                    ca.to_str().unwrap().to_string(),
-                ]);
-            }
-            args.extend(extra.iter().map(|s| s.to_string()));
-            GatewayProcess::start(args, &[])
-        })
-        .collect()
+        .map(|s| s.to_string())
+        .collect();
+        if mutual {
+            args.extend([
+                "--tls-client-ca".to_string(),
+                ca.to_str().unwrap().to_string(),
+            ]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

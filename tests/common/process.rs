@@ -29,8 +29,13 @@ impl GatewayProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let (child, address, log, lines) = Self::spawn(args, env);
-        // Keep reading the log, so the process never blocks on a full pipe.
+        let (child, address, log, lines) =
+            Self::spawn(args, env).expect("the gateway logs its address");
+        Self::collecting(child, address, log, lines)
+    }
+
+    /// Keeps reading the log, so the process never blocks on a full pipe.
+    fn collecting(child: Child, address: String, log: String, lines: LogLines) -> GatewayProcess {
         let log = Arc::new(Mutex::new(log));
         let collected = log.clone();
         std::thread::spawn(move || {
@@ -48,6 +53,39 @@ impl GatewayProcess {
         }
     }
 
+    /// `size` gateway processes as one fleet: each listens on a port of its
+    /// own and gets `args(its listen address, the comma-separated peers)`.
+    /// The ports are picked free beforehand (peers must know them before
+    /// anyone starts), so another test may take one meanwhile: an instance
+    /// that exits before it listens makes the whole fleet start again on
+    /// other ports.
+    pub fn fleet(size: usize, args: impl Fn(&str, &str) -> Vec<String>) -> Vec<GatewayProcess> {
+        for _ in 0..5 {
+            let addresses: Vec<String> = (0..size)
+                .map(|_| format!("127.0.0.1:{}", super::free_port()))
+                .collect();
+            let peers = addresses.join(",");
+            let started: Vec<GatewayProcess> = addresses
+                .iter()
+                .map_while(|address| Self::try_start(args(address, &peers), &[]))
+                .collect();
+            if started.len() == size {
+                return started;
+            }
+        }
+        panic!("a fleet of {size} gateways did not start on free ports in 5 attempts");
+    }
+
+    /// Like `start`, but `None` if the process exits before it listens.
+    pub fn try_start<I, S>(args: I, env: &[(&str, &str)]) -> Option<GatewayProcess>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (child, address, log, lines) = Self::spawn(args, env)?;
+        Some(Self::collecting(child, address, log, lines))
+    }
+
     /// Like `start`, but nobody reads its stderr once it listens: the pipe
     /// stays open and fills up, like a log collector that stalled.
     pub fn start_with_stalled_log<I, S>(args: I, env: &[(&str, &str)]) -> GatewayProcess
@@ -55,7 +93,8 @@ impl GatewayProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let (child, address, log, lines) = Self::spawn(args, env);
+        let (child, address, log, lines) =
+            Self::spawn(args, env).expect("the gateway logs its address");
         GatewayProcess {
             child,
             address,
@@ -64,8 +103,9 @@ impl GatewayProcess {
         }
     }
 
-    /// Spawns the process and reads its log until it listens.
-    fn spawn<I, S>(args: I, env: &[(&str, &str)]) -> (Child, String, String, LogLines)
+    /// Spawns the process and reads its log until it listens; `None` (the
+    /// process reaped) if it exits first.
+    fn spawn<I, S>(args: I, env: &[(&str, &str)]) -> Option<(Child, String, String, LogLines)>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -85,7 +125,10 @@ impl GatewayProcess {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut log = String::new();
         let address = loop {
-            let line = lines.next().expect("the gateway logs its address").unwrap();
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return None;
+            };
             log.push_str(&line);
             log.push('\n');
             if line.contains("listening for gRPC") {
@@ -93,7 +136,7 @@ impl GatewayProcess {
                 break line[start..].split('"').next().unwrap().to_string();
             }
         };
-        (child, address, log, lines)
+        Some((child, address, log, lines))
     }
 
     /// The process id.
