@@ -158,7 +158,7 @@ async fn any_instance_serves_any_transaction() {
     );
 }
 
-/// The port `--metrics-listen 127.0.0.1:0` got, from the instance's log.
+/// The instance's metrics port (`--metrics-listen`), from its log.
 fn metrics_port(instance: &GatewayProcess) -> u16 {
     let log = instance.log();
     let line = log
@@ -304,40 +304,127 @@ async fn a_draining_owner_still_serves_its_open_transactions() {
     assert_eq!(count(&url).await, Some(1));
 }
 
-/// Table `accounts` with `count` accounts of balance 1000.
-async fn accounts(client: &mut DatabaseClient<Channel>, count: i64) {
-    let create = "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL)";
-    execute(client, create, vec![]).await.unwrap();
-    let fill = format!("INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_{count}");
-    execute(client, &fill, vec![]).await.unwrap();
-}
-
-/// Moves 1 from account `from` to account `to` in one transaction: Begin
-/// through `calls[0]`, the two UPDATEs through `calls[1]` and `calls[2]`,
-/// Commit through `calls[3]`.
-async fn transfer_one(
-    calls: [DatabaseClient<Channel>; 4],
-    from: i64,
-    to: i64,
-) -> Result<(), tonic::Status> {
-    let [mut begin, mut first, mut second, mut commit] = calls;
-    let tx = begin
-        .begin(BeginRequest::default())
-        .await?
-        .into_inner()
-        .transaction_id;
-    for (client, account, delta) in [(&mut first, from, -1), (&mut second, to, 1)] {
-        client
-            .execute(ExecuteRequest {
-                sql: "UPDATE accounts SET balance = balance + ? WHERE id = ?".into(),
-                params: vec![int(delta), int(account)],
-                transaction_id: tx.clone(),
-                ..Default::default()
-            })
-            .await?;
+/// SIGTERM to one instance of three while 32 clients each have a
+/// transaction open on it, in the middle of a load of transfers: every one
+/// of those transactions finishes through the other instances' forwarding
+/// (no rerun needed), new transactions go to the others, every transfer is
+/// applied exactly once, and the drained instance exits by itself once its
+/// transactions have ended, long before its grace runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_instance_finishes_its_open_transactions_through_the_others() {
+    const CLIENTS: usize = 32;
+    const TRANSFERS: usize = 20;
+    const GRACE: Duration = Duration::from_secs(60);
+    let (_, url) = fresh_database().await;
+    // Room for all 32 transactions open on one instance at once.
+    let room = ["--pool-max", "48", "--max-transactions", "40"];
+    let mut instances = fleet(&url, 3, &[&room[..], &["--shutdown-grace", "60s"]].concat());
+    let mut clients = Vec::new();
+    for instance in &instances {
+        clients.push(client(instance).await);
     }
-    commit.commit(CommitRequest { transaction_id: tx }).await?;
-    Ok(())
+    // Two accounts of its own per client: no lock waits, so no deadlock
+    // victims, and any failure at all is a failure of the drain.
+    create_accounts(&mut clients[1].clone(), 2 * CLIENTS as i64).await;
+    let all_open = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS + 1));
+    let drain_started = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS + 1));
+    let mut workers = Vec::new();
+    for worker in 0..CLIENTS {
+        let clients = clients.clone();
+        let (all_open, drain_started) = (all_open.clone(), drain_started.clone());
+        workers.push(tokio::spawn(async move {
+            let [a, b, c] = [&clients[0], &clients[1], &clients[2]].map(Clone::clone);
+            let (from, to) = (2 * worker as i64 + 1, 2 * worker as i64 + 2);
+            for round in 0..TRANSFERS {
+                if round < TRANSFERS / 2 {
+                    // Before the SIGTERM: calls rotate over all three.
+                    let i = worker + round;
+                    let calls = [0, 1, 2, 3].map(|k| clients[(i + k) % 3].clone());
+                    transfer(calls, from, to).await.expect("before the drain");
+                } else if round == TRANSFERS / 2 {
+                    // Begun on A, half done when A is told to stop, finished
+                    // through B and C.
+                    let mut begin = a.clone();
+                    let tx = begin
+                        .begin(BeginRequest::default())
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .transaction_id;
+                    let mut first = b.clone();
+                    first.execute(move_balance(&tx, from, -1)).await.unwrap();
+                    all_open.wait().await;
+                    drain_started.wait().await;
+                    let mut second = c.clone();
+                    second
+                        .execute(move_balance(&tx, to, 1))
+                        .await
+                        .expect("served through C while its owner drains");
+                    let mut commit = b.clone();
+                    commit
+                        .commit(CommitRequest { transaction_id: tx })
+                        .await
+                        .expect("committed through B while its owner drains");
+                } else {
+                    // After: the balancer sends new work to B and C only.
+                    let (x, y) = if round % 2 == 0 { (&b, &c) } else { (&c, &b) };
+                    let calls = [x.clone(), y.clone(), x.clone(), y.clone()];
+                    transfer(calls, from, to).await.expect("after the drain");
+                }
+            }
+        }));
+    }
+    // (A client that failed before the barrier would leave it waiting.)
+    tokio::time::timeout(Duration::from_secs(60), all_open.wait())
+        .await
+        .expect("every client has a transaction open on A");
+    instances[0].signal("-TERM");
+    let terminated = std::time::Instant::now();
+    let a = clients[0].clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let mut a = a.clone();
+            async move {
+                match a.begin(BeginRequest::default()).await {
+                    Err(status) => status.code() == Code::Unavailable,
+                    // Not draining yet: this probe must not hold A up.
+                    Ok(begun) => {
+                        let transaction_id = begun.into_inner().transaction_id;
+                        a.rollback(RollbackRequest { transaction_id })
+                            .await
+                            .unwrap();
+                        false
+                    }
+                }
+            }
+        })
+        .await,
+        "the terminated instance refuses new transactions"
+    );
+    drain_started.wait().await;
+    for worker in workers {
+        worker.await.expect("a client failed");
+    }
+    let (code, _) = instances.remove(0).exit(GRACE).await;
+    let took = terminated.elapsed();
+    assert_eq!(code, Some(0), "the drained instance exits cleanly");
+    assert!(
+        took < GRACE / 2,
+        "it exits once its transactions end, not at the end of its grace ({took:?})"
+    );
+    // Every transfer was applied exactly once: each client's first account
+    // lost TRANSFERS, its second gained them.
+    let exact = format!(
+        "SELECT COUNT(*) FROM accounts WHERE balance = IF(id % 2 = 1, {}, {})",
+        1000 - TRANSFERS as i64,
+        1000 + TRANSFERS as i64
+    );
+    assert_eq!(query_i64(&url, &exact).await, Some(2 * CLIENTS as i64));
+    let commits = forwarded_calls(&instances, "Commit");
+    assert!(
+        commits >= CLIENTS as f64,
+        "the open transactions were committed through the others: {commits}"
+    );
 }
 
 /// 32 clients × 40 transfers, each call of a transaction sent to the next
@@ -355,59 +442,30 @@ async fn transfers_whose_calls_cross_instances_keep_the_total() {
     for instance in &instances {
         clients.push(client(instance).await);
     }
-    accounts(&mut clients[0].clone(), ACCOUNTS).await;
-    let mut workers = Vec::new();
-    for worker in 0..CLIENTS {
-        let clients = clients.clone();
-        workers.push(tokio::spawn(async move {
-            let mut retries = 0;
-            let mut call = worker;
-            let mut next = || {
-                call += 1;
-                clients[call % clients.len()].clone()
-            };
-            for transfer in 0..TRANSFERS {
-                let seed = (worker * 7919 + transfer * 104_729) as i64;
-                let from = seed % ACCOUNTS + 1;
-                let to = (seed / ACCOUNTS + 1) % ACCOUNTS + 1;
-                let to = if to == from { from % ACCOUNTS + 1 } else { to };
-                loop {
-                    let calls = [next(), next(), next(), next()];
-                    let attempt = transfer_one(calls, from, to);
-                    match attempt.await {
-                        Ok(()) => break,
-                        Err(status) if status.code() == Code::Aborted => retries += 1,
-                        Err(status) => panic!("transfer failed: {status:?}"),
-                    }
-                }
-            }
-            retries
-        }));
-    }
-    let mut retries = 0;
-    for worker in workers {
-        retries += worker.await.expect("a client panicked");
-    }
+    create_accounts(&mut clients[0].clone(), ACCOUNTS).await;
+    let reruns = run_transfers(&clients, CLIENTS, TRANSFERS, ACCOUNTS).await;
     let total = query_i64(&url, "SELECT SUM(balance) FROM accounts").await;
     assert_eq!(
         total,
         Some(ACCOUNTS * 1000),
-        "the total is kept ({retries} retries)"
+        "the total is kept ({reruns} reruns)"
     );
-    let forwarded: f64 = instances
-        .iter()
-        .filter_map(|instance| scrape(metrics_port(instance)))
-        .filter_map(|metrics| {
-            sample(
-                &metrics,
-                r#"sqlgate_forwarded_calls_total{method="Execute",outcome="ok"}"#,
-            )
-        })
-        .sum();
+    let forwarded = forwarded_calls(&instances, "Execute");
     assert!(
         forwarded >= (CLIENTS * TRANSFERS) as f64,
         "calls crossed instances: {forwarded} forwarded Executes"
     );
+}
+
+/// How many `method` calls the instances forwarded successfully, from
+/// their metrics.
+fn forwarded_calls(instances: &[GatewayProcess], method: &str) -> f64 {
+    let series = format!(r#"sqlgate_forwarded_calls_total{{method="{method}",outcome="ok"}}"#);
+    instances
+        .iter()
+        .filter_map(|instance| scrape(metrics_port(instance)))
+        .filter_map(|metrics| sample(&metrics, &series))
+        .sum()
 }
 
 /// A call's W3C `traceparent` puts its trace id on the RPC's log lines, on
@@ -460,7 +518,7 @@ async fn killing_an_owner_mid_transactions_loses_nothing_half_done() {
     let (_, url) = fresh_database().await;
     let mut instances = fleet(&url, 2, &["--peer-connect-timeout", "1s"]);
     let (a, b) = (client(&instances[0]).await, client(&instances[1]).await);
-    accounts(&mut b.clone(), ACCOUNTS).await;
+    create_accounts(&mut b.clone(), ACCOUNTS).await;
     let killed = std::sync::Arc::new(tokio::sync::Notify::new());
     let done_before_kill = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
@@ -471,14 +529,14 @@ async fn killing_an_owner_mid_transactions_loses_nothing_half_done() {
             let mut after_kill = 0;
             let mut owner_dead = false;
             let mut seen = Vec::new();
-            let mut transfer = 0i64;
+            let mut attempts = 0i64;
             while after_kill < 5 {
-                transfer += 1;
-                let from = (worker as i64 + transfer) % ACCOUNTS + 1;
+                attempts += 1;
+                let from = (worker as i64 + attempts) % ACCOUNTS + 1;
                 let to = from % ACCOUNTS + 1;
                 // Begun on A while it lives, the rest through B.
                 let owner = if owner_dead { b.clone() } else { a.clone() };
-                let attempt = transfer_one([owner, b.clone(), b.clone(), b.clone()], from, to);
+                let attempt = transfer([owner, b.clone(), b.clone(), b.clone()], from, to);
                 match attempt.await {
                     Ok(()) if owner_dead => after_kill += 1,
                     Ok(()) => {

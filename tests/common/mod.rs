@@ -5,10 +5,13 @@
 
 mod calls;
 mod process;
+mod transfers;
 #[allow(unused_imports)] // not every test binary uses all of them
 pub use calls::*;
 #[allow(unused_imports)] // not every test binary starts gateway processes
 pub use process::GatewayProcess;
+#[allow(unused_imports)] // only the fleet tests run transfers
+pub use transfers::*;
 
 use std::{
     path::PathBuf,
