@@ -31,7 +31,10 @@ def start_gateway(data_dir, log_path):
     """Starts the gateway; returns (process, "host:port")."""
     process = subprocess.Popen(
         [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "mysql"),
-         "--log-format", "json"],
+         "--log-format", "json",
+         # When the run is interrupted, what is still in flight is the
+         # interrupted run's: no need to wait the default 15 s for it.
+         "--shutdown-grace", "2s"],
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )
     log = open(log_path, "w") if log_path else None
@@ -76,12 +79,14 @@ def wait_ready(address):
 
 def stop_gateway(process):
     if process.poll() is None:
+        started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        print(f"gateway stopped ({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
 
 
 def main(argv):
