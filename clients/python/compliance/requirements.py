@@ -95,6 +95,10 @@ class Requirements(SuiteRequirements):
         return open_()  # the driver's autocommit mode: plain autocommit Execute calls
 
     @property
+    def skip_autocommit_rollback(self):
+        return open_()  # the dialect reports the driver's autocommit (detect_autocommit_setting)
+
+    @property
     def independent_connections(self):
         return open_()
 
@@ -235,6 +239,10 @@ class Requirements(SuiteRequirements):
     @property
     def reflects_pk_names(self):
         return closed()  # MySQL/MariaDB name every primary key "PRIMARY"
+
+    @property
+    def indexes_check_column_order(self):
+        return open_()
 
     @property
     def indexes_with_expressions(self):
