@@ -26,7 +26,6 @@ sys.path.insert(0, PYTHON_DIR)
 BINARY = os.environ.get("SQLGATE_BIN") or os.path.join(PYTHON_DIR, "..", "..", "target", "debug", "sqlgate")
 
 
-
 def start_gateway(data_dir, log_path):
     """Starts the gateway; returns (process, "host:port")."""
     process = subprocess.Popen(
