@@ -39,7 +39,7 @@ What the gateway changes compared with a MySQL driver (see README.md):
 import grpc
 from sqlalchemy import exc, util
 from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.mysql.base import MySQLDialect, MySQLExecutionContext
+from sqlalchemy.dialects.mysql.base import MySQLCompiler, MySQLDialect, MySQLExecutionContext
 from sqlalchemy.dialects.mysql.json import JSON as _MySQLJSON
 from sqlalchemy.dialects.mysql.base import colspecs as _mysql_colspecs
 from sqlalchemy import types as sqltypes
@@ -62,6 +62,16 @@ class _SqlgateJSON(_MySQLJSON):
         return process
 
 
+class SqlgateCompiler(MySQLCompiler):
+    def _format_frame_clause(self, range_, **kw):
+        # The gateway runs every statement as a server-side prepared
+        # statement, and MySQL/MariaDB accept no placeholder in a window
+        # frame (`ROWS BETWEEN ? PRECEDING`: a syntax error; MySQL drivers
+        # that interpolate client-side never send one). The bounds are
+        # integers and part of SQLAlchemy's cache key: render them inline.
+        return super()._format_frame_clause(range_, **{**kw, "literal_binds": True})
+
+
 class SqlgateExecutionContext(MySQLExecutionContext):
     def create_server_side_cursor(self):
         return self._dbapi_connection.cursor(self.dialect.dbapi.SSCursor)
@@ -81,6 +91,7 @@ class SqlgateDialect(MySQLDialect):
     supports_sane_multi_rowcount = False
     default_paramstyle = "qmark"
     execution_ctx_cls = SqlgateExecutionContext
+    statement_compiler = SqlgateCompiler
     colspecs = util.update_copy(_mysql_colspecs, {sqltypes.JSON: _SqlgateJSON})
 
     def __init__(self, implicit_commit_ddl=True, **kwargs):

@@ -39,7 +39,9 @@ def to_value(v):
     if isinstance(v, decimal.Decimal):
         return pb.Value(decimal_value=str(v))
     if isinstance(v, datetime.datetime):
-        return pb.Value(datetime_value=v.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        # Not strftime("%Y"): it does not pad years below 1000 ("1-03-04").
+        # A time zone, if any, is dropped (DATETIME has none).
+        return pb.Value(datetime_value=v.replace(tzinfo=None).isoformat(" ", "microseconds"))
     if isinstance(v, datetime.date):
         return pb.Value(date_value=v.isoformat())
     if isinstance(v, datetime.timedelta):

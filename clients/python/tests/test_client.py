@@ -36,6 +36,19 @@ def test_every_python_type_round_trips(client):
     assert row[11] == '{"k": [1, 2]}'
 
 
+def test_datetimes_before_year_1000_round_trip(client):
+    # The year goes as four digits ("0001-03-04 ..."): strftime("%Y") would
+    # send "1-03-04", which the gateway rejects as a malformed datetime_value.
+    client.execute("CREATE TABLE old_times (id INT PRIMARY KEY, dt DATETIME(6), day DATE)")
+    years = [1, 99, 100, 999, 1000, 1752]
+    for i, year in enumerate(years):
+        client.execute("INSERT INTO old_times VALUES (?, ?, ?)",
+                       [i, datetime.datetime(year, 3, 4, 5, 6, 7, 8), datetime.date(year, 3, 4)])
+    rows = client.execute("SELECT dt, day FROM old_times ORDER BY id").rows
+    assert rows == [(datetime.datetime(y, 3, 4, 5, 6, 7, 8), datetime.date(y, 3, 4)) for y in years]
+    aware = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    assert client.execute("SELECT CAST(? AS DATETIME)", [aware]).rows == [(datetime.datetime(2024, 1, 2, 3, 4, 5),)]
+
 def test_streams_are_counted_exactly(client):
     rows = list(client.stream("SELECT seq FROM seq_1_to_100000"))
     assert len(rows) == 100000

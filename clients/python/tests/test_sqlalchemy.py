@@ -209,6 +209,25 @@ def test_reflection(engine):
             conn.execute(sa.text("DROP TABLE sa_orders"))
 
 
+def test_window_frame_bounds_are_inline_not_placeholders(engine):
+    # A prepared statement takes no placeholder in a window frame (MariaDB
+    # and MySQL: syntax error), so the frame's bounds are rendered inline.
+    seq = sa.table("seq_1_to_10", sa.column("seq"))
+    moving = sa.func.sum(seq.c.seq).over(order_by=seq.c.seq, rows=(-2, 0))
+    following = sa.func.max(seq.c.seq).over(order_by=seq.c.seq, range_=(0, 3))
+    stmt = sa.select(seq.c.seq, moving, following).order_by(seq.c.seq)
+    sql = str(stmt.compile(dialect=engine.dialect))
+    assert "ROWS BETWEEN 2 PRECEDING AND CURRENT ROW" in sql
+    assert "RANGE BETWEEN CURRENT ROW AND 3 FOLLOWING" in sql
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+        assert rows[:4] == [(1, 1, 4), (2, 3, 5), (3, 6, 6), (4, 9, 7)]
+        assert rows[-1] == (10, 27, 10)
+        # different bounds are different statements, not a stale cached one
+        narrower = sa.select(sa.func.sum(seq.c.seq).over(order_by=seq.c.seq, rows=(-1, 0)))
+        assert conn.execute(narrower.order_by(seq.c.seq)).scalars().all()[:3] == [1, 3, 5]
+
+
 BIG = "SELECT seq FROM seq_1_to_100000"
 
 
