@@ -189,6 +189,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Export a span per RPC with OpenTelemetry to this OTLP/gRPC collector,
+    /// e.g. http://localhost:4317 (plaintext gRPC, as to a collector beside
+    /// the gateway; off by default). Spans continue the caller's W3C
+    /// `traceparent`.
+    #[arg(long, env = "SQLGATE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Connect to the database over TLS, verifying its certificate against
     /// this CA (PEM). Use a TCP --database-url (TLS does not apply to unix
     /// sockets).

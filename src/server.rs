@@ -64,6 +64,9 @@ pub enum StartError {
     /// The metrics exporter could not start.
     #[error("cannot serve metrics: {0}")]
     Metrics(String),
+    /// Span export (--otlp-endpoint) could not be set up.
+    #[error("cannot export spans: {0}")]
+    Spans(String),
     /// A TLS file could not be read or used.
     #[error("TLS setup failed: {0}")]
     Tls(String),
@@ -149,6 +152,14 @@ impl Gateway {
                 }
             })
             .collect();
+        let spans = match &config.otlp_endpoint {
+            Some(endpoint) => {
+                let export = crate::telemetry::export_spans(endpoint).map_err(StartError::Spans)?;
+                tracing::info!(%endpoint, "exporting spans over OTLP/gRPC");
+                Some(export)
+            }
+            None => None,
+        };
         let tasks = Tasks::default();
         let database = Database::new(
             &read_write,
@@ -329,6 +340,7 @@ impl Gateway {
             stop_serving,
             end_streams,
             embedded,
+            spans,
             grace: config.shutdown_grace,
         };
         let trigger = shutdown.clone();
@@ -431,6 +443,7 @@ struct Lifecycle {
     stop_serving: Arc<Notify>,
     end_streams: tokio::sync::watch::Sender<bool>,
     embedded: Option<EmbeddedDatabase>,
+    spans: Option<crate::telemetry::SpanExport>,
     grace: Duration,
 }
 
@@ -487,6 +500,10 @@ impl Lifecycle {
             if let Ok(Err(e)) = stopped {
                 tracing::warn!(error = %e, "the private database server did not stop cleanly");
             }
+        }
+        // Last, so that the spans of the calls that ended above go out.
+        if let Some(spans) = self.spans {
+            spans.shut_down().await;
         }
         tracing::info!("shutdown complete");
     }

@@ -16,7 +16,7 @@ use tonic::{Code, transport::Channel};
 /// peers and serving metrics on a port of its own (see [`metrics_port`]);
 /// `extra` flags go to every instance.
 fn fleet(url: &str, size: usize, extra: &[&str]) -> Vec<GatewayProcess> {
-    GatewayProcess::fleet(size, |listen, peers| {
+    GatewayProcess::fleet(size, &[], |listen, peers| {
         let metrics = format!("127.0.0.1:{}", free_port());
         let mut args = vec!["--database-url", url, "--listen", listen, "--peers", peers];
         args.extend(["--metrics-listen", &metrics]);

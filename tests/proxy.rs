@@ -285,7 +285,7 @@ async fn round_robin_serves_a_fleets_transactions() {
     const CLIENTS: usize = 32;
     const TRANSFERS: usize = 40;
     let (_, url) = fresh_database().await;
-    let instances = GatewayProcess::fleet(3, |listen, peers| {
+    let instances = GatewayProcess::fleet(3, &[], |listen, peers| {
         let args = ["--database-url", &url, "--listen", listen, "--peers", peers];
         args.into_iter().map(String::from).collect()
     });

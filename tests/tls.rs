@@ -180,7 +180,7 @@ async fn tls_fleet(name: &str, pki: &Pki, mutual: bool, extra: &[&str]) -> Vec<G
     let key = write(&format!("{name}-fleet-key.pem"), &key);
     let ca = write(&format!("{name}-fleet-ca.pem"), &pki.ca_pem);
     let (_, url) = fresh_database().await;
-    GatewayProcess::fleet(2, |listen, peers| {
+    GatewayProcess::fleet(2, &[], |listen, peers| {
         let mut args: Vec<String> = [
             "--database-url",
             &url,

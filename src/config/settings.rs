@@ -140,6 +140,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The OTLP/gRPC collector spans are exported to, if any.
+    pub otlp_endpoint: Option<String>,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
     /// The fleet this instance belongs to, if --peers is set.
@@ -187,6 +189,16 @@ impl ServeArgs {
             }
         };
         check(self.pool_max > 0, "--pool-max must be at least 1".into());
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let url = endpoint.parse::<tonic::codegen::http::Uri>();
+            check(
+                url.as_ref()
+                    .is_ok_and(|url| url.scheme_str() == Some("http") && url.authority().is_some()),
+                format!(
+                    "--otlp-endpoint must be an http://host:port URL (plaintext OTLP/gRPC), not {endpoint:?}"
+                ),
+            );
+        }
         check(
             self.replica_urls.is_empty() || self.database_url.is_some(),
             "--replica-url needs --database-url (replicas of the private server are not supported)"
@@ -415,6 +427,7 @@ impl ServeArgs {
             },
             log_format: self.log_format,
             metrics_listen: self.metrics_listen,
+            otlp_endpoint: self.otlp_endpoint,
             shutdown_grace: self.shutdown_grace,
             fleet,
         })

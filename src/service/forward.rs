@@ -68,10 +68,9 @@ where
     F: FnOnce(DatabaseClient<Channel>, Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, Status>>,
 {
-    let log = RpcLog::start(method, transaction_id, request.metadata());
-    log.span().record("forwarded_to", owner.to_string());
+    let mut log = RpcLog::start(method, transaction_id, request.metadata());
     let client = DatabaseClient::new(fleet.channel(owner));
-    let result = call(client, outgoing(&fleet, request))
+    let result = call(client, outgoing(&fleet, request, owner, &mut log))
         .await
         .map_err(|status| from_owner(status, owner, kind));
     finish(log, method, &result);
@@ -92,10 +91,9 @@ pub(super) async fn stream<Req>(
         Status,
     >,
 ) -> Result<Response<ExecuteStreamStream>, Status> {
-    let log = RpcLog::start("ExecuteStream", transaction_id, request.metadata());
-    log.span().record("forwarded_to", owner.to_string());
+    let mut log = RpcLog::start("ExecuteStream", transaction_id, request.metadata());
     let client = DatabaseClient::new(fleet.channel(owner));
-    let started = call(client, outgoing(&fleet, request))
+    let started = call(client, outgoing(&fleet, request, owner, &mut log))
         .await
         .map_err(|status| from_owner(status, owner, Kind::Plain));
     finish(log, "ExecuteStream", &started);
@@ -105,9 +103,15 @@ pub(super) async fn stream<Req>(
     Ok(Response::new(Box::pin(passed_on)))
 }
 
-/// The request to send on: the client's metadata and message, its
-/// remaining deadline, and the forwarding mark.
-fn outgoing<T>(fleet: &Fleet, request: Request<T>) -> Request<T> {
+/// The request to send on to `owner`: the client's metadata and message,
+/// its remaining deadline, the forwarding mark, and the trace context of
+/// this call's span (recorded in `log`).
+fn outgoing<T>(
+    fleet: &Fleet,
+    request: Request<T>,
+    owner: SocketAddr,
+    log: &mut RpcLog,
+) -> Request<T> {
     let timeout = deadline::client_timeout(request.metadata());
     let principal = Principal::of(&request);
     let (metadata, _, message) = request.into_parts();
@@ -128,6 +132,7 @@ fn outgoing<T>(fleet: &Fleet, request: Request<T>) -> Request<T> {
         .parse()
         .expect("an address is valid metadata");
     outgoing.metadata_mut().insert(FORWARDED_BY, me);
+    log.forwarded(owner, outgoing.metadata_mut());
     if let Some(timeout) = timeout {
         outgoing.set_timeout(timeout);
     }

@@ -54,12 +54,17 @@ impl GatewayProcess {
     }
 
     /// `size` gateway processes as one fleet: each listens on a port of its
-    /// own and gets `args(its listen address, the comma-separated peers)`.
+    /// own and gets `args(its listen address, the comma-separated peers)`
+    /// and extra environment `env`.
     /// The ports are picked free beforehand (peers must know them before
     /// anyone starts), so another test may take one meanwhile: an instance
     /// that exits before it listens makes the whole fleet start again on
     /// other ports.
-    pub fn fleet(size: usize, args: impl Fn(&str, &str) -> Vec<String>) -> Vec<GatewayProcess> {
+    pub fn fleet(
+        size: usize,
+        env: &[(&str, &str)],
+        args: impl Fn(&str, &str) -> Vec<String>,
+    ) -> Vec<GatewayProcess> {
         for _ in 0..5 {
             let addresses: Vec<String> = (0..size)
                 .map(|_| format!("127.0.0.1:{}", super::free_port()))
@@ -67,7 +72,7 @@ impl GatewayProcess {
             let peers = addresses.join(",");
             let started: Vec<GatewayProcess> = addresses
                 .iter()
-                .map_while(|address| Self::try_start(args(address, &peers), &[]))
+                .map_while(|address| Self::try_start(args(address, &peers), env))
                 .collect();
             if started.len() == size {
                 return started;

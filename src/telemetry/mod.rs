@@ -1,13 +1,19 @@
 //! Logging: text or JSON lines, filtered by `RUST_LOG` (default `info`), and
-//! one span per RPC that ends with a line saying how it went.
+//! one span per RPC that ends with a line saying how it went; the span is
+//! also exported with OpenTelemetry when `--otlp-endpoint` is set (see
+//! [`spans`]).
 //!
 //! Parameter values and passwords are never logged; SQL text only at debug.
 use std::{sync::OnceLock, time::Instant};
 
+use opentelemetry::trace::Span as _;
 use tracing::{Span, field};
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
+
+mod spans;
+pub use spans::{SpanExport, install as export_spans};
 
 /// Most log lines queued for the writer thread; past it, lines are dropped.
 /// (The queue is allocated up front: 64k lines cost 2 MiB of RSS at rest.)
@@ -65,52 +71,21 @@ pub fn dropped_lines() -> u64 {
         .map_or(0, |counter| counter.dropped_lines() as u64)
 }
 
-/// The trace a call belongs to, from its W3C `traceparent` header
-/// (`version-traceid-parentid-flags`, lowercase hex).
-#[derive(Debug, PartialEq, Eq)]
-struct TraceParent<'a> {
-    trace_id: &'a str,
-    parent_id: &'a str,
-}
-
-impl<'a> TraceParent<'a> {
-    /// The header's ids, if it is well formed (W3C Trace Context, level 1:
-    /// version `ff` and all-zero ids are invalid; a later version may add
-    /// fields after the flags).
-    fn parse(header: &'a str) -> Option<TraceParent<'a>> {
-        let mut parts = header.trim().split('-');
-        let (version, trace_id, parent_id, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |text: &str, len: usize| {
-            text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        let well_formed = hex(version, 2)
-            && version != "ff"
-            && (version != "00" || parts.next().is_none())
-            && hex(trace_id, 32)
-            && trace_id.bytes().any(|b| b != b'0')
-            && hex(parent_id, 16)
-            && parent_id.bytes().any(|b| b != b'0')
-            && hex(flags, 2);
-        well_formed.then_some(TraceParent {
-            trace_id,
-            parent_id,
-        })
-    }
-}
-
 /// The span and timer of one RPC.
 pub(crate) struct RpcLog {
     method: &'static str,
     span: Span,
+    /// The span exported over OTLP, when `--otlp-endpoint` is set. Dropped
+    /// unfinished (a cancelled call), it still ends and is exported.
+    exported: Option<spans::ExportedSpan>,
     started: Instant,
 }
 
 impl RpcLog {
     /// Starts the span of an RPC; `transaction_id` may be empty. The call's
-    /// W3C `traceparent` (in `metadata`), when valid, puts its trace id and
-    /// the caller's span id on the span, so that every log line of the call
-    /// carries them.
+    /// W3C `traceparent` (in `metadata`), when valid, makes it part of the
+    /// caller's trace: every log line of the call carries the trace id and
+    /// the caller's span id (and, with spans exported, this call's own).
     pub fn start(
         method: &'static str,
         transaction_id: &str,
@@ -123,22 +98,27 @@ impl RpcLog {
             rows = field::Empty,
             forwarded_to = field::Empty,
             trace_id = field::Empty,
+            span_id = field::Empty,
             parent_span_id = field::Empty,
         );
         if !transaction_id.is_empty() {
             span.record("transaction_id", transaction_id);
         }
-        if let Some(parent) = metadata
-            .get("traceparent")
-            .and_then(|value| value.to_str().ok())
-            .and_then(TraceParent::parse)
-        {
-            span.record("trace_id", parent.trace_id);
-            span.record("parent_span_id", parent.parent_id);
+        let caller = spans::caller(metadata);
+        let exported = spans::start(method, transaction_id, caller.as_ref());
+        if let Some(caller) = &caller {
+            span.record("trace_id", format!("{:032x}", caller.trace_id()));
+            span.record("parent_span_id", format!("{:016x}", caller.span_id()));
+        }
+        if let Some(exported) = &exported {
+            let context = exported.span_context();
+            span.record("trace_id", format!("{:032x}", context.trace_id()));
+            span.record("span_id", format!("{:016x}", context.span_id()));
         }
         RpcLog {
             method,
             span,
+            exported,
             started: Instant::now(),
         }
     }
@@ -148,13 +128,34 @@ impl RpcLog {
         &self.span
     }
 
+    /// Records that the call was forwarded to `owner`, and puts the trace
+    /// context the owner's span continues in its `metadata`: this call's
+    /// exported span, else the caller's own `traceparent`, passed on as is.
+    pub fn forwarded(
+        &mut self,
+        owner: std::net::SocketAddr,
+        metadata: &mut tonic::metadata::MetadataMap,
+    ) {
+        self.span.record("forwarded_to", owner.to_string());
+        if let Some(exported) = &mut self.exported {
+            exported.set_attribute(opentelemetry::KeyValue::new(
+                "sqlgate.forwarded_to",
+                owner.to_string(),
+            ));
+            spans::inject(exported.span_context(), metadata);
+        }
+    }
+
     /// Logs the end of the RPC: its outcome, rows and duration.
-    pub fn finish(self, rows: u64, error: Option<&tonic::Status>) {
+    pub fn finish(mut self, rows: u64, error: Option<&tonic::Status>) {
         let _entered = self.span.enter();
         self.span.record("rows", rows);
         let elapsed = self.started.elapsed();
         let code = error.map_or(tonic::Code::Ok, |status| status.code());
         crate::stats::record_rpc(self.method, code, elapsed);
+        if let Some(exported) = self.exported.take() {
+            spans::end(exported, rows, error);
+        }
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         match error {
             None => tracing::info!(duration_ms, code = "OK", "rpc finished"),
@@ -170,22 +171,30 @@ impl RpcLog {
 
 #[cfg(test)]
 mod tests {
-    use super::TraceParent;
+    use tonic::metadata::MetadataMap;
+
+    use super::spans;
+
+    fn caller(traceparent: &str) -> Option<(String, String)> {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("traceparent", traceparent.parse().unwrap());
+        spans::caller(&metadata).map(|caller| {
+            (
+                format!("{:032x}", caller.trace_id()),
+                format!("{:016x}", caller.span_id()),
+            )
+        })
+    }
 
     #[test]
     fn traceparent_headers_are_read_as_w3c_defines_them() {
         let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(
-            TraceParent::parse(header),
-            Some(TraceParent {
-                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-                parent_id: "00f067aa0ba902b7",
-            })
-        );
-        // A later version may carry more fields.
-        assert!(
-            TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
-                .is_some()
+            caller(header),
+            Some((
+                "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                "00f067aa0ba902b7".into()
+            ))
         );
         for bad in [
             "",
@@ -193,11 +202,14 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9-01",
+            "00-not-a-trace-01",
         ] {
-            assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
+            assert_eq!(caller(bad), None, "{bad:?}");
         }
+        assert_eq!(spans::caller(&MetadataMap::new()), None);
     }
 }
