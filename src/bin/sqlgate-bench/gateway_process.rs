@@ -14,12 +14,8 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts the `sqlgate` binary that sits next to this one.
-    pub fn start(database_url: &str, pool_max: usize) -> std::io::Result<GatewayProcess> {
-        Self::start_with(database_url, pool_max, "127.0.0.1:0", &[])
-    }
-
-    /// Like `start`, listening on `listen`, with `extra` flags (e.g. `--peers`).
+    /// Starts the `sqlgate` binary that sits next to this one, listening on
+    /// `listen`, with `extra` flags (e.g. `--peers`).
     pub fn start_with(
         database_url: &str,
         pool_max: usize,

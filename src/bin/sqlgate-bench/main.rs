@@ -23,6 +23,7 @@ mod replica_reads;
 mod report;
 mod server_counters;
 mod slap;
+mod span_sink;
 mod stream;
 mod workloads;
 
@@ -52,6 +53,10 @@ pub struct Args {
     /// Leave `mariadb-slap` out.
     #[arg(long)]
     no_slap: bool,
+    /// Run the gateway with span export on (`--otlp-endpoint`), to a
+    /// collector in this process that counts the spans.
+    #[arg(long)]
+    gateway_otlp: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -100,7 +100,15 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     setup(&url, &args).await?;
     eprintln!("starting the gateway...");
-    let gateway = GatewayProcess::start(&url, CONCURRENCY)?;
+    let mut span_export = Vec::new();
+    let sink = if args.gateway_otlp {
+        let (sink, endpoint) = crate::span_sink::SpanSink::start().await?;
+        span_export.extend(["--otlp-endpoint".to_string(), endpoint]);
+        Some(sink)
+    } else {
+        None
+    };
+    let gateway = GatewayProcess::start_with(&url, CONCURRENCY, "127.0.0.1:0", &span_export)?;
     let mut channels = Vec::new();
     for _ in 0..CHANNELS {
         channels.push(
@@ -153,6 +161,12 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let rows = bench.all().await;
     report::print(&rows, rest);
+    if let Some(sink) = sink {
+        println!(
+            "\nspans exported by the gateway (--gateway-otlp): {} received",
+            sink.received()
+        );
+    }
     bench.pool.disconnect().await?;
     Ok(())
 }
