@@ -307,3 +307,70 @@ async fn bad_parameters_change_nothing() {
     assert_eq!(error_info(&status).1["errno"], "1048");
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM v").await, Some(0));
 }
+
+/// A decimal parameter is computed with as a decimal, never as a floating
+/// point number: in arithmetic with DECIMAL columns and literals, as a
+/// result of its own, and in a batch; a decimal too large for DECIMAL(65,30)
+/// still works (as text).
+#[tokio::test]
+async fn decimal_parameters_are_exact_in_expressions() {
+    let gateway = TestGateway::start().await;
+    let mut client = gateway.client.clone();
+    let decimal = |text: &str| value(Kind::DecimalValue(text.into()));
+    let exact = |text: &str| Some(Kind::DecimalValue(text.into()));
+    let cell = |response: &sqlgate::api::ExecuteResponse| response.rows[0].values[0].kind.clone();
+    gateway
+        .direct_exec("CREATE TABLE d (id INT PRIMARY KEY, x DECIMAL(10,1))")
+        .await;
+    gateway.direct_exec("INSERT INTO d VALUES (1, 2.9)").await;
+    for (sql, params, expected) in [
+        // A string operand would make these 40.019999999999996...
+        (
+            "SELECT x + ? FROM d",
+            vec![decimal("37.12")],
+            exact("40.02"),
+        ),
+        // ...and 1.2345678901234568e22.
+        (
+            "SELECT CAST(1 AS DECIMAL(30,0)) + ?",
+            vec![decimal("12345678901234567890123")],
+            exact("12345678901234567890124"),
+        ),
+        ("SELECT ?", vec![decimal("15.7563")], exact("15.7563")),
+        (
+            "SELECT ? * ?",
+            vec![decimal("0.1"), decimal("3")],
+            exact("0.3"),
+        ),
+        ("SELECT ? - 0.5", vec![decimal("1.5e-3")], exact("-0.4985")),
+        (
+            "SELECT ? = 0.3",
+            vec![decimal("0.30")],
+            Some(Kind::Int64Value(1)),
+        ),
+    ] {
+        let response = execute(&mut client, sql, params).await.unwrap();
+        assert_eq!(cell(&response), expected, "{sql}");
+    }
+    // Mixed with other parameters, in an UPDATE inside a batch.
+    client
+        .execute_batch(sqlgate::api::ExecuteBatchRequest {
+            statements: vec![sqlgate::api::Statement {
+                sql: "UPDATE d SET x = x + ? WHERE id = ?".into(),
+                params: vec![decimal("0.1"), int(1)],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let response = execute(&mut client, "SELECT x = 3.0 FROM d", vec![])
+        .await
+        .unwrap();
+    assert_eq!(cell(&response), Some(Kind::Int64Value(1)));
+    // Too large for a DECIMAL: sent as text, as before.
+    let huge = format!("1{}", "0".repeat(80));
+    let response = execute(&mut client, "SELECT ? > 0", vec![decimal(&huge)])
+        .await
+        .unwrap();
+    assert_eq!(cell(&response), Some(Kind::Int64Value(1)));
+}

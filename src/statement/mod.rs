@@ -15,6 +15,7 @@ use crate::{
 };
 
 pub mod guard;
+mod typed_params;
 
 /// What a caller's statements must respect.
 #[derive(Debug, Clone, Copy)]
@@ -60,12 +61,13 @@ impl Statement {
                 read_only: rules.read_only,
             },
         )?;
+        let request_params = params;
         let params = params
             .iter()
             .map(values::param_to_mysql)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Statement {
-            sql: checked.sql.to_string(),
+            sql: typed_params::with_decimal_casts(checked.sql, request_params).into_owned(),
             params,
             may_change_identity: checked.may_change_identity,
             reads_leftovers: mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]),

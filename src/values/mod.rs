@@ -44,7 +44,7 @@ mod params;
 
 pub(crate) use cell::{CellKind, approximate_size, cell_to_value};
 pub(crate) use columns::describe_column;
-pub use params::param_to_mysql;
+pub use params::{decimal_scale, param_to_mysql};
 
 #[cfg(test)]
 mod tests;

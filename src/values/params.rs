@@ -75,6 +75,49 @@ fn is_decimal(text: &[u8]) -> bool {
     }
 }
 
+/// The most fractional digits of a DECIMAL (MySQL's limit; MariaDB's is 38).
+const MAX_DECIMAL_SCALE: i64 = 30;
+
+/// The most digits of a DECIMAL.
+const MAX_DECIMAL_PRECISION: i64 = 65;
+
+/// The scale `s` at which a valid `decimal_value` text fits
+/// `DECIMAL(65, s)` exactly: its fractional digits, trailing zeros kept
+/// (`1.50` → 2, `1.5e-3` → 4, `15e2` → 0). `None` when it does not fit
+/// (more than 30 fractional digits, or more than 65 digits in all).
+pub fn decimal_scale(text: &str) -> Option<u32> {
+    let text = text.as_bytes();
+    if !is_decimal(text) {
+        return None;
+    }
+    let unsigned = strip_sign(text);
+    let (mantissa, exponent) = match unsigned.iter().position(|b| matches!(b, b'e' | b'E')) {
+        Some(e) => (&unsigned[..e], &unsigned[e + 1..]),
+        None => (unsigned, &b""[..]),
+    };
+    let exponent: i64 = match exponent {
+        [] => 0,
+        [b'-', digits @ ..] => -i64::from(number(digits).filter(|&e| e <= 9999)?),
+        [b'+', digits @ ..] | digits => i64::from(number(digits).filter(|&e| e <= 9999)?),
+    };
+    let (whole, fraction) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(point) => (&mantissa[..point], &mantissa[point + 1..]),
+        None => (mantissa, &b""[..]),
+    };
+    let digits = (whole.len() + fraction.len()) as i64;
+    // Where the decimal point falls among the digits once the exponent moved it.
+    let point = whole.len() as i64 + exponent;
+    let scale = (digits - point).max(0);
+    let leading_zeros = whole
+        .iter()
+        .chain(fraction)
+        .take_while(|&&b| b == b'0')
+        .count() as i64;
+    let integer_digits = (point - leading_zeros).max(0);
+    (scale <= MAX_DECIMAL_SCALE && integer_digits + scale <= MAX_DECIMAL_PRECISION)
+        .then_some(scale as u32)
+}
+
 fn strip_sign(text: &[u8]) -> &[u8] {
     match text {
         [b'+' | b'-', rest @ ..] => rest,

@@ -135,6 +135,28 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
     Ok(accepted.expect("at least one mode"))
 }
 
+/// The byte offsets of the `?` placeholders of a statement [`check_statement`]
+/// accepted, when every quoting mode reads them at the same places (else
+/// `None`: where the server's `sql_mode` puts them cannot be told).
+pub fn placeholders(sql: &str) -> Option<Vec<usize>> {
+    let mut agreed: Option<Vec<usize>> = None;
+    for mode in modes(sql) {
+        let lexed = lexer::lex(sql, mode).ok()?;
+        let offsets: Vec<usize> = lexed
+            .tokens
+            .iter()
+            .filter(|token| token.is_punct("?"))
+            .map(|token| token.offset)
+            .collect();
+        match &agreed {
+            None => agreed = Some(offsets),
+            Some(first) if *first == offsets => {}
+            Some(_) => return None,
+        }
+    }
+    agreed
+}
+
 fn refuse(message: &str) -> GatewayError {
     GatewayError::InvalidRequest(message.to_string())
 }

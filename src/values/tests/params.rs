@@ -307,3 +307,39 @@ fn date_and_time_parameters() {
         );
     }
 }
+
+#[test]
+fn decimal_scales_are_the_digits_after_the_point() {
+    for (text, scale) in [
+        ("37.12", Some(2)),
+        ("1.50", Some(2)),
+        ("-0", Some(0)),
+        ("+7", Some(0)),
+        (".5", Some(1)),
+        ("000123.40", Some(2)),
+        ("1.5e-3", Some(4)),
+        ("0.0015e3", Some(1)),
+        ("15e2", Some(0)),
+        ("15E+2", Some(0)),
+        ("12345678901234567890123", Some(0)),
+        // 65 digits in all fit; 66 do not.
+        (&"9".repeat(65), Some(0)),
+        (&"9".repeat(66), None),
+        (&format!("{}.{}", "9".repeat(35), "9".repeat(30)), Some(30)),
+        (&format!("{}.{}", "9".repeat(36), "9".repeat(30)), None),
+        // Leading zeros are not digits of the value.
+        (&format!("{}1.5", "0".repeat(70)), Some(1)),
+        // More than 30 fractional digits.
+        (&format!("0.{}", "1".repeat(31)), None),
+        ("1e-31", None),
+        ("1e64", Some(0)),
+        ("1e65", None),
+        ("1e99999", None),
+        // Not decimals at all.
+        ("1.", None),
+        ("abc", None),
+        ("", None),
+    ] {
+        assert_eq!(decimal_scale(text), scale, "{text:?}");
+    }
+}
