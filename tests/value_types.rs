@@ -311,9 +311,9 @@ async fn bad_parameters_change_nothing() {
 /// A decimal parameter is computed with as a decimal, never as a floating
 /// point number: in arithmetic with DECIMAL columns and literals, as a
 /// result of its own, and in a batch; a decimal too large for DECIMAL(65,30)
-/// still works (as text).
+/// still works (as text). A date parameter is a DATE.
 #[tokio::test]
-async fn decimal_parameters_are_exact_in_expressions() {
+async fn decimal_and_date_parameters_keep_their_types_in_expressions() {
     let gateway = TestGateway::start().await;
     let mut client = gateway.client.clone();
     let decimal = |text: &str| value(Kind::DecimalValue(text.into()));
@@ -367,6 +367,19 @@ async fn decimal_parameters_are_exact_in_expressions() {
         .await
         .unwrap();
     assert_eq!(cell(&response), Some(Kind::Int64Value(1)));
+    // A date is a DATE, not a DATETIME at midnight.
+    let date = |text: &str| value(Kind::DateValue(text.into()));
+    let response = execute(
+        &mut client,
+        "SELECT ?, ? + INTERVAL 1 DAY",
+        vec![date("2012-10-15"), date("2012-12-31")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        response.rows[0].values,
+        vec![date("2012-10-15"), date("2013-01-01")]
+    );
     // Too large for a DECIMAL: sent as text, as before.
     let huge = format!("1{}", "0".repeat(80));
     let response = execute(&mut client, "SELECT ? > 0", vec![decimal(&huge)])

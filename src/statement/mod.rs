@@ -67,7 +67,7 @@ impl Statement {
             .map(values::param_to_mysql)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Statement {
-            sql: typed_params::with_decimal_casts(checked.sql, request_params).into_owned(),
+            sql: typed_params::with_typed_placeholders(checked.sql, request_params).into_owned(),
             params,
             may_change_identity: checked.may_change_identity,
             reads_leftovers: mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]),

@@ -23,18 +23,6 @@ KNOWN_FAILURES = [
      "creates a table from that text and the gateway refuses it: a backslash escape reads "
      "differently under NO_BACKSLASH_ESCAPES (INVALID_ARGUMENT, \"the sql ends inside a "
      "quoted string\")"),
-    # -- how the gateway binds parameters
-    (r"^Date(Historic)?Test::test_select_direct$",
-     "the gateway binds a date_value parameter as MYSQL_TYPE_DATETIME, so `SELECT ?` with a "
-     "date returns a DATETIME column: datetime(2012, 10, 15, 0, 0) instead of date(2012, 10, 15)"),
-    (r"^NumericTest::test_decimal_coerce_round_trip$",
-     "the gateway binds a decimal_value parameter as a string (MYSQL_TYPE_VAR_STRING), so "
-     "`SELECT ?` with a Decimal returns a VARCHAR: '15.7563' instead of Decimal('15.7563')"),
-    (r"^NumericTest::test_(enotation_decimal|enotation_decimal_large|many_significant_digits"
-     r"|numeric_as_decimal|numeric_no_decimal|numeric_null_as_decimal|precision_decimal)$",
-     "the gateway binds a decimal_value parameter as a string, so DECIMAL column + Decimal "
-     "parameter is computed as DOUBLE: `x + ?` returns 40.019999999999996 (a float), not "
-     "Decimal('40.020')"),
     # -- MariaDB
     (r"^CTETest::test_values_named_via_cte\[not_literal_binds-",
      "MariaDB bug: in a prepared statement, `WITH cte1(col1, col2) AS (VALUES (?, ?), (?, ?)) "
