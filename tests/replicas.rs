@@ -202,11 +202,22 @@ async fn reads_with_a_commit_token_see_the_write_on_a_replica_or_the_primary() {
     let committed = gateway
         .client
         .clone()
-        .commit(api::CommitRequest { transaction_id: tx })
+        .commit(api::CommitRequest {
+            transaction_id: tx.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(!committed.commit_token.is_empty());
+    // A repeated Commit (a client that lost the answer) gets the same token.
+    let again = gateway
+        .client
+        .clone()
+        .commit(api::CommitRequest { transaction_id: tx })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.commit_token, committed.commit_token);
     let (v, _) = v_and_server(
         &mut client,
         2,

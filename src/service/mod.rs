@@ -159,7 +159,7 @@ impl DatabaseService {
     }
 
     /// Commits `principal`'s transaction `id`; returns its commit token, if
-    /// any (none when it had been committed already).
+    /// any (for one committed already, the token it committed with).
     async fn commit_transaction(
         &self,
         id: &str,
@@ -168,8 +168,10 @@ impl DatabaseService {
         let lease = match self.transactions.checkout(id, principal).await {
             Ok(lease) => lease,
             // Committed already (e.g. by a Commit whose client gave up
-            // waiting): the truth is that it committed.
-            Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => return Ok(None),
+            // waiting): the truth is that it committed, and where.
+            Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => {
+                return Ok(self.transactions.commit_token_of(id, principal));
+            }
             Err(e) => return Err(e),
         };
         // Once sent, COMMIT runs to its end and its outcome is recorded, even

@@ -165,7 +165,7 @@ impl Lease {
                 } else {
                     None
                 };
-                self.mark_ended(EndReason::Committed);
+                self.mark_ended_with(EndReason::Committed, token.as_deref());
                 self.let_go(false, GiveBack::Clean);
                 Ok(token)
             }
@@ -211,10 +211,16 @@ impl Lease {
     }
 
     fn mark_ended(&mut self, reason: EndReason) {
+        self.mark_ended_with(reason, None);
+    }
+
+    /// Like `mark_ended`, remembering the commit token of a commit.
+    fn mark_ended_with(&mut self, reason: EndReason, commit_token: Option<&str>) {
         if let Some(mut guard) = self.guard.take() {
             *guard = TxState::Ended(reason);
         }
-        self.transactions.forget(&self.transaction, reason);
+        self.transactions
+            .forget(&self.transaction, reason, commit_token);
         tracing::debug!(transaction_id = %self.transaction.id, %reason, "transaction ended");
     }
 }

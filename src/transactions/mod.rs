@@ -346,6 +346,13 @@ impl Transactions {
 
     /// Takes the connection of `principal`'s open transaction for one call,
     /// waiting for calls already running on it to finish.
+    /// The commit token `principal`'s transaction `id` committed with, if it
+    /// committed recently (see `tombstones`) and the database has replicas.
+    pub fn commit_token_of(&self, id: &str, principal: &Principal) -> Option<String> {
+        let id = TransactionId::parse(id)?;
+        lock(&self.inner.ended).commit_token(id.as_str(), &principal.name)
+    }
+
     pub async fn checkout(&self, id: &str, principal: &Principal) -> Result<Lease, GatewayError> {
         let transaction = self.find(id, &principal.name)?;
         let mut guard = transaction.state.clone().lock_owned().await;
@@ -474,7 +481,7 @@ impl Transactions {
     ) {
         let state = std::mem::replace(&mut *guard, TxState::Ended(reason));
         drop(guard);
-        self.forget(transaction, reason);
+        self.forget(transaction, reason, None);
         if let TxState::Open(conn) = state {
             tracing::info!(transaction_id = %transaction.id, %reason, "transaction rolled back by the gateway");
             transaction.let_go(conn, true, GiveBack::Clean);
@@ -482,7 +489,7 @@ impl Transactions {
     }
 
     /// Removes an ended transaction from the registry and remembers why it ended.
-    fn forget(&self, transaction: &Transaction, reason: EndReason) {
+    fn forget(&self, transaction: &Transaction, reason: EndReason, commit_token: Option<&str>) {
         transaction.ended.store(true, Ordering::SeqCst);
         crate::stats::record_transaction_end(reason.label());
         lock(&self.inner.open).remove(&transaction.id);
@@ -491,6 +498,7 @@ impl Transactions {
             transaction.id.as_str(),
             &transaction.owner,
             reason,
+            commit_token,
             Instant::now(),
         );
     }
