@@ -8,9 +8,9 @@ use std::time::Duration;
 use common::*;
 use sqlgate::api::{
     self, BeginRequest, CommitRequest, ExecuteBatchRequest, ExecuteRequest, RollbackRequest,
-    database_client::DatabaseClient, execute_stream_response::Part,
+    execute_stream_response::Part,
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 /// A fleet of `size` gateway processes on `url`, each listing all of them as
 /// peers and serving metrics on a port of its own (see [`metrics_port`]);
@@ -25,29 +25,6 @@ fn fleet(url: &str, size: usize, extra: &[&str]) -> Vec<GatewayProcess> {
     })
 }
 
-async fn client(instance: &GatewayProcess) -> DatabaseClient<Channel> {
-    DatabaseClient::connect(format!("http://{}", instance.address))
-        .await
-        .unwrap()
-}
-
-fn statement(sql: &str, transaction_id: &str) -> ExecuteRequest {
-    ExecuteRequest {
-        sql: sql.into(),
-        transaction_id: transaction_id.into(),
-        ..Default::default()
-    }
-}
-
-async fn begin_on(client: &mut DatabaseClient<Channel>) -> String {
-    client
-        .begin(BeginRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .transaction_id
-}
-
 async fn count(url: &str) -> Option<i64> {
     query_i64(url, "SELECT COUNT(*) FROM t").await
 }
@@ -57,9 +34,9 @@ async fn any_instance_serves_any_transaction() {
     let (_, url) = fresh_database().await;
     let instances = fleet(&url, 3, &[]);
     let (mut a, mut b, mut c) = (
-        client(&instances[0]).await,
-        client(&instances[1]).await,
-        client(&instances[2]).await,
+        instances[0].client().await,
+        instances[1].client().await,
+        instances[2].client().await,
     );
     execute(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", vec![])
         .await
@@ -68,7 +45,7 @@ async fn any_instance_serves_any_transaction() {
     // Begun on A: the id names A; B and C forward every call to it.
     let tx = begin_on(&mut a).await;
     assert!(tx.ends_with(&format!("-{}", instances[0].address)), "{tx}");
-    b.execute(statement("INSERT INTO t VALUES (1, 10)", &tx))
+    b.execute(statement_in("INSERT INTO t VALUES (1, 10)", &tx))
         .await
         .expect("Execute through B");
     c.execute_batch(ExecuteBatchRequest {
@@ -82,7 +59,7 @@ async fn any_instance_serves_any_transaction() {
     .await
     .expect("ExecuteBatch through C");
     let mut stream = c
-        .execute_stream(statement("SELECT id FROM t ORDER BY id", &tx))
+        .execute_stream(statement_in("SELECT id FROM t ORDER BY id", &tx))
         .await
         .expect("ExecuteStream through C")
         .into_inner();
@@ -96,7 +73,7 @@ async fn any_instance_serves_any_transaction() {
     assert_eq!(count(&url).await, Some(0), "nothing committed yet");
     // The owner's errors come back as the owner answered them.
     let duplicate = b
-        .execute(statement("INSERT INTO t VALUES (1, 11)", &tx))
+        .execute(statement_in("INSERT INTO t VALUES (1, 11)", &tx))
         .await
         .expect_err("duplicate key");
     assert_eq!(duplicate.code(), Code::AlreadyExists, "{duplicate:?}");
@@ -111,7 +88,7 @@ async fn any_instance_serves_any_transaction() {
     // Rollback through another instance, and a one-call transaction begun
     // on C and committed through A.
     let tx = begin_on(&mut b).await;
-    c.execute(statement("DELETE FROM t", &tx)).await.unwrap();
+    c.execute(statement_in("DELETE FROM t", &tx)).await.unwrap();
     let rolled_back = a
         .rollback(RollbackRequest {
             transaction_id: tx.clone(),
@@ -133,7 +110,7 @@ async fn any_instance_serves_any_transaction() {
         .transaction_id;
     a.execute(ExecuteRequest {
         commit: true,
-        ..statement("UPDATE t SET v = 31 WHERE id = 3", &begun)
+        ..statement_in("UPDATE t SET v = 31 WHERE id = 3", &begun)
     })
     .await
     .expect("Execute with commit through A");
@@ -179,7 +156,7 @@ async fn a_transaction_stays_its_principals_through_any_instance() {
     );
     let tokens = tokens.to_str().unwrap();
     let instances = fleet(&url, 2, &["--auth-tokens-file", tokens]);
-    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let (mut a, mut b) = (instances[0].client().await, instances[1].client().await);
     let tx = a
         .begin(as_caller("alice-token-0123456789", BeginRequest::default()))
         .await
@@ -190,14 +167,14 @@ async fn a_transaction_stays_its_principals_through_any_instance() {
     let refused = b
         .execute(as_caller(
             "bob-token-0123456789",
-            statement("SELECT 1", &tx),
+            statement_in("SELECT 1", &tx),
         ))
         .await
         .expect_err("not bob's");
     assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
     // No token at all: refused before anything is forwarded.
     let anonymous = b
-        .execute(statement("SELECT 1", &tx))
+        .execute(statement_in("SELECT 1", &tx))
         .await
         .expect_err("no token");
     assert_eq!(anonymous.code(), Code::Unauthenticated);
@@ -215,12 +192,12 @@ async fn a_transaction_stays_its_principals_through_any_instance() {
 async fn a_gone_owner_answers_aborted_never_not_found() {
     let (_, url) = fresh_database().await;
     let mut instances = fleet(&url, 2, &["--peer-connect-timeout", "1s"]);
-    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let (mut a, mut b) = (instances[0].client().await, instances[1].client().await);
     execute(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", vec![])
         .await
         .unwrap();
     let tx = begin_on(&mut a).await;
-    b.execute(statement("INSERT INTO t VALUES (1, 1)", &tx))
+    b.execute(statement_in("INSERT INTO t VALUES (1, 1)", &tx))
         .await
         .unwrap();
     // A crashes: the database rolls its transaction back when its
@@ -231,7 +208,7 @@ async fn a_gone_owner_answers_aborted_never_not_found() {
     let _ = owner.exit(Duration::from_secs(10)).await;
     for call in ["Execute", "Commit", "Rollback"] {
         let failed = match call {
-            "Execute" => b.execute(statement("SELECT 1", &tx)).await.map(|_| ()),
+            "Execute" => b.execute(statement_in("SELECT 1", &tx)).await.map(|_| ()),
             "Commit" => b
                 .commit(CommitRequest {
                     transaction_id: tx.clone(),
@@ -262,7 +239,7 @@ async fn a_gone_owner_answers_aborted_never_not_found() {
     // gateway never connects there.
     let crafted = format!("{}-10.255.255.1:50051", "a".repeat(32));
     let not_found = b
-        .execute(statement("SELECT 1", &crafted))
+        .execute(statement_in("SELECT 1", &crafted))
         .await
         .expect_err("unknown");
     assert_eq!(not_found.code(), Code::NotFound, "{not_found:?}");
@@ -272,7 +249,7 @@ async fn a_gone_owner_answers_aborted_never_not_found() {
 async fn a_draining_owner_still_serves_its_open_transactions() {
     let (_, url) = fresh_database().await;
     let instances = fleet(&url, 2, &["--shutdown-grace", "30s"]);
-    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let (mut a, mut b) = (instances[0].client().await, instances[1].client().await);
     execute(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", vec![])
         .await
         .unwrap();
@@ -293,7 +270,7 @@ async fn a_draining_owner_still_serves_its_open_transactions() {
         "a draining instance refuses new transactions"
     );
     // ...while its open one is still served, here through the other instance.
-    b.execute(statement("INSERT INTO t VALUES (1, 1)", &tx))
+    b.execute(statement_in("INSERT INTO t VALUES (1, 1)", &tx))
         .await
         .expect("served while draining");
     b.commit(CommitRequest {
@@ -321,7 +298,7 @@ async fn a_terminated_instance_finishes_its_open_transactions_through_the_others
     let mut instances = fleet(&url, 3, &[&room[..], &["--shutdown-grace", "60s"]].concat());
     let mut clients = Vec::new();
     for instance in &instances {
-        clients.push(client(instance).await);
+        clients.push(instance.client().await);
     }
     // Two accounts of its own per client: no lock waits, so no deadlock
     // victims, and any failure at all is a failure of the drain.
@@ -440,7 +417,7 @@ async fn transfers_whose_calls_cross_instances_keep_the_total() {
     let instances = fleet(&url, 3, &[]);
     let mut clients = Vec::new();
     for instance in &instances {
-        clients.push(client(instance).await);
+        clients.push(instance.client().await);
     }
     create_accounts(&mut clients[0].clone(), ACCOUNTS).await;
     let reruns = run_transfers(&clients, CLIENTS, TRANSFERS, ACCOUNTS).await;
@@ -475,9 +452,9 @@ async fn the_trace_id_follows_a_call_across_instances() {
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     let (_, url) = fresh_database().await;
     let instances = fleet(&url, 2, &[]);
-    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let (mut a, mut b) = (instances[0].client().await, instances[1].client().await);
     let tx = begin_on(&mut a).await;
-    let mut traced = tonic::Request::new(statement("SELECT 1", &tx));
+    let mut traced = tonic::Request::new(statement_in("SELECT 1", &tx));
     traced.metadata_mut().insert(
         "traceparent",
         format!("00-{TRACE_ID}-00f067aa0ba902b7-01")
@@ -497,7 +474,7 @@ async fn the_trace_id_follows_a_call_across_instances() {
         );
     }
     // A malformed traceparent is ignored, not an error.
-    let mut malformed = tonic::Request::new(statement("SELECT 1", &tx));
+    let mut malformed = tonic::Request::new(statement_in("SELECT 1", &tx));
     malformed
         .metadata_mut()
         .insert("traceparent", "00-not-a-trace-01".parse().unwrap());
@@ -517,7 +494,7 @@ async fn killing_an_owner_mid_transactions_loses_nothing_half_done() {
     const CLIENTS: usize = 8;
     let (_, url) = fresh_database().await;
     let mut instances = fleet(&url, 2, &["--peer-connect-timeout", "1s"]);
-    let (a, b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let (a, b) = (instances[0].client().await, instances[1].client().await);
     create_accounts(&mut b.clone(), ACCOUNTS).await;
     let killed = std::sync::Arc::new(tokio::sync::Notify::new());
     let done_before_kill = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -20,8 +20,7 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value::Value as AnyValue,
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
-use sqlgate::api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient};
-use tonic::transport::Channel;
+use sqlgate::api::CommitRequest;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
@@ -137,12 +136,6 @@ impl Collector {
     }
 }
 
-async fn client(instance: &GatewayProcess) -> DatabaseClient<Channel> {
-    DatabaseClient::connect(format!("http://{}", instance.address))
-        .await
-        .unwrap()
-}
-
 /// A call carrying the caller's trace context.
 fn traced<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -156,14 +149,6 @@ fn traced<T>(message: T) -> tonic::Request<T> {
         .metadata_mut()
         .insert("tracestate", "mesh=abc".parse().unwrap());
     request
-}
-
-fn statement(sql: &str, transaction_id: &str) -> ExecuteRequest {
-    ExecuteRequest {
-        sql: sql.into(),
-        transaction_id: transaction_id.into(),
-        ..Default::default()
-    }
 }
 
 /// Each RPC's span continues the caller's trace, with its method, outcome
@@ -180,14 +165,14 @@ async fn rpc_spans_continue_the_callers_trace_across_instances() {
         args.extend(["--otlp-endpoint".into(), endpoint.clone()]);
         args
     });
-    let (mut a, mut b) = (client(&instances[0]).await, client(&instances[1]).await);
+    let (mut a, mut b) = (instances[0].client().await, instances[1].client().await);
 
     // An autocommit call, and one that fails.
-    a.execute(traced(statement("SELECT * FROM seq_1_to_3", "")))
+    a.execute(traced(statement_in("SELECT * FROM seq_1_to_3", "")))
         .await
         .unwrap();
     let failed = a
-        .execute(traced(statement("SELECT * FROM no_such_table", "")))
+        .execute(traced(statement_in("SELECT * FROM no_such_table", "")))
         .await
         .expect_err("no such table");
     let spans = collector.wait_for("sqlgate.v1.Database/Execute", 2).await;
@@ -224,13 +209,10 @@ async fn rpc_spans_continue_the_callers_trace_across_instances() {
     );
 
     // Begun on A, executed through B: B forwards to A.
-    let tx = a
-        .begin(BeginRequest::default())
+    let tx = begin_on(&mut a).await;
+    b.execute(traced(statement_in("SELECT 1", &tx)))
         .await
-        .unwrap()
-        .into_inner()
-        .transaction_id;
-    b.execute(traced(statement("SELECT 1", &tx))).await.unwrap();
+        .unwrap();
     b.commit(CommitRequest { transaction_id: tx })
         .await
         .unwrap();
@@ -276,8 +258,10 @@ async fn queued_spans_go_out_at_shutdown_and_a_dead_collector_costs_nothing() {
     let (_, url) = fresh_database().await;
     let gateway =
         GatewayProcess::start(["--database-url", &url, "--otlp-endpoint", &endpoint], &[]);
-    let mut db = client(&gateway).await;
-    db.execute(traced(statement("SELECT 1", ""))).await.unwrap();
+    let mut db = gateway.client().await;
+    db.execute(traced(statement_in("SELECT 1", "")))
+        .await
+        .unwrap();
     assert_eq!(gateway.stop().await, Some(0));
     let spans = collector.named("sqlgate.v1.Database/Execute");
     assert_eq!(spans.len(), 1, "exported at shutdown: {spans:?}");
@@ -287,9 +271,9 @@ async fn queued_spans_go_out_at_shutdown_and_a_dead_collector_costs_nothing() {
         ["--database-url", &url, "--otlp-endpoint", &nobody],
         QUICK_EXPORT,
     );
-    let mut db = client(&gateway).await;
+    let mut db = gateway.client().await;
     for _ in 0..20 {
-        db.execute(statement("SELECT 1", "")).await.unwrap();
+        db.execute(statement_in("SELECT 1", "")).await.unwrap();
     }
     assert!(
         eventually(Duration::from_secs(15), || async {
@@ -298,7 +282,7 @@ async fn queued_spans_go_out_at_shutdown_and_a_dead_collector_costs_nothing() {
         .await,
         "the failed export is logged"
     );
-    db.execute(statement("SELECT 1", "")).await.unwrap();
+    db.execute(statement_in("SELECT 1", "")).await.unwrap();
     assert_eq!(gateway.stop().await, Some(0));
 }
 

@@ -380,13 +380,7 @@ async fn read_your_writes_through_another_gateway_while_the_replica_lags_or_dies
     };
     let writer = gateway(&[]);
     let reader = gateway(&["--metrics-listen", &metrics]);
-    let connect = |process: &GatewayProcess| {
-        api::database_client::DatabaseClient::connect(format!("http://{}", process.address))
-    };
-    let (mut writes, mut reads) = (
-        connect(&writer).await.unwrap(),
-        connect(&reader).await.unwrap(),
-    );
+    let (mut writes, mut reads) = (writer.client().await, reader.client().await);
     assert!(
         eventually(Duration::from_secs(20), || {
             let mut reads = reads.clone();

@@ -231,11 +231,7 @@ async fn a_tls_fleet_forwards_with_the_callers_token() {
         .unwrap()
         .into_inner()
         .transaction_id;
-    let select = |transaction_id: &str| ExecuteRequest {
-        sql: "SELECT 1".into(),
-        transaction_id: transaction_id.into(),
-        ..Default::default()
-    };
+    let select = |transaction_id: &str| statement_in("SELECT 1", transaction_id);
     b.execute(as_caller("alice-token-0123456789", select(&tx)))
         .await
         .expect("forwarded over TLS");
@@ -268,11 +264,7 @@ async fn a_mutual_tls_fleet_vouches_for_its_callers_and_clients_cannot_forge_it(
         .unwrap()
         .into_inner()
         .transaction_id;
-    let select = |transaction_id: &str| ExecuteRequest {
-        sql: "SELECT 1".into(),
-        transaction_id: transaction_id.into(),
-        ..Default::default()
-    };
+    let select = |transaction_id: &str| statement_in("SELECT 1", transaction_id);
     // Alice through B: B presents the gateway certificate to A and vouches
     // for alice.
     b_as_alice

@@ -6,7 +6,29 @@ use sqlgate::api::{
     self, BeginRequest, CommitRequest, ExecuteRequest, RollbackRequest, TransactionOptions,
 };
 
+use sqlgate::api::database_client::DatabaseClient;
+use tonic::transport::Channel;
+
 use super::TestGateway;
+
+/// A statement inside transaction `transaction_id` (autocommit when empty).
+pub fn statement_in(sql: &str, transaction_id: &str) -> ExecuteRequest {
+    ExecuteRequest {
+        sql: sql.into(),
+        transaction_id: transaction_id.into(),
+        ..Default::default()
+    }
+}
+
+/// Begins a transaction through `client`; panics if Begin fails.
+pub async fn begin_on(client: &mut DatabaseClient<Channel>) -> String {
+    client
+        .begin(BeginRequest::default())
+        .await
+        .expect("Begin succeeds")
+        .into_inner()
+        .transaction_id
+}
 
 /// Begins a transaction; panics if Begin fails.
 pub async fn begin(gateway: &TestGateway, options: Option<TransactionOptions>) -> String {

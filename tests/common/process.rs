@@ -8,6 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sqlgate::api::database_client::DatabaseClient;
+use tonic::transport::Channel;
+
 /// A running `sqlgate serve` (JSON logs, listening on 127.0.0.1:0).
 pub struct GatewayProcess {
     child: Child,
@@ -142,6 +145,13 @@ impl GatewayProcess {
             }
         };
         Some((child, address, log, lines))
+    }
+
+    /// A gRPC client of it (plaintext).
+    pub async fn client(&self) -> DatabaseClient<Channel> {
+        DatabaseClient::connect(format!("http://{}", self.address))
+            .await
+            .expect("the gateway accepts connections")
     }
 
     /// The process id.
