@@ -1,5 +1,5 @@
 """Starts a real gateway (with its own private MariaDB, as tests/conftest.py
-does: --listen 127.0.0.1:0, address from the "listening for gRPC" log line),
+does, with gateway_process.py),
 runs SQLAlchemy's compliance suite against it with pytest, and stops the
 gateway whatever happens.
 
@@ -9,83 +9,25 @@ gateway whatever happens.
 known failures) instead of the whole suite;
 other arguments go to pytest (e.g. -k, -x, -v, a test id). Exits with
 pytest's status."""
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_DIR = os.path.dirname(HERE)
 sys.path.insert(0, PYTHON_DIR)
 
-BINARY = os.environ.get("SQLGATE_BIN") or os.path.join(PYTHON_DIR, "..", "..", "target", "debug", "sqlgate")
-
-
-def start_gateway(data_dir, log_path):
-    """Starts the gateway; returns (process, "host:port")."""
-    process = subprocess.Popen(
-        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "mysql"),
-         "--log-format", "json",
-         # When the run is interrupted, what is still in flight is the
-         # interrupted run's: no need to wait the default 15 s for it.
-         "--shutdown-grace", "2s"],
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-    )
-    log = open(log_path, "w") if log_path else None
-    address = None
-    for line in process.stderr:
-        if log:
-            log.write(line)
-        if "listening for gRPC" in line:
-            address = json.loads(line)["address"]
-            break
-    if not address:
-        process.wait()
-        raise SystemExit(f"the gateway did not start (exit status {process.returncode})")
-
-    def drain():
-        for rest in process.stderr:
-            if log:
-                log.write(rest)
-                log.flush()
-
-    threading.Thread(target=drain, daemon=True).start()
-    return process, address
-
-
-def wait_ready(address):
-    from sqlgate_client import Client
-
-    db = Client(address)
-    deadline = time.monotonic() + 60
-    try:
-        while True:  # ready once the private database answers
-            try:
-                db.execute("SELECT 1")
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    finally:
-        db.close()
+import gateway_process  # noqa: E402  (clients/python, on the path above)
 
 
 def stop_gateway(process):
-    if process.poll() is None:
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(f"gateway stopped ({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    gateway_process.stop(process, within=60)
+    print(f"gateway stopped ({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
 
 
 def main(argv):
@@ -107,8 +49,11 @@ def main(argv):
     data_dir = tempfile.mkdtemp(prefix="sqlgate-sasuite-")
     process = None
     try:
-        process, address = start_gateway(data_dir, log_path)
-        wait_ready(address)
+        log = open(log_path, "w") if log_path else None
+        # When the run is interrupted, what is still in flight is the
+        # interrupted run's: no need to wait the default 15 s for it.
+        process, address = gateway_process.start(data_dir, ["--shutdown-grace", "2s"], log)
+        gateway_process.wait_ready(address, within=60)
         command = [sys.executable, "-m", "pytest", "test_suite.py", "--dburi", f"mysql+sqlgate://{address}/",
                    *argv]
         env = dict(os.environ, SQLGATE_SUITE_CI="1" if ci else "0")
