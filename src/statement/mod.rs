@@ -61,14 +61,13 @@ impl Statement {
                 read_only: rules.read_only,
             },
         )?;
-        let request_params = params;
-        let params = params
+        let converted = params
             .iter()
             .map(values::param_to_mysql)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Statement {
-            sql: typed_params::with_typed_placeholders(checked.sql, request_params).into_owned(),
-            params,
+            sql: typed_params::with_typed_placeholders(checked.sql, params).into_owned(),
+            params: converted,
             may_change_identity: checked.may_change_identity,
             reads_leftovers: mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]),
             plain_read: checked.plain_read,

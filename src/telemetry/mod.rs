@@ -106,14 +106,16 @@ impl RpcLog {
         }
         let caller = spans::caller(metadata);
         let exported = spans::start(method, transaction_id, caller.as_ref());
+        // The exported span continues the caller's trace, or starts one.
+        let own = exported.as_ref().map(|exported| exported.span_context());
+        if let Some(trace) = own.or(caller.as_ref()) {
+            span.record("trace_id", format!("{:032x}", trace.trace_id()));
+        }
         if let Some(caller) = &caller {
-            span.record("trace_id", format!("{:032x}", caller.trace_id()));
             span.record("parent_span_id", format!("{:016x}", caller.span_id()));
         }
-        if let Some(exported) = &exported {
-            let context = exported.span_context();
-            span.record("trace_id", format!("{:032x}", context.trace_id()));
-            span.record("span_id", format!("{:016x}", context.span_id()));
+        if let Some(own) = own {
+            span.record("span_id", format!("{:016x}", own.span_id()));
         }
         RpcLog {
             method,
