@@ -1,8 +1,8 @@
 //! Authentication: bearer tokens from a static token file, and who is calling.
 //!
 //! The file has one `token,principal,role` per line (`#` starts a comment),
-//! like Kubernetes' static token file; roles are `read-only` and
-//! `read-write`. Tokens are kept only as SHA-256 digests and looked up by
+//! like Kubernetes' static token file; roles are `read-only`, `read-write`
+//! and `schema`. Tokens are kept only as SHA-256 digests and looked up by
 //! digest, so no comparison ever touches a token's bytes. SIGHUP reloads the
 //! file without dropping connections; a file that fails to load leaves the
 //! previous tokens in force.
@@ -24,6 +24,11 @@ pub enum Role {
     ReadOnly,
     /// Reads and writes.
     ReadWrite,
+    /// Reads, writes, and installs code: what `read-write` may do, plus
+    /// CREATE/ALTER/DROP of procedures, functions, triggers, events and
+    /// views with a definer, compound `BEGIN … END` bodies, PREPARE and
+    /// EXECUTE IMMEDIATE. Meant for migrations.
+    Schema,
 }
 
 /// Who is calling; carried in each request's extensions.
@@ -257,7 +262,13 @@ fn parse_tokens(text: &str) -> Result<Digests, (usize, &'static str)> {
         let role = match role {
             "read-only" => Role::ReadOnly,
             "read-write" => Role::ReadWrite,
-            _ => return Err((index + 1, "the role must be read-only or read-write")),
+            "schema" => Role::Schema,
+            _ => {
+                return Err((
+                    index + 1,
+                    "the role must be read-only, read-write or schema",
+                ));
+            }
         };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let principal = Principal {
@@ -331,8 +342,10 @@ mod tests {
             parse_tokens("long-enough-token-123,alice,admin")
                 .unwrap_err()
                 .1,
-            "the role must be read-only or read-write"
+            "the role must be read-only, read-write or schema"
         );
+        let schema = parse_tokens("migrations-token-0123456789,migrate,schema").unwrap();
+        assert_eq!(schema.values().next().map(|p| p.role), Some(Role::Schema));
         assert!(
             parse_tokens("long-enough-token-123,a,read-only\nlong-enough-token-123,b,read-only")
                 .is_err()

@@ -139,7 +139,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     /// Static bearer-token file: one `token,principal,role` per line (roles
-    /// read-only, read-write), reloaded on SIGHUP. Without it there is no
+    /// read-only, read-write, schema), reloaded on SIGHUP. Without it there is no
     /// authentication.
     #[arg(long, env = "SQLGATE_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<PathBuf>,
