@@ -138,7 +138,7 @@ async fn run_all(
     let backend = lease.backend().clone();
     for (index, statement) in statements.iter().enumerate() {
         lease
-            .clear_leftovers(statement.reads_leftovers())
+            .before_statement(statement.reads_leftovers(), statement.calls())
             .await
             .map_err(|e| in_batch(index, e))?;
         let result = statement::run_to_completion(

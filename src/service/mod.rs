@@ -123,7 +123,7 @@ impl DatabaseService {
         .await?;
         let limits = self.result_limits(request.max_rows);
         let backend = session.backend().clone();
-        let outcome = match session.clear_leftovers(statement.reads_leftovers()).await {
+        let outcome = match session.before_statement(&statement).await {
             Ok(()) => {
                 statement::run_to_completion(&backend, session.conn(), &statement, limits, &mut 0)
                     .await

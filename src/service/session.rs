@@ -7,6 +7,7 @@ use crate::{
     auth::{Principal, Role},
     database::{Account, Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
     errors::GatewayError,
+    statement::Statement,
     tasks::Tasks,
     transactions::{Lease, Transactions},
 };
@@ -127,13 +128,15 @@ impl Session {
         }
     }
 
-    /// Makes sure a statement reading `FOUND_ROWS()`/`ROW_COUNT()` cannot see
-    /// another client's: on an autocommit connection (every call is the
-    /// first on it), and in a transaction's first statement. Costs a round
-    /// trip only for such statements.
-    pub async fn clear_leftovers(&mut self, reads_leftovers: bool) -> Result<(), GatewayError> {
+    /// Before `statement` runs. Makes sure a statement reading
+    /// `FOUND_ROWS()`/`ROW_COUNT()` cannot see another client's: on an
+    /// autocommit connection (every call is the first on it), and in a
+    /// transaction's first statement; costs a round trip only for such
+    /// statements. In a transaction, a CALL is prepared for the check of
+    /// whether it ended the transaction (see `Lease::before_statement`).
+    pub async fn before_statement(&mut self, statement: &Statement) -> Result<(), GatewayError> {
         match self {
-            Session::Autocommit(pooled) if reads_leftovers => {
+            Session::Autocommit(pooled) if statement.reads_leftovers() => {
                 pooled
                     .conn()
                     .query_drop(crate::transactions::CLEAR_LEFTOVERS)
@@ -141,7 +144,11 @@ impl Session {
                 Ok(())
             }
             Session::Autocommit(_) => Ok(()),
-            Session::Transaction { lease, .. } => lease.clear_leftovers(reads_leftovers).await,
+            Session::Transaction { lease, .. } => {
+                lease
+                    .before_statement(statement.reads_leftovers(), statement.calls())
+                    .await
+            }
         }
     }
 

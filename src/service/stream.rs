@@ -157,7 +157,7 @@ async fn stream_result(
     let start_by = tokio::time::Instant::now() + settings.start_limit;
     let mut session = deadline::until(start_by, settings.start_limit, open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();
-    let outcome = match session.clear_leftovers(statement.reads_leftovers()).await {
+    let outcome = match session.before_statement(&statement).await {
         Ok(()) => {
             send_rows(
                 &mut session,

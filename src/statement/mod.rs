@@ -36,6 +36,7 @@ pub struct Statement {
     params: Vec<mysql_async::Value>,
     may_change_identity: bool,
     plain_read: bool,
+    calls: bool,
     /// See [`Statement::reads_leftovers`]; decided once, not per use.
     reads_leftovers: bool,
 }
@@ -71,14 +72,21 @@ impl Statement {
             may_change_identity: checked.may_change_identity,
             reads_leftovers: mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]),
             plain_read: checked.plain_read,
+            calls: checked.kind == guard::StatementKind::Call,
         })
     }
 
     /// True when the statement may read what the session's previous
     /// statement left (`FOUND_ROWS()`, `ROW_COUNT()`, which even a reset
-    /// keeps): see `Session::clear_leftovers`.
+    /// keeps): see `Session::before_statement`.
     pub fn reads_leftovers(&self) -> bool {
         self.reads_leftovers
+    }
+
+    /// True when the statement is a CALL of a stored procedure, which may
+    /// end the transaction it runs in and begin another.
+    pub fn calls(&self) -> bool {
+        self.calls
     }
 
     /// The SQL text (for debug logs only).

@@ -24,6 +24,9 @@ pub struct Lease {
     transaction: Arc<Transaction>,
     guard: Option<OwnedMutexGuard<TxState>>,
     conn: Option<Conn>,
+    /// The savepoint set before a CALL (see [`Lease::before_statement`]),
+    /// until [`Lease::check_still_open`] looks for it.
+    call_marker: Option<String>,
 }
 
 impl Lease {
@@ -38,6 +41,7 @@ impl Lease {
             transaction,
             guard: Some(guard),
             conn: Some(conn),
+            call_marker: None,
         }
     }
 
@@ -58,18 +62,41 @@ impl Lease {
             .expect("the connection is present until the lease ends")
     }
 
-    /// Before a statement that reads what the session's previous statement
-    /// left (`FOUND_ROWS()`, `ROW_COUNT()`): if it is the transaction's first,
-    /// the previous statement was another client's — neither
-    /// COM_RESET_CONNECTION nor START TRANSACTION clears those — so an empty
-    /// SELECT sets them as a fresh session has them (0 and -1).
-    pub async fn clear_leftovers(&mut self, reads_leftovers: bool) -> Result<(), GatewayError> {
+    /// Before a statement runs in the transaction.
+    ///
+    /// A statement that reads what the session's previous statement left
+    /// (`FOUND_ROWS()`, `ROW_COUNT()`, `reads_leftovers`): if it is the
+    /// transaction's first, the previous statement was another client's —
+    /// neither COM_RESET_CONNECTION nor START TRANSACTION clears those — so
+    /// an empty SELECT sets them as a fresh session has them (0 and -1).
+    ///
+    /// A CALL (`calls`): a procedure may end the transaction and begin
+    /// another (`COMMIT; START TRANSACTION`, DDL, `COMMIT AND CHAIN`,
+    /// `ROLLBACK AND CHAIN`, `SET autocommit=1` then START, in nested
+    /// calls too), which leaves the server "in a transaction": the status
+    /// flag cannot tell. A savepoint with a random name can: every end of a
+    /// transaction drops its savepoints, and the procedure cannot name this
+    /// one. [`Lease::check_still_open`] releases it after the CALL; when it
+    /// is gone, the transaction the gateway began is over.
+    pub async fn before_statement(
+        &mut self,
+        reads_leftovers: bool,
+        calls: bool,
+    ) -> Result<(), GatewayError> {
         let first = !self
             .transaction
             .has_run_statement
             .swap(true, Ordering::SeqCst);
         if reads_leftovers && first {
             self.conn().query_drop(CLEAR_LEFTOVERS).await?;
+        }
+        self.call_marker = None;
+        if calls {
+            let marker = call_marker_name();
+            self.conn()
+                .query_drop(format!("SAVEPOINT {marker}"))
+                .await?;
+            self.call_marker = Some(marker);
         }
         Ok(())
     }
@@ -84,13 +111,26 @@ impl Lease {
     /// Costs nothing after a success (the status comes with the result's
     /// final OK packet); after a failure it costs a COM_PING, because DDL
     /// commits before it runs, even when it then fails.
+    ///
+    /// After a CALL, the savepoint [`Lease::before_statement`] set is
+    /// released (a round trip): when it is gone, the procedure ended the
+    /// transaction, whatever the status flag says.
     pub async fn check_still_open<T>(
         &mut self,
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
+        let marker = self.call_marker.take();
         let known = match &outcome {
             Err(e) if e.ends_transaction() || e.is_deadline() || e.ended_by_statement() => {
                 return outcome;
+            }
+            _ if marker.is_some() => {
+                let marker = marker.expect("checked");
+                return match self.release_call_marker(&marker).await {
+                    Ok(true) => outcome,
+                    Ok(false) => Err(self.ended_by_call(outcome)),
+                    Err(e) => Err(e),
+                };
             }
             Ok(_) => transaction_open(self.conn()),
             Err(_) => None,
@@ -114,6 +154,40 @@ impl Lease {
                 "this statement failed ({e}) after ending the transaction on the database (it commits implicitly before it runs): the transaction's earlier statements were committed, and the transaction is over"
             ),
         }))
+    }
+
+    /// Releases the savepoint set before a CALL: true when it was still
+    /// there (the transaction is the one the gateway began), false when the
+    /// server no longer knows it (the transaction ended in the CALL).
+    async fn release_call_marker(&mut self, marker: &str) -> Result<bool, GatewayError> {
+        match self
+            .conn()
+            .query_drop(format!("RELEASE SAVEPOINT {marker}"))
+            .await
+        {
+            // The status flag too: a transaction that ended without a new
+            // one has no savepoints, but say so for both.
+            Ok(()) => Ok(transaction_open(self.conn()).unwrap_or(false)),
+            // 1305: "SAVEPOINT … does not exist".
+            Err(mysql_async::Error::Server(e)) => {
+                if e.code != 1305 {
+                    tracing::warn!(transaction_id = %self.transaction.id, error = %e, "cannot release the savepoint set before a CALL: taking the transaction as ended");
+                }
+                Ok(false)
+            }
+            Err(e) => Err(GatewayError::Database(e)),
+        }
+    }
+
+    /// The error for a CALL after which the transaction the gateway began
+    /// is gone.
+    fn ended_by_call<T>(&self, outcome: Result<T, GatewayError>) -> GatewayError {
+        tracing::warn!(transaction_id = %self.transaction.id, "a CALL ended the transaction on the database");
+        let what = "the procedure ended the transaction on the database (COMMIT, ROLLBACK, COMMIT or ROLLBACK AND CHAIN, START TRANSACTION, SET autocommit = 1, or a statement that commits implicitly, in it or in a procedure it called): the transaction's earlier statements were committed or rolled back as the procedure did, whatever it ran after that is rolled back, and the transaction is over";
+        GatewayError::TransactionEndedByStatement(match outcome {
+            Ok(_) => format!("this CALL ended the transaction: {what}"),
+            Err(e) => format!("this CALL failed ({e}) after it ended the transaction: {what}"),
+        })
     }
 
     /// Ends the call: the transaction stays open for the next call, unless
@@ -236,6 +310,15 @@ impl Drop for Lease {
         self.mark_ended(EndReason::CallInterrupted);
         self.let_go(false, GiveBack::Running);
     }
+}
+
+/// A savepoint name nobody else can guess (see [`Lease::before_statement`]);
+/// clients' SAVEPOINT names cannot start with `sqlgate_` (see the guard).
+fn call_marker_name() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sqlgate_call_{hex}")
 }
 
 /// A read that returns nothing: afterwards `FOUND_ROWS()` is 0 and

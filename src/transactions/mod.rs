@@ -104,7 +104,7 @@ pub struct Transaction {
     /// Set once a statement that may have changed the connection's default
     /// database or active role ran on it: the connection is restored before reuse.
     identity_in_doubt: AtomicBool,
-    /// Set once a client statement ran in it (see `Lease::clear_leftovers`).
+    /// Set once a client statement ran in it (see `Lease::before_statement`).
     has_run_statement: AtomicBool,
     _slot: OwnedSemaphorePermit,
     _principal: Option<PrincipalPermit>,
