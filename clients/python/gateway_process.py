@@ -14,7 +14,8 @@ BINARY = os.environ.get("SQLGATE_BIN") or os.path.join(HERE, "..", "..", "target
 
 def start(data_dir, extra_args=(), log=None):
     """Starts the gateway with its private database in `data_dir`; returns
-    (process, "host:port"). Its log goes to `log` (a file) if given, else
+    (process, "host:port"); `process.database_socket` is the private
+    server's unix socket (for tests that compare with a MySQL driver). Its log goes to `log` (a file) if given, else
     is read and dropped. Raises RuntimeError if it exits before listening."""
     process = subprocess.Popen(
         [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "mysql"),
@@ -22,9 +23,15 @@ def start(data_dir, extra_args=(), log=None):
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )
     address = None
+    process.database_socket = None  # the private server's unix socket, from its log line
     for line in process.stderr:
         if log:
             log.write(line)
+        if '"socket"' in line and process.database_socket is None:
+            try:
+                process.database_socket = json.loads(line).get("socket")
+            except ValueError:
+                pass
         if "listening for gRPC" in line:
             address = json.loads(line)["address"]
             break

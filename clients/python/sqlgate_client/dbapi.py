@@ -22,6 +22,7 @@ How DB-API maps onto the gateway's RPCs (see README.md):
 """
 import datetime
 import os
+import re
 import time
 
 import grpc
@@ -151,7 +152,17 @@ _ISOLATION_LEVELS = {
     "SERIALIZABLE": pb.ISOLATION_LEVEL_SERIALIZABLE,
 }
 # Reasons under which the transaction the call ran in is over.
-_ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND"}
+_ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND", "TRANSACTION_EXPIRED",
+                   "TRANSACTION_ABORTED", "TRANSACTION_OWNER_UNAVAILABLE"}
+# Statements whose result a plain Cursor may read again through ExecuteStream
+# when Execute refuses it as too large (RESULT_TOO_LARGE): reads, which the
+# refusal (the gateway kills the statement) leaves without effect.
+_READ_KEYWORDS = {"SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "("}
+# Statements a plain Cursor runs through ExecuteStream from the start: they
+# change data and return rows, so they must not run twice.
+_RETURNING = re.compile(r"\bRETURNING\b|^\s*CALL\b", re.IGNORECASE)
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|/\*(?![!M]).*?\*/|(?:--[ \t\x0b\x0c]|#)[^\n]*(?:\n|\Z))*",
+                               re.DOTALL)
 
 
 def _error_class(code, reason, errno, sqlstate):
@@ -192,13 +203,32 @@ def _translate(rpc_error):
     return mapped
 
 
+def _keeps_transaction(error):
+    """Whether the gateway said that the transaction stays open after this
+    error (a statement-level error such as a lock wait timeout, 1205)."""
+    return error.metadata.get("transaction") == "open"
+
+
 def _ends_transaction(error):
-    """Whether a failed call inside a transaction means the transaction is gone."""
-    if error.code == _C.ABORTED or error.reason in _ENDING_REASONS:
+    """Whether a failed call inside a transaction means the transaction is
+    gone, or may be: anything but a statement-level error the gateway
+    answered while keeping the transaction."""
+    if _keeps_transaction(error):
+        return False
+    if error.code in (_C.ABORTED, _C.UNAVAILABLE, _C.UNKNOWN) or error.reason in _ENDING_REASONS:
         return True
     # A cancelled call or a passed deadline stops the statement and rolls the
     # transaction back (not so for the server's own time limit, MYSQL_ERROR).
     return error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED) and error.reason != "MYSQL_ERROR"
+
+
+def _is_read(sql):
+    """Whether sql is a read (SELECT, WITH, SHOW...), after leading comments."""
+    rest = sql[_LEADING_COMMENTS.match(sql).end():]
+    if rest.startswith("("):
+        return True
+    word = re.match(r"[A-Za-z]+", rest)
+    return bool(word) and word.group(0).upper() in _READ_KEYWORDS
 
 
 # ----------------------------------------------------- types and constructors
@@ -333,6 +363,9 @@ class Connection:
         self.isolation_level = isolation_level
         self.read_only = bool(read_only)
         self._transaction_id = None
+        # The error that ended the open transaction on the gateway: every
+        # later call raises until rollback() (see _check_transaction).
+        self._ended_by = None
         self._streaming = None  # an SSCursor whose stream is still open inside the transaction
         self._closed = False
         self.max_batch_statements = MAX_BATCH_STATEMENTS
@@ -396,6 +429,13 @@ class Connection:
         return self._transaction_id
 
     @property
+    def transaction_ended_by(self):
+        """The error that ended the connection's transaction on the gateway
+        (deadlock, expiry, lost connection...), until rollback(); else None.
+        While it is set, every statement and commit() raise."""
+        return self._ended_by
+
+    @property
     def closed(self):
         return self._closed
 
@@ -410,6 +450,7 @@ class Connection:
         whether the work is there before redoing it."""
         self._check_open()
         self._finish_stream()
+        self._check_transaction()
         transaction_id = self._transaction_id
         if not transaction_id:
             return
@@ -420,6 +461,7 @@ class Connection:
         """Rolls the open transaction back (Rollback); a no-op when none is open."""
         self._check_open()
         self._finish_stream(cancel=True)
+        self._ended_by = None  # the transaction is gone already: nothing to roll back
         transaction_id = self._transaction_id
         if not transaction_id:
             return
@@ -467,11 +509,25 @@ class Connection:
             raise _translate(rpc_error) from None
 
     def _failed(self, error, transaction_id):
-        """Bookkeeping after a call in transaction_id failed with error."""
+        """Bookkeeping after a call in transaction_id failed with error: when
+        the error ended the transaction, the connection raises on every later
+        call until rollback(), instead of beginning a new transaction that
+        commit() would commit without the work before the error."""
         if transaction_id and transaction_id == self._transaction_id and _ends_transaction(error):
-            self._transaction_id = None  # the next statement begins a new transaction
-            if error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED):
+            self._transaction_id = None
+            self._ended_by = error
+            if error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED, _C.UNAVAILABLE, _C.UNKNOWN):
                 self._quiet_rollback(transaction_id)  # in case the gateway has not noticed yet
+
+    def _check_transaction(self):
+        """Raises while the transaction is ended by an earlier error."""
+        ended = self._ended_by
+        if ended is not None:
+            raise type(ended)(
+                "the transaction was ended by an earlier error and nothing more can run in it; "
+                f"call rollback() and run the whole transaction again (earlier error: {ended.message})",
+                code=ended.code, reason=ended.reason, errno=ended.errno, sqlstate=ended.sqlstate,
+                metadata=ended.metadata)
 
     def _quiet_rollback(self, transaction_id):
         try:
@@ -490,6 +546,7 @@ class Connection:
 
     def _request(self, sql, params):
         """An ExecuteRequest in the current transaction mode; returns (request, began)."""
+        self._check_transaction()
         request = pb.ExecuteRequest(sql=sql, params=_params(params))
         began = False
         if not self._autocommit:
@@ -544,10 +601,33 @@ class Connection:
             self._transaction_id = header.transaction_id
         return call, header, (None if self._autocommit else self._transaction_id)
 
+    def _read_stream(self, sql, params):
+        """Runs a statement through ExecuteStream and reads all of it (a plain
+        Cursor's result that is too large for Execute); returns
+        (columns, rows, rows_affected, last_insert_id)."""
+        call, header, transaction_id = self._open_stream(sql, params)
+        rows, summary = [], None
+        try:
+            for message in call:
+                part = message.WhichOneof("part")
+                if part == "rows":
+                    rows.extend(_row(r) for r in message.rows.rows)
+                elif part == "summary":
+                    summary = message.summary
+        except grpc.RpcError as rpc_error:
+            error = _translate(rpc_error)
+            if transaction_id is not None:
+                self._failed(error, transaction_id)
+            raise error from None
+        if summary is None:
+            return header.columns, rows, 0, 0
+        return header.columns, rows, summary.rows_affected, summary.last_insert_id
+
     def _execute_batch(self, statements):
         """Runs statements (pb.Statement) with ExecuteBatch; returns their results."""
         self._check_open()
         self._finish_stream()
+        self._check_transaction()
         if not statements:
             return []
         if self._autocommit and self._fits_one_batch(statements):
@@ -584,7 +664,8 @@ class Connection:
                 # all, so that executemany either did everything or nothing.
                 if self._transaction_id == transaction_id:
                     self._transaction_id = None
-                if not _ends_transaction(error) or error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED):
+                if not _ends_transaction(error) or error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED,
+                                                                  _C.UNAVAILABLE, _C.UNKNOWN):
                     self._quiet_rollback(transaction_id)
             else:
                 self._failed(error, transaction_id)
@@ -611,9 +692,15 @@ class Connection:
 # --------------------------------------------------------------------- cursors
 
 class Cursor:
-    """A buffered cursor: each execute() is one Execute call whose whole result
-    is kept (the gateway caps unary results, --max-result-rows 10,000 and
-    --max-result-bytes 4 MiB by default: use SSCursor beyond)."""
+    """A buffered cursor, as PyMySQL's Cursor: execute() reads the whole
+    result into client memory, whatever its size. A statement is one Execute
+    call; when the gateway refuses its result as too large for a unary answer
+    (RESULT_TOO_LARGE: --max-result-rows 10,000, --max-result-bytes 4 MiB by
+    default; the gateway kills the statement), a read (SELECT, WITH, SHOW...)
+    is run again through ExecuteStream and buffered here. Statements that
+    change data and return rows (RETURNING, CALL) go through ExecuteStream
+    from the start, so that they never run twice. SSCursor reads a batch at
+    a time instead of buffering."""
 
     def __init__(self, connection):
         self.connection = connection
@@ -631,7 +718,17 @@ class Cursor:
         """Runs one statement with `?` parameters; returns rowcount."""
         self._check_open()
         self._reset()
-        response = self.connection._execute(sql, params)
+        conn = self.connection
+        if _RETURNING.search(sql):
+            self._set_result(*conn._read_stream(sql, params))
+            return self.rowcount
+        try:
+            response = conn._execute(sql, params)
+        except OperationalError as error:
+            if error.reason != "RESULT_TOO_LARGE" or not _is_read(sql):
+                raise
+            self._set_result(*conn._read_stream(sql, params))
+            return self.rowcount
         self._set_result(response.columns, [_row(r) for r in response.rows],
                          response.rows_affected, response.last_insert_id)
         return self.rowcount

@@ -253,10 +253,6 @@ def test_type_constructors_round_trip(connect):
 
 def test_sscursor_streams_a_large_result_lazily(connect):
     conn = connect(autocommit=True)
-    with pytest.raises(dbapi.OperationalError) as caught:  # too big for a unary Execute
-        conn.cursor().execute("SELECT seq FROM seq_1_to_100000")
-    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and caught.value.reason == "RESULT_TOO_LARGE"
-
     cur = conn.cursor(dbapi.SSCursor)
     cur.execute("SELECT seq FROM seq_1_to_100000")
     assert cur.rowcount == -1 and cur.description[0][0] == "seq"
@@ -363,7 +359,7 @@ def test_programming_and_data_errors(connect):
     conn.rollback()
 
 
-def test_deadlock_victim_begins_a_fresh_transaction(connect):
+def test_deadlock_victim_raises_until_rollback_then_begins_a_fresh_transaction(connect):
     setup = connect(autocommit=True)
     setup.cursor().execute("CREATE TABLE dbapi_dead (id INT PRIMARY KEY, v INT)")
     setup.cursor().execute("INSERT INTO dbapi_dead VALUES (1, 0), (2, 0)")
@@ -391,9 +387,21 @@ def test_deadlock_victim_begins_a_fresh_transaction(connect):
     survivor = b if victim is a else a
     assert isinstance(error, dbapi.OperationalError)
     assert error.code == grpc.StatusCode.ABORTED and error.errno == 1213 and error.sqlstate == "40001"
-    assert victim.transaction_id is None  # forgotten: the gateway rolled it back
+    assert victim.transaction_id is None  # the gateway rolled it back
+    assert victim.transaction_ended_by is error
     survivor.commit()
     cur = victim.cursor()
+    # Never a silent new transaction: every call raises until rollback().
+    for call in (lambda: cur.execute("UPDATE dbapi_dead SET v = v + 1000 WHERE id = 1"),
+                 lambda: cur.executemany("UPDATE dbapi_dead SET v = v + ? WHERE id = 1", [(1000,)]),
+                 lambda: victim.cursor(dbapi.SSCursor).execute("SELECT * FROM dbapi_dead"),
+                 victim.commit):
+        with pytest.raises(dbapi.OperationalError, match="call rollback") as again:
+            call()
+        assert again.value.errno == 1213 and again.value.code == grpc.StatusCode.ABORTED
+    assert victim.ping()  # an autocommit check, outside any transaction
+    victim.rollback()
+    assert victim.transaction_ended_by is None
     cur.execute("UPDATE dbapi_dead SET v = v + 100 WHERE id = 1")  # a fresh transaction
     assert victim.transaction_id not in (None, ids[victim])
     victim.commit()
@@ -449,3 +457,37 @@ def test_ping_leaves_the_transaction_alone(gateway_address, connect):
     with pytest.raises(dbapi.OperationalError) as raised:
         dead.ping()
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_plain_cursor_buffers_results_of_any_size(gateway_address, connect):
+    """As PyMySQL's Cursor: a result over the gateway's unary caps (10,000
+    rows, 4 MiB) is read through ExecuteStream and buffered; reads run again
+    after the refusal, writes that return rows stream from the start (once)."""
+    setup = connect(autocommit=True).cursor()
+    setup.execute("CREATE TABLE dbapi_big (id INT PRIMARY KEY, s VARCHAR(20))")
+    setup.execute("INSERT INTO dbapi_big SELECT seq, CONCAT('s', seq) FROM seq_1_to_30000")
+    recorder = Recorder()
+    channel = grpc.intercept_channel(grpc.insecure_channel(gateway_address), recorder)
+    conn = dbapi.Connection(gateway_address, channel=channel)
+    try:
+        cur = conn.cursor()
+        assert cur.execute("SELECT id, s FROM dbapi_big ORDER BY id") == 30000
+        assert cur.description[1][0] == "s" and cur.rowcount == 30000
+        rows = cur.fetchall()
+        assert len(rows) == 30000 and rows[0] == (1, "s1") and rows[-1] == (30000, "s30000")
+        tx = conn.transaction_id
+        assert tx  # begun inline by the refused Execute's retry, kept
+        cur.execute("/* big */ SELECT seq FROM seq_1_to_12000")
+        assert len(cur.fetchall()) == 12000 and conn.transaction_id == tx
+        # A write returning more rows than the cap streams from the start: it runs once.
+        cur.execute("DELETE FROM dbapi_big WHERE id > 15000 RETURNING id")
+        assert cur.rowcount == 15000 and sorted(cur.fetchall())[0] == (15001,)
+        cur.execute("SELECT COUNT(*) FROM dbapi_big")
+        assert cur.fetchone() == (15000,)
+        conn.rollback()
+        # A non-read refused as too large is not run again.
+        assert [m for m, _ in recorder.calls].count("Execute") == 3  # both big reads, the COUNT
+    finally:
+        conn.close()
+    assert dbapi._is_read("  -- note\n# more\n/* c */ (SELECT 1)") and dbapi._is_read("with x as (select 1) select 1")
+    assert not dbapi._is_read("/*!SELECT*/ DELETE FROM t") and not dbapi._is_read("INSERT INTO t SELECT 1")
