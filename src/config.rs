@@ -43,11 +43,15 @@ pub enum LogFormat {
 /// When a pooled connection may go back without COM_RESET_CONNECTION.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionReuse {
-    /// After an autocommit plain read that provably left the session as it
-    /// found it (the guard's classification and the server's session
-    /// tracking agree): the statement cache stays warm, one round trip per call.
+    /// After an autocommit plain read that the guard's classification and
+    /// the server's session tracking both find clean: the statement cache
+    /// stays warm, one round trip per call. Not sound: a view or a stored
+    /// function can change session state (named locks, LAST_INSERT_ID(expr),
+    /// sequences, user variables set by SELECT … INTO) that neither sees, and
+    /// the next call of the same principal inherits it. Connections still
+    /// never pass between principals without a reset.
     Reads,
-    /// Always reset.
+    /// Always reset (the default).
     Off,
 }
 
@@ -72,9 +76,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_POOL_MIN", default_value_t = 2)]
     pub pool_min: usize,
 
-    /// When a connection may be reused without a reset: `reads` (autocommit
-    /// plain reads that provably changed nothing in the session) or `off`.
-    #[arg(long, env = "SQLGATE_SESSION_REUSE", value_enum, default_value_t = SessionReuse::Reads)]
+    /// When a connection may be reused without a reset: `off` (always reset,
+    /// the default) or `reads` (autocommit plain reads the guard and the
+    /// server's session tracking find clean; unsound against views and
+    /// stored functions, which can hide GET_LOCK, LAST_INSERT_ID(expr),
+    /// sequences and SELECT … INTO @v). Never between two principals.
+    #[arg(long, env = "SQLGATE_SESSION_REUSE", value_enum, default_value_t = SessionReuse::Off)]
     pub session_reuse: SessionReuse,
 
     /// Most connections the pool opens to the database.

@@ -209,9 +209,27 @@ impl Backend {
         }
     }
 
-    /// Takes a connection from the pool, waiting at most the acquire timeout.
-    pub async fn acquire(&self) -> Result<Conn, GatewayError> {
-        match tokio::time::timeout(self.acquire_timeout, self.pool.get_conn()).await {
+    /// Takes a connection from the pool for `principal`, waiting at most the
+    /// acquire timeout.
+    ///
+    /// A connection never passes from one principal to another without a
+    /// reset, whatever `--session-reuse` says: one given back without a reset
+    /// carries the name of the principal that used it (its reuse tag, which
+    /// every reset clears), and is reset here (COM_RESET_CONNECTION) when
+    /// another principal takes it.
+    pub async fn acquire(&self, principal: &str) -> Result<Conn, GatewayError> {
+        let taken = async {
+            let mut conn = self.pool.get_conn().await?;
+            if conn
+                .reuse_tag()
+                .is_some_and(|previous| **previous != *principal)
+            {
+                conn.reset().await?;
+            }
+            conn.set_reuse_tag(None);
+            Ok::<_, mysql_async::Error>(conn)
+        };
+        match tokio::time::timeout(self.acquire_timeout, taken).await {
             Ok(conn) => Ok(conn?),
             Err(_) => Err(GatewayError::PoolExhausted(self.acquire_timeout)),
         }
@@ -238,11 +256,9 @@ impl Backend {
 
     /// Lets go of a connection as `how` says. Never blocks: anything that
     /// needs the database runs in a task of its own.
-    pub fn give_back(&self, mut conn: Conn, how: GiveBack) {
-        if how == GiveBack::Reuse {
-            // For this connection only: every checkout sets the pool's
-            // default (reset) again.
-            conn.reset_connection(false);
+    pub fn give_back(&self, conn: Conn, how: GiveBack) {
+        if let GiveBack::Reuse = how {
+            // Reuse needs the principal's name: see `give_back_unreset`.
             drop(conn);
             return;
         }
@@ -261,13 +277,21 @@ impl Backend {
             .spawn(async move { backend.give_back_now(conn, how).await });
     }
 
+    /// Gives `conn` back without a reset, tagged with the `principal` that
+    /// used it: only that principal gets it again as it is (see `acquire`).
+    fn give_back_unreset(&self, mut conn: Conn, principal: Arc<str>) {
+        conn.set_reuse_tag(Some(principal));
+        // For this connection only: every checkout sets the pool's default
+        // (reset) again.
+        conn.reset_connection(false);
+        drop(conn);
+    }
+
     /// Does what `give_back` decided, waiting for the database.
     pub(crate) async fn give_back_now(&self, mut conn: Conn, how: GiveBack) {
         match how {
-            GiveBack::Reuse => {
-                conn.reset_connection(false);
-                drop(conn);
-            }
+            // Without a principal to tag it with: reset by the pool.
+            GiveBack::Reuse => drop(conn),
             GiveBack::Clean => drop(conn),
             GiveBack::Running => {
                 self.kill_query(conn.id()).await;
@@ -458,26 +482,34 @@ impl Database {
 pub struct PooledConn {
     conn: Option<Conn>,
     backend: Backend,
+    /// Who the connection serves.
+    principal: Arc<str>,
     /// How the connection is to be given back after a completed call.
     after: GiveBack,
 }
 
 impl PooledConn {
-    /// Takes a connection of `backend`'s pool, waiting at most the acquire timeout.
-    pub async fn acquire(backend: &Backend) -> Result<PooledConn, GatewayError> {
+    /// Takes a connection of `backend`'s pool for `principal`, waiting at
+    /// most the acquire timeout.
+    pub async fn acquire(
+        backend: &Backend,
+        principal: &Arc<str>,
+    ) -> Result<PooledConn, GatewayError> {
         Ok(PooledConn {
-            conn: Some(backend.acquire().await?),
+            conn: Some(backend.acquire(principal).await?),
             backend: backend.clone(),
+            principal: principal.clone(),
             after: GiveBack::Clean,
         })
     }
 
-    /// A connection of `backend` taken from its pool already (a replica
-    /// read, caught up as it asked).
-    pub fn from_taken(conn: Conn, backend: &Backend) -> PooledConn {
+    /// A connection of `backend` taken from its pool for `principal` already
+    /// (a replica read, caught up as it asked).
+    pub fn from_taken(conn: Conn, backend: &Backend, principal: &Arc<str>) -> PooledConn {
         PooledConn {
             conn: Some(conn),
             backend: backend.clone(),
+            principal: principal.clone(),
             after: GiveBack::Clean,
         }
     }
@@ -514,7 +546,10 @@ impl PooledConn {
     /// Returns the connection after a call that ran to its end.
     pub fn release(mut self) {
         if let Some(conn) = self.conn.take() {
-            self.backend.give_back(conn, self.after);
+            match self.after {
+                GiveBack::Reuse => self.backend.give_back_unreset(conn, self.principal.clone()),
+                how => self.backend.give_back(conn, how),
+            }
         }
     }
 }

@@ -106,13 +106,19 @@ impl Replicas {
 
     /// A replica connection that honours `bound`; `None` (the primary) when
     /// no replica can, or there are none.
-    pub async fn for_read(&self, bound: &ReadBound) -> Result<Option<ReplicaRead>, GatewayError> {
+    pub async fn for_read(
+        &self,
+        bound: &ReadBound,
+        principal: &str,
+    ) -> Result<Option<ReplicaRead>, GatewayError> {
         if self.replicas.is_empty() {
             return Ok(None);
         }
         let read = match bound {
-            ReadBound::MaxStaleness(staleness) => self.within_staleness(*staleness).await,
-            ReadBound::MinCommitToken(token) => self.caught_up_to(token).await?,
+            ReadBound::MaxStaleness(staleness) => {
+                self.within_staleness(*staleness, principal).await
+            }
+            ReadBound::MinCommitToken(token) => self.caught_up_to(token, principal).await?,
         };
         crate::stats::record_replica_read(if read.is_some() { "replica" } else { "primary" });
         Ok(read)
@@ -120,14 +126,18 @@ impl Replicas {
 
     /// A replica connection for a read whose data may be `max_staleness`
     /// old; `None` when no replica qualifies (read on the primary).
-    async fn within_staleness(&self, max_staleness: Duration) -> Option<ReplicaRead> {
+    async fn within_staleness(
+        &self,
+        max_staleness: Duration,
+        principal: &str,
+    ) -> Option<ReplicaRead> {
         for replica in self.in_rotation() {
             let fresh_enough =
                 matches!(replica.health(), Health::In { lag } if lag <= max_staleness);
             if !fresh_enough {
                 continue;
             }
-            match replica.backend.acquire().await {
+            match replica.backend.acquire(principal).await {
                 Ok(conn) => {
                     return Some(ReplicaRead {
                         backend: replica.backend.clone(),
@@ -146,7 +156,11 @@ impl Replicas {
     /// names, waiting at most --replica-wait for a replica to apply it;
     /// `None` when none did (read on the primary). A malformed token is the
     /// client's error.
-    async fn caught_up_to(&self, token: &str) -> Result<Option<ReplicaRead>, GatewayError> {
+    async fn caught_up_to(
+        &self,
+        token: &str,
+        principal: &str,
+    ) -> Result<Option<ReplicaRead>, GatewayError> {
         if !is_gtid_list(token) {
             return Err(GatewayError::InvalidRequest(format!(
                 "min_commit_token {token:?} is not a commit token this gateway issued"
@@ -155,7 +169,7 @@ impl Replicas {
         let Some(replica) = self.in_rotation().next() else {
             return Ok(None);
         };
-        let mut conn = match replica.backend.acquire().await {
+        let mut conn = match replica.backend.acquire(principal).await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(replica = %replica.name, error = %e, "no connection to a replica");

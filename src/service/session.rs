@@ -66,7 +66,8 @@ impl Session {
                 } else {
                     Account::ReadWrite
                 };
-                let mut pooled = PooledConn::acquire(database.backend(account)).await?;
+                let mut pooled =
+                    PooledConn::acquire(database.backend(account), &principal.name).await?;
                 if plain_read && pooled.session_reuse() && pooled.conn().session_state_changed() {
                     for setup in crate::database::session_tracking_setup() {
                         pooled.conn().query_drop(setup).await?;
@@ -95,9 +96,9 @@ impl Session {
         bound: Option<&ReadBound>,
     ) -> Result<Session, GatewayError> {
         if let Some(bound) = bound
-            && let Some(read) = database.replicas().for_read(bound).await?
+            && let Some(read) = database.replicas().for_read(bound, &principal.name).await?
         {
-            let pooled = PooledConn::from_taken(read.conn, &read.backend);
+            let pooled = PooledConn::from_taken(read.conn, &read.backend, &principal.name);
             return Ok(Session::Autocommit(pooled));
         }
         let (transaction_id, begin) = (&request.transaction_id, request.begin.as_ref());

@@ -298,14 +298,20 @@ impl Transactions {
             ));
         }
         let replica = match &bound {
-            Some(bound) => registry.database.replicas().for_read(bound).await?,
+            Some(bound) => {
+                registry
+                    .database
+                    .replicas()
+                    .for_read(bound, &principal.name)
+                    .await?
+            }
             None => None,
         };
         let (backend, mut conn) = match replica {
             Some(ReplicaRead { backend, conn }) => (backend, conn),
             None => {
                 let backend = registry.database.backend(account).clone();
-                let conn = backend.acquire().await?;
+                let conn = backend.acquire(&principal.name).await?;
                 (backend, conn)
             }
         };

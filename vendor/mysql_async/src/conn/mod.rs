@@ -108,6 +108,9 @@ struct ConnInner {
     /// `SERVER_SESSION_STATE_CHANGED`, cleared by a reset or
     /// `Conn::clear_session_state_changed`.
     session_state_changed: bool,
+    /// sqlgate patch: who last used the session without a reset since it was
+    /// opened or reset; cleared by every reset.
+    reuse_tag: Option<Arc<str>>,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -159,6 +162,7 @@ impl ConnInner {
             status: StatusFlags::empty(),
             last_ok_packet: None,
             session_state_changed: false,
+            reuse_tag: None,
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -280,6 +284,17 @@ impl Conn {
     /// sqlgate patch: clears the flag returned by [`Conn::session_state_changed`].
     pub fn clear_session_state_changed(&mut self) {
         self.inner.session_state_changed = false;
+    }
+
+    /// sqlgate patch: the tag set with [`Conn::set_reuse_tag`] since the connection was
+    /// opened or last reset (`COM_RESET_CONNECTION` or `COM_CHANGE_USER`, also the pool's).
+    pub fn reuse_tag(&self) -> Option<&Arc<str>> {
+        self.inner.reuse_tag.as_ref()
+    }
+
+    /// sqlgate patch: tags the session (e.g. with who used it), until the next reset.
+    pub fn set_reuse_tag(&mut self, tag: Option<Arc<str>>) {
+        self.inner.reuse_tag = tag;
     }
 
     /// Turns on/off automatic connection reset (see [`crate::PoolOpts::with_reset_connection`]).
@@ -1282,6 +1297,7 @@ impl Conn {
             self.routine(routines::ResetRoutine).await?;
             self.inner.stmt_cache.clear();
             self.inner.infile_handler = None;
+            self.inner.reuse_tag = None;
             self.run_setup_commands().await?;
             // sqlgate patch: the session as configured is the baseline, if setup
             // commands configured it (see `Conn::session_state_changed`).
@@ -1325,6 +1341,7 @@ impl Conn {
         let conn_opts = &mut self.inner.opts;
         opts.update_opts(conn_opts);
         self.routine(routines::ChangeUser).await?;
+        self.inner.reuse_tag = None;
         self.inner.stmt_cache.clear();
         self.inner.infile_handler = None;
         self.run_setup_commands().await?;
