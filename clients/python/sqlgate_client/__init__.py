@@ -14,8 +14,9 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_generated"))
 
 from .client import Client, Result, Transaction, TransactionStream  # noqa: E402
-from .errors import SqlgateError, TransactionAborted  # noqa: E402
+from .errors import SqlgateError, TransactionAborted, TransactionEnded  # noqa: E402
+from .retry import RetryPolicy  # noqa: E402
 from .values import Json  # noqa: E402
 
 __all__ = ["Client", "Result", "Transaction", "TransactionStream", "SqlgateError",
-           "TransactionAborted", "Json"]
+           "TransactionAborted", "TransactionEnded", "RetryPolicy", "Json"]

@@ -9,14 +9,14 @@ same value conversion and the same `transaction(fn)` retry helper.
     await db.transaction(transfer)
 """
 import asyncio
-import random
 
 import grpc
 from sqlgate.v1 import sqlgate_pb2 as pb
 from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc
 
 from .client import _consistency, _options, _result
-from .errors import TransactionAborted, from_rpc_error
+from .errors import SqlgateError, TransactionEnded, ends_transaction, from_rpc_error
+from .retry import policy_for
 from .values import from_value, to_value
 
 
@@ -80,23 +80,31 @@ class AsyncClient:
         ])
         return [_result(r) for r in (await self._call("ExecuteBatch", request)).results]
 
-    async def transaction(self, fn, *, retries=10, isolation=None, read_only=False):
-        """Runs `await fn(tx)` in a transaction and commits; reruns all of it on
-        ABORTED (deadlock, lock wait timeout, expired), up to `retries` times;
-        rolls back and re-raises anything else (cancellation included)."""
-        for attempt in range(retries + 1):
-            tx = AsyncTransaction(self, await self.begin(isolation, read_only))
+    async def transaction(self, fn, *, policy=None, retries=None, isolation=None, read_only=False):
+        """Runs `await fn(tx)` in a transaction and commits; reruns all of it
+        when it fails retryably, with the jittered exponential back-off of
+        `policy` (see Client.transaction and RetryPolicy: default 25 runs at
+        most); rolls back and re-raises anything else (cancellation included)."""
+        policy = policy_for(retries, policy)
+        for run in range(1, policy.attempts + 1):
+            tx = None
             try:
+                tx = AsyncTransaction(self, await self.begin(isolation, read_only))
                 value = await fn(tx)
+                if tx.ended_by is not None:
+                    raise TransactionEnded(tx.ended_by)
                 await self.commit(tx.id)
                 return value
-            except TransactionAborted:
-                await self._quiet_rollback(tx.id)
-                if attempt == retries:
+            except SqlgateError as error:
+                if tx is not None:
+                    await asyncio.shield(self._quiet_rollback(tx.id))
+                cause = error.cause if isinstance(error, TransactionEnded) else error
+                if run == policy.attempts or not policy.retryable(cause):
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                await asyncio.sleep(policy.delay(run))
             except BaseException:
-                await asyncio.shield(self._quiet_rollback(tx.id))
+                if tx is not None:
+                    await asyncio.shield(self._quiet_rollback(tx.id))
                 raise
 
     async def _quiet_rollback(self, transaction_id):
@@ -117,14 +125,36 @@ class AsyncClient:
 
 
 class AsyncTransaction:
-    """An open transaction, as handed to AsyncClient.transaction(fn)."""
+    """An open transaction, as handed to AsyncClient.transaction(fn); like
+    Transaction, it raises TransactionEnded on every call once an error ended
+    the transaction (`ended_by`)."""
 
     def __init__(self, client, transaction_id):
         self._client = client
         self.id = transaction_id
+        self.ended_by = None
+
+    def _check(self):
+        if self.ended_by is not None:
+            raise TransactionEnded(self.ended_by)
+
+    def _failed(self, error):
+        if ends_transaction(error):
+            self.ended_by = error
 
     async def execute(self, sql, params=()):
-        return await self._client.execute(sql, params, transaction_id=self.id)
+        self._check()
+        try:
+            return await self._client.execute(sql, params, transaction_id=self.id)
+        except SqlgateError as error:
+            self._failed(error)
+            raise
 
-    def stream(self, sql, params=()):
-        return self._client.stream(sql, params, transaction_id=self.id)
+    async def stream(self, sql, params=()):
+        self._check()
+        try:
+            async for row in self._client.stream(sql, params, transaction_id=self.id):
+                yield row
+        except SqlgateError as error:
+            self._failed(error)
+            raise

@@ -1,7 +1,6 @@
 """The client: Execute, ExecuteStream, Begin/Commit/Rollback, ExecuteBatch, and
 `transaction(fn)`, which reruns fn on ABORTED as sqlgate's README asks."""
 import queue
-import random
 import time
 from dataclasses import dataclass, field
 
@@ -11,7 +10,8 @@ from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc
 
 from google.protobuf import duration_pb2
 
-from .errors import TransactionAborted, from_rpc_error, from_status
+from .errors import SqlgateError, TransactionEnded, ends_transaction, from_rpc_error, from_status
+from .retry import policy_for
 from .values import from_value, to_value
 
 _ISOLATION = {
@@ -122,23 +122,36 @@ class Client:
         ])
         return [_result(r) for r in self._call("ExecuteBatch", request).results]
 
-    def transaction(self, fn, *, retries=10, isolation=None, read_only=False):
-        """Runs fn(tx) in a transaction and commits; reruns all of it on ABORTED
-        (deadlock, lock wait timeout, expired), up to `retries` times; rolls back
-        and re-raises anything else."""
-        for attempt in range(retries + 1):
-            tx = Transaction(self, self.begin(isolation, read_only))
+    def transaction(self, fn, *, policy=None, retries=None, isolation=None, read_only=False):
+        """Runs fn(tx) in a transaction and commits. When the transaction fails
+        retryably (ABORTED: deadlock, expiry...; a lock wait timeout 1205; the
+        gateway's TOO_MANY_TRANSACTIONS / POOL_EXHAUSTED refusals), it is
+        rolled back and all of fn runs again after a jittered exponential
+        back-off, up to `policy.attempts` runs (RetryPolicy; default 25 runs,
+        0.01 s doubling to 1 s; `retries=n` means n reruns); then the last
+        error is raised. Anything else rolls back and is re-raised. If fn
+        catches an error that ended the transaction and returns, the helper
+        does not commit: it counts as that error (TransactionEnded)."""
+        policy = policy_for(retries, policy)
+        for run in range(1, policy.attempts + 1):
+            tx = None
             try:
+                tx = Transaction(self, self.begin(isolation, read_only))
                 value = fn(tx)
+                if tx.ended_by is not None:
+                    raise TransactionEnded(tx.ended_by)
                 self.commit(tx.id)
                 return value
-            except TransactionAborted:
-                self._quiet_rollback(tx.id)
-                if attempt == retries:
+            except SqlgateError as error:
+                if tx is not None:
+                    self._quiet_rollback(tx.id)
+                cause = error.cause if isinstance(error, TransactionEnded) else error
+                if run == policy.attempts or not policy.retryable(cause):
                     raise
-                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                time.sleep(policy.delay(run))
             except BaseException:
-                self._quiet_rollback(tx.id)
+                if tx is not None:
+                    self._quiet_rollback(tx.id)
                 raise
 
     def _quiet_rollback(self, transaction_id):
@@ -152,17 +165,38 @@ class Client:
 
 
 class Transaction:
-    """An open transaction, as handed to transaction(fn)."""
+    """An open transaction, as handed to transaction(fn). Once a call fails
+    with an error that ends the transaction (see errors.ends_transaction),
+    `ended_by` is that error and every later call raises TransactionEnded."""
 
     def __init__(self, client, transaction_id):
         self._client = client
         self.id = transaction_id
+        self.ended_by = None
+
+    def _check(self):
+        if self.ended_by is not None:
+            raise TransactionEnded(self.ended_by)
+
+    def _failed(self, error):
+        if ends_transaction(error):
+            self.ended_by = error
 
     def execute(self, sql, params=()):
-        return self._client.execute(sql, params, transaction_id=self.id)
+        self._check()
+        try:
+            return self._client.execute(sql, params, transaction_id=self.id)
+        except SqlgateError as error:
+            self._failed(error)
+            raise
 
     def stream(self, sql, params=()):
-        return self._client.stream(sql, params, transaction_id=self.id)
+        self._check()
+        try:
+            yield from self._client.stream(sql, params, transaction_id=self.id)
+        except SqlgateError as error:
+            self._failed(error)
+            raise
 
 
 class TransactionStream:

@@ -32,6 +32,7 @@ import grpc
 from sqlgate.v1 import sqlgate_pb2 as pb  # noqa: E402
 from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc  # noqa: E402
 
+from .errors import ends_transaction as _ends_transaction  # noqa: E402
 from .errors import from_rpc_error  # noqa: E402
 from .values import from_value, to_value  # noqa: E402
 
@@ -151,9 +152,6 @@ _ISOLATION_LEVELS = {
     "REPEATABLE READ": pb.ISOLATION_LEVEL_REPEATABLE_READ,
     "SERIALIZABLE": pb.ISOLATION_LEVEL_SERIALIZABLE,
 }
-# Reasons under which the transaction the call ran in is over.
-_ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND", "TRANSACTION_EXPIRED",
-                   "TRANSACTION_ABORTED", "TRANSACTION_OWNER_UNAVAILABLE"}
 # Statements whose result a plain Cursor may read again through ExecuteStream
 # when Execute refuses it as too large (RESULT_TOO_LARGE): reads, which the
 # refusal (the gateway kills the statement) leaves without effect.
@@ -201,25 +199,6 @@ def _translate(rpc_error):
                   metadata=error.metadata)
     mapped.__cause__ = None
     return mapped
-
-
-def _keeps_transaction(error):
-    """Whether the gateway said that the transaction stays open after this
-    error (a statement-level error such as a lock wait timeout, 1205)."""
-    return error.metadata.get("transaction") == "open"
-
-
-def _ends_transaction(error):
-    """Whether a failed call inside a transaction means the transaction is
-    gone, or may be: anything but a statement-level error the gateway
-    answered while keeping the transaction."""
-    if _keeps_transaction(error):
-        return False
-    if error.code in (_C.ABORTED, _C.UNAVAILABLE, _C.UNKNOWN) or error.reason in _ENDING_REASONS:
-        return True
-    # A cancelled call or a passed deadline stops the statement and rolls the
-    # transaction back (not so for the server's own time limit, MYSQL_ERROR).
-    return error.code in (_C.DEADLINE_EXCEEDED, _C.CANCELLED) and error.reason != "MYSQL_ERROR"
 
 
 def _is_read(sql):

@@ -58,3 +58,42 @@ def from_rpc_error(error: grpc.RpcError) -> SqlgateError:
                 reason, metadata = info.reason, dict(info.metadata)
     kind = TransactionAborted if error.code() == grpc.StatusCode.ABORTED else SqlgateError
     return kind(error.code(), error.details(), reason, metadata)
+
+
+# Reasons under which the transaction the call ran in is over.
+_ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND", "TRANSACTION_EXPIRED",
+                   "TRANSACTION_ABORTED", "TRANSACTION_OWNER_UNAVAILABLE"}
+
+
+def keeps_transaction(error):
+    """Whether the gateway said that the transaction stays open after this
+    error (a statement-level error such as a lock wait timeout, 1205)."""
+    return error.metadata.get("transaction") == "open"
+
+
+def ends_transaction(error):
+    """Whether a failed call inside a transaction means the transaction is
+    gone, or may be: anything but a statement-level error the gateway
+    answered while keeping the transaction. `error` is a SqlgateError or a
+    DB-API error (code, reason, metadata)."""
+    if keeps_transaction(error):
+        return False
+    code = error.code
+    if code in (grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
+        return True
+    if error.reason in _ENDING_REASONS:
+        return True
+    # A cancelled call or a passed deadline stops the statement and rolls the
+    # transaction back (not so for the server's own time limit, MYSQL_ERROR).
+    return code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED) and error.reason != "MYSQL_ERROR"
+
+
+class TransactionEnded(SqlgateError):
+    """A call on a transaction that an earlier error already ended: nothing
+    more can run in it; roll back and run the whole transaction again."""
+
+    def __init__(self, cause):
+        super().__init__(cause.code, "the transaction was ended by an earlier error and nothing more can "
+                         f"run in it; run the whole transaction again (earlier error: {cause.message})",
+                         cause.reason, cause.metadata)
+        self.cause = cause
