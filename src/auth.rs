@@ -41,11 +41,13 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The caller when authentication is off.
+    /// The caller when authentication is off. Every caller is then this
+    /// one principal, so there are no roles to keep apart: it has the
+    /// schema role (it may install code, as before roles existed).
     pub fn anonymous() -> Principal {
         Principal {
             name: "".into(),
-            role: Role::ReadWrite,
+            role: Role::Schema,
         }
     }
 

@@ -14,6 +14,7 @@ const RULES: StatementRules = StatementRules {
     max_params: 4096,
     read_only: false,
     in_transaction: false,
+    schema: false,
 };
 
 fn any_kind() -> impl Strategy<Value = Kind> {
@@ -77,8 +78,10 @@ proptest! {
     fn the_guard_never_panics(sql in ".{0,200}") {
         for in_transaction in [false, true] {
             for read_only in [false, true] {
-                let context = guard::GuardContext { in_transaction, read_only };
-                let _ = guard::check_statement(&sql, context);
+                for schema in [false, true] {
+                    let context = guard::GuardContext { in_transaction, read_only, schema };
+                    let _ = guard::check_statement(&sql, context);
+                }
             }
         }
     }

@@ -244,6 +244,7 @@ async fn accepted_statements_keep_the_transaction_and_the_session() {
     let context = GuardContext {
         in_transaction: true,
         read_only: false,
+        schema: false,
     };
     let (mut accepted, mut refused, mut ran_cleanly) = (0, 0, 0);
     for _ in 0..2000 {

@@ -14,10 +14,11 @@ use tonic::{Code, Request, transport::Channel};
 const READER: &str = "reader-token-0123456789abcdef";
 const WRITER: &str = "writer-token-0123456789abcdef";
 const OTHER_WRITER: &str = "other-writer-0123456789abcdef";
+const MIGRATOR: &str = "migrator-token-0123456789abcdef";
 
 fn tokens() -> String {
     format!(
-        "# test tokens\n{READER},alice,read-only\n{WRITER},bob,read-write\n{OTHER_WRITER},carol,read-write\n"
+        "# test tokens\n{READER},alice,read-only\n{WRITER},bob,read-write\n{OTHER_WRITER},carol,read-write\n{MIGRATOR},dave,schema\n"
     )
 }
 
@@ -146,6 +147,73 @@ async fn read_only_principals_cannot_write() {
         .await
         .unwrap();
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
+}
+
+#[tokio::test]
+async fn only_the_schema_role_installs_code() {
+    let gateway = secured_gateway("schema_role").await;
+    let mut client = gateway.client.clone();
+    run(&mut client, WRITER, "CREATE TABLE t (id INT)")
+        .await
+        .unwrap();
+    let code = [
+        "CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); END",
+        "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = NEW.id * 10; END",
+        "CREATE PROCEDURE q() EXECUTE IMMEDIATE 'SELECT 1'",
+        "CREATE VIEW v AS SELECT id FROM t",
+    ];
+    for text in code {
+        for token in [WRITER, READER] {
+            let status = run(&mut client, token, text).await.unwrap_err();
+            assert_eq!(status.code(), Code::PermissionDenied, "{text}: {status:?}");
+        }
+        let status = run(&mut client, WRITER, text).await.unwrap_err();
+        assert_eq!(error_info(&status).0, "STATEMENT_NOT_ALLOWED", "{text}");
+        assert!(
+            status.message().contains("schema role"),
+            "{}",
+            status.message()
+        );
+    }
+    let routines = gateway
+        .direct_i64(
+            "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()",
+        )
+        .await;
+    assert_eq!(routines, Some(0), "nothing was installed");
+    // The schema role installs them, compound bodies included; the others use them.
+    for text in code {
+        run(&mut client, MIGRATOR, text).await.unwrap();
+    }
+    run(&mut client, WRITER, "CALL p()").await.unwrap();
+    let rows = run(&mut client, READER, "SELECT id FROM v ORDER BY id")
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(gateway.direct_i64("SELECT SUM(id) FROM t").await, Some(30));
+    // Still one statement per call, and no implicit commit in a transaction.
+    let status = run(&mut client, MIGRATOR, "SELECT 1; DROP TABLE t")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = run(
+        &mut client,
+        MIGRATOR,
+        "CREATE PROCEDURE p2() BEGIN SELECT 1; END; DROP TABLE t",
+    )
+    .await
+    .unwrap_err();
+    assert_ne!(status.code(), Code::Ok);
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
+    let status = run(&mut client, WRITER, "DROP PROCEDURE p")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    run(&mut client, MIGRATOR, "DROP PROCEDURE p")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -87,6 +87,7 @@ impl DatabaseService {
             max_params: self.limits.max_params,
             read_only: principal.role == Role::ReadOnly,
             in_transaction,
+            schema: principal.role == Role::Schema,
         }
     }
 

@@ -27,6 +27,9 @@ pub struct StatementRules {
     /// The statement runs inside a transaction: statements that commit
     /// implicitly are refused.
     pub in_transaction: bool,
+    /// The caller has the schema role: it may install code (see
+    /// [`guard::GuardContext::schema`]).
+    pub schema: bool,
 }
 
 /// A checked statement with its converted parameters.
@@ -60,6 +63,7 @@ impl Statement {
             guard::GuardContext {
                 in_transaction: rules.in_transaction,
                 read_only: rules.read_only,
+                schema: rules.schema,
             },
         )?;
         let converted = params

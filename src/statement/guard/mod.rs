@@ -36,6 +36,10 @@ pub struct GuardContext {
     /// The caller is read-only: only reads and SET of session variables pass
     /// ([`GatewayError::ReadOnlyStatement`]).
     pub read_only: bool,
+    /// The caller has the schema role: it may install code (procedures,
+    /// functions, triggers, events, definer views), send their compound
+    /// `BEGIN … END` bodies, and PREPARE/EXECUTE.
+    pub schema: bool,
 }
 
 /// What the guard learned about an accepted statement.
@@ -105,7 +109,8 @@ fn modes(text: &str) -> Vec<Mode> {
 /// Checks one statement for a caller in `context`.
 ///
 /// Refusals, when several apply, in this order:
-/// [`GatewayError::StatementNotAllowed`] (administration, accounts, files),
+/// [`GatewayError::StatementNotAllowed`] (administration, accounts, files;
+/// then installing code, unless the caller has the schema role),
 /// [`GatewayError::InvalidRequest`] (what the text is or how it is written:
 /// several statements, transaction control, USE, LOCK, PREPARE, HANDLER,
 /// executable comments, …), [`GatewayError::ReadOnlyStatement`] (not a read,
@@ -173,19 +178,47 @@ fn check_in_mode(
     if statement.is_empty() {
         return Err(refuse("sql is empty: send one SQL statement"));
     }
-    let analysis = rules::analyze(statement);
+    // A stored program's compound body (schema role only) holds `;`s: the
+    // statement then runs to the last token that is not `;` (the server,
+    // reading a prepared statement, refuses a second one after it).
+    let whole = tokens
+        .iter()
+        .rposition(|t| !t.is_punct(";"))
+        .map_or(0, |last| last + 1);
+    let head = rules::analyze(statement);
+    let compound =
+        context.schema && head.has_body && tokens[..whole].iter().any(|t| t.is_punct(";"));
+    let analysis = if compound {
+        rules::analyze(&tokens[..whole])
+    } else {
+        head
+    };
     if let Some(message) = analysis.not_allowed {
         return Err(GatewayError::StatementNotAllowed(message));
     }
-    // A `;` followed by anything but more `;` starts a second statement.
+    if !context.schema
+        && let Some(message) = &analysis.installs_code
+    {
+        return Err(GatewayError::StatementNotAllowed(message.clone()));
+    }
     let mut end = sql.len();
-    if let Some(semicolon) = semicolon {
+    if compound {
+        if let Some(after) = tokens.get(whole) {
+            end = after.offset;
+        }
+    } else if let Some(semicolon) = semicolon {
+        // A `;` followed by anything but more `;` starts a second statement.
         if tokens[semicolon..].iter().any(|t| !t.is_punct(";")) {
             return Err(refuse(
-                "only one statement per call is allowed (found `;` followed by more SQL); use ExecuteBatch to run several",
+                "only one statement per call is allowed (found `;` followed by more SQL); use ExecuteBatch to run several (a principal with the schema role may send a procedure's, function's, trigger's or event's BEGIN … END body)",
             ));
         }
         end = tokens[semicolon].offset;
+    }
+    if !context.schema
+        && let Some(message) = analysis.schema_only
+    {
+        return Err(GatewayError::InvalidRequest(message));
     }
     if let Some(message) = analysis.invalid {
         return Err(GatewayError::InvalidRequest(message));

@@ -21,6 +21,16 @@ pub(super) struct Analysis {
     pub read: bool,
     /// What commits the open transaction implicitly, if the statement does.
     pub commits: Option<String>,
+    /// It installs or removes code the server runs later (procedures,
+    /// functions, triggers, events, definer views): refused
+    /// (StatementNotAllowed) unless the caller has the schema role.
+    pub installs_code: Option<String>,
+    /// Refused (InvalidRequest) unless the caller has the schema role
+    /// (PREPARE, EXECUTE, DEALLOCATE).
+    pub schema_only: Option<String>,
+    /// A stored program's definition, whose body may be compound
+    /// (`BEGIN …; … END`): the schema role may send `;` inside it.
+    pub has_body: bool,
 }
 
 impl Analysis {
@@ -33,6 +43,9 @@ impl Analysis {
             leaves_read_only: false,
             read: false,
             commits: None,
+            installs_code: None,
+            schema_only: None,
+            has_body: false,
         }
     }
 
@@ -62,6 +75,8 @@ impl Analysis {
         self.not_allowed = self.not_allowed.take().or(inner.not_allowed);
         self.invalid = self.invalid.take().or(inner.invalid);
         self.commits = self.commits.take().or(inner.commits);
+        self.installs_code = self.installs_code.take().or(inner.installs_code);
+        self.schema_only = self.schema_only.take().or(inner.schema_only);
         self.leaves_read_only |= inner.leaves_read_only;
     }
 }
@@ -80,6 +95,7 @@ const HANDLER: &str =
     "HANDLER is not allowed: it keeps tables open on the connection after the call; use SELECT";
 const AUTOCOMMIT: &str = "changing autocommit or completion_type is not allowed: use the Begin, Commit and Rollback RPCs";
 const CHARSET: &str = "the client character set must stay utf8mb4 (SET NAMES, SET CHARACTER SET and character_set_client accept utf8mb4, utf8mb3 or utf8 only): the gateway reads statements as UTF-8";
+const CODE: &str = "installing or removing code the server runs later (procedures, functions, triggers, events, views that run with their definer's rights) is for principals with the schema role (see the README's roles table); a view with SQL SECURITY INVOKER is fine";
 const LOAD_LOCAL: &str =
     "LOAD DATA LOCAL INFILE is not allowed: the gateway does not read client files";
 
@@ -202,7 +218,11 @@ fn statement(tokens: &[Token]) -> Analysis {
         }
         "BACKUP" => Analysis::new(Other, two_words(t)).not_allowed(ADMINISTRATION),
         "USE" => Analysis::new(Other, first).invalid(USE),
-        "PREPARE" | "EXECUTE" | "DEALLOCATE" => Analysis::new(Other, first).invalid(PREPARE),
+        "PREPARE" | "EXECUTE" | "DEALLOCATE" => {
+            let mut analysis = Analysis::new(Other, first);
+            analysis.schema_only = Some(PREPARE.to_string());
+            analysis
+        }
         "HANDLER" => Analysis::new(Other, first).invalid(HANDLER),
         _ => Analysis::new(Other, first),
     }
@@ -406,11 +426,13 @@ fn character_set_value(t: &[Token], i: usize) -> Option<Option<&str>> {
 fn ddl(t: &[Token]) -> Analysis {
     let verb = word(t, 0);
     let mut temporary = false;
+    let mut invoker = false;
     let mut object = None;
     let mut i = 1;
     while i < t.len() {
         match t[i].word() {
             Some("TEMPORARY") => temporary = true,
+            Some("SECURITY") if word(t, i + 1) == "INVOKER" => invoker = true,
             Some("DEFINER") => {
                 // DEFINER = user[@host] | CURRENT_USER[()] | CURRENT_ROLE[()]
                 i += 1;
@@ -440,7 +462,23 @@ fn ddl(t: &[Token]) -> Analysis {
         Some(object) => format!("{verb} {object}"),
         None => verb.to_string(),
     };
-    let analysis = Analysis::new(StatementKind::Ddl, what);
+    let mut analysis = Analysis::new(StatementKind::Ddl, what);
+    match object {
+        Some("PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT" | "PACKAGE") => {
+            analysis.has_body = verb != "DROP";
+            analysis.installs_code = Some(format!(
+                "{} is not allowed through the gateway: {CODE}",
+                analysis.what
+            ));
+        }
+        Some("VIEW") if verb != "DROP" && !invoker => {
+            analysis.installs_code = Some(format!(
+                "{} without SQL SECURITY INVOKER is not allowed through the gateway: {CODE}",
+                analysis.what
+            ));
+        }
+        _ => {}
+    }
     match object {
         Some("USER" | "ROLE") => analysis.not_allowed(ACCOUNTS),
         Some("SERVER" | "INSTANCE") => analysis.not_allowed(ADMINISTRATION),

@@ -6,14 +6,27 @@ use crate::errors::GatewayError;
 const PLAIN: GuardContext = GuardContext {
     in_transaction: false,
     read_only: false,
+    schema: false,
 };
 const IN_TX: GuardContext = GuardContext {
     in_transaction: true,
     read_only: false,
+    schema: false,
 };
 const READER: GuardContext = GuardContext {
     in_transaction: false,
     read_only: true,
+    schema: false,
+};
+const SCHEMA: GuardContext = GuardContext {
+    in_transaction: false,
+    read_only: false,
+    schema: true,
+};
+const SCHEMA_IN_TX: GuardContext = GuardContext {
+    in_transaction: true,
+    read_only: false,
+    schema: true,
 };
 
 /// Which refusal a statement gets.
@@ -415,12 +428,9 @@ fn implicit_commits_are_refused_in_transactions_only() {
         "CREATE INDEX i ON t (id)",
         "CREATE UNIQUE INDEX i ON t (id)",
         "DROP INDEX i ON t",
-        "CREATE VIEW v AS SELECT 1",
+        "CREATE SQL SECURITY INVOKER VIEW v AS SELECT 1",
         "CREATE OR REPLACE DEFINER = `user`@`%` SQL SECURITY INVOKER VIEW v AS SELECT 1",
-        "CREATE DEFINER=CURRENT_USER() TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.id = 1",
-        "CREATE PROCEDURE p() SELECT 1",
-        "DROP FUNCTION f",
-        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+        "DROP VIEW v",
         "CREATE SEQUENCE s",
         "CREATE TEMPORARY SEQUENCE s",
         "ALTER TABLE tmp ADD COLUMN x INT",
@@ -440,6 +450,7 @@ fn implicit_commits_are_refused_in_transactions_only() {
     ];
     assert_refused(&commits, IN_TX, Implicit);
     assert_passes(&commits, PLAIN);
+    assert_refused(&CODE, SCHEMA_IN_TX, Implicit);
     let error = check_statement("TRUNCATE t", IN_TX).unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -615,8 +626,8 @@ proptest! {
 
     /// Whatever the text, the guard answers; what it accepts is a prefix of it.
     #[test]
-    fn never_panics_and_accepts_prefixes(sql in "(?s).{0,120}", in_transaction: bool, read_only: bool) {
-        let context = GuardContext { in_transaction, read_only };
+    fn never_panics_and_accepts_prefixes(sql in "(?s).{0,120}", in_transaction: bool, read_only: bool, schema: bool) {
+        let context = GuardContext { in_transaction, read_only, schema };
         if let Ok(checked) = check_statement(&sql, context) {
             prop_assert!(sql.starts_with(checked.sql));
             prop_assert!(!checked.sql.is_empty());
@@ -632,9 +643,9 @@ proptest! {
         Just(";"), Just("("), Just(")"), Just("@@"), Just("@"), Just("."), Just("FOR"),
         Just("STATEMENT"), Just("WITH"), Just("AS"), Just("DEFINER"), Just("CREATE"),
         Just("TEMPORARY"), Just("TABLE"), Just("EXPLAIN"), Just("ANALYZE"), Just("é"),
-    ], 0..24), in_transaction: bool, read_only: bool) {
+    ], 0..24), in_transaction: bool, read_only: bool, schema: bool) {
         let sql: String = parts.concat();
-        let context = GuardContext { in_transaction, read_only };
+        let context = GuardContext { in_transaction, read_only, schema };
         if let Ok(checked) = check_statement(&sql, context) {
             prop_assert!(sql.starts_with(checked.sql));
         }
@@ -648,4 +659,70 @@ proptest! {
             prop_assert!(sql.starts_with(checked.sql));
         }
     }
+}
+
+/// What installs code the server runs later (schema role only).
+const CODE: [&str; 10] = [
+    "CREATE VIEW v AS SELECT 1",
+    "ALTER DEFINER = CURRENT_USER VIEW v AS SELECT 2",
+    "CREATE DEFINER=CURRENT_USER() TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.id = 1",
+    "CREATE PROCEDURE p() SELECT 1",
+    "create procedure p() execute immediate 'select 1'",
+    "DROP FUNCTION f",
+    "DROP PROCEDURE IF EXISTS p",
+    "ALTER PROCEDURE p COMMENT 'x'",
+    "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+    "CREATE OR REPLACE FUNCTION f() RETURNS INT RETURN 1",
+];
+
+#[test]
+fn only_the_schema_role_installs_code() {
+    assert_refused(&CODE, PLAIN, NotAllowed);
+    assert_refused(&CODE, IN_TX, NotAllowed);
+    assert_refused(&CODE, READER, NotAllowed);
+    assert_passes(&CODE, SCHEMA);
+    let bodies = [
+        "CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); SELECT 1; END",
+        "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = NEW.id + 1; SET NEW.x = 2; END;",
+        "CREATE FUNCTION f(x INT) RETURNS INT BEGIN DECLARE y INT; SET y = x * 2; RETURN y; END ;;",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO BEGIN DELETE FROM t; DELETE FROM u; END",
+    ];
+    assert_passes(&bodies, SCHEMA);
+    assert_refused(&bodies, PLAIN, NotAllowed);
+    // The whole body is the statement (trailing `;` and blanks dropped).
+    let checked = check_statement(bodies[1], SCHEMA).unwrap();
+    assert!(checked.sql.ends_with("END"), "{}", checked.sql);
+    let checked = check_statement(bodies[2], SCHEMA).unwrap();
+    assert!(checked.sql.ends_with("END"), "{}", checked.sql);
+    // Other statements stay one per call, for the schema role too, and what
+    // is refused for everyone is refused in a body.
+    assert_refused(
+        &["SELECT 1; SELECT 2", "CREATE TABLE a (x INT); DROP TABLE b"],
+        SCHEMA,
+        Invalid,
+    );
+    assert_refused(
+        &[
+            "CREATE PROCEDURE p() BEGIN SELECT LOAD_FILE('/etc/passwd'); END",
+            "CREATE PROCEDURE p() BEGIN SELECT 1 INTO OUTFILE '/tmp/x'; END",
+        ],
+        SCHEMA,
+        NotAllowed,
+    );
+    // PREPARE and EXECUTE: the schema role only.
+    let prepare = [
+        "PREPARE s FROM 'SELECT 1'",
+        "EXECUTE IMMEDIATE 'SELECT 1'",
+        "DEALLOCATE PREPARE s",
+    ];
+    assert_refused(&prepare, PLAIN, Invalid);
+    assert_passes(&prepare, SCHEMA);
+    // Invoker views and dropping views are for every writer.
+    assert_passes(
+        &[
+            "CREATE SQL SECURITY INVOKER VIEW v AS SELECT 1",
+            "DROP VIEW IF EXISTS v",
+        ],
+        PLAIN,
+    );
 }
