@@ -421,6 +421,7 @@ async fn deadlocks_abort_the_whole_transaction() {
     };
     assert_eq!(status.code(), Code::Aborted);
     assert_eq!(error_info(&status).1["errno"], "1213");
+    assert_eq!(error_info(&status).1["transaction_open"], "false");
     // The victim is gone; the survivor commits.
     let later = execute_in(&gateway, &victim, "SELECT 1", vec![])
         .await
@@ -565,4 +566,139 @@ async fn execute_can_commit_its_transaction() {
     let refused = stream.next().await.unwrap().unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(gateway.direct_i64("SELECT SUM(v) FROM t").await, Some(16));
+}
+
+/// Holds the row lock of `t.id = 1` on a direct connection until dropped
+/// (the connection's transaction is rolled back when it closes).
+async fn hold_row_lock(gateway: &TestGateway) -> mysql_async::Conn {
+    use mysql_async::prelude::Queryable;
+    let mut holder = gateway.direct().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .query_drop("UPDATE t SET v = v WHERE id = 1")
+        .await
+        .unwrap();
+    holder
+}
+
+#[tokio::test]
+async fn a_lock_wait_timeout_leaves_the_transaction_open_as_in_mysql() {
+    let gateway = TestGateway::start().await;
+    accounts(&gateway).await;
+    let holder = hold_row_lock(&gateway).await;
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "INSERT INTO t VALUES (3, 30)", vec![])
+        .await
+        .unwrap();
+    // NOWAIT answers 1205 at once; a plain lock wait after its timeout.
+    for sql in [
+        "SELECT v FROM t WHERE id = 1 FOR UPDATE NOWAIT",
+        "SET STATEMENT innodb_lock_wait_timeout = 1 FOR UPDATE t SET v = 0 WHERE id = 1",
+    ] {
+        let status = execute_in(&gateway, &tx, sql, vec![]).await.unwrap_err();
+        let (reason, metadata) = error_info(&status);
+        assert_eq!(status.code(), Code::Aborted, "{sql}: {status:?}");
+        assert_eq!(reason, "MYSQL_ERROR");
+        assert_eq!(metadata["errno"], "1205");
+        assert_eq!(metadata["transaction_open"], "true", "{sql}");
+        assert!(
+            status.message().contains("still open"),
+            "{}",
+            status.message()
+        );
+    }
+    // Any other statement error says so too.
+    let status = execute_in(&gateway, &tx, "INSERT INTO t VALUES (2, 0)", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(error_info(&status).1["transaction_open"], "true");
+    // A batch that hits it is undone alone (its savepoint); the transaction
+    // goes on.
+    let mut client = gateway.client.clone();
+    let status = client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![
+                Statement {
+                    sql: "INSERT INTO t VALUES (4, 40)".into(),
+                    params: vec![],
+                },
+                Statement {
+                    sql: "SELECT v FROM t WHERE id = 1 FOR UPDATE NOWAIT".into(),
+                    params: vec![],
+                },
+            ],
+            transaction_id: tx.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let (_, metadata) = error_info(&status);
+    assert_eq!(metadata["errno"], "1205");
+    assert_eq!(metadata["statement_index"], "1");
+    assert_eq!(metadata["transaction_open"], "true");
+    drop(holder);
+    // The INSERT before the errors is committed with the transaction.
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(
+        gateway.direct_i64("SELECT v FROM t WHERE id = 3").await,
+        Some(30)
+    );
+    assert_eq!(
+        gateway
+            .direct_i64("SELECT COUNT(*) FROM t WHERE id = 4")
+            .await,
+        Some(0)
+    );
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(3));
+}
+
+#[tokio::test]
+async fn a_lock_wait_timeout_that_rolled_back_ends_the_transaction() {
+    // With innodb_rollback_on_timeout the server rolls the whole transaction
+    // back on 1205: the gateway asks the server rather than trusting the code.
+    let server = sqlgate::embedded::EmbeddedDatabase::start(&sqlgate::embedded::EmbeddedOptions {
+        data_dir: std::env::temp_dir().join(format!("sqlgate-rbtimeout-{}", std::process::id())),
+        remove_on_stop: true,
+        extra_args: vec!["--innodb-rollback-on-timeout=ON".into()],
+        ..Default::default()
+    })
+    .expect("a private MariaDB starts");
+    let url = server.url("sqlgate");
+    let gateway = TestGateway::start_on("sqlgate".into(), url, |_| {}).await;
+    accounts(&gateway).await;
+    let holder = hold_row_lock(&gateway).await;
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "INSERT INTO t VALUES (3, 30)", vec![])
+        .await
+        .unwrap();
+    let status = execute_in(
+        &gateway,
+        &tx,
+        "SELECT v FROM t WHERE id = 1 FOR UPDATE NOWAIT",
+        vec![],
+    )
+    .await
+    .unwrap_err();
+    let (_, metadata) = error_info(&status);
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(metadata["errno"], "1205");
+    assert_eq!(metadata["transaction_open"], "false");
+    assert!(
+        status
+            .message()
+            .contains("rolled the whole transaction back"),
+        "{}",
+        status.message()
+    );
+    let later = execute_in(&gateway, &tx, "SELECT 1", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(error_info(&later).0, "TRANSACTION_ABORTED");
+    assert_eq!(
+        commit(&gateway, &tx).await.unwrap_err().code(),
+        Code::Aborted
+    );
+    drop(holder);
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
 }

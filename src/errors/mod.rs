@@ -21,7 +21,9 @@ pub enum EndReason {
     MaxLifetime,
     /// Rolled back because a call on it was cancelled or its client went away mid-call.
     CallInterrupted,
-    /// Ended by the database: deadlock, lock wait timeout, or a lost connection.
+    /// Ended by the database: a deadlock, a lost connection, or a statement
+    /// error after which the server had no transaction any more (a lock wait
+    /// timeout with `innodb_rollback_on_timeout`).
     DatabaseAborted,
     /// Rolled back because the gateway is shutting down.
     Shutdown,
@@ -65,7 +67,7 @@ impl fmt::Display for EndReason {
                 "a call on it was cancelled, ran past its time limit or lost its client mid-statement, so it was rolled back"
             }
             EndReason::DatabaseAborted => {
-                "the database aborted it (deadlock, lock wait timeout or lost connection)"
+                "the database rolled it back (a deadlock, a lost connection, or an error after which the server had no transaction)"
             }
             EndReason::Shutdown => "the gateway is shutting down and rolled it back",
             EndReason::EndedByStatement => {
@@ -244,6 +246,23 @@ pub enum GatewayError {
     #[error("{1}")]
     Transport(tonic::Code, String),
 
+    /// A statement failed inside a transaction; the server, asked after the
+    /// error, said whether the transaction is still open (a lock wait
+    /// timeout, a duplicate key... undo only the statement, as in MySQL) or
+    /// is gone (a deadlock: rolled back). ErrorInfo metadata
+    /// `transaction_open` says which.
+    #[error("{source}; {}", if *.open {
+        "the transaction is still open (only this statement was undone): continue it or roll it back"
+    } else {
+        "the database rolled the whole transaction back: rerun it"
+    })]
+    InTransaction {
+        /// True when the transaction is still open.
+        open: bool,
+        /// What went wrong.
+        source: Box<GatewayError>,
+    },
+
     /// A statement of an ExecuteBatch failed.
     #[error("statement {statement_index} of the batch failed: {source}")]
     InBatch {
@@ -291,6 +310,7 @@ impl GatewayError {
         match self {
             GatewayError::Database(mysql_async::Error::Server(e)) => Some(e.code),
             GatewayError::InBatch { source, .. } => source.mysql_errno(),
+            GatewayError::InTransaction { source, .. } => source.mysql_errno(),
             GatewayError::ReadOnlyPrincipal { source, .. } => source.mysql_errno(),
             _ => None,
         }
@@ -302,6 +322,7 @@ impl GatewayError {
         match self {
             GatewayError::TransactionEndedByStatement(_) => true,
             GatewayError::InBatch { source, .. } => source.ended_by_statement(),
+            GatewayError::InTransaction { source, .. } => source.ended_by_statement(),
             _ => false,
         }
     }
@@ -312,17 +333,66 @@ impl GatewayError {
         match self {
             GatewayError::DeadlineExceeded(_) | GatewayError::StreamStalled(_) => true,
             GatewayError::InBatch { source, .. } => source.is_deadline(),
+            GatewayError::InTransaction { source, .. } => source.is_deadline(),
             _ => false,
         }
     }
 
     /// True when the error means the transaction it happened in is gone and
-    /// must be retried whole: the transaction is ended by the gateway.
+    /// must be retried whole: the transaction is ended by the gateway. The
+    /// server's answer when it was asked ([`GatewayError::InTransaction`]);
+    /// otherwise judged from the error alone, erring on the side of ending.
     pub fn ends_transaction(&self) -> bool {
         match self {
             GatewayError::Database(e) => mysql_codes::ends_transaction(e),
             GatewayError::InBatch { source, .. } => source.ends_transaction(),
+            GatewayError::InTransaction { open, .. } => !open,
             _ => false,
+        }
+    }
+
+    /// True when the connection to the database is lost (or unusable): the
+    /// transaction on it is gone, and there is no point asking the server.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            GatewayError::Database(e) => mysql_codes::connection_lost(e),
+            GatewayError::InBatch { source, .. } | GatewayError::InTransaction { source, .. } => {
+                source.connection_lost()
+            }
+            _ => false,
+        }
+    }
+
+    /// True for a database error that rolls back the whole transaction when
+    /// the server has none after it (deadlock, lock wait timeout with
+    /// `innodb_rollback_on_timeout`, SQLSTATE class 40), as opposed to a
+    /// statement that committed it implicitly before failing.
+    pub fn rolls_back(&self) -> bool {
+        match self {
+            GatewayError::Database(e) => mysql_codes::rolls_back(e),
+            GatewayError::InBatch { source, .. } | GatewayError::InTransaction { source, .. } => {
+                source.rolls_back()
+            }
+            _ => false,
+        }
+    }
+
+    /// The same error, saying that its transaction was rolled back since
+    /// (the gateway rolls back a transaction that a failed call began).
+    pub fn transaction_rolled_back(self) -> GatewayError {
+        match self {
+            GatewayError::InTransaction { source, .. } => GatewayError::InTransaction {
+                open: false,
+                source,
+            },
+            GatewayError::InBatch {
+                statement_index,
+                source,
+            } => GatewayError::InBatch {
+                statement_index,
+                source: Box::new(source.transaction_rolled_back()),
+            },
+            other => other,
         }
     }
 }

@@ -10,7 +10,10 @@ use tonic::Code;
 /// The gRPC code for a server error number, falling back on the SQLSTATE class.
 pub fn code_for_server_error(errno: u16, sqlstate: &str) -> Code {
     match errno {
-        // Deadlock, lock wait timeout: the transaction is rolled back, retry it whole.
+        // Deadlock (the transaction is rolled back), lock wait timeout (only
+        // the statement is, unless innodb_rollback_on_timeout): retry the
+        // whole transaction. Whether it is still open, the server says (see
+        // `GatewayError::InTransaction`).
         1213 | 1205 => Code::Aborted,
         // Duplicate key, table exists, database exists.
         1062 | 1050 | 1007 | 1586 => Code::AlreadyExists,
@@ -82,10 +85,23 @@ pub fn is_parameter_error(error: &Error) -> bool {
     )
 }
 
-/// True when the error leaves the transaction it happened in unusable: the
-/// gateway rolls it back and later calls on it get ABORTED.
+/// True when the error leaves the transaction it happened in unusable, judged
+/// from the error alone (when the server was not asked): the gateway rolls
+/// it back and later calls on it get ABORTED.
 pub fn ends_transaction(error: &Error) -> bool {
-    error.is_fatal() || matches!(code_for(error), Code::Aborted | Code::Unavailable)
+    connection_lost(error) || rolls_back(error)
+}
+
+/// True when the connection is lost or unusable after the error.
+pub fn connection_lost(error: &Error) -> bool {
+    error.is_fatal() || code_for(error) == Code::Unavailable
+}
+
+/// True for a server error that may roll back the whole transaction:
+/// deadlock (1213), lock wait timeout (1205, with
+/// `innodb_rollback_on_timeout`), SQLSTATE class 40.
+pub fn rolls_back(error: &Error) -> bool {
+    matches!(error, Error::Server(_)) && code_for(error) == Code::Aborted
 }
 
 #[cfg(test)]

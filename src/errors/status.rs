@@ -2,7 +2,8 @@
 //!
 //! Every status carries a `google.rpc.ErrorInfo` detail with domain `sqlgate`,
 //! a machine-readable reason, and metadata (`errno`, `sqlstate` for database
-//! errors; `statement_index` for ExecuteBatch failures).
+//! errors; `statement_index` for ExecuteBatch failures; `transaction_open`
+//! for a database error inside a transaction).
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
@@ -134,6 +135,10 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             source,
         } => {
             metadata.insert("statement_index".into(), statement_index.to_string());
+            classify(source, metadata)
+        }
+        GatewayError::InTransaction { open, source } => {
+            metadata.insert("transaction_open".into(), open.to_string());
             classify(source, metadata)
         }
     }
@@ -366,6 +371,32 @@ mod tests {
             status.get_error_details().error_info().unwrap().reason,
             "MALFORMED_REQUEST"
         );
+    }
+
+    #[test]
+    fn errors_in_transactions_say_whether_it_is_open() {
+        for open in [true, false] {
+            let error = GatewayError::InTransaction {
+                open,
+                source: Box::new(server_error(1205, "HY000")),
+            };
+            assert_eq!(error.ends_transaction(), !open);
+            let (code, reason, metadata) = info(error);
+            assert_eq!((code, reason.as_str()), (Code::Aborted, "MYSQL_ERROR"));
+            assert_eq!(metadata["errno"], "1205");
+            assert_eq!(metadata["transaction_open"], open.to_string());
+        }
+        let rolled_back = GatewayError::InBatch {
+            statement_index: 1,
+            source: Box::new(GatewayError::InTransaction {
+                open: true,
+                source: Box::new(server_error(1062, "23000")),
+            }),
+        }
+        .transaction_rolled_back();
+        let (_, _, metadata) = info(rolled_back);
+        assert_eq!(metadata["transaction_open"], "false");
+        assert_eq!(metadata["statement_index"], "1");
     }
 
     #[test]

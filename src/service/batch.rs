@@ -81,7 +81,7 @@ pub(super) async fn execute_batch(
             }
             Err(error) => {
                 lease.rollback().await;
-                Err(error)
+                Err(error.transaction_rolled_back())
             }
         }
     } else {

@@ -206,11 +206,18 @@ impl Session {
                 }
                 outcome
             }
-            Session::Transaction { lease, .. } => {
+            Session::Transaction { lease, begun_here } => {
                 if may_change_identity {
                     lease.transaction().note_identity_in_doubt();
                 }
-                lease.check_still_open(outcome).await
+                let outcome = lease.check_still_open(outcome).await;
+                if *begun_here {
+                    // A transaction that a failed call began is rolled back
+                    // (see `close`): its client never learned its id.
+                    outcome.map_err(GatewayError::transaction_rolled_back)
+                } else {
+                    outcome
+                }
             }
         }
     }

@@ -102,15 +102,25 @@ impl Lease {
     }
 
     /// Asks the server whether the transaction is still open after a
-    /// statement ran in it, and turns `outcome` into
-    /// [`GatewayError::TransactionEndedByStatement`] when it is not: the
-    /// statement committed it implicitly (DDL, account management) or ran a
-    /// COMMIT inside a stored procedure. The server is the judge, whatever
-    /// the SQL guard let through.
+    /// statement ran in it, and says so in `outcome`:
     ///
-    /// Costs nothing after a success (the status comes with the result's
-    /// final OK packet); after a failure it costs a COM_PING, because DDL
-    /// commits before it runs, even when it then fails.
+    /// - after a success, a transaction that is gone was ended by the
+    ///   statement (an implicit commit, a COMMIT inside a stored procedure):
+    ///   [`GatewayError::TransactionEndedByStatement`];
+    /// - after a database error, [`GatewayError::InTransaction`] says whether
+    ///   the transaction is still open (a lock wait timeout, a duplicate
+    ///   key... undo only the statement, as in MySQL) or was rolled back (a
+    ///   deadlock; a lock wait timeout with `innodb_rollback_on_timeout`); a
+    ///   failed statement after which the transaction is gone otherwise (DDL
+    ///   commits before it runs, even when it then fails) ended it:
+    ///   `TransactionEndedByStatement`.
+    ///
+    /// The server is the judge, whatever the SQL guard let through or the
+    /// error code suggests. Costs nothing after a success (the status comes
+    /// with the result's final OK packet); after a failure it costs a
+    /// COM_PING, whose OK packet carries the server's status flags. A lost
+    /// connection, or a call stopped by its time limit, is not asked about:
+    /// the transaction ends with it.
     ///
     /// After a CALL, the savepoint [`Lease::before_statement`] set is
     /// released (a round trip): when it is gone, the procedure ended the
@@ -121,13 +131,18 @@ impl Lease {
     ) -> Result<T, GatewayError> {
         let marker = self.call_marker.take();
         let known = match &outcome {
-            Err(e) if e.ends_transaction() || e.is_deadline() || e.ended_by_statement() => {
+            Err(e) if e.connection_lost() || e.is_deadline() || e.ended_by_statement() => {
                 return outcome;
             }
+            // Asked already (a batch's statement).
+            Err(GatewayError::InTransaction { .. }) => return outcome,
             _ if marker.is_some() => {
                 let marker = marker.expect("checked");
                 return match self.release_call_marker(&marker).await {
-                    Ok(true) => outcome,
+                    Ok(true) => outcome.map_err(|e| GatewayError::InTransaction {
+                        open: true,
+                        source: Box::new(e),
+                    }),
                     Ok(false) => Err(self.ended_by_call(outcome)),
                     Err(e) => Err(e),
                 };
@@ -139,18 +154,33 @@ impl Lease {
             Some(open) => open,
             None => match self.conn().ping().await {
                 Ok(()) => transaction_open(self.conn()).unwrap_or(false),
-                // The connection broke: the original error says enough, and
-                // the transaction ends with it (see `release`).
+                // The connection broke: the transaction ends with it (see
+                // `release`).
                 Err(e) => return Err(GatewayError::Database(e)),
             },
         };
-        if open {
-            return outcome;
-        }
+        let error = match outcome {
+            Ok(_) if open => return outcome,
+            Err(e) if open => {
+                return Err(GatewayError::InTransaction {
+                    open: true,
+                    source: Box::new(e),
+                });
+            }
+            Err(e) if e.rolls_back() => {
+                tracing::info!(transaction_id = %self.transaction.id, error = %e, "the database rolled the transaction back");
+                return Err(GatewayError::InTransaction {
+                    open: false,
+                    source: Box::new(e),
+                });
+            }
+            Ok(_) => None,
+            Err(e) => Some(e),
+        };
         tracing::warn!(transaction_id = %self.transaction.id, "a statement ended the transaction on the database");
-        Err(GatewayError::TransactionEndedByStatement(match outcome {
-            Ok(_) => "this statement ended the transaction on the database (it commits implicitly, or ran COMMIT inside a stored procedure): the transaction's earlier statements and this one were committed, and the transaction is over".to_string(),
-            Err(e) => format!(
+        Err(GatewayError::TransactionEndedByStatement(match error {
+            None => "this statement ended the transaction on the database (it commits implicitly, or ran COMMIT inside a stored procedure): the transaction's earlier statements and this one were committed, and the transaction is over".to_string(),
+            Some(e) => format!(
                 "this statement failed ({e}) after ending the transaction on the database (it commits implicitly before it runs): the transaction's earlier statements were committed, and the transaction is over"
             ),
         }))
@@ -191,8 +221,9 @@ impl Lease {
     }
 
     /// Ends the call: the transaction stays open for the next call, unless
-    /// `outcome` is an error that ends it (deadlock, lost connection, a
-    /// statement that ended it) or its maximum lifetime has passed meanwhile.
+    /// `outcome` is an error that ends it (a deadlock, a lost connection, a
+    /// statement that ended it: see `check_still_open`) or its maximum
+    /// lifetime has passed meanwhile.
     pub fn release<T>(mut self, outcome: &Result<T, GatewayError>) {
         match outcome {
             Err(e) if e.ended_by_statement() => {
