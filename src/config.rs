@@ -238,6 +238,24 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_REQUEST_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_read_timeout: Duration,
 
+    /// Most of the --max-concurrent-requests places one client connection
+    /// may hold at once (default: a quarter of them, at least 1); its other
+    /// requests wait while others get through.
+    #[arg(long, env = "SQLGATE_MAX_REQUESTS_PER_CONNECTION")]
+    pub max_requests_per_connection: Option<usize>,
+
+    /// Most of the --max-concurrent-requests places one principal may hold
+    /// at once, over all its connections (default: half of them, at least
+    /// 1). Applies to authenticated principals (tokens or client certificates).
+    #[arg(long, env = "SQLGATE_MAX_REQUESTS_PER_PRINCIPAL")]
+    pub max_requests_per_principal: Option<usize>,
+
+    /// A new client connection that has not completed its TLS handshake (with
+    /// --tls-cert) or sent the HTTP/2 preface (plaintext) within this long is
+    /// closed.
+    #[arg(long, env = "SQLGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
     /// Most concurrent calls (HTTP/2 streams) on one client connection.
     #[arg(
         long,

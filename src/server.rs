@@ -20,7 +20,10 @@ use crate::{
     errors::EndReason,
     fleet::Fleet,
     health,
-    limits::{CONNECTION_WINDOW, LimitedIncoming, RequestLimitLayer, STREAM_WINDOW},
+    limits::{
+        CONNECTION_WINDOW, Connections, LimitedIncoming, PROBE_MAX_MESSAGE_BYTES, PrincipalSlot,
+        RequestLimitLayer, STREAM_WINDOW,
+    },
     service::{DatabaseService, WithErrorInfo},
     tasks::Tasks,
     transactions::Transactions,
@@ -273,9 +276,16 @@ impl Gateway {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
+        let connections = Connections::default();
         let incoming = LimitedIncoming::new(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             config.requests.max_connections,
+            connections.clone(),
+            // With TLS, tonic bounds the handshake instead.
+            config
+                .tls
+                .is_none()
+                .then_some(config.requests.handshake_timeout),
         );
         tracing::info!(address = %local_addr, "listening for gRPC");
 
@@ -283,8 +293,9 @@ impl Gateway {
         let stop_serving = Arc::new(Notify::new());
         let mut builder = Server::builder();
         if let Some(files) = &config.tls {
+            let tls = tls_config(files)?.timeout(config.requests.handshake_timeout);
             builder = builder
-                .tls_config(tls_config(files)?)
+                .tls_config(tls)
                 .map_err(|e| StartError::Tls(e.to_string()))?;
             tracing::info!(mutual = files.client_ca.is_some(), "serving TLS");
         }
@@ -298,13 +309,13 @@ impl Gateway {
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .layer(RequestLimitLayer::new(
-                config.requests.max_concurrent_requests,
+                &config.requests,
                 config.pool.acquire_timeout,
-                config.requests.read_timeout,
+                connections,
             ))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(health_service.max_decoding_message_size(PROBE_MAX_MESSAGE_BYTES))
+            .add_service(reflection_v1.max_decoding_message_size(PROBE_MAX_MESSAGE_BYTES))
+            .add_service(reflection_v1alpha.max_decoding_message_size(PROBE_MAX_MESSAGE_BYTES))
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 // tonic's own statuses get the gateway's codes and ErrorInfo.
                 WithErrorInfo::new(
@@ -393,7 +404,7 @@ fn authenticate(
     peer_subject: Option<Arc<str>>,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     let mut check = authenticator.map(|a| a.interceptor());
-    move |mut request| match check.as_mut() {
+    let mut named = move |mut request: tonic::Request<()>| match check.as_mut() {
         Some(check) => check(request),
         None if mutual_tls => {
             let caller = crate::auth::certificate_principal(&request)?;
@@ -405,6 +416,17 @@ fn authenticate(
             Ok(request)
         }
         None => Ok(request),
+    };
+    move |request| {
+        let request = named(request)?;
+        // The request's places count against its principal's share.
+        let principal = crate::auth::Principal::of(&request);
+        if let Some(slot) = request.extensions().get::<PrincipalSlot>()
+            && !principal.is_anonymous()
+        {
+            slot.set(principal.name);
+        }
+        Ok(request)
     }
 }
 

@@ -220,6 +220,10 @@ async fn half_sent_requests_have_a_memory_bound() {
             "4MiB",
             "--acquire-timeout",
             "1s",
+            // Each attacking connection may take every place (the shares
+            // per connection are tested in tests/fairness.rs).
+            "--max-requests-per-connection",
+            &MAX_REQUESTS.to_string(),
         ],
         &[],
     );

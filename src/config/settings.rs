@@ -104,6 +104,13 @@ pub struct RequestConfig {
     pub max_concurrent_requests: usize,
     /// Longest a request may take to arrive (--request-read-timeout).
     pub read_timeout: Duration,
+    /// Most places one connection holds (--max-requests-per-connection).
+    pub max_per_connection: usize,
+    /// Most places one principal holds (--max-requests-per-principal).
+    pub max_per_principal: usize,
+    /// Longest a new connection may take to send its TLS handshake or its
+    /// HTTP/2 preface (--handshake-timeout).
+    pub handshake_timeout: Duration,
 }
 
 /// The PEM files of the listener's TLS.
@@ -228,6 +235,7 @@ impl ServeArgs {
             ("--tx-idle-timeout", self.tx_idle_timeout),
             ("--tx-max-lifetime", self.tx_max_lifetime),
             ("--request-read-timeout", self.request_read_timeout),
+            ("--handshake-timeout", self.handshake_timeout),
             ("--peer-refresh", self.peer_refresh),
             ("--replica-wait", self.replica_wait),
             ("--replica-max-lag", self.replica_max_lag),
@@ -258,6 +266,14 @@ impl ServeArgs {
             (
                 "--max-transactions-per-principal",
                 self.max_transactions_per_principal as u64,
+            ),
+            (
+                "--max-requests-per-connection",
+                self.max_requests_per_connection.unwrap_or(1) as u64,
+            ),
+            (
+                "--max-requests-per-principal",
+                self.max_requests_per_principal.unwrap_or(1) as u64,
             ),
         ] {
             check(value > 0, format!("{flag} must be at least 1"));
@@ -415,6 +431,13 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 max_concurrent_requests: self.max_concurrent_requests,
                 read_timeout: self.request_read_timeout,
+                max_per_connection: self
+                    .max_requests_per_connection
+                    .unwrap_or((self.max_concurrent_requests / 4).max(1)),
+                max_per_principal: self
+                    .max_requests_per_principal
+                    .unwrap_or((self.max_concurrent_requests / 2).max(1)),
+                handshake_timeout: self.handshake_timeout,
             },
             auth_tokens_file: self.auth_tokens_file,
             tls: match (self.tls_cert, self.tls_key) {

@@ -188,11 +188,14 @@ pub enum GatewayError {
     )]
     StreamStalled(std::time::Duration),
 
-    /// --max-concurrent-requests requests were being received for the whole
-    /// acquire timeout.
-    #[error("too many requests being received at once (limit {limit}); retry with backoff")]
+    /// Requests were being received up to a limit (all of them, those of
+    /// the caller's connection, or of its principal) for the whole acquire
+    /// timeout.
+    #[error("too many requests being received at once ({flag} {limit}); retry with backoff")]
     TooManyRequests {
-        /// The --max-concurrent-requests value.
+        /// The flag of the limit that was reached, e.g. --max-concurrent-requests.
+        flag: &'static str,
+        /// Its value.
         limit: usize,
     },
 

@@ -208,7 +208,10 @@ mod tests {
                 "STREAM_STALLED",
             ),
             (
-                GatewayError::TooManyRequests { limit: 32 },
+                GatewayError::TooManyRequests {
+                    flag: "--max-concurrent-requests",
+                    limit: 32,
+                },
                 Code::ResourceExhausted,
                 "TOO_MANY_REQUESTS",
             ),
