@@ -84,6 +84,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_SESSION_REUSE", value_enum, default_value_t = SessionReuse::Off)]
     pub session_reuse: SessionReuse,
 
+    /// Report rows *matched* for UPDATE (the CLIENT_FOUND_ROWS capability, as
+    /// PyMySQL, mysqlclient and Connector/J set it), not rows changed: an
+    /// UPDATE that sets a row to the values it has counts it. ORMs' optimistic
+    /// concurrency checks (SQLAlchemy's version_id_col) rely on it.
+    /// `--found-rows false` reports rows changed.
+    #[arg(long, env = "SQLGATE_FOUND_ROWS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub found_rows: bool,
+
     /// Most connections the pool opens to the database.
     #[arg(long, env = "SQLGATE_POOL_MAX", default_value_t = 32)]
     pub pool_max: usize,

@@ -134,7 +134,10 @@ impl Backend {
         tasks: Tasks,
         replica: bool,
     ) -> Result<Backend, mysql_async::Error> {
-        let mut opts = Opts::from_url(&connect.url)?;
+        // --found-rows: rows matched for UPDATE (CLIENT_FOUND_ROWS).
+        let mut opts: Opts = OptsBuilder::from_opts(Opts::from_url(&connect.url)?)
+            .client_found_rows(settings.found_rows)
+            .into();
         if connect.password.is_some() {
             opts = OptsBuilder::from_opts(opts)
                 .pass(connect.password.clone())

@@ -35,6 +35,29 @@ async fn autocommit_writes_report_counts() {
 }
 
 #[tokio::test]
+async fn updates_count_rows_matched_unless_found_rows_is_off() {
+    for found_rows in [true, false] {
+        let gateway = TestGateway::start_with(|c| c.pool.found_rows = found_rows).await;
+        gateway
+            .direct_exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+            .await;
+        gateway
+            .direct_exec("INSERT INTO t VALUES (1, 5), (2, 6)")
+            .await;
+        let mut client = gateway.client.clone();
+        // Row 1 already holds 5: matched, not changed.
+        let updated = execute(&mut client, "UPDATE t SET v = 5", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            updated.rows_affected,
+            if found_rows { 2 } else { 1 },
+            "--found-rows {found_rows}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn transaction_control_and_stacked_statements_are_refused() {
     let gateway = TestGateway::start().await;
     gateway

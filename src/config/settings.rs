@@ -55,6 +55,8 @@ pub struct PoolConfig {
     pub acquire_timeout: Duration,
     /// When a connection may go back without a reset (--session-reuse).
     pub session_reuse: SessionReuse,
+    /// UPDATE reports rows matched, not rows changed (--found-rows).
+    pub found_rows: bool,
     /// Prepared statements each connection keeps (--statement-cache-size).
     pub statement_cache_size: usize,
 }
@@ -408,6 +410,7 @@ impl ServeArgs {
                 max: self.pool_max,
                 acquire_timeout: self.acquire_timeout,
                 session_reuse: self.session_reuse,
+                found_rows: self.found_rows,
                 statement_cache_size: self.statement_cache_size,
             },
             transactions: TransactionConfig {

@@ -33,8 +33,12 @@ What the gateway changes compared with a MySQL driver (see README.md):
   sqlalchemy.exc.ProgrammingError;
 - stream_results / yield_per use the driver's SSCursor (ExecuteStream);
   without them a result is capped by the gateway (RESULT_TOO_LARGE);
-- UPDATE rowcounts are MySQL's "rows changed", not "rows matched", so
-  supports_sane_rowcount is False (the ORM skips its rowcount checks).
+- UPDATE rowcounts are rows *matched*, as with PyMySQL (the gateway's
+  connections set CLIENT_FOUND_ROWS: --found-rows, on by default), so
+  supports_sane_rowcount is True and the ORM checks them: a stale
+  version_id_col UPDATE or DELETE raises StaleDataError. A gateway started
+  with --found-rows false reports rows changed: create_engine(...,
+  found_rows=False) turns the checks off again.
 """
 import grpc
 from sqlalchemy import exc, util
@@ -109,11 +113,11 @@ class SqlgateDialect(MySQLDialect):
     supports_unicode_statements = True
     supports_native_decimal = True
     supports_server_side_cursors = True
-    # MySQL reports rows changed, not rows matched (the gateway has no
-    # CLIENT_FOUND_ROWS), so an UPDATE that sets a value to what it was
-    # counts 0.
-    supports_sane_rowcount = False
-    supports_sane_multi_rowcount = False
+    # The gateway reports rows matched for UPDATE (CLIENT_FOUND_ROWS,
+    # --found-rows), as PyMySQL's connections do; executemany's rowcount is
+    # the sum over its statements.
+    supports_sane_rowcount = True
+    supports_sane_multi_rowcount = True
     default_paramstyle = "qmark"
     # executemany of an INSERT (pandas to_sql, ORM bulk inserts): SQLAlchemy
     # sends multi-row INSERT ... VALUES (...), (...) statements, as PyMySQL's
@@ -125,9 +129,14 @@ class SqlgateDialect(MySQLDialect):
     statement_compiler = SqlgateCompiler
     colspecs = util.update_copy(_mysql_colspecs, {sqltypes.JSON: _SqlgateJSON})
 
-    def __init__(self, implicit_commit_ddl=True, **kwargs):
+    def __init__(self, implicit_commit_ddl=True, found_rows=True, **kwargs):
         super().__init__(**kwargs)
         self.implicit_commit_ddl = implicit_commit_ddl
+        if not found_rows:
+            # A gateway started with --found-rows false: UPDATE counts rows
+            # changed, so rowcounts cannot be checked.
+            self.supports_sane_rowcount = False
+            self.supports_sane_multi_rowcount = False
 
     @classmethod
     def import_dbapi(cls):

@@ -152,7 +152,7 @@ def test_orm_session_add_commit_query_rollback(engine, customers):
         assert session.scalars(sa.select(Customer.name).order_by(Customer.name)).all() == ["ann", "bob"]
         assert session.get(Customer, ann.id).credit == decimal.Decimal("10.00")
         bob = session.scalars(sa.select(Customer).filter_by(name="bob")).one()
-        bob.credit = decimal.Decimal("0")  # the same value: MySQL counts 0 rows changed; no StaleDataError
+        bob.credit = decimal.Decimal("0")  # the same value: counted as matched (CLIENT_FOUND_ROWS); no StaleDataError
         session.delete(ann)
         session.commit()
     with Session(engine) as session:
