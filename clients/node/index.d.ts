@@ -13,8 +13,12 @@ export declare class Decimal {
 
 /**
  * A value that can be sent as a statement parameter: null/undefined (NULL),
- * bigint (int64, or uint64 above 2^63-1), number (int64 when an integer,
- * else double), boolean, string, Buffer/Uint8Array (bytes), Decimal.
+ * bigint (int64, uint64 above 2^63-1, exact DECIMAL text beyond 64 bits),
+ * number (typed as MariaDB types the literal mysql2 writes, String(n): a whole
+ * number below 1e21 is an integer — int64, uint64 or exact DECIMAL text — one
+ * written with an exponent such as 1e21 or 1.5e300 is a DOUBLE, a fraction is
+ * a DOUBLE; never wrapped; NaN and Infinity throw a TypeError), boolean,
+ * string, Buffer/Uint8Array (bytes), Decimal.
  */
 export type SqlParam = null | undefined | bigint | number | boolean | string | Buffer | Uint8Array | Decimal;
 

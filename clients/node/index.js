@@ -55,11 +55,42 @@ class Decimal {
   toString() { return this.text; }
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * A whole number given as its exact decimal digits (a BigInt, or a number's
+ * String() without an exponent): int64 or uint64 when it fits, else exact
+ * DECIMAL text. Never wrapped.
+ */
+function integerValue(digits) {
+  const n = BigInt(digits);
+  if (n >= INT64_MIN && n <= INT64_MAX) return { int64Value: digits };
+  if (n > INT64_MAX && n <= UINT64_MAX) return { uint64Value: digits };
+  return { decimalValue: digits };
+}
+
+/**
+ * A JavaScript number as a sqlgate Value, typed as MariaDB types the literal
+ * mysql2's query() writes for it (`String(n)`): a whole number without an
+ * exponent (|n| < 1e21) is an integer (int64, uint64, or exact DECIMAL text
+ * beyond 64 bits), a whole number written with an exponent (1e21,
+ * -1e300, Number.MAX_VALUE) is a DOUBLE, and a fraction is a DOUBLE (as
+ * mysql2's execute() sends it). NaN and ±Infinity have no SQL value.
+ */
+function numberValue(v) {
+  if (!Number.isFinite(v)) throw new TypeError(`cannot send ${v} as a SQL value: MariaDB and MySQL have no NaN or Infinity`);
+  if (!Number.isInteger(v)) return { doubleValue: v };
+  const text = String(v);
+  return /e/i.test(text) ? { doubleValue: v } : integerValue(text);
+}
+
 /** A JavaScript value as a sqlgate Value. */
 function toValue(v) {
   if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
-  if (typeof v === 'bigint') return v < 0n || v <= 9223372036854775807n ? { int64Value: v.toString() } : { uint64Value: v.toString() };
-  if (typeof v === 'number') return Number.isInteger(v) ? { int64Value: String(v) } : { doubleValue: v };
+  if (typeof v === 'bigint') return integerValue(v.toString());
+  if (typeof v === 'number') return numberValue(v);
   if (typeof v === 'boolean') return { boolValue: v };
   if (typeof v === 'string') return { stringValue: v };
   if (Buffer.isBuffer(v)) return { bytesValue: v };
