@@ -290,6 +290,45 @@ function abortedCause(error) {
 
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
+/**
+ * True when `error`, failing a call of a transaction, means that transaction
+ * is over or in a state the client cannot know: the database rolled it back
+ * (deadlock, lock wait timeout with the transaction gone, ErrorInfo
+ * `transaction_open` "false"), the gateway ended it (expired, aborted, not
+ * found), a statement committed it (TRANSACTION_ENDED_BY_STATEMENT), or the
+ * call was cut short (deadline, cancel: the gateway rolls back a transaction
+ * whose statement was interrupted). A statement error after which the server
+ * still has the transaction (`transaction_open` "true", e.g. a lock wait
+ * timeout or a duplicate key) does not end it.
+ */
+function endsTransaction(error) {
+  if (!(error instanceof SqlgateError)) return false;
+  const open = error.errorMetadata.transaction_open;
+  if (open === 'true') return false;
+  if (open === 'false') return true;
+  if (error.reason === 'TRANSACTION_ENDED_BY_STATEMENT' || error.reason === 'TRANSACTION_NOT_FOUND') return true;
+  return [grpc.status.ABORTED, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED].includes(error.code);
+}
+
+/** How many ended transactions a Client remembers (oldest forgotten first). */
+const MAX_ENDED_TRANSACTIONS = 10000;
+
+/**
+ * The error a call of an ended transaction raises: the ending error's code,
+ * reason and ErrorInfo (so retry logic sees the same ABORTED), saying that
+ * the transaction ended earlier, with the original as `cause`.
+ */
+function endedError(transactionId, original) {
+  const error = new SqlgateError({
+    code: original.code,
+    details: `transaction ${transactionId} ended earlier (${original.codeName}${original.reason ? ` / ${original.reason}` : ''}: ${original.message}); nothing more runs in it: roll it back`,
+    metadata: original.metadata,
+  });
+  error.transactionEnded = true;
+  error.cause = original;
+  return error;
+}
+
 class Client {
   /**
    * new Client(target, options): options are { token, tls, deadlineMs,
@@ -304,6 +343,36 @@ class Client {
     this.stub = new sqlgate.v1.Database(target, credentials || channelCredentials(tls), channel);
     this.token = token || null;
     this.deadlineMs = deadlineMs || null;
+    // Transactions a call reported as ended, with the error that ended them:
+    // every later call of one raises that error until it is rolled back.
+    this.endedTransactions = new Map();
+  }
+
+  /** Throws when `transactionId` was reported as ended and not rolled back since. */
+  checkNotEnded(transactionId) {
+    const original = transactionId ? this.endedTransactions.get(transactionId) : undefined;
+    if (original) throw endedError(transactionId, original);
+  }
+
+  /** Remembers `transactionId` as ended when `error` ends it; returns `error`. */
+  noteFailure(transactionId, error) {
+    if (transactionId && endsTransaction(error) && !this.endedTransactions.has(transactionId)) {
+      this.endedTransactions.set(transactionId, error);
+      if (this.endedTransactions.size > MAX_ENDED_TRANSACTIONS) {
+        this.endedTransactions.delete(this.endedTransactions.keys().next().value);
+      }
+    }
+    return error;
+  }
+
+  /** A call of transaction `transactionId` ('' for none): refused when it ended, noting an ending failure. */
+  async inTransaction(transactionId, run) {
+    this.checkNotEnded(transactionId);
+    try {
+      return await run();
+    } catch (error) {
+      throw this.noteFailure(transactionId, error);
+    }
   }
 
   metadata() {
@@ -331,7 +400,7 @@ class Client {
     if (bound) request.readConsistency = bound;
     if (begin) request.begin = transactionOptions(begin === true ? {} : begin);
     if (commit) request.commit = true;
-    return result(await this.call('execute', request, { deadlineMs }));
+    return this.inTransaction(transactionId, async () => result(await this.call('execute', request, { deadlineMs })));
   }
 
   /** Streams a result: an async iterator of rows (arrays of JS values). */
@@ -339,6 +408,7 @@ class Client {
     const request = { sql, params: params.map(toValue), transactionId, maxRows };
     const bound = readConsistency(consistency);
     if (bound) request.readConsistency = bound;
+    this.checkNotEnded(transactionId);
     const call = this.stub.executeStream(request, this.metadata(), this.callOptions(deadlineMs));
     try {
       for await (const message of call) {
@@ -347,7 +417,7 @@ class Client {
         }
       }
     } catch (error) {
-      throw wrapError(error);
+      throw this.noteFailure(transactionId, wrapError(error));
     } finally {
       call.cancel(); // a no-op after the end; stops the statement if the caller broke out early
     }
@@ -366,12 +436,24 @@ class Client {
 
   /** Commits; returns the commit token ('' unless the gateway has replicas). */
   async commit(transactionId, { deadlineMs } = {}) {
-    return (await this.call('commit', { transactionId }, { deadlineMs })).commitToken || '';
+    return this.inTransaction(transactionId, async () => (await this.call('commit', { transactionId }, { deadlineMs })).commitToken || '');
   }
 
-  /** Rolls back; true when an open transaction was rolled back by this call. */
+  /**
+   * Rolls back; true when an open transaction was rolled back by this call.
+   * For a transaction a call reported as ended, it tells the gateway too and
+   * resolves false (nothing left to roll back) instead of repeating the error;
+   * the id is forgotten either way.
+   */
   async rollback(transactionId, { deadlineMs } = {}) {
-    return Boolean((await this.call('rollback', { transactionId }, { deadlineMs })).rolledBack);
+    const ended = this.endedTransactions.get(transactionId);
+    this.endedTransactions.delete(transactionId);
+    try {
+      return Boolean((await this.call('rollback', { transactionId }, { deadlineMs })).rolledBack);
+    } catch (error) {
+      if (ended && error instanceof SqlgateError && endsTransaction(error)) return false;
+      throw error;
+    }
   }
 
   /**
@@ -384,7 +466,7 @@ class Client {
       transactionId,
     };
     if (options) request.options = transactionOptions(options);
-    const response = await this.call('executeBatch', request, { deadlineMs });
+    const response = await this.inTransaction(transactionId, () => this.call('executeBatch', request, { deadlineMs }));
     const results = (response.results || []).map(result);
     // The committing batch's commit token ('' inside a transaction or without replicas).
     Object.defineProperty(results, 'commitToken', { value: response.commitToken || '', enumerable: false });
@@ -398,7 +480,8 @@ class Client {
    * `begun` resolves to {transactionId, idleTimeoutMs, maxLifetimeMs};
    * execute resolves to a result, or rejects with the statement's in-band
    * SqlgateError (the transaction stays open); commit resolves to the commit
-   * token. An error that ends the transaction rejects every pending call.
+   * token. An error that ends the transaction rejects every pending call and
+   * every later execute() and commit(); rollback() then resolves false.
    * Ending without commit() or rollback() (cancel(), or the process leaving)
    * rolls the transaction back at once.
    */
@@ -443,7 +526,10 @@ class Client {
         call.end();
         return message.committed.commitToken || '';
       },
+      // After a failure the stream is over and the gateway has rolled the
+      // transaction back (or a statement committed it): nothing to roll back.
       rollback: async () => {
+        if (failure) return false;
         const message = await send({ rollback: {} });
         call.end();
         return Boolean(message.rolledBack.rolledBack);

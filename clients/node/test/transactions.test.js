@@ -111,3 +111,68 @@ test('transaction(fn) gives up after `retries` reruns and throws the last ABORTE
   assert.strictEqual(attempts, 2);
   assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 3')).rows, [[0n]]);
 });
+
+/** Two plain transactions deadlocked on counters rows `a` and `b`; resolves to { victim, winner, error }. */
+async function deadlock(a, b) {
+  const t1 = await client.begin();
+  const t2 = await client.begin();
+  await client.execute('UPDATE counters SET n = n + 1 WHERE id = ?', [a], { transactionId: t1 });
+  await client.execute('UPDATE counters SET n = n + 1 WHERE id = ?', [b], { transactionId: t2 });
+  // Each now asks for the other's row: whichever order the waits form in,
+  // InnoDB sees the cycle and rolls one of them back.
+  const first = client.execute('UPDATE counters SET n = n + 1 WHERE id = ?', [b], { transactionId: t1 });
+  const second = client.execute('UPDATE counters SET n = n + 1 WHERE id = ?', [a], { transactionId: t2 });
+  const [r1, r2] = await Promise.allSettled([first, second]);
+  assert.ok((r1.status === 'rejected') !== (r2.status === 'rejected'), 'exactly one deadlock victim');
+  return r1.status === 'rejected' ? { victim: t1, winner: t2, error: r1.reason } : { victim: t2, winner: t1, error: r2.reason };
+}
+
+test('a transaction reported as ended (deadlock) raises on every later call until it is rolled back', async () => {
+  const { victim, winner, error } = await deadlock(1, 2);
+  assert.strictEqual(error.code, status.ABORTED);
+  assert.strictEqual(error.errno, 1213);
+  const ended = (e) => {
+    assert.ok(e instanceof SqlgateError);
+    assert.strictEqual(e.transactionEnded, true, 'refused by the client, without asking the gateway');
+    assert.strictEqual(e.code, status.ABORTED);
+    assert.strictEqual(e.errno, 1213);
+    assert.strictEqual(e.cause, error);
+    assert.match(e.message, /ended earlier.*roll it back/);
+    return true;
+  };
+  await assert.rejects(client.execute('UPDATE counters SET n = n + 100 WHERE id = 3', [], { transactionId: victim }), ended);
+  await assert.rejects(client.executeBatch([['UPDATE counters SET n = n + 100 WHERE id = 3']], { transactionId: victim }), ended);
+  await assert.rejects((async () => { for await (const row of client.stream('SELECT 1', [], { transactionId: victim })) assert.fail(`got ${row}`); })(), ended);
+  await assert.rejects(client.commit(victim), ended);
+  await assert.rejects(client.commit(victim), ended, 'still refused: only a rollback ends it');
+  assert.strictEqual(await client.rollback(victim), false, 'nothing left to roll back; no error');
+  // Forgotten after the rollback: the gateway answers for the id now.
+  await assert.rejects(client.execute('SELECT 1', [], { transactionId: victim }), (e) => e instanceof SqlgateError && !e.transactionEnded);
+  await client.commit(winner);
+  assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 3')).rows.length, 1);
+});
+
+test('a call of a transaction cut by its deadline ends it for the client: later calls and commit raise, nothing commits', async () => {
+  const before = (await client.execute('SELECT n FROM counters WHERE id = 2')).rows;
+  const id = await client.begin();
+  await client.execute('UPDATE counters SET n = n + 1 WHERE id = 2', [], { transactionId: id });
+  await assert.rejects(client.execute('SELECT SLEEP(3)', [], { transactionId: id, deadlineMs: 200 }), (e) => e.code === status.DEADLINE_EXCEEDED);
+  await assert.rejects(client.execute('UPDATE counters SET n = n + 1 WHERE id = 2', [], { transactionId: id }),
+    (e) => e.transactionEnded === true && e.code === status.DEADLINE_EXCEEDED);
+  await assert.rejects(client.commit(id), (e) => e.transactionEnded === true);
+  await client.rollback(id);
+  assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 2')).rows, before);
+});
+
+test('transaction(fn) whose fn swallows an ending error never commits the rest as if it were the same transaction', async () => {
+  const before = (await client.execute('SELECT n FROM counters WHERE id = 1')).rows;
+  let attempts = 0;
+  await assert.rejects(client.transaction(async (tx) => {
+    attempts++;
+    await tx.execute('UPDATE counters SET n = n + 1 WHERE id = 1');
+    try { await tx.execute('SELECT SLEEP(3)', [], { deadlineMs: 200 }); } catch { /* swallowed */ }
+    await tx.execute('UPDATE counters SET n = n + 1 WHERE id = 1').catch(() => {}); // refused, swallowed too
+  }), (e) => e.transactionEnded === true && e.code === status.DEADLINE_EXCEEDED); // from commit
+  assert.strictEqual(attempts, 1, 'DEADLINE_EXCEEDED is not retried');
+  assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 1')).rows, before);
+});
