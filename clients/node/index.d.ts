@@ -229,6 +229,11 @@ export declare class SqlgateError extends Error {
   readonly statementIndex: number | null;
   /** True for ABORTED: rerun the whole transaction. */
   readonly retryTransaction: boolean;
+  /**
+   * True when the client refused a call of a transaction that an earlier call
+   * reported as ended (its `cause` is that earlier error); roll it back.
+   */
+  readonly transactionEnded?: boolean;
 }
 
 export declare function toValue(value: SqlParam): Record<string, unknown>;
