@@ -19,6 +19,8 @@
 // runs on Client.transaction(), so it commits, rolls back on any error
 // (tx.rollback() included) and reruns the function on ABORTED.
 
+const { SqlgateError, SqlgateDriverError } = require('./errors');
+
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function driverValue(v) {
@@ -46,7 +48,14 @@ function drizzleCallback(executor, { deadlineMs } = {}) {
   if (!executor || typeof executor.execute !== 'function') throw new TypeError('drizzleCallback needs a sqlgate Client or transaction');
   return async (sql, params = [], method = 'execute') => {
     const options = deadlineMs === undefined ? {} : { deadlineMs };
-    const result = await executor.execute(sql, params.map(sqlParam), options);
+    let result;
+    try {
+      result = await executor.execute(sql, params.map(sqlParam), options);
+    } catch (error) {
+      // mysql2's shape (code 'ER_DUP_ENTRY', errno, sqlState, sqlMessage, sql):
+      // drizzle wraps it in DrizzleQueryError as its cause.
+      throw error instanceof SqlgateError ? new SqlgateDriverError(error, sql) : error;
+    }
     const rows = result.rows.map((row) => row.map(driverValue));
     if (method === 'all') return { rows };
     if (result.columns.length > 0) {
@@ -63,15 +72,48 @@ function drizzleCallback(executor, { deadlineMs } = {}) {
 const ACCESS_MODES = { 'read only': true, 'read write': false };
 
 /**
+ * drizzle-orm/mysql-proxy's drizzle(callback, config), whose selects parse
+ * the text of drizzle json() columns, as drizzle-orm/mysql2 gets them parsed
+ * by mysql2. MariaDB stores JSON as LONGTEXT (mysql2 learns from MariaDB's
+ * extended column metadata that it is JSON; the gateway does not pass that
+ * on), so the adapter goes by the query's own fields instead.
+ */
+function proxyDatabase(callback, config) {
+  const { drizzle: proxyDrizzle } = require('drizzle-orm/mysql-proxy');
+  const { is, Column } = require('drizzle-orm');
+  const { MySqlJson } = require('drizzle-orm/mysql-core');
+  const db = proxyDrizzle(callback, config);
+  const { session } = db;
+  const prepareQuery = session.prepareQuery.bind(session);
+  session.prepareQuery = (query, fields, ...rest) => {
+    const prepared = prepareQuery(query, fields, ...rest);
+    const json = (fields || []).flatMap(({ field }, i) => (is(field, Column) && is(field, MySqlJson) ? [i] : []));
+    if (json.length > 0) {
+      const run = prepared.client;
+      prepared.client = async (sql, params, method) => {
+        const answer = await run(sql, params, method);
+        if (method === 'all') {
+          for (const row of answer.rows) {
+            for (const i of json) if (typeof row[i] === 'string') row[i] = JSON.parse(row[i]);
+          }
+        }
+        return answer;
+      };
+    }
+    return prepared;
+  };
+  return db;
+}
+
+/**
  * A Drizzle database (drizzle-orm/mysql-proxy) over a sqlgate Client, whose
  * transaction(fn, config) runs on Client.transaction(). `config` is drizzle's
  * (schema, logger, casing) plus `deadlineMs` for every query.
  */
 function drizzle(executor, config = {}) {
-  const { drizzle: proxyDrizzle } = require('drizzle-orm/mysql-proxy');
   const { TransactionRollbackError } = require('drizzle-orm/errors');
   const { deadlineMs, ...drizzleConfig } = config;
-  const db = proxyDrizzle(drizzleCallback(executor, { deadlineMs }), drizzleConfig);
+  const db = proxyDatabase(drizzleCallback(executor, { deadlineMs }), drizzleConfig);
   if (typeof executor.transaction === 'function') {
     // fn(tx): tx is a Drizzle database bound to the transaction, with rollback().
     // options: Client.transaction()'s (retries, onRetry, isolation, readOnly,
@@ -82,7 +124,7 @@ function drizzle(executor, config = {}) {
       if (isolationLevel && ours.isolation === undefined) ours.isolation = isolationLevel;
       if (accessMode && ours.readOnly === undefined) ours.readOnly = ACCESS_MODES[accessMode];
       return executor.transaction((tx) => {
-        const txdb = proxyDrizzle(drizzleCallback(tx, { deadlineMs }), drizzleConfig);
+        const txdb = proxyDatabase(drizzleCallback(tx, { deadlineMs }), drizzleConfig);
         txdb.rollback = () => { throw new TransactionRollbackError(); };
         txdb.transaction = () => { throw new Error('sqlgate: nested transactions (savepoints) are not supported'); };
         return fn(txdb);

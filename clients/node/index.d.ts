@@ -204,11 +204,8 @@ export declare class Client {
   close(): void;
 }
 
-/** A failed call, with the google.rpc.ErrorInfo the gateway attaches. */
-export declare class SqlgateError extends Error {
-  readonly name: 'SqlgateError';
-  /** The gRPC status code (see `status`). */
-  readonly code: grpc.status;
+/** What every sqlgate error carries besides `code`. */
+export interface SqlgateErrorFields {
   /** The code's name, e.g. "ABORTED". */
   readonly codeName: string;
   /** The status message. */
@@ -219,7 +216,7 @@ export declare class SqlgateError extends Error {
   readonly reason: string | null;
   /** ErrorInfo domain ("sqlgate"). */
   readonly domain: string | null;
-  /** All ErrorInfo metadata. */
+  /** All ErrorInfo metadata (e.g. errno, sqlstate, statement_index, transaction_open). */
   readonly errorMetadata: Record<string, string>;
   /** The MySQL error number, for database errors. */
   readonly errno: number | null;
@@ -227,6 +224,14 @@ export declare class SqlgateError extends Error {
   readonly sqlstate: string | null;
   /** The failing statement of an ExecuteBatch. */
   readonly statementIndex: number | null;
+  /** The gRPC status code (`code` too in SqlgateError; in SqlgateDriverError `code` is mysql2's name). */
+  readonly grpcCode: grpc.status;
+  /** The SQLSTATE, as mysql2 names it (same as `sqlstate`). */
+  readonly sqlState: string | null;
+  /** The server's own message, for database errors (mysql2's `sqlMessage`). */
+  readonly sqlMessage: string | null;
+  /** mysql2's code name for `errno`, e.g. "ER_DUP_ENTRY"; null without errno or when mysql2 has no name for it. */
+  readonly mysqlCode: string | null;
   /** True for ABORTED: rerun the whole transaction. */
   readonly retryTransaction: boolean;
   /**
@@ -235,6 +240,30 @@ export declare class SqlgateError extends Error {
    */
   readonly transactionEnded?: boolean;
 }
+
+/** A failed call, with the google.rpc.ErrorInfo the gateway attaches. */
+export declare class SqlgateError extends Error {
+  readonly name: 'SqlgateError';
+  /** The gRPC status code (see `status`). */
+  readonly code: grpc.status;
+}
+export interface SqlgateError extends SqlgateErrorFields {}
+
+/**
+ * A SqlgateError (at run time a subclass of it) shaped as mysql2's errors:
+ * the Drizzle adapter throws these, as the `cause` of drizzle's
+ * DrizzleQueryError. `code` is mysql2's name for the MySQL error
+ * ("ER_DUP_ENTRY", "ER_LOCK_DEADLOCK"; undefined when mysql2 has none, as with
+ * mysql2), else the gateway's reason ("TRANSACTION_EXPIRED"), else the gRPC
+ * code's name ("DEADLINE_EXCEEDED"); `message` is the server's message for
+ * database errors; `sql` the statement.
+ */
+export declare class SqlgateDriverError extends Error {
+  readonly name: 'SqlgateError';
+  readonly code: string | undefined;
+  readonly sql: string;
+}
+export interface SqlgateDriverError extends SqlgateErrorFields {}
 
 export declare function toValue(value: SqlParam): Record<string, unknown>;
 export declare function fromValue(value: Record<string, unknown>): SqlValue;

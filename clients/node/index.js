@@ -4,25 +4,13 @@
 //
 // 64-bit integers come back as BigInt (JavaScript numbers lose precision
 // above 2^53), DECIMAL as its exact text, temporal values as their text.
-const fs = require('node:fs');
-const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
-const protobuf = require('protobufjs');
+const { PROTO_ROOT } = require('./proto-root');
+const {
+  SqlgateError, SqlgateDriverError, statusError, wrapError, describeError, abortedCause, endsTransaction, endedError,
+} = require('./errors');
 
-/**
- * Where the .proto files are: the copy bundled into the package by `npm pack`
- * (see tools/bundle-proto.js) first, else the repository's proto/ (a checkout).
- */
-function findProtoRoot() {
-  const candidates = [path.join(__dirname, 'proto'), path.join(__dirname, '..', '..', 'proto')];
-  for (const dir of candidates) {
-    if (fs.existsSync(path.join(dir, 'sqlgate', 'v1', 'sqlgate.proto'))) return dir;
-  }
-  throw new Error(`sqlgate-client: sqlgate/v1/sqlgate.proto not found in ${candidates.join(' or ')}`);
-}
-
-const PROTO_ROOT = findProtoRoot();
 const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
   // Imports (google/rpc/status.proto) resolve from the proto root.
   includeDirs: [PROTO_ROOT],
@@ -33,21 +21,6 @@ const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
   oneofs: true,
 });
 const { sqlgate } = grpc.loadPackageDefinition(definition);
-
-// google.rpc.Status from the bundled status.proto (google/protobuf/any.proto is
-// built into protobufjs), and google.rpc.ErrorInfo as googleapis'
-// google/rpc/error_details.proto defines it:
-//   message ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
-const rpcRoot = new protobuf.Root();
-rpcRoot.resolvePath = (origin, target) => (path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target));
-rpcRoot.loadSync('google/rpc/status.proto', { keepCase: true });
-const RpcStatus = rpcRoot.lookupType('google.rpc.Status');
-const ErrorInfo = new protobuf.Type('ErrorInfo')
-  .add(new protobuf.Field('reason', 1, 'string'))
-  .add(new protobuf.Field('domain', 2, 'string'))
-  .add(new protobuf.MapField('metadata', 3, 'string', 'string'));
-rpcRoot.lookup('google.rpc').add(ErrorInfo);
-const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 /** Exact decimal text, sent as decimal_value. */
 class Decimal {
@@ -112,83 +85,6 @@ function fromValue(value) {
     case 'jsonValue': return JSON.parse(value.jsonValue);
     default: return value[value.kind]; // string, decimal, date, datetime, time: exact text
   }
-}
-
-/**
- * A failed call: the gRPC status code and message, and the google.rpc.ErrorInfo
- * the gateway attaches to every error (reason, and errno/sqlstate for
- * database errors, statement_index for ExecuteBatch).
- */
-class SqlgateError extends Error {
-  constructor(grpcError) {
-    super(grpcError.details || grpcError.message);
-    this.name = 'SqlgateError';
-    this.code = grpcError.code;
-    this.codeName = CODE_NAMES[grpcError.code] || String(grpcError.code);
-    this.details = grpcError.details; // the status message, as grpc-js names it
-    this.metadata = grpcError.metadata;
-    this.reason = null;
-    this.domain = null;
-    this.errorMetadata = {};
-    this.errno = null;
-    this.sqlstate = null;
-    this.statementIndex = null;
-    const info = errorInfoOf(grpcError.metadata);
-    if (info) {
-      this.reason = info.reason || null;
-      this.domain = info.domain || null;
-      this.errorMetadata = { ...info.metadata };
-      if (info.metadata.errno !== undefined) this.errno = Number(info.metadata.errno);
-      if (info.metadata.sqlstate !== undefined) this.sqlstate = info.metadata.sqlstate;
-      if (info.metadata.statement_index !== undefined) this.statementIndex = Number(info.metadata.statement_index);
-    }
-  }
-
-  /** True for ABORTED: rerun the whole transaction. */
-  get retryTransaction() { return this.code === grpc.status.ABORTED; }
-}
-
-/**
- * An in-band google.rpc.Status (a Transaction stream's statement error, as
- * proto-loader decodes it) in the shape of a grpc-js error, so that
- * SqlgateError reads its ErrorInfo the same way.
- */
-function statusError(status) {
-  const metadata = new grpc.Metadata();
-  const details = (status.details || []).map((any) => ({ type_url: any.typeUrl || any.type_url, value: any.value }));
-  const bytes = RpcStatus.encode(RpcStatus.fromObject({ code: status.code, message: status.message, details })).finish();
-  metadata.set('grpc-status-details-bin', Buffer.from(bytes));
-  return { code: status.code, details: status.message, metadata };
-}
-
-const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, code]) => [code, name]));
-
-/** The ErrorInfo inside grpc-status-details-bin, or null. */
-function errorInfoOf(metadata) {
-  const bytes = metadata && typeof metadata.get === 'function' ? metadata.get('grpc-status-details-bin')[0] : undefined;
-  if (!bytes) return null;
-  let status;
-  try { status = RpcStatus.decode(bytes); } catch { return null; }
-  for (const any of status.details || []) {
-    if (any.type_url === ERROR_INFO_TYPE_URL) {
-      const info = ErrorInfo.decode(any.value);
-      return { reason: info.reason, domain: info.domain, metadata: info.metadata || {} };
-    }
-  }
-  return null;
-}
-
-/** A gRPC error as a SqlgateError; anything else unchanged. */
-function wrapError(error) {
-  if (error instanceof SqlgateError) return error;
-  if (error && typeof error.code === 'number' && error.metadata instanceof grpc.Metadata) return new SqlgateError(error);
-  return error;
-}
-
-/** Kept for compatibility: a plain description of an error. */
-function describeError(error) {
-  const e = wrapError(error);
-  return { code: e.code, message: e.details, reason: e.reason, errno: e.errno, sqlstate: e.sqlstate, hasDetails: Boolean(e.reason) };
 }
 
 const ISOLATION = {
@@ -277,57 +173,10 @@ function channelCredentials(tls) {
   throw new TypeError('tls must be false, true, or { ca, cert?, key?, serverName? }');
 }
 
-/**
- * The ABORTED SqlgateError that `error` is or wraps (through `cause`, as
- * Drizzle's DrizzleQueryError wraps the driver's error), or null.
- */
-function abortedCause(error) {
-  for (let e = error, depth = 0; e && depth < 5; e = e.cause, depth++) {
-    if (e instanceof SqlgateError) return e.code === grpc.status.ABORTED ? e : null;
-  }
-  return null;
-}
-
-function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
-
-/**
- * True when `error`, failing a call of a transaction, means that transaction
- * is over or in a state the client cannot know: the database rolled it back
- * (deadlock, lock wait timeout with the transaction gone, ErrorInfo
- * `transaction_open` "false"), the gateway ended it (expired, aborted, not
- * found), a statement committed it (TRANSACTION_ENDED_BY_STATEMENT), or the
- * call was cut short (deadline, cancel: the gateway rolls back a transaction
- * whose statement was interrupted). A statement error after which the server
- * still has the transaction (`transaction_open` "true", e.g. a lock wait
- * timeout or a duplicate key) does not end it.
- */
-function endsTransaction(error) {
-  if (!(error instanceof SqlgateError)) return false;
-  const open = error.errorMetadata.transaction_open;
-  if (open === 'true') return false;
-  if (open === 'false') return true;
-  if (error.reason === 'TRANSACTION_ENDED_BY_STATEMENT' || error.reason === 'TRANSACTION_NOT_FOUND') return true;
-  return [grpc.status.ABORTED, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED].includes(error.code);
-}
-
 /** How many ended transactions a Client remembers (oldest forgotten first). */
 const MAX_ENDED_TRANSACTIONS = 10000;
 
-/**
- * The error a call of an ended transaction raises: the ending error's code,
- * reason and ErrorInfo (so retry logic sees the same ABORTED), saying that
- * the transaction ended earlier, with the original as `cause`.
- */
-function endedError(transactionId, original) {
-  const error = new SqlgateError({
-    code: original.code,
-    details: `transaction ${transactionId} ended earlier (${original.codeName}${original.reason ? ` / ${original.reason}` : ''}: ${original.message}); nothing more runs in it: roll it back`,
-    metadata: original.metadata,
-  });
-  error.transactionEnded = true;
-  error.cause = original;
-  return error;
-}
+function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
 class Client {
   /**
@@ -577,6 +426,7 @@ module.exports = {
   Client,
   Decimal,
   SqlgateError,
+  SqlgateDriverError,
   toValue,
   fromValue,
   describeError,

@@ -79,7 +79,7 @@ test('db.transaction commits; a thrown error or tx.rollback() rolls everything b
   await assert.rejects(db.transaction(async (tx) => {
     await tx.insert(accounts).values({ owner: 'erin', balance: '1.00' });
     await tx.insert(accounts).values({ id: 1, owner: 'duplicate', balance: '1.00' });
-  }), (error) => error.cause.code === status.ALREADY_EXISTS && error.cause.errno === 1062); // DrizzleQueryError wraps the SqlgateError
+  }), (error) => error.cause.code === 'ER_DUP_ENTRY' && error.cause.grpcCode === status.ALREADY_EXISTS && error.cause.errno === 1062); // DrizzleQueryError wraps the error, shaped as mysql2's
   const owners = (await db.select({ owner: accounts.owner }).from(accounts).orderBy(accounts.owner)).map((r) => r.owner);
   assert.deepStrictEqual(owners, ['ada', 'carol']);
 });

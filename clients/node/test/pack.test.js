@@ -62,11 +62,25 @@ test('the packed tarball installs and works from a fresh directory', async () =>
   assert.strictEqual(out.reason, 'MYSQL_ERROR 1146');
   assert.deepStrictEqual(out.drizzleRows, [{ greeting: 'hi' }]);
 
+  // The same as ES modules: every documented subpath through "exports".
+  const esm = `
+    import { Client, SqlgateError } from 'sqlgate-client';
+    import { drizzle } from 'sqlgate-client/drizzle';
+    import { sql } from 'drizzle-orm';
+    const client = new Client(process.argv[1]);
+    let code = null;
+    try { await drizzle(client).execute(sql\`SELECT * FROM no_such_table\`); } catch (e) { code = e.cause instanceof SqlgateError && e.cause.code; }
+    client.close();
+    console.log(JSON.stringify({ code }));`;
+  fs.writeFileSync(path.join(app, 'esm.mjs'), esm);
+  const esmOut = JSON.parse(execFileSync(process.execPath, ['esm.mjs', gateway.address], { cwd: app, encoding: 'utf8' }));
+  assert.deepStrictEqual(esmOut, { code: 'ER_NO_SUCH_TABLE' });
+
   // The installed package's types, as a TypeScript user of the tarball gets them.
-  for (const file of ['usage.ts', 'drizzle-usage.ts']) fs.copyFileSync(path.join(__dirname, 'types', file), path.join(app, file));
+  for (const file of ['usage.ts', 'drizzle-usage.ts', 'esm-usage.mts']) fs.copyFileSync(path.join(__dirname, 'types', file), path.join(app, file));
   const base = { strict: true, noEmit: true, target: 'ES2022', module: 'node16', moduleResolution: 'node16', types: ['node'], typeRoots: [path.join(PACKAGE, 'node_modules', '@types')] };
   fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...base, skipLibCheck: false }, files: ['usage.ts'] }));
-  fs.writeFileSync(path.join(app, 'tsconfig.drizzle.json'), JSON.stringify({ compilerOptions: { ...base, skipLibCheck: true }, files: ['drizzle-usage.ts'] }));
+  fs.writeFileSync(path.join(app, 'tsconfig.drizzle.json'), JSON.stringify({ compilerOptions: { ...base, skipLibCheck: true }, files: ['drizzle-usage.ts', 'esm-usage.mts'] }));
   const tsc = path.join(PACKAGE, 'node_modules', 'typescript', 'bin', 'tsc');
   for (const project of ['tsconfig.json', 'tsconfig.drizzle.json']) {
     try {
