@@ -153,11 +153,15 @@ export interface ClientOptions {
 }
 
 export interface TransactionHelperOptions extends BeginOptions, CallOptions {
-  /** Reruns on ABORTED before giving up (default 10). */
+  /** Reruns on ABORTED (or a Begin refused RESOURCE_EXHAUSTED) before giving up (default 10: at most 11 runs). */
   retries?: number;
+  /** First back-off in ms (default 10); it doubles with each rerun, half of it random. */
+  backoffMs?: number;
+  /** Longest back-off in ms (default 1000). */
+  maxBackoffMs?: number;
   /** Raw TransactionOptions (proto field names, camelCase) instead of isolation/readOnly/idleTimeoutMs. */
   options?: Record<string, unknown>;
-  /** Called with the ABORTED error and the number of the rerun (1, 2, ...) before each rerun. */
+  /** Called with the ABORTED (or RESOURCE_EXHAUSTED) error and the number of the rerun (1, 2, ...) before each rerun. */
   onRetry?: (error: SqlgateError, attempt: number) => void | Promise<void>;
 }
 

@@ -176,6 +176,17 @@ function channelCredentials(tls) {
 /** How many ended transactions a Client remembers (oldest forgotten first). */
 const MAX_ENDED_TRANSACTIONS = 10000;
 
+/**
+ * The wait before rerun `attempt + 1`: exponential back-off with "equal
+ * jitter": d = min(maxMs, baseMs * 2^attempt), then d/2 + a random part of
+ * d/2. It grows with every rerun (so transactions that collided spread out
+ * further each time) and is never near 0 after a collision.
+ */
+function retryDelay(attempt, baseMs, maxMs) {
+  const d = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return d / 2 + Math.random() * (d / 2);
+}
+
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
 class Client {
@@ -390,14 +401,28 @@ class Client {
   /**
    * Runs `work(tx)` in a transaction and commits it; on ABORTED (deadlock,
    * lock wait timeout, expired or aborted transaction) rolls back and runs the
-   * whole of it again, after a jittered backoff, up to `retries` times. Any
-   * other error rolls back and is thrown. `tx` has id, execute(sql, params),
-   * stream(sql, params) and executeBatch(statements).
+   * whole of it again, up to `retries` times (so at most 1 + retries runs),
+   * after a back-off that doubles with each rerun, from `backoffMs` up to
+   * `maxBackoffMs`, half of it random (see retryDelay). A Begin refused for
+   * want of a slot (RESOURCE_EXHAUSTED: nothing ran yet) is retried the same
+   * way, from the same budget. Any other error rolls back and is thrown.
+   * `tx` has id, attempt, execute(sql, params), stream(sql, params) and
+   * executeBatch(statements).
    */
-  async transaction(work, { retries = 10, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs } = {}) {
+  async transaction(work, {
+    retries = 10, backoffMs = 10, maxBackoffMs = 1000, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs,
+  } = {}) {
     const beginOptions = options || { isolation, readOnly, idleTimeoutMs };
     for (let attempt = 0; ; attempt++) {
-      const id = await this.begin(beginOptions, { deadlineMs });
+      let id;
+      try {
+        id = await this.begin(beginOptions, { deadlineMs });
+      } catch (error) {
+        if (!(error instanceof SqlgateError) || error.grpcCode !== grpc.status.RESOURCE_EXHAUSTED || attempt >= retries) throw error;
+        if (onRetry) await onRetry(error, attempt + 1);
+        await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));
+        continue;
+      }
       const tx = {
         id,
         attempt,
@@ -414,7 +439,7 @@ class Client {
         const aborted = abortedCause(error);
         if (!aborted || attempt >= retries) throw error;
         if (onRetry) await onRetry(aborted, attempt + 1);
-        await sleep(Math.random() * 5 * 2 ** Math.min(attempt, 6));
+        await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));
       }
     }
   }

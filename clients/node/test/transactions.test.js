@@ -176,3 +176,30 @@ test('transaction(fn) whose fn swallows an ending error never commits the rest a
   assert.strictEqual(attempts, 1, 'DEADLINE_EXCEEDED is not retried');
   assert.deepStrictEqual((await client.execute('SELECT n FROM counters WHERE id = 1')).rows, before);
 });
+
+test('transaction(fn) holds a hot spot: 100 concurrent transfers over 4 accounts, none fails', { timeout: 60000 }, async () => {
+  await client.execute('CREATE TABLE hot (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB');
+  await client.execute('INSERT INTO hot VALUES (0, 1000), (1, 1000), (2, 1000), (3, 1000)');
+  const expected = [1000n, 1000n, 1000n, 1000n];
+  const retries = [];
+  const transfers = [];
+  let worst = 0;
+  const started = Date.now();
+  for (let i = 0; i < 100; i++) {
+    const from = i % 4;
+    const to = (from + 1 + (Math.floor(i / 4) % 3)) % 4;
+    expected[from] -= 1n;
+    expected[to] += 1n;
+    transfers.push(client.transaction(async (tx) => {
+      await tx.execute('UPDATE hot SET balance = balance - 1 WHERE id = ?', [from]);
+      await tx.execute('UPDATE hot SET balance = balance + 1 WHERE id = ?', [to]);
+    }, { onRetry: (error, attempt) => { retries.push(error.errno ?? error.reason); worst = Math.max(worst, attempt); } }));
+  }
+  const outcomes = await Promise.allSettled(transfers);
+  const failed = outcomes.filter((o) => o.status === 'rejected').map((o) => `${o.reason.codeName} ${o.reason.reason} ${o.reason.message}`);
+  const elapsed = Date.now() - started;
+  console.log(`hot spot: 100 transfers in ${elapsed} ms, ${retries.length} reruns (${[...new Set(retries)].join(', ')}; at most ${worst} for one transfer), ${failed.length} failed`);
+  assert.deepStrictEqual(failed, []);
+  assert.ok(retries.length > 0, 'the hot spot was hot: some transfers were rerun');
+  assert.deepStrictEqual((await client.execute('SELECT balance FROM hot ORDER BY id')).rows.map((r) => r[0]), expected);
+});
