@@ -401,7 +401,7 @@ class Client {
   /**
    * Runs `work(tx)` in a transaction and commits it; on ABORTED (deadlock,
    * lock wait timeout, expired or aborted transaction) rolls back and runs the
-   * whole of it again, up to `retries` times (so at most 1 + retries runs),
+   * whole of it again, up to `retries` times (default 24: at most 25 runs),
    * after a back-off that doubles with each rerun, from `backoffMs` up to
    * `maxBackoffMs`, half of it random (see retryDelay). A Begin refused for
    * want of a slot (RESOURCE_EXHAUSTED: nothing ran yet) is retried the same
@@ -410,7 +410,7 @@ class Client {
    * executeBatch(statements).
    */
   async transaction(work, {
-    retries = 10, backoffMs = 10, maxBackoffMs = 1000, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs,
+    retries = 24, backoffMs = 10, maxBackoffMs = 1000, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs,
   } = {}) {
     const beginOptions = options || { isolation, readOnly, idleTimeoutMs };
     for (let attempt = 0; ; attempt++) {

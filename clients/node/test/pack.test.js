@@ -67,7 +67,7 @@ test('the packed tarball installs and works from a fresh directory', async () =>
     import { Client, SqlgateError } from 'sqlgate-client';
     import { drizzle } from 'sqlgate-client/drizzle';
     import { sql } from 'drizzle-orm';
-    const client = new Client(process.argv[1]);
+    const client = new Client(process.argv[2]); // node esm.mjs <address>
     let code = null;
     try { await drizzle(client).execute(sql\`SELECT * FROM no_such_table\`); } catch (e) { code = e.cause instanceof SqlgateError && e.cause.code; }
     client.close();

@@ -203,3 +203,34 @@ test('transaction(fn) holds a hot spot: 100 concurrent transfers over 4 accounts
   assert.ok(retries.length > 0, 'the hot spot was hot: some transfers were rerun');
   assert.deepStrictEqual((await client.execute('SELECT balance FROM hot ORDER BY id')).rows.map((r) => r[0]), expected);
 });
+
+test('a lock wait timeout (1205) leaves the transaction open, as in MySQL: it goes on, and commit keeps the work before the error', async () => {
+  await client.execute('CREATE TABLE notes (id INT PRIMARY KEY) ENGINE=InnoDB');
+  const holder = await client.begin();
+  await client.execute('SELECT n FROM counters WHERE id = 3 FOR UPDATE', [], { transactionId: holder });
+  try {
+    const id = await client.begin();
+    await client.execute('INSERT INTO notes VALUES (1)', [], { transactionId: id });
+    await assert.rejects(client.execute('SELECT n FROM counters WHERE id = 3 FOR UPDATE NOWAIT', [], { transactionId: id }), (e) => {
+      assert.strictEqual(e.errno, 1205);
+      assert.strictEqual(e.errorMetadata.transaction_open, 'true');
+      assert.strictEqual(e.transactionEnded, undefined);
+      return true;
+    });
+    await client.execute('INSERT INTO notes VALUES (2)', [], { transactionId: id });
+    await client.commit(id);
+
+    // The same inside transaction(fn), where fn handles the error itself: one run, both rows.
+    let runs = 0;
+    await client.transaction(async (tx) => {
+      runs++;
+      await tx.execute('INSERT INTO notes VALUES (3)');
+      await assert.rejects(tx.execute('SELECT n FROM counters WHERE id = 3 FOR UPDATE NOWAIT'), (e) => e.errno === 1205);
+      await tx.execute('INSERT INTO notes VALUES (4)');
+    });
+    assert.strictEqual(runs, 1);
+  } finally {
+    await client.rollback(holder);
+  }
+  assert.deepStrictEqual((await client.execute('SELECT id FROM notes ORDER BY id')).rows, [[1], [2], [3], [4]]);
+});
