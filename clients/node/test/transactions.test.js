@@ -232,5 +232,5 @@ test('a lock wait timeout (1205) leaves the transaction open, as in MySQL: it go
   } finally {
     await client.rollback(holder);
   }
-  assert.deepStrictEqual((await client.execute('SELECT id FROM notes ORDER BY id')).rows, [[1], [2], [3], [4]]);
+  assert.deepStrictEqual((await client.execute('SELECT id FROM notes ORDER BY id')).rows, [[1], [2], [3], [4]].map(([n]) => [BigInt(n)]));
 });
