@@ -67,8 +67,10 @@ _ENDING_REASONS = {"TRANSACTION_ENDED_BY_STATEMENT", "TRANSACTION_NOT_FOUND", "T
 
 def keeps_transaction(error):
     """Whether the gateway said that the transaction stays open after this
-    error (a statement-level error such as a lock wait timeout, 1205)."""
-    return error.metadata.get("transaction") == "open"
+    error: ErrorInfo metadata transaction_open "true" (a statement-level
+    error such as a lock wait timeout, 1205, or FOR UPDATE NOWAIT: only the
+    statement was undone, as MySQL does)."""
+    return error.metadata.get("transaction_open") == "true"
 
 
 def ends_transaction(error):
