@@ -17,6 +17,8 @@ registry.register("mysql.sqlgate", "sqlgate_client.sqlalchemy_dialect", "Sqlgate
 # The test plugin's MySQL provisioning (below) rewrites the --dburi to
 # "mariadb+sqlgate://" once it sees a MariaDB server.
 registry.register("mariadb.sqlgate", "sqlgate_client.sqlalchemy_dialect", "SqlgateDialect")
+registry.register("mysql.sqlgate_aio", "sqlgate_client.sqlalchemy_aio", "SqlgateAsyncDialect")
+registry.register("mariadb.sqlgate_aio", "sqlgate_client.sqlalchemy_aio", "SqlgateAsyncDialect")
 
 # SQLAlchemy loads a dialect's test provisioning from <its package>.provision;
 # this dialect is SQLAlchemy's MySQL dialect underneath, so MySQL's hooks

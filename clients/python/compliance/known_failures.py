@@ -31,7 +31,7 @@ KNOWN_FAILURES = [
 ]
 
 _PATTERNS = [(re.compile(pattern), reason) for pattern, reason in KNOWN_FAILURES]
-_SUFFIX = re.compile(r"_(mysql|mariadb)\+sqlgate_[0-9_]+(?=::)")
+_SUFFIX = re.compile(r"_(mysql|mariadb)\+sqlgate(_aio_async)?_[0-9_]+(?=::)")
 
 
 def short_id(nodeid):

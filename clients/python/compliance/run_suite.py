@@ -3,10 +3,13 @@ does, with gateway_process.py),
 runs SQLAlchemy's compliance suite against it with pytest, and stops the
 gateway whatever happens.
 
-    run_suite.py [--ci] [--gateway-log FILE] [pytest arguments...]
+    run_suite.py [--ci] [--aio] [--gateway-log FILE] [pytest arguments...]
 
 --ci runs the CI subset (CI_SUBSET in sqlgate_suite_plugin.py, less the
-known failures) instead of the whole suite;
+known failures) instead of the whole suite; --aio runs it on the asyncio
+dialect (mysql+sqlgate_aio://: SQLAlchemy's test plugin then runs each test
+through the async adaptation, greenlets and all; with --ci, the smaller
+AIO_CI_SUBSET of sqlgate_suite_plugin.py);
 other arguments go to pytest (e.g. -k, -x, -v, a test id). Exits with
 pytest's status."""
 import os
@@ -32,7 +35,8 @@ def stop_gateway(process):
 
 def main(argv):
     ci = "--ci" in argv
-    argv = [a for a in argv if a != "--ci"]
+    aio = "--aio" in argv
+    argv = [a for a in argv if a not in ("--ci", "--aio")]
     log_path = None
     if "--gateway-log" in argv:
         i = argv.index("--gateway-log")
@@ -54,10 +58,12 @@ def main(argv):
         # interrupted run's: no need to wait the default 15 s for it.
         process, address = gateway_process.start(data_dir, ["--shutdown-grace", "2s"], log)
         gateway_process.wait_ready(address, within=60)
-        command = [sys.executable, "-m", "pytest", "test_suite.py", "--dburi", f"mysql+sqlgate://{address}/",
+        command = [sys.executable, "-m", "pytest", "test_suite.py", "--dburi",
+                   f"mysql+{'sqlgate_aio' if aio else 'sqlgate'}://{address}/",
                    *argv]
-        env = dict(os.environ, SQLGATE_SUITE_CI="1" if ci else "0")
-        print("gateway at", address, "(SQLAlchemy suite:", "CI subset)" if ci else "whole suite)", flush=True)
+        env = dict(os.environ, SQLGATE_SUITE_CI=("aio" if aio else "1") if ci else "0")
+        print("gateway at", address, "(SQLAlchemy suite:", "CI subset" if ci else "whole suite",
+              "on the asyncio dialect)" if aio else ")", flush=True)
         return subprocess.call(command, cwd=HERE, env=env)
     finally:
         if process is not None:

@@ -33,6 +33,15 @@ CI_SUBSET = {
     "RowFetchTest", "ServerSideCursorsTest",
 }
 
+# The CI subset on the asyncio dialect (run_suite.py --ci --aio): the classes
+# that exercise what the async adaptation adds (connections, transactions,
+# isolation, errors, buffered and server-side results, inserts, a few types).
+AIO_CI_SUBSET = {
+    "IsolationLevelTest", "AutocommitIsolationTest", "ExceptionTest", "PingTest", "RowFetchTest",
+    "ServerSideCursorsTest", "InsertBehaviorTest", "LastrowidTest", "ReturningTest", "RowCountTest",
+    "SimpleUpdateDeleteTest", "NumericTest", "DateTimeTest", "JSONTest", "HasTableTest",
+}
+
 _failed = {}
 
 
@@ -42,11 +51,13 @@ def _class_name(nodeid):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("SQLGATE_SUITE_CI") != "1":
+    mode = os.environ.get("SQLGATE_SUITE_CI")
+    if mode not in ("1", "aio"):
         return
+    subset = AIO_CI_SUBSET if mode == "aio" else CI_SUBSET
     keep, drop = [], []
     for item in items:
-        chosen = _class_name(item.nodeid) in CI_SUBSET and not reason_for(item.nodeid)
+        chosen = _class_name(item.nodeid) in subset and not reason_for(item.nodeid)
         (keep if chosen else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -11,5 +11,7 @@ class ServerSideCursorsTest(_ServerSideCursorsTest):
     # by name ("TODO: this is a huge issue as it prevents these tests from
     # being usable by third party dialects") and answers False for others.
     # The driver's server-side cursor is dbapi.SSCursor (ExecuteStream).
+    # On the asyncio dialect it is the adapted cursor over
+    # aio_dbapi.AsyncSSCursor, which says so (server_side), as aiomysql's does.
     def _is_server_side(self, cursor):
-        return isinstance(cursor, dbapi.SSCursor)
+        return isinstance(cursor, dbapi.SSCursor) or getattr(cursor, "server_side", False)

@@ -399,6 +399,13 @@ class Connection:
         self._unary("Execute", pb.ExecuteRequest(sql="SELECT 1"))
         return True
 
+    def autocommit_row(self, sql):
+        """The first row of `sql` run as an autocommit call that leaves the
+        open transaction, if any, alone (or None without rows)."""
+        self._check_open()
+        response = self._unary("Execute", pb.ExecuteRequest(sql=sql))
+        return _row(response.rows[0]) if response.rows else None
+
     def _begin_options(self):
         return pb.TransactionOptions(isolation=self._isolation, read_only=self.read_only)
 

@@ -224,10 +224,7 @@ class SqlgateDialect(MySQLDialect):
         """The server's default, read with an autocommit ping-like call."""
         variable = "@@transaction_isolation" if self._is_mysql and (
             self.server_version_info or (0,)) >= (5, 7, 20) else "@@tx_isolation"
-        from sqlgate_client.dbapi import _row, pb  # noqa: PLC0415
-
-        response = dbapi_connection._unary("Execute", pb.ExecuteRequest(sql=f"SELECT {variable}"))
-        (value,) = _row(response.rows[0])
+        (value,) = dbapi_connection.autocommit_row(f"SELECT {variable}")
         if isinstance(value, bytes):
             value = value.decode()
         return value.upper().replace("-", " ")
@@ -290,3 +287,6 @@ dialect = SqlgateDialect
 # For use without the installed entry points (a source tree on sys.path).
 registry.register("sqlgate", "sqlgate_client.sqlalchemy_dialect", "SqlgateDialect")
 registry.register("mysql.sqlgate", "sqlgate_client.sqlalchemy_dialect", "SqlgateDialect")
+# The asyncio dialect (create_async_engine("sqlgate+aio://host:port")).
+registry.register("sqlgate.aio", "sqlgate_client.sqlalchemy_aio", "SqlgateAsyncDialect")
+registry.register("mysql.sqlgate_aio", "sqlgate_client.sqlalchemy_aio", "SqlgateAsyncDialect")
