@@ -140,13 +140,22 @@ function describeError(error) {
   return { code: e.code, message: e.details, reason: e.reason, errno: e.errno, sqlstate: e.sqlstate, hasDetails: Boolean(e.reason) };
 }
 
+/** The gateway's refusals for want of capacity: nothing ran, try again later. */
+const OVERLOADED = new Set(['TOO_MANY_TRANSACTIONS', 'POOL_EXHAUSTED', 'TOO_MANY_REQUESTS']);
+
 /**
- * The ABORTED SqlgateError that `error` is or wraps (through `cause`, as
- * Drizzle's DrizzleQueryError wraps the driver's error), or null.
+ * The SqlgateError that `error` is or wraps (through `cause`, as Drizzle's
+ * DrizzleQueryError wraps the driver's error) when it says "run the whole
+ * transaction again": ABORTED, or a refusal for want of capacity
+ * (RESOURCE_EXHAUSTED with reason TOO_MANY_TRANSACTIONS, POOL_EXHAUSTED or
+ * TOO_MANY_REQUESTS); else null.
  */
-function abortedCause(error) {
+function retryableCause(error) {
   for (let e = error, depth = 0; e && depth < 5; e = e.cause, depth++) {
-    if (e instanceof SqlgateError) return e.grpcCode === grpc.status.ABORTED ? e : null;
+    if (e instanceof SqlgateError) {
+      const retry = e.grpcCode === grpc.status.ABORTED || (e.grpcCode === grpc.status.RESOURCE_EXHAUSTED && OVERLOADED.has(e.reason));
+      return retry ? e : null;
+    }
   }
   return null;
 }
@@ -188,5 +197,5 @@ function endedError(transactionId, original) {
 }
 
 module.exports = {
-  SqlgateError, SqlgateDriverError, statusError, wrapError, describeError, abortedCause, endsTransaction, endedError, CODE_NAMES,
+  SqlgateError, SqlgateDriverError, statusError, wrapError, describeError, retryableCause, endsTransaction, endedError, CODE_NAMES,
 };

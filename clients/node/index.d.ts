@@ -153,7 +153,7 @@ export interface ClientOptions {
 }
 
 export interface TransactionHelperOptions extends BeginOptions, CallOptions {
-  /** Reruns on ABORTED (or a Begin refused RESOURCE_EXHAUSTED) before giving up (default 24: at most 25 runs, as the Python client). */
+  /** Reruns on ABORTED (or the gateway's RESOURCE_EXHAUSTED refusals for want of capacity) before giving up (default 24: at most 25 runs, as the Python client). */
   retries?: number;
   /** First back-off in ms (default 10); it doubles with each rerun, half of it random. */
   backoffMs?: number;

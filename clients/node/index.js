@@ -8,7 +8,7 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { PROTO_ROOT } = require('./proto-root');
 const {
-  SqlgateError, SqlgateDriverError, statusError, wrapError, describeError, abortedCause, endsTransaction, endedError,
+  SqlgateError, SqlgateDriverError, statusError, wrapError, describeError, retryableCause, endsTransaction, endedError,
 } = require('./errors');
 
 const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
@@ -403,9 +403,11 @@ class Client {
    * lock wait timeout, expired or aborted transaction) rolls back and runs the
    * whole of it again, up to `retries` times (default 24: at most 25 runs),
    * after a back-off that doubles with each rerun, from `backoffMs` up to
-   * `maxBackoffMs`, half of it random (see retryDelay). A Begin refused for
-   * want of a slot (RESOURCE_EXHAUSTED: nothing ran yet) is retried the same
-   * way, from the same budget. Any other error rolls back and is thrown.
+   * `maxBackoffMs`, half of it random (see retryDelay). The gateway's
+   * refusals for want of capacity (RESOURCE_EXHAUSTED: TOO_MANY_TRANSACTIONS,
+   * POOL_EXHAUSTED, TOO_MANY_REQUESTS), of the Begin or of a call inside, are
+   * retried the same way, from the same budget. Any other error rolls back
+   * and is thrown.
    * `tx` has id, attempt, execute(sql, params), stream(sql, params) and
    * executeBatch(statements).
    */
@@ -418,8 +420,9 @@ class Client {
       try {
         id = await this.begin(beginOptions, { deadlineMs });
       } catch (error) {
-        if (!(error instanceof SqlgateError) || error.grpcCode !== grpc.status.RESOURCE_EXHAUSTED || attempt >= retries) throw error;
-        if (onRetry) await onRetry(error, attempt + 1);
+        const retry = retryableCause(error);
+        if (!retry || attempt >= retries) throw error;
+        if (onRetry) await onRetry(retry, attempt + 1);
         await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));
         continue;
       }
@@ -436,9 +439,9 @@ class Client {
         return value;
       } catch (error) {
         await this.rollback(id).catch(() => {});
-        const aborted = abortedCause(error);
-        if (!aborted || attempt >= retries) throw error;
-        if (onRetry) await onRetry(aborted, attempt + 1);
+        const retry = retryableCause(error);
+        if (!retry || attempt >= retries) throw error;
+        if (onRetry) await onRetry(retry, attempt + 1);
         await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));
       }
     }
