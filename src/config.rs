@@ -200,6 +200,12 @@ pub struct ServeArgs {
     )]
     pub read_only_database_password_file: Option<PathBuf>,
 
+    /// Principals mapped to database accounts of their own: one `user
+    /// password principal` per line (mode 0600), reloaded on SIGHUP. The
+    /// accounts are on --database-url's server (and replicas) and database.
+    #[arg(long, env = "SQLGATE_DATABASE_ACCOUNTS_FILE")]
+    pub database_accounts_file: Option<PathBuf>,
+
     /// Serve Prometheus metrics on http://ADDRESS/metrics (off by default).
     #[arg(long, env = "SQLGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

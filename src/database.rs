@@ -1,12 +1,14 @@
 //! The connection pools, and the side connections that control them: killing
 //! a running statement and checking that the database answers.
 //!
-//! The gateway talks to the database as up to two accounts ([`Account`]): the
-//! read-write account serves read-write principals, and a read-only account
-//! (when configured) serves read-only principals, so that the database itself
-//! refuses their writes. Each account is a [`Backend`]: its own pool and its
-//! own control connections (a KILL QUERY must come from an account allowed to
-//! kill that connection).
+//! The gateway talks to the database as several accounts, each a [`Login`]:
+//! the main (read-write) account, the read-only principals' account (when
+//! configured), and the accounts of principals mapped to their own
+//! (`--database-accounts-file`, see `crate::accounts`), so that the database
+//! itself refuses what a principal may not do and keeps principals apart.
+//! Each login is a [`Backend`]: its own pool and its own control connections
+//! (a KILL QUERY must come from an account allowed to kill that connection).
+//! Read-only principals' sessions are READ ONLY on their own accounts too.
 //!
 //! Every connection leaves a call or a transaction through [`Backend::give_back`]:
 //! the one place that decides whether it is reused, restored, killed first or
@@ -22,29 +24,26 @@ use mysql_async::{
 };
 
 use crate::{
+    auth::{Principal, Role},
     config::{PoolConfig, ReplicaConfig, SessionReuse},
     errors::GatewayError,
     tasks::Tasks,
 };
 
 mod account_checks;
+mod login;
 pub mod replicas;
 
-/// Which database account serves a principal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Account {
-    /// The gateway's main account.
-    ReadWrite,
-    /// The account of read-only principals (the main one when none is configured).
-    ReadOnly,
-}
+pub use login::{Credentials, Login};
 
-/// How to connect: the URL, an optional password that overrides the URL's,
-/// and TLS.
+/// How to connect: the URL, an optional user and password that override the
+/// URL's, and TLS.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// A mysql_async URL.
     pub url: String,
+    /// A user that replaces the URL's, with `password` (another account).
+    pub user: Option<String>,
     /// A password that replaces the URL's (from a password file).
     pub password: Option<String>,
     /// Verify the server's TLS certificate against this CA (PEM); TLS when set.
@@ -109,6 +108,8 @@ pub struct Backend {
     acquire_timeout: Duration,
     /// Plain reads may give their connection back without a reset.
     session_reuse: bool,
+    /// Its sessions are READ ONLY from the start (setup commands).
+    read_only_sessions: bool,
     /// Most statements the pool keeps prepared on the server
     /// (--pool-max × --statement-cache-size).
     cached_statements: usize,
@@ -125,20 +126,27 @@ impl Backend {
     /// Creates the pools. Connections are opened lazily, so this succeeds
     /// even while the database is unreachable.
     ///
-    /// A `replica`'s sessions are READ ONLY and have session tracking on
+    /// With `read_only`, sessions are READ ONLY and have session tracking on
     /// from the start (setup commands, run again after every reset), so that
-    /// nothing a read does can write to it and reads can still be reused.
+    /// nothing a read does can write, even through a definer's view or
+    /// function, and reads can still be reused: replicas, and the accounts
+    /// of read-only principals.
     fn new(
         connect: &ConnectOptions,
         settings: PoolConfig,
         tasks: Tasks,
-        replica: bool,
+        read_only: bool,
     ) -> Result<Backend, mysql_async::Error> {
         // --found-rows: rows matched for UPDATE (CLIENT_FOUND_ROWS).
         let mut opts: Opts = OptsBuilder::from_opts(Opts::from_url(&connect.url)?)
             .client_found_rows(settings.found_rows)
             .into();
-        if connect.password.is_some() {
+        if let Some(user) = &connect.user {
+            opts = OptsBuilder::from_opts(opts)
+                .user(Some(user.clone()))
+                .pass(connect.password.clone())
+                .into();
+        } else if connect.password.is_some() {
             opts = OptsBuilder::from_opts(opts)
                 .pass(connect.password.clone())
                 .into();
@@ -165,9 +173,9 @@ impl Backend {
             // client sets (variables, temporary tables) leaks to the next one.
             .with_reset_connection(true);
         let session_reuse = settings.session_reuse == SessionReuse::Reads;
-        // No setup commands on the primary: session tracking is turned on
-        // only where a read may be reused (see `Session::open`).
-        let setup = if replica {
+        // No setup commands on read-write sessions: session tracking is
+        // turned on only where a read may be reused (see `Session::open`).
+        let setup = if read_only {
             let mut setup = session_tracking_setup();
             setup.push("SET SESSION TRANSACTION READ ONLY".into());
             setup
@@ -186,6 +194,7 @@ impl Backend {
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
             session_reuse,
+            read_only_sessions: read_only,
             cached_statements: settings.max.saturating_mul(settings.statement_cache_size),
             default_role: Default::default(),
             tasks,
@@ -196,6 +205,11 @@ impl Backend {
     /// True when writes report the replication position that contains them.
     pub fn commit_tokens(&self) -> bool {
         self.commit_tokens
+    }
+
+    /// True when its sessions are READ ONLY from the start.
+    pub fn read_only_sessions(&self) -> bool {
+        self.read_only_sessions
     }
 
     /// The replication position of this session's last write (MariaDB's
@@ -367,50 +381,83 @@ impl Backend {
     }
 }
 
-/// The gateway's view of the database: a backend per account.
+/// The gateway's view of the database: a backend per login.
 #[derive(Clone)]
 pub struct Database {
+    /// The primary's backends, one per login.
+    logins: login::Logins,
+    /// The main account's.
     read_write: Backend,
-    /// The read-only principals' account, if one is configured.
-    read_only: Option<Backend>,
+    /// The read-only principals' login, if they have an account of their own.
+    reader: Option<Login>,
+    /// Principals mapped to database accounts of their own.
+    accounts: Option<crate::accounts::AccountMap>,
     /// Replicas of the database that reads may go to (--replica-url).
     replicas: replicas::Replicas,
     tasks: Tasks,
 }
 
 impl Database {
-    /// Creates the backends: the main account, and the read-only principals'
-    /// account when `read_only` is given.
+    /// Creates the backends: the main account's, and the read-only
+    /// principals' account's when `read_only` is given; the backends of
+    /// principals mapped by `accounts` to their own are made on first use.
     ///
     /// With `replicas`, writes report their replication position and reads
-    /// may go to a replica (see [`replicas`]).
+    /// may go to a replica (see [`replicas`]), as the same account.
     pub fn new(
         read_write: &ConnectOptions,
         read_only: Option<&ConnectOptions>,
+        accounts: Option<crate::accounts::AccountMap>,
         replicas: &[ConnectOptions],
         replica_settings: ReplicaConfig,
         settings: PoolConfig,
         tasks: Tasks,
     ) -> Result<Database, mysql_async::Error> {
         let commit_tokens = !replicas.is_empty();
-        let mut read_write = Backend::new(read_write, settings, tasks.clone(), false)?;
-        read_write.commit_tokens = commit_tokens;
-        let mut read_only = read_only
-            .map(|options| Backend::new(options, settings, tasks.clone(), false))
+        let logins = login::Logins::new(
+            read_write.clone(),
+            settings,
+            tasks.clone(),
+            false,
+            commit_tokens,
+        );
+        let read_write_backend = logins.backend(&Login::MAIN)?;
+        let reader = read_only
+            .map(|options| -> Result<Login, mysql_async::Error> {
+                let opts = Opts::from_url(&options.url)?;
+                let login = Login {
+                    credentials: Some(Credentials {
+                        user: options
+                            .user
+                            .clone()
+                            .or_else(|| opts.user().map(str::to_string))
+                            .unwrap_or_default(),
+                        password: options
+                            .password
+                            .clone()
+                            .or_else(|| opts.pass().map(str::to_string)),
+                    }),
+                    read_only: true,
+                };
+                // Made now, so that a bad URL fails at start.
+                logins.backend(&login)?;
+                Ok(login)
+            })
             .transpose()?;
-        if let Some(read_only) = &mut read_only {
-            read_only.commit_tokens = commit_tokens;
-        }
         let replicas = replicas
             .iter()
             .map(|options| {
-                let backend = Backend::new(options, settings, tasks.clone(), true)?;
-                Ok((crate::config::redact_url(&options.url), backend))
+                let replica_logins =
+                    login::Logins::new(options.clone(), settings, tasks.clone(), true, false);
+                replica_logins.backend(&Login::MAIN)?;
+                Ok((crate::config::redact_url(&options.url), replica_logins))
             })
             .collect::<Result<Vec<_>, mysql_async::Error>>()?;
         Ok(Database {
-            read_write,
-            read_only,
+            logins,
+            read_write: read_write_backend,
+            reader,
+            accounts,
             replicas: replicas::Replicas::start(replicas, replica_settings, &tasks),
             tasks,
         })
@@ -426,17 +473,35 @@ impl Database {
         &self.tasks
     }
 
-    /// The backend serving `account`.
-    pub fn backend(&self, account: Account) -> &Backend {
-        match account {
-            Account::ReadOnly => self.read_only.as_ref().unwrap_or(&self.read_write),
-            Account::ReadWrite => &self.read_write,
+    /// Who `principal`'s work logs in as: its own account when the accounts
+    /// file maps it to one; else, for a read-only principal, the read-only
+    /// account when there is one; else the main account.
+    pub fn login_of(&self, principal: &Principal) -> Login {
+        let read_only = principal.role == Role::ReadOnly;
+        if let Some(credentials) = self
+            .accounts
+            .as_ref()
+            .and_then(|accounts| accounts.credentials_of(&principal.name))
+        {
+            return Login {
+                credentials: Some(credentials),
+                read_only,
+            };
         }
+        match &self.reader {
+            Some(reader) if read_only => reader.clone(),
+            _ => Login::MAIN,
+        }
+    }
+
+    /// The primary's backend serving `principal` (see [`Database::login_of`]).
+    pub fn backend_for(&self, principal: &Principal) -> Result<Backend, GatewayError> {
+        Ok(self.logins.backend(&self.login_of(principal))?)
     }
 
     /// True when read-only principals have a database account of their own.
     pub fn has_read_only_account(&self) -> bool {
-        self.read_only.is_some()
+        self.reader.is_some()
     }
 
     /// The main pool's counters (connections in use, idle, waiting).
@@ -444,11 +509,12 @@ impl Database {
         self.read_write.pool.metrics()
     }
 
-    /// Checks that the database answers (as every account).
+    /// Checks that the database answers (as the main and the read-only
+    /// accounts).
     pub async fn ping(&self) -> Result<(), mysql_async::Error> {
         self.read_write.ping().await?;
-        if let Some(read_only) = &self.read_only {
-            read_only.ping().await?;
+        if let Some(reader) = &self.reader {
+            self.logins.backend(reader)?.ping().await?;
         }
         Ok(())
     }
@@ -456,8 +522,12 @@ impl Database {
     /// Warns, once the database answers, when an account holds global
     /// administrative privileges that clients could abuse through it.
     pub fn warn_about_privileges(&self) {
+        let reader = self
+            .reader
+            .as_ref()
+            .and_then(|r| self.logins.backend(r).ok());
         let accounts = std::iter::once(("read-write", self.read_write.clone()))
-            .chain(self.read_only.clone().map(|b| ("read-only", b)));
+            .chain(reader.map(|b| ("read-only", b)));
         for (name, backend) in accounts {
             self.tasks.spawn_loop(account_checks::check_account(
                 name,
@@ -470,9 +540,8 @@ impl Database {
     /// Closes every pool once every connection is back.
     pub async fn disconnect(self) {
         self.replicas.disconnect().await;
-        self.read_write.disconnect().await;
-        if let Some(read_only) = self.read_only {
-            read_only.disconnect().await;
+        for backend in self.logins.all() {
+            backend.disconnect().await;
         }
     }
 }

@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod accounts;
 pub mod api;
 pub(crate) mod auth;
 pub(crate) mod codec;

@@ -56,6 +56,9 @@ pub enum StartError {
     /// The bearer-token file could not be loaded.
     #[error(transparent)]
     Auth(#[from] crate::auth::TokenFileError),
+    /// The accounts file could not be loaded.
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountsFileError),
     /// The database password file could not be read.
     #[error("cannot read the database password file {path}: {source}")]
     PasswordFile {
@@ -111,6 +114,7 @@ impl Gateway {
         tracing::info!(database = %redact_url(&url), "using database");
         let read_write = ConnectOptions {
             url,
+            user: None,
             password: config
                 .database
                 .password_file
@@ -124,6 +128,7 @@ impl Gateway {
                 tracing::info!(database = %redact_url(&url), "read-only principals use their own database account");
                 Some(ConnectOptions {
                     url,
+                    user: None,
                     password: config
                         .database
                         .read_only_password_file
@@ -145,6 +150,7 @@ impl Gateway {
                     mysql_async::Opts::from_url(url).is_ok_and(|o| o.pass().is_some());
                 ConnectOptions {
                     url: url.clone(),
+                    user: None,
                     // Replicas have the primary's accounts.
                     password: if has_password {
                         None
@@ -164,9 +170,19 @@ impl Gateway {
             None => None,
         };
         let tasks = Tasks::default();
+        let accounts = match &config.database.accounts_file {
+            Some(path) => {
+                let accounts = crate::accounts::AccountMap::load(path)?;
+                accounts.reload_on_sighup(&tasks);
+                tracing::info!(file = %path.display(), "principals named in the accounts file use their own database accounts");
+                Some(accounts)
+            }
+            None => None,
+        };
         let database = Database::new(
             &read_write,
             read_only.as_ref(),
+            accounts,
             &replicas,
             config.database.replicas,
             config.pool,

@@ -25,6 +25,8 @@ pub struct DatabaseConfig {
     pub read_only_url: Option<String>,
     /// Its password (--read-only-database-password-file).
     pub read_only_password_file: Option<PathBuf>,
+    /// Principals' own accounts (--database-accounts-file).
+    pub accounts_file: Option<PathBuf>,
     /// CA to verify the database's TLS certificate with; TLS when set.
     pub ssl_ca: Option<PathBuf>,
     /// Replicas reads may go to (--replica-url).
@@ -397,6 +399,7 @@ impl ServeArgs {
                 password_file: self.database_password_file,
                 read_only_url: self.read_only_database_url,
                 read_only_password_file: self.read_only_database_password_file,
+                accounts_file: self.database_accounts_file,
                 ssl_ca: self.database_ssl_ca,
                 replica_urls: self.replica_urls.clone(),
                 replicas: ReplicaConfig {

@@ -1,8 +1,12 @@
 //! Replicas of the database that reads may go to (`--replica-url`), with
 //! read-your-writes.
 //!
-//! Every replica has its own pool and control connections (a KILL QUERY must
-//! reach the server that runs the statement) and is checked every
+//! Every replica has its own pools and control connections (a KILL QUERY must
+//! reach the server that runs the statement), one per login as on the
+//! primary: a read runs as the account its principal runs as on the
+//! primary (the read-only account for read-only principals, a principal's
+//! own account when it is mapped to one), always in a READ ONLY session. Each
+//! replica is checked every
 //! `--replica-check-interval`: `SHOW SLAVE STATUS` says whether replication
 //! runs and how far behind it is. A replica that cannot be reached, whose
 //! replication stopped, or that is more than `--replica-max-lag` behind is
@@ -23,7 +27,7 @@ use std::{
 
 use mysql_async::{Conn, Row, prelude::Queryable};
 
-use super::Backend;
+use super::{Backend, Login, login::Logins};
 use crate::{config::ReplicaConfig, errors::GatewayError, tasks::Tasks};
 
 /// What the last check found.
@@ -38,7 +42,10 @@ enum Health {
 struct Replica {
     /// The URL without its password, for logs.
     name: String,
+    /// The main account's backend: its control connections check the replica.
     backend: Backend,
+    /// The backends of every login.
+    logins: Logins,
     health: RwLock<Health>,
 }
 
@@ -72,7 +79,7 @@ impl Replicas {
     /// The replicas, checked every `settings.check_interval` in a task of
     /// `tasks`.
     pub(super) fn start(
-        replicas: Vec<(String, Backend)>,
+        replicas: Vec<(String, Logins)>,
         settings: ReplicaConfig,
         tasks: &Tasks,
     ) -> Replicas {
@@ -80,9 +87,12 @@ impl Replicas {
             replicas: Arc::new(
                 replicas
                     .into_iter()
-                    .map(|(name, backend)| Replica {
+                    .map(|(name, logins)| Replica {
                         name,
-                        backend,
+                        backend: logins
+                            .backend(&Login::MAIN)
+                            .expect("made by Database::new already"),
+                        logins,
                         health: RwLock::new(Health::Out),
                     })
                     .collect(),
@@ -104,11 +114,13 @@ impl Replicas {
         replicas
     }
 
-    /// A replica connection that honours `bound`; `None` (the primary) when
-    /// no replica can, or there are none.
+    /// A replica connection that honours `bound`, logged in as `login` for
+    /// `principal`; `None` (the primary) when no replica can, or there are
+    /// none.
     pub async fn for_read(
         &self,
         bound: &ReadBound,
+        login: &Login,
         principal: &str,
     ) -> Result<Option<ReplicaRead>, GatewayError> {
         if self.replicas.is_empty() {
@@ -116,9 +128,9 @@ impl Replicas {
         }
         let read = match bound {
             ReadBound::MaxStaleness(staleness) => {
-                self.within_staleness(*staleness, principal).await
+                self.within_staleness(*staleness, login, principal).await
             }
-            ReadBound::MinCommitToken(token) => self.caught_up_to(token, principal).await?,
+            ReadBound::MinCommitToken(token) => self.caught_up_to(token, login, principal).await?,
         };
         crate::stats::record_replica_read(if read.is_some() { "replica" } else { "primary" });
         Ok(read)
@@ -129,6 +141,7 @@ impl Replicas {
     async fn within_staleness(
         &self,
         max_staleness: Duration,
+        login: &Login,
         principal: &str,
     ) -> Option<ReplicaRead> {
         for replica in self.in_rotation() {
@@ -137,13 +150,15 @@ impl Replicas {
             if !fresh_enough {
                 continue;
             }
-            match replica.backend.acquire(principal).await {
-                Ok(conn) => {
-                    return Some(ReplicaRead {
-                        backend: replica.backend.clone(),
-                        conn,
-                    });
+            let backend = match replica.logins.backend(login) {
+                Ok(backend) => backend,
+                Err(e) => {
+                    tracing::warn!(replica = %replica.name, error = %e, "no pool for this account on a replica");
+                    continue;
                 }
+            };
+            match backend.acquire(principal).await {
+                Ok(conn) => return Some(ReplicaRead { backend, conn }),
                 Err(e) => {
                     tracing::warn!(replica = %replica.name, error = %e, "no connection to a replica")
                 }
@@ -159,6 +174,7 @@ impl Replicas {
     async fn caught_up_to(
         &self,
         token: &str,
+        login: &Login,
         principal: &str,
     ) -> Result<Option<ReplicaRead>, GatewayError> {
         if !is_gtid_list(token) {
@@ -169,7 +185,14 @@ impl Replicas {
         let Some(replica) = self.in_rotation().next() else {
             return Ok(None);
         };
-        let mut conn = match replica.backend.acquire(principal).await {
+        let backend = match replica.logins.backend(login) {
+            Ok(backend) => backend,
+            Err(e) => {
+                tracing::warn!(replica = %replica.name, error = %e, "no pool for this account on a replica");
+                return Ok(None);
+            }
+        };
+        let mut conn = match backend.acquire(principal).await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(replica = %replica.name, error = %e, "no connection to a replica");
@@ -182,18 +205,15 @@ impl Replicas {
             .await;
         match waited {
             // 0: applied; -1: not within the wait.
-            Ok(Some(0)) => Ok(Some(ReplicaRead {
-                backend: replica.backend.clone(),
-                conn,
-            })),
+            Ok(Some(0)) => Ok(Some(ReplicaRead { backend, conn })),
             Ok(_) => {
                 tracing::debug!(replica = %replica.name, token, "the replica did not catch up in time; reading on the primary");
-                replica.backend.give_back(conn, super::GiveBack::Clean);
+                backend.give_back(conn, super::GiveBack::Clean);
                 Ok(None)
             }
             Err(e) => {
                 tracing::warn!(replica = %replica.name, error = %e, "cannot wait for a replica to catch up");
-                replica.backend.give_back(conn, super::GiveBack::Discard);
+                backend.give_back(conn, super::GiveBack::Discard);
                 Ok(None)
             }
         }
@@ -211,7 +231,9 @@ impl Replicas {
     /// Closes every replica's pools.
     pub(super) async fn disconnect(&self) {
         for replica in self.replicas.iter() {
-            replica.backend.clone().disconnect().await;
+            for backend in replica.logins.all() {
+                backend.disconnect().await;
+            }
         }
     }
 }

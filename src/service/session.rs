@@ -5,7 +5,7 @@ use mysql_async::{Conn, consts::StatusFlags, prelude::Queryable};
 use crate::{
     api::{self, TransactionOptions},
     auth::{Principal, Role},
-    database::{Account, Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
+    database::{Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
     errors::GatewayError,
     statement::Statement,
     tasks::Tasks,
@@ -27,9 +27,11 @@ pub enum Session {
 
 impl Session {
     /// Opens the session that `transaction_id` and `begin` of a request ask
-    /// for. A read-only principal runs on the read-only database account
-    /// when there is one; otherwise its autocommit connection is put in READ
-    /// ONLY mode (the reset on its return to the pool undoes that).
+    /// for, as the database account the principal logs in as
+    /// ([`Database::login_of`]). A read-only principal's session is READ
+    /// ONLY: from the start on an account of its own (the pool's setup),
+    /// else set on its autocommit connection here (the reset on its return
+    /// to the pool undoes that).
     ///
     /// `plain_read`: the call's statement is a plain read, whose autocommit
     /// connection may go back without a reset if the server reports no
@@ -61,20 +63,15 @@ impl Session {
             }),
             (true, None) => {
                 let read_only = principal.role == Role::ReadOnly;
-                let account = if read_only {
-                    Account::ReadOnly
-                } else {
-                    Account::ReadWrite
-                };
-                let mut pooled =
-                    PooledConn::acquire(database.backend(account), &principal.name).await?;
+                let backend = database.backend_for(principal)?;
+                let mut pooled = PooledConn::acquire(&backend, &principal.name).await?;
                 if plain_read && pooled.session_reuse() && pooled.conn().session_state_changed() {
                     for setup in crate::database::session_tracking_setup() {
                         pooled.conn().query_drop(setup).await?;
                     }
                     pooled.conn().clear_session_state_changed();
                 }
-                if read_only && !database.has_read_only_account() {
+                if read_only && !backend.read_only_sessions() {
                     pooled
                         .conn()
                         .query_drop("SET SESSION TRANSACTION READ ONLY")
@@ -96,7 +93,10 @@ impl Session {
         bound: Option<&ReadBound>,
     ) -> Result<Session, GatewayError> {
         if let Some(bound) = bound
-            && let Some(read) = database.replicas().for_read(bound, &principal.name).await?
+            && let Some(read) = database
+                .replicas()
+                .for_read(bound, &database.login_of(principal), &principal.name)
+                .await?
         {
             let pooled = PooledConn::from_taken(read.conn, &read.backend, &principal.name);
             return Ok(Session::Autocommit(pooled));

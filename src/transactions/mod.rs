@@ -25,7 +25,7 @@ use crate::{
     auth::{Principal, Role},
     config::TransactionConfig,
     database::{
-        Account, Backend, Database, GiveBack,
+        Backend, Database, GiveBack,
         replicas::{ReadBound, ReplicaRead},
         stronger,
     },
@@ -284,11 +284,7 @@ impl Transactions {
         let idle_timeout = requested_idle_timeout(options, settings.idle_timeout)?;
         let read_only = principal.role == Role::ReadOnly;
         let start = start_statements(options, read_only)?;
-        let account = if read_only {
-            Account::ReadOnly
-        } else {
-            Account::ReadWrite
-        };
+        let login = registry.database.login_of(principal);
         // A read-only transaction may run on a replica that honours its
         // read_consistency.
         let bound = read_bound(options.and_then(|o| o.read_consistency.as_ref()))?;
@@ -302,7 +298,7 @@ impl Transactions {
                 registry
                     .database
                     .replicas()
-                    .for_read(bound, &principal.name)
+                    .for_read(bound, &login, &principal.name)
                     .await?
             }
             None => None,
@@ -310,7 +306,7 @@ impl Transactions {
         let (backend, mut conn) = match replica {
             Some(ReplicaRead { backend, conn }) => (backend, conn),
             None => {
-                let backend = registry.database.backend(account).clone();
+                let backend = registry.database.backend_for(principal)?;
                 let conn = backend.acquire(&principal.name).await?;
                 (backend, conn)
             }

@@ -1,0 +1,121 @@
+//! Who a pool logs in as: the server's URL with an account of its own
+//! (credentials), and whether its sessions are READ ONLY from the start.
+//!
+//! Every distinct login gets a [`Backend`] of its own, made on first use and
+//! kept (see [`Logins`]): its pool and control connections, so that the
+//! server itself keeps principals with different accounts apart (KILL,
+//! PROCESSLIST, GRANTs) and a KILL QUERY comes from the account that may
+//! kill that connection.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use super::{Backend, ConnectOptions};
+use crate::{config::PoolConfig, tasks::Tasks};
+
+/// A database account's user name and password.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    /// The account's user name.
+    pub user: String,
+    /// Its password; `None`: none.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a pool logs in as, and how its sessions start.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Login {
+    /// The account; `None`: the one the server's URL names.
+    pub credentials: Option<Credentials>,
+    /// Sessions are READ ONLY (`SET SESSION TRANSACTION READ ONLY` in the
+    /// pool's setup commands, run again after every reset).
+    pub read_only: bool,
+}
+
+impl Login {
+    /// The URL's own account, read-write sessions.
+    pub const MAIN: Login = Login {
+        credentials: None,
+        read_only: false,
+    };
+}
+
+impl ConnectOptions {
+    /// The same server and database as another account.
+    pub fn with_credentials(&self, credentials: &Option<Credentials>) -> ConnectOptions {
+        match credentials {
+            None => self.clone(),
+            Some(credentials) => ConnectOptions {
+                url: self.url.clone(),
+                user: Some(credentials.user.clone()),
+                password: credentials.password.clone(),
+                ssl_ca: self.ssl_ca.clone(),
+            },
+        }
+    }
+}
+
+/// The backends of one server, one per login, made on first use.
+#[derive(Clone)]
+pub(super) struct Logins {
+    server: ConnectOptions,
+    settings: PoolConfig,
+    tasks: Tasks,
+    /// Sessions of every login are READ ONLY (a replica).
+    replica: bool,
+    commit_tokens: bool,
+    backends: Arc<Mutex<HashMap<Login, Backend>>>,
+}
+
+impl Logins {
+    /// The logins of `server`; `replica`: every session is READ ONLY.
+    pub(super) fn new(
+        server: ConnectOptions,
+        settings: PoolConfig,
+        tasks: Tasks,
+        replica: bool,
+        commit_tokens: bool,
+    ) -> Logins {
+        Logins {
+            server,
+            settings,
+            tasks,
+            replica,
+            commit_tokens,
+            backends: Default::default(),
+        }
+    }
+
+    /// The backend of `login`, made now if this is its first use (which
+    /// opens no connection yet). Fails only on a URL the driver refuses.
+    pub(super) fn backend(&self, login: &Login) -> Result<Backend, mysql_async::Error> {
+        let mut login = login.clone();
+        login.read_only |= self.replica;
+        let mut backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(backend) = backends.get(&login) {
+            return Ok(backend.clone());
+        }
+        let connect = self.server.with_credentials(&login.credentials);
+        let mut backend =
+            Backend::new(&connect, self.settings, self.tasks.clone(), login.read_only)?;
+        backend.commit_tokens = self.commit_tokens;
+        backends.insert(login, backend.clone());
+        Ok(backend)
+    }
+
+    /// Every backend made so far.
+    pub(super) fn all(&self) -> Vec<Backend> {
+        let backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
+        backends.values().cloned().collect()
+    }
+}
