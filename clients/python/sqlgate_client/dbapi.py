@@ -285,7 +285,7 @@ def _params(params):
 
 
 def _row(message_row):
-    return tuple(from_value(v) for v in message_row.values)
+    return tuple([from_value(v) for v in message_row.values])
 
 
 # ------------------------------------------------------------------ connection
