@@ -491,3 +491,41 @@ def test_plain_cursor_buffers_results_of_any_size(gateway_address, connect):
         conn.close()
     assert dbapi._is_read("  -- note\n# more\n/* c */ (SELECT 1)") and dbapi._is_read("with x as (select 1) select 1")
     assert not dbapi._is_read("/*!SELECT*/ DELETE FROM t") and not dbapi._is_read("INSERT INTO t SELECT 1")
+
+
+def test_a_lock_wait_timeout_keeps_the_transaction_as_mysql_does(connect):
+    """FOR UPDATE NOWAIT on a row another transaction holds: 1205, only the
+    statement undone (transaction_open: true); the driver keeps the
+    transaction and commit() commits the work before the error."""
+    setup = connect(autocommit=True).cursor()
+    setup.execute("CREATE TABLE dbapi_nowait (id INT PRIMARY KEY)")
+    setup.execute("INSERT INTO dbapi_nowait VALUES (1)")
+    holder, conn = connect(), connect()
+    holder.cursor().execute("SELECT * FROM dbapi_nowait WHERE id = 1 FOR UPDATE")
+    cur = conn.cursor()
+    cur.execute("INSERT INTO dbapi_nowait VALUES (2)")
+    tx = conn.transaction_id
+    with pytest.raises(dbapi.OperationalError) as locked:
+        cur.execute("SELECT * FROM dbapi_nowait WHERE id = 1 FOR UPDATE NOWAIT")
+    assert locked.value.errno == 1205 and locked.value.metadata.get("transaction_open") == "true"
+    assert conn.transaction_id == tx and conn.transaction_ended_by is None
+    conn.commit()
+    holder.rollback()
+    setup.execute("SELECT id FROM dbapi_nowait ORDER BY id")
+    assert setup.fetchall() == [(1,), (2,)]
+
+
+def test_a_transaction_gone_behind_the_drivers_back_raises_until_rollback(connect):
+    conn = connect()
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    conn._unary("Rollback", dbapi.pb.RollbackRequest(transaction_id=conn.transaction_id))
+    with pytest.raises(dbapi.Error) as gone:
+        cur.execute("SELECT 2")
+    assert conn.transaction_ended_by is gone.value and conn.transaction_id is None
+    with pytest.raises(type(gone.value), match="call rollback"):
+        cur.execute("SELECT 3")
+    conn.rollback()
+    cur.execute("SELECT 4")
+    assert cur.fetchone() == (4,) and conn.transaction_id
+    conn.rollback()

@@ -101,3 +101,28 @@ def test_async_engine_never_commits_past_an_ended_transaction(gateway_address):
         assert committed == kept and ids == ({1, 2} if kept else {1})
         await engine.dispose()
     asyncio.run(main())
+
+
+def test_aio_dbapi_raises_until_rollback_after_the_transaction_is_gone(gateway_address):
+    async def main():
+        conn = await aio_dbapi.connect(gateway_address)
+        try:
+            cur = conn.cursor()
+            await cur.execute("SELECT 1")
+            await conn._unary("Rollback", aio_dbapi.pb.RollbackRequest(transaction_id=conn.transaction_id))
+            with pytest.raises(aio_dbapi.Error) as gone:
+                await cur.execute("SELECT 2")
+            assert conn.transaction_ended_by is gone.value
+            for call in (lambda: cur.execute("SELECT 3"), conn.commit):
+                with pytest.raises(type(gone.value), match="call rollback"):
+                    await call()
+            await conn.rollback()
+            await cur.execute("SELECT seq FROM seq_1_to_15000")  # buffered past the unary cap
+            assert len(await cur.fetchall()) == 15000 and conn.transaction_id
+            big = conn.cursor(aio_dbapi.AsyncSSCursor)
+            await big.execute("SELECT seq FROM seq_1_to_3000")
+            assert [r async for r in big][-1] == (3000,) and big.rowcount == 3000
+            await conn.commit()
+        finally:
+            await conn.close()
+    asyncio.run(main())
