@@ -287,6 +287,17 @@ pub struct ServeArgs {
     )]
     pub max_transactions_per_principal: usize,
 
+    /// Most ended transactions whose outcome (committed, rolled back,
+    /// expired...) is remembered for 15 minutes, per principal: past it,
+    /// that principal's oldest are forgotten (a later call on one gets
+    /// NOT_FOUND). 0 remembers none.
+    #[arg(
+        long,
+        env = "SQLGATE_TX_OUTCOMES_PER_PRINCIPAL",
+        default_value_t = 100_000
+    )]
+    pub tx_outcomes_per_principal: usize,
+
     /// The other gateway instances of this fleet, as comma-separated
     /// host:port entries, or one DNS name that resolves to every instance
     /// (a Kubernetes headless Service), re-resolved every --peer-refresh. A

@@ -26,6 +26,21 @@ use crate::{
 /// The metadata key a forwarded call carries: the forwarding instance's address.
 pub const FORWARDED_BY: &str = "x-sqlgate-forwarded-by";
 
+/// The most metadata (an HTTP/2 header list: names, values and 32 bytes per
+/// entry) every instance accepts in a request. Forwarded calls are checked
+/// against it before they leave, so the owner never refuses one at the
+/// HTTP level.
+pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+
+/// HTTP/2 flow-control window of one forwarded stream, bytes: what an
+/// unread forwarded ExecuteStream can hold of its connection's window.
+const PEER_STREAM_WINDOW: u32 = 1024 * 1024;
+
+/// HTTP/2 flow-control window of a connection to a peer: the most a
+/// protocol allows, so that streams whose clients read slowly (each holding
+/// at most [`PEER_STREAM_WINDOW`]) cannot exhaust it for the others.
+const PEER_CONNECTION_WINDOW: u32 = (1 << 31) - 1;
+
 /// Departed peers remembered, so that their transactions' ids get
 /// "owner unavailable" rather than "not found".
 const DEPARTED_REMEMBERED: usize = 1024;
@@ -58,8 +73,10 @@ struct Inner {
     current: RwLock<Arc<HashSet<SocketAddr>>>,
     /// Peers that were in the set once and are not any more, oldest first.
     departed: Mutex<VecDeque<SocketAddr>>,
-    /// One HTTP/2 connection per peer, made on first use.
-    channels: Mutex<HashMap<SocketAddr, Channel>>,
+    /// Two HTTP/2 connections per peer, made on first use: one for unary
+    /// calls, one for streams (whose unread data must never hold up a
+    /// Commit or Rollback).
+    channels: Mutex<HashMap<(SocketAddr, Calls), Channel>>,
     /// How to reach peers over TLS, when this gateway serves TLS.
     tls: Option<ClientTlsConfig>,
 }
@@ -129,7 +146,7 @@ impl Fleet {
         for gone in previous.difference(&resolved) {
             tracing::info!(peer = %gone, "a peer left the fleet");
             departed.push_back(*gone);
-            lock(&self.inner.channels).remove(gone);
+            lock(&self.inner.channels).retain(|(peer, _), _| peer != gone);
         }
         departed.retain(|address| !resolved.contains(address));
         while departed.len() > DEPARTED_REMEMBERED {
@@ -173,11 +190,22 @@ impl Fleet {
         Route::Local
     }
 
-    /// The connection to `peer` (made on first use, kept while it is a peer).
+    /// The connection to `peer` for unary calls (made on first use, kept
+    /// while it is a peer).
     pub fn channel(&self, peer: SocketAddr) -> Channel {
+        self.channel_for(peer, Calls::Unary)
+    }
+
+    /// The connection to `peer` for forwarded streams, apart from the one
+    /// for unary calls.
+    pub fn stream_channel(&self, peer: SocketAddr) -> Channel {
+        self.channel_for(peer, Calls::Streams)
+    }
+
+    fn channel_for(&self, peer: SocketAddr, calls: Calls) -> Channel {
         let mut channels = lock(&self.inner.channels);
         channels
-            .entry(peer)
+            .entry((peer, calls))
             .or_insert_with(|| {
                 let scheme = if self.inner.tls.is_some() {
                     "https"
@@ -189,7 +217,9 @@ impl Fleet {
                     .connect_timeout(self.inner.connect_timeout)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_timeout(Duration::from_secs(10));
+                    .keep_alive_timeout(Duration::from_secs(10))
+                    .initial_stream_window_size(PEER_STREAM_WINDOW)
+                    .initial_connection_window_size(PEER_CONNECTION_WINDOW);
                 if let Some(tls) = &self.inner.tls {
                     endpoint = endpoint
                         .tls_config(tls.clone())
@@ -199,6 +229,13 @@ impl Fleet {
             })
             .clone()
     }
+}
+
+/// Which calls a connection to a peer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Calls {
+    Unary,
+    Streams,
 }
 
 /// The TLS client configuration for peers: their CA, the name to verify,
@@ -228,6 +265,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transactions::Epoch;
 
     fn config(peers: &[&str]) -> FleetConfig {
         FleetConfig {
@@ -240,7 +278,7 @@ mod tests {
     }
 
     fn id_owned_by(owner: &str) -> String {
-        TransactionId::new_random(Some(owner.parse().unwrap())).to_string()
+        TransactionId::new_random(Some((owner.parse().unwrap(), Epoch::new()))).to_string()
     }
 
     #[tokio::test]

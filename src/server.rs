@@ -324,6 +324,8 @@ impl Gateway {
             // (see `limits`).
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            // Stated, not left to hyper's default: forwarding checks against it.
+            .http2_max_header_list_size(Some(crate::fleet::MAX_HEADER_LIST_SIZE))
             .layer(RequestLimitLayer::new(
                 &config.requests,
                 config.pool.acquire_timeout,

@@ -70,6 +70,8 @@ pub struct TransactionConfig {
     pub max_open: usize,
     /// Most open at once for one principal (--max-transactions-per-principal).
     pub max_per_principal: usize,
+    /// Ended transactions remembered per principal (--tx-outcomes-per-principal).
+    pub outcomes_per_principal: usize,
     /// Default and largest idle timeout (--tx-idle-timeout).
     pub idle_timeout: Duration,
     /// Longest lifetime (--tx-max-lifetime).
@@ -419,6 +421,7 @@ impl ServeArgs {
             transactions: TransactionConfig {
                 max_open: self.max_transactions,
                 max_per_principal: self.max_transactions_per_principal,
+                outcomes_per_principal: self.tx_outcomes_per_principal,
                 idle_timeout: self.tx_idle_timeout,
                 max_lifetime: self.tx_max_lifetime,
             },

@@ -188,6 +188,14 @@ pub enum GatewayError {
     )]
     StreamStalled(std::time::Duration),
 
+    /// A Transaction stream's client took no response for
+    /// --stream-stall-timeout before the transaction ended: the stream was
+    /// ended and the transaction rolled back.
+    #[error(
+        "the client took no response of the Transaction stream for {0:?} (--stream-stall-timeout); the stream was ended and its transaction rolled back"
+    )]
+    TransactionStreamStalled(std::time::Duration),
+
     /// Requests were being received up to a limit (all of them, those of
     /// the caller's connection, or of its principal) for the whole acquire
     /// timeout.
@@ -217,6 +225,37 @@ pub enum GatewayError {
         owner: std::net::SocketAddr,
         /// What went wrong, in words.
         detail: String,
+    },
+
+    /// The client's deadline passed before the instance a call was forwarded
+    /// to answered. The owner goes on as with any call cut by its deadline:
+    /// a Commit once sent runs to its end, a Rollback still rolls back.
+    #[error(
+        "the call's deadline ({limit:?}) passed before the gateway instance that owns the transaction ({owner}) answered; {}",
+        if *.commit {
+            "its COMMIT may still complete there: call Commit again to learn the outcome"
+        } else {
+            "the call goes on there as a call cut by its deadline does (a Rollback still rolls back)"
+        }
+    )]
+    ForwardedDeadlineExceeded {
+        /// The owner's address.
+        owner: std::net::SocketAddr,
+        /// The client's deadline.
+        limit: std::time::Duration,
+        /// True when the call may commit.
+        commit: bool,
+    },
+
+    /// A forwarded call's metadata would be larger than instances accept.
+    #[error(
+        "request metadata too large to forward to the instance that owns the transaction: {size} bytes with the gateway's own headers, at most {limit} (HTTP/2 header list size: names, values and 32 bytes per entry)"
+    )]
+    MetadataTooLarge {
+        /// The metadata's size.
+        size: usize,
+        /// The most a forwarded call may carry.
+        limit: usize,
     },
 
     /// The gateway is draining for shutdown and takes no new work.
@@ -334,7 +373,9 @@ impl GatewayError {
     /// passed, or its stream's client stopped reading.
     pub fn is_deadline(&self) -> bool {
         match self {
-            GatewayError::DeadlineExceeded(_) | GatewayError::StreamStalled(_) => true,
+            GatewayError::DeadlineExceeded(_)
+            | GatewayError::StreamStalled(_)
+            | GatewayError::TransactionStreamStalled(_) => true,
             GatewayError::InBatch { source, .. } => source.is_deadline(),
             GatewayError::InTransaction { source, .. } => source.is_deadline(),
             _ => false,

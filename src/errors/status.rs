@@ -123,7 +123,14 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             (Code::Aborted, "TRANSACTION_OWNER_UNAVAILABLE")
         }
         GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
-        GatewayError::StreamStalled(_) => (Code::DeadlineExceeded, "STREAM_STALLED"),
+        GatewayError::ForwardedDeadlineExceeded { owner, .. } => {
+            metadata.insert("owner".into(), owner.to_string());
+            (Code::DeadlineExceeded, "DEADLINE_EXCEEDED")
+        }
+        GatewayError::MetadataTooLarge { .. } => (Code::ResourceExhausted, "METADATA_TOO_LARGE"),
+        GatewayError::StreamStalled(_) | GatewayError::TransactionStreamStalled(_) => {
+            (Code::DeadlineExceeded, "STREAM_STALLED")
+        }
         GatewayError::TooManyRequests { .. } => (Code::ResourceExhausted, "TOO_MANY_REQUESTS"),
         GatewayError::RequestReadTimeout(_) => (Code::DeadlineExceeded, "REQUEST_READ_TIMEOUT"),
         GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),

@@ -8,23 +8,120 @@
 //! sent: ABORTED / TRANSACTION_OWNER_UNAVAILABLE) is told apart from "the
 //! call broke after it was sent" (for Commit: UNKNOWN /
 //! COMMIT_OUTCOME_UNKNOWN) by the cause the channel reports.
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, transport::Channel};
 
-use super::{ExecuteStreamStream, deadline};
+use super::{
+    ExecuteStreamStream, deadline,
+    outbox::{self, NotSent},
+};
 use crate::{
-    api::database_client::DatabaseClient,
+    api::{self, database_client::DatabaseClient},
     auth::{Principal, VOUCHED_PRINCIPAL},
     errors::GatewayError,
-    fleet::{FORWARDED_BY, Fleet, Route},
+    fleet::{FORWARDED_BY, Fleet, MAX_HEADER_LIST_SIZE, Route},
     telemetry::RpcLog,
 };
 
+/// Where a call is served: here, or (when another instance of the fleet owns
+/// its transaction) forwarded, with the owner's answer.
+pub(super) enum Routed<T, A> {
+    /// This instance serves the call.
+    Here(Request<T>),
+    /// The call was forwarded; this is what the client gets.
+    Forwarded(Result<Response<A>, Status>),
+}
+
+/// A unary request that may name another instance's transaction: what the
+/// one forwarding rule ([`unary`]) needs to know of each RPC.
+pub(super) trait Forwardable: Sized + Send + 'static {
+    /// The RPC's answer.
+    type Answer: Send + 'static;
+    /// The RPC's name, for logs and metrics.
+    const METHOD: &'static str;
+    /// The transaction the call is for ("" for none).
+    fn transaction_id(&self) -> &str;
+    /// Whether the call may commit (its outcome must never be guessed).
+    fn kind(&self) -> Kind {
+        Kind::Plain
+    }
+    /// Sends the request with `client`.
+    fn send(
+        client: DatabaseClient<Channel>,
+        request: Request<Self>,
+    ) -> impl Future<Output = Result<Response<Self::Answer>, Status>> + Send;
+}
+
+impl Forwardable for api::ExecuteRequest {
+    type Answer = api::ExecuteResponse;
+    const METHOD: &'static str = "Execute";
+    fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+    fn kind(&self) -> Kind {
+        if self.commit {
+            Kind::Commit
+        } else {
+            Kind::Plain
+        }
+    }
+    async fn send(
+        mut client: DatabaseClient<Channel>,
+        request: Request<Self>,
+    ) -> Result<Response<Self::Answer>, Status> {
+        client.execute(request).await
+    }
+}
+
+impl Forwardable for api::ExecuteBatchRequest {
+    type Answer = api::ExecuteBatchResponse;
+    const METHOD: &'static str = "ExecuteBatch";
+    fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+    async fn send(
+        mut client: DatabaseClient<Channel>,
+        request: Request<Self>,
+    ) -> Result<Response<Self::Answer>, Status> {
+        client.execute_batch(request).await
+    }
+}
+
+impl Forwardable for api::CommitRequest {
+    type Answer = api::CommitResponse;
+    const METHOD: &'static str = "Commit";
+    fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+    fn kind(&self) -> Kind {
+        Kind::Commit
+    }
+    async fn send(
+        mut client: DatabaseClient<Channel>,
+        request: Request<Self>,
+    ) -> Result<Response<Self::Answer>, Status> {
+        client.commit(request).await
+    }
+}
+
+impl Forwardable for api::RollbackRequest {
+    type Answer = api::RollbackResponse;
+    const METHOD: &'static str = "Rollback";
+    fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+    async fn send(
+        mut client: DatabaseClient<Channel>,
+        request: Request<Self>,
+    ) -> Result<Response<Self::Answer>, Status> {
+        client.rollback(request).await
+    }
+}
+
 /// Where a call on `transaction_id` is served: `None` here, `Some(owner)`
 /// forwarded; an error when the owner left the fleet.
-pub(super) fn owner_elsewhere<T>(
+fn owner_elsewhere<T>(
     fleet: Option<&Fleet>,
     request: &Request<T>,
     transaction_id: &str,
@@ -55,63 +152,164 @@ pub(super) enum Kind {
     Commit,
 }
 
-/// Forwards a unary call to `owner` with `call` (the client method).
-pub(super) async fn unary<Req, Resp, F, Fut>(
-    (fleet, owner): (Fleet, SocketAddr),
-    method: &'static str,
-    kind: Kind,
-    request: Request<Req>,
-    transaction_id: &str,
-    call: F,
-) -> Result<Response<Resp>, Status>
-where
-    F: FnOnce(DatabaseClient<Channel>, Request<Req>) -> Fut,
-    Fut: Future<Output = Result<Response<Resp>, Status>>,
-{
+/// The one forwarding rule of unary calls: a call for a transaction another
+/// instance owns is forwarded to it (the client gets what the owner
+/// answered); any other call is served here.
+pub(super) async fn unary<T: Forwardable>(
+    fleet: Option<&Fleet>,
+    request: Request<T>,
+) -> Routed<T, T::Answer> {
+    let transaction_id = request.get_ref().transaction_id();
+    let (fleet, owner) = match owner_elsewhere(fleet, &request, transaction_id) {
+        Ok(Some(owner)) => owner,
+        Ok(None) => return Routed::Here(request),
+        Err(status) => return Routed::Forwarded(Err(status)),
+    };
+    let (method, kind) = (T::METHOD, request.get_ref().kind());
     let mut log = RpcLog::start(method, transaction_id, request.metadata());
-    let client = DatabaseClient::new(fleet.channel(owner));
-    let result = call(client, outgoing(&fleet, request, owner, &mut log))
-        .await
-        .map_err(|status| from_owner(status, owner, kind));
+    let timeout = deadline::client_timeout(request.metadata());
+    let result = match outgoing(&fleet, request, owner, &mut log) {
+        Ok(outgoing) => {
+            let client = DatabaseClient::new(fleet.channel(owner));
+            within(timeout, owner, kind, T::send(client, outgoing)).await
+        }
+        Err(status) => Err(status),
+    };
     finish(log, method, &result);
-    result
+    Routed::Forwarded(result)
 }
 
-/// Forwards an ExecuteStream call to `owner`; its messages are passed on as
-/// the client takes them (the owner's backpressure reaches the client).
-pub(super) async fn stream<Req>(
-    (fleet, owner): (Fleet, SocketAddr),
-    request: Request<Req>,
-    transaction_id: &str,
-    call: impl AsyncFnOnce(
-        DatabaseClient<Channel>,
-        Request<Req>,
-    ) -> Result<
-        Response<tonic::Streaming<crate::api::ExecuteStreamResponse>>,
-        Status,
-    >,
-) -> Result<Response<ExecuteStreamStream>, Status> {
+/// Forwards an ExecuteStream call to the owner of its transaction, if
+/// another instance owns it; its messages are passed on as the client takes
+/// them (the owner's backpressure reaches the client).
+pub(super) async fn stream(
+    fleet: Option<&Fleet>,
+    request: Request<api::ExecuteRequest>,
+    stall_timeout: Duration,
+) -> Routed<api::ExecuteRequest, ExecuteStreamStream> {
+    let transaction_id = request.get_ref().transaction_id.as_str();
+    let (fleet, owner) = match owner_elsewhere(fleet, &request, transaction_id) {
+        Ok(Some(owner)) => owner,
+        Ok(None) => return Routed::Here(request),
+        Err(status) => return Routed::Forwarded(Err(status)),
+    };
     let mut log = RpcLog::start("ExecuteStream", transaction_id, request.metadata());
-    let client = DatabaseClient::new(fleet.channel(owner));
-    let started = call(client, outgoing(&fleet, request, owner, &mut log))
-        .await
-        .map_err(|status| from_owner(status, owner, Kind::Plain));
+    let timeout = deadline::client_timeout(request.metadata());
+    let started = match outgoing(&fleet, request, owner, &mut log) {
+        Ok(outgoing) => {
+            let mut client = DatabaseClient::new(fleet.stream_channel(owner));
+            within(timeout, owner, Kind::Plain, client.execute_stream(outgoing)).await
+        }
+        Err(status) => Err(status),
+    };
     finish(log, "ExecuteStream", &started);
-    let messages = started?.into_inner();
-    let passed_on = messages
-        .map(move |message| message.map_err(|status| from_owner(status, owner, Kind::Plain)));
-    Ok(Response::new(Box::pin(passed_on)))
+    let messages = match started {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Routed::Forwarded(Err(status)),
+    };
+    Routed::Forwarded(Ok(Response::new(pass_on(messages, owner, stall_timeout))))
 }
+
+/// Runs a forwarded call until the client's deadline (`timeout`), if it set
+/// one: past it, or when the channel's own timer for the same deadline
+/// fires, the client gets DEADLINE_EXCEEDED, never "owner unavailable".
+async fn within<A>(
+    timeout: Option<Duration>,
+    owner: SocketAddr,
+    kind: Kind,
+    call: impl Future<Output = Result<Response<A>, Status>>,
+) -> Result<Response<A>, Status> {
+    let result = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => return Err(cut_by_deadline(owner, limit, kind)),
+        },
+        None => call.await,
+    };
+    result.map_err(|status| match timed_out(&status) {
+        true => cut_by_deadline(owner, timeout.unwrap_or_default(), kind),
+        false => from_owner(status, owner, kind),
+    })
+}
+
+/// DEADLINE_EXCEEDED for a forwarded call whose deadline passed before the
+/// owner answered: the owner goes on as with any call cut by its deadline.
+fn cut_by_deadline(owner: SocketAddr, limit: Duration, kind: Kind) -> Status {
+    Status::from(GatewayError::ForwardedDeadlineExceeded {
+        owner,
+        limit,
+        commit: kind == Kind::Commit,
+    })
+}
+
+/// True when the channel's timer for the request's `grpc-timeout` ended the call.
+fn timed_out(status: &Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// Passes the owner's messages on as the client takes them. A task reads
+/// them into a small [`outbox`](super::outbox): a client that takes no
+/// message for `stall_timeout` has its stream ended with STREAM_STALLED, and
+/// the forwarded stream is dropped (reset), so that what the owner sent and
+/// nobody read stops holding the peer connection's flow-control window.
+fn pass_on(
+    mut messages: tonic::Streaming<api::ExecuteStreamResponse>,
+    owner: SocketAddr,
+    stall_timeout: Duration,
+) -> ExecuteStreamStream {
+    let (outbox, passed_on) = outbox::outbox(PASSED_ON);
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = messages.message() => next,
+                () = outbox.closed() => return,
+            };
+            let item = match next {
+                Ok(Some(message)) => Ok(message),
+                Ok(None) => return,
+                Err(status) => {
+                    outbox.finish(Err(from_owner(status, owner, Kind::Plain)));
+                    return;
+                }
+            };
+            match outbox.send(item, stall_timeout).await {
+                Ok(()) => {}
+                Err(NotSent::ClientLeft) => return,
+                Err(NotSent::Stalled(_)) => {
+                    drop(messages);
+                    crate::stats::record_stream_stalled();
+                    tracing::info!(forwarded_to = %owner, "a forwarded stream's client stalled; the stream was ended");
+                    let stalled = GatewayError::StreamStalled(stall_timeout);
+                    outbox.finish(Err(Status::from(stalled)));
+                    return;
+                }
+            }
+        }
+    });
+    Box::pin(passed_on)
+}
+
+/// Messages of a forwarded stream between the owner and the client.
+const PASSED_ON: usize = 2;
 
 /// The request to send on to `owner`: the client's metadata and message,
 /// its remaining deadline, the forwarding mark, and the trace context of
-/// this call's span (recorded in `log`).
+/// this call's span (recorded in `log`). Refused when its metadata would be
+/// larger than the owner accepts (see [`MAX_HEADER_LIST_SIZE`]).
+#[allow(clippy::result_large_err)]
 fn outgoing<T>(
     fleet: &Fleet,
     request: Request<T>,
     owner: SocketAddr,
     log: &mut RpcLog,
-) -> Request<T> {
+) -> Result<Request<T>, Status> {
     let timeout = deadline::client_timeout(request.metadata());
     let principal = Principal::of(&request);
     let (metadata, _, message) = request.into_parts();
@@ -136,7 +334,29 @@ fn outgoing<T>(
     if let Some(timeout) = timeout {
         outgoing.set_timeout(timeout);
     }
-    outgoing
+    let size = header_list_size(outgoing.metadata());
+    if size > FORWARDED_HEADER_LIST_SIZE {
+        return Err(Status::from(GatewayError::MetadataTooLarge {
+            size,
+            limit: FORWARDED_HEADER_LIST_SIZE,
+        }));
+    }
+    Ok(outgoing)
+}
+
+/// The most metadata a forwarded call may carry, counted as HTTP/2 counts
+/// a header list (name, value and 32 bytes per entry): what every instance
+/// accepts ([`MAX_HEADER_LIST_SIZE`]) less room for the headers the channel
+/// adds itself (pseudo-headers, content-type, te, user-agent, grpc-timeout).
+const FORWARDED_HEADER_LIST_SIZE: usize = MAX_HEADER_LIST_SIZE as usize - 512;
+
+/// The size of `metadata` as an HTTP/2 header list.
+fn header_list_size(metadata: &tonic::metadata::MetadataMap) -> usize {
+    metadata
+        .as_ref()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
 }
 
 /// The status to answer: the owner's own as is; a failure to connect as
@@ -196,6 +416,7 @@ fn finish<T>(log: RpcLog, method: &'static str, result: &Result<T, Status>) {
         Ok(_) => "ok",
         Err(status) if is_reason(status, "TRANSACTION_OWNER_UNAVAILABLE") => "unavailable",
         Err(status) if is_reason(status, "COMMIT_OUTCOME_UNKNOWN") => "outcome_unknown",
+        Err(status) if status.code() == tonic::Code::DeadlineExceeded => "deadline_exceeded",
         Err(_) => "owner_error",
     };
     crate::stats::record_forwarded(method, outcome);

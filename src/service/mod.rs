@@ -6,6 +6,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use forward::Routed;
+
 use crate::{
     api::{self, database_server},
     auth::{Principal, Role},
@@ -21,6 +23,7 @@ use crate::{
 mod batch;
 pub mod deadline;
 mod forward;
+mod outbox;
 mod respond;
 mod session;
 mod stream;
@@ -61,16 +64,6 @@ impl DatabaseService {
             end_streams,
             fleet,
         }
-    }
-
-    /// The owner of `transaction_id` when another instance owns it.
-    #[allow(clippy::result_large_err)]
-    fn owner_elsewhere<T>(
-        &self,
-        request: &Request<T>,
-        transaction_id: &str,
-    ) -> Result<Option<(Fleet, std::net::SocketAddr)>, Status> {
-        forward::owner_elsewhere(self.fleet.as_ref(), request, transaction_id)
     }
 
     /// The time limit of a unary call: the client's deadline, capped by
@@ -292,19 +285,10 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<api::ExecuteResponse>, Status> {
-        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
-            // Cloned only when forwarded: the request moves on.
-            let transaction_id = request.get_ref().transaction_id.clone();
-            let kind = if request.get_ref().commit {
-                forward::Kind::Commit
-            } else {
-                forward::Kind::Plain
-            };
-            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
-                client.execute(request).await
-            };
-            return forward::unary(owner, "Execute", kind, request, &transaction_id, call).await;
-        }
+        let request = match forward::unary(self.fleet.as_ref(), request).await {
+            Routed::Here(request) => request,
+            Routed::Forwarded(answer) => return answer,
+        };
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
         let log = RpcLog::start(
@@ -323,14 +307,11 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
-        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
-            // Cloned only when forwarded: the request moves on.
-            let transaction_id = request.get_ref().transaction_id.clone();
-            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
-                client.execute_stream(request).await
-            };
-            return forward::stream(owner, request, &transaction_id, call).await;
-        }
+        let stall_timeout = self.limits.stream_stall_timeout;
+        let request = match forward::stream(self.fleet.as_ref(), request, stall_timeout).await {
+            Routed::Here(request) => request,
+            Routed::Forwarded(answer) => return answer,
+        };
         let settings = StreamSettings {
             batch_bytes: self.limits.stream_batch_bytes,
             stall_timeout: self.limits.stream_stall_timeout,
@@ -382,15 +363,10 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::CommitRequest>,
     ) -> Result<Response<api::CommitResponse>, Status> {
-        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
-            // Cloned only when forwarded: the request moves on.
-            let transaction_id = request.get_ref().transaction_id.clone();
-            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
-                client.commit(request).await
-            };
-            let kind = forward::Kind::Commit;
-            return forward::unary(owner, "Commit", kind, request, &transaction_id, call).await;
-        }
+        let request = match forward::unary(self.fleet.as_ref(), request).await {
+            Routed::Here(request) => request,
+            Routed::Forwarded(answer) => return answer,
+        };
         let principal = Principal::of(&request);
         let log = RpcLog::start(
             "Commit",
@@ -431,15 +407,10 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::RollbackRequest>,
     ) -> Result<Response<api::RollbackResponse>, Status> {
-        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
-            // Cloned only when forwarded: the request moves on.
-            let transaction_id = request.get_ref().transaction_id.clone();
-            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
-                client.rollback(request).await
-            };
-            let kind = forward::Kind::Plain;
-            return forward::unary(owner, "Rollback", kind, request, &transaction_id, call).await;
-        }
+        let request = match forward::unary(self.fleet.as_ref(), request).await {
+            Routed::Here(request) => request,
+            Routed::Forwarded(answer) => return answer,
+        };
         let principal = Principal::of(&request);
         let log = RpcLog::start(
             "Rollback",
@@ -448,10 +419,19 @@ impl database_server::Database for DatabaseService {
         );
         let request = request.into_inner();
         serve(log, &principal, |_| 0, async {
+            // Once asked, the rollback runs to its end even if this call is
+            // dropped (client cancel or deadline), as COMMIT does.
+            let (transactions, principal) = (self.transactions.clone(), principal.clone());
             let rolled_back = self
-                .transactions
-                .rollback(&request.transaction_id, &principal)
-                .await?;
+                .database
+                .tasks()
+                .spawn(async move {
+                    transactions
+                        .rollback(&request.transaction_id, &principal)
+                        .await
+                })
+                .await
+                .expect("rolling back does not panic")?;
             Ok(api::RollbackResponse { rolled_back })
         })
         .await
@@ -461,16 +441,10 @@ impl database_server::Database for DatabaseService {
         &self,
         request: Request<api::ExecuteBatchRequest>,
     ) -> Result<Response<api::ExecuteBatchResponse>, Status> {
-        if let Some(owner) = self.owner_elsewhere(&request, &request.get_ref().transaction_id)? {
-            // Cloned only when forwarded: the request moves on.
-            let transaction_id = request.get_ref().transaction_id.clone();
-            let call = async |mut client: api::database_client::DatabaseClient<_>, request| {
-                client.execute_batch(request).await
-            };
-            let kind = forward::Kind::Plain;
-            return forward::unary(owner, "ExecuteBatch", kind, request, &transaction_id, call)
-                .await;
-        }
+        let request = match forward::unary(self.fleet.as_ref(), request).await {
+            Routed::Here(request) => request,
+            Routed::Forwarded(answer) => return answer,
+        };
         let limit = self.time_limit(&request);
         let principal = Principal::of(&request);
         let log = RpcLog::start(

@@ -11,14 +11,19 @@
 //! (same guard, limits, server-side checks), so that a failure leaves the
 //! transaction in the same state; whether it is still open then decides
 //! whether the error is answered in-band or ends the stream.
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use prost::Message;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::{DatabaseService, TransactionStream, status_for};
+use super::{
+    DatabaseService, TransactionStream,
+    outbox::{self, NotSent},
+    status_for,
+};
 use crate::{
     api::{
         self, StatementOutcome, TransactionRequest, TransactionResponse, statement_outcome,
@@ -34,7 +39,7 @@ use crate::{
 /// Responses in flight to the client.
 const CHANNEL_CAPACITY: usize = 2;
 
-type Sender = mpsc::Sender<Result<TransactionResponse, Status>>;
+type Sender = outbox::Outbox<TransactionResponse>;
 
 /// How long the stream waits, and for what.
 #[derive(Debug, Clone, Copy)]
@@ -56,14 +61,14 @@ pub(super) fn start(
     settings: TransactionStreamSettings,
     log: RpcLog,
 ) -> TransactionStream {
-    let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+    let (outbox, messages) = outbox::outbox(CHANNEL_CAPACITY);
     let span = log.span().clone();
     let tasks = service.database.tasks().clone();
     tasks.spawn(tracing::Instrument::instrument(
         async move {
             let mut end_streams = service.end_streams.clone();
-            let closed = sender.clone();
-            let work = run(&service, requests, &principal, &sender, settings);
+            let commit_sent = AtomicBool::new(false);
+            let work = run(&service, requests, &principal, &outbox, settings, &commit_sent);
             let deadline = async {
                 match settings.client_timeout {
                     Some(timeout) => tokio::time::sleep(timeout).await,
@@ -71,37 +76,55 @@ pub(super) fn start(
                 }
             };
             // Whatever ends the work early drops it, and with it the open
-            // transaction: rolled back at once.
+            // transaction: rolled back at once — unless its COMMIT was sent,
+            // which runs to its end (see `commit_transaction`).
+            let cut = |error: GatewayError| match commit_sent.load(Ordering::SeqCst) {
+                true => Ended::Failed(GatewayError::CommitOutcomeUnknown(format!(
+                    "{error}, while the transaction's COMMIT was in flight: COMMIT runs to its end; call Commit with the transaction's id (from `begun`) to learn whether it committed"
+                ))),
+                false => Ended::Failed(error),
+            };
             let outcome = tokio::select! {
                 outcome = work => outcome,
-                () = closed.closed() => Err(Ended::ClientLeft),
-                () = deadline => Err(Ended::Failed(GatewayError::DeadlineExceeded(
+                () = outbox.closed() => Err(Ended::ClientLeft),
+                () = deadline => Err(cut(GatewayError::DeadlineExceeded(
                     settings.client_timeout.unwrap_or_default(),
                 ))),
-                _ = end_streams.wait_for(|end| *end) => Err(Ended::Failed(GatewayError::ShuttingDown)),
+                _ = end_streams.wait_for(|end| *end) => Err(cut(GatewayError::ShuttingDown)),
             };
             match outcome {
                 Ok(statements) => log.finish(statements, None),
                 Err(Ended::ClientLeft) => {
                     log.finish(0, Some(&Status::cancelled("the client went away")))
                 }
+                Err(Ended::Stalled(outcome)) => {
+                    // The outcome is the stream's last word: read after
+                    // everything queued, if the client ever reads again.
+                    crate::stats::record_stream_stalled();
+                    let stalled = Status::from(GatewayError::StreamStalled(settings.stall_timeout));
+                    log.finish(0, Some(&stalled));
+                    outbox.finish(Ok(outcome));
+                }
                 Err(Ended::Failed(error)) => {
+                    if matches!(error, GatewayError::TransactionStreamStalled(_)) {
+                        crate::stats::record_stream_stalled();
+                    }
                     let status = status_for(error, &principal);
                     log.finish(0, Some(&status));
-                    let _ = sender.try_send(Err(status));
+                    outbox.finish(Err(status));
                 }
                 Err(Ended::Status(status)) => {
                     log.finish(0, Some(&status));
-                    let _ = sender.try_send(Err(status));
+                    outbox.finish(Err(status));
                 }
             }
         },
         span,
     ));
-    Box::pin(ReceiverStream::new(receiver))
+    Box::pin(messages)
 }
 
-/// Why a stream ended before its commit or rollback.
+/// Why a stream ended before its commit or rollback was answered.
 enum Ended {
     /// The client reset the stream or went away: nobody to tell.
     ClientLeft,
@@ -109,6 +132,9 @@ enum Ended {
     Failed(GatewayError),
     /// The stream ends with this status, from reading the requests.
     Status(Status),
+    /// The transaction committed or rolled back, and the client took no
+    /// response for the stall timeout: this outcome ends the stream.
+    Stalled(TransactionResponse),
 }
 
 impl From<GatewayError> for Ended {
@@ -159,6 +185,7 @@ async fn run(
     principal: &Principal,
     sender: &Sender,
     settings: TransactionStreamSettings,
+    commit_sent: &AtomicBool,
 ) -> Result<u64, Ended> {
     let first = next_request(&mut requests, settings.first_request, || {
         invalid("no `begin` request arrived within --tx-idle-timeout")
@@ -186,7 +213,7 @@ async fn run(
         finished: false,
     };
     tracing::Span::current().record("transaction_id", open.id.as_str());
-    send(sender, Answer::Begun(begun), settings.stall_timeout).await?;
+    send(sender, Answer::Begun(begun), settings.stall_timeout, false).await?;
     let mut statements = 0;
     loop {
         let request = next_request(&mut requests, idle_timeout, || {
@@ -211,6 +238,7 @@ async fn run(
                 Answer::Statement(run_statement(service, &open, statement).await?)
             }
             Some(Step::Commit(_)) => {
+                commit_sent.store(true, Ordering::SeqCst);
                 let committed = service.commit_transaction(&open.id, principal).await;
                 // Committed, or failed for good (nothing left to roll back).
                 open.finish();
@@ -221,6 +249,7 @@ async fn run(
                         commit_token: token.unwrap_or_default(),
                     }),
                     settings.stall_timeout,
+                    true,
                 )
                 .await?;
                 return Ok(statements);
@@ -230,11 +259,11 @@ async fn run(
                 open.finish();
                 let rolled_back = rolled_back?;
                 let answer = Answer::RolledBack(api::RollbackResponse { rolled_back });
-                send(sender, answer, settings.stall_timeout).await?;
+                send(sender, answer, settings.stall_timeout, true).await?;
                 return Ok(statements);
             }
         };
-        send(sender, answer, settings.stall_timeout).await?;
+        send(sender, answer, settings.stall_timeout, false).await?;
     }
 }
 
@@ -290,15 +319,25 @@ async fn next_request(
     }
 }
 
-/// Sends one response, waiting at most `stall_timeout` for room.
-async fn send(sender: &Sender, answer: Answer, stall_timeout: Duration) -> Result<(), Ended> {
+/// Sends one response, waiting at most `stall_timeout` for room. A stalled
+/// `last` response (the transaction's outcome) ends the stream as its last
+/// word; any other ends it with STREAM_STALLED, the transaction rolled back.
+async fn send(
+    sender: &Sender,
+    answer: Answer,
+    stall_timeout: Duration,
+    last: bool,
+) -> Result<(), Ended> {
     let response = TransactionResponse {
         response: Some(answer),
     };
-    match tokio::time::timeout(stall_timeout, sender.send(Ok(response))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Ended::ClientLeft),
-        Err(_) => Err(GatewayError::StreamStalled(stall_timeout).into()),
+    match sender.send(Ok(response), stall_timeout).await {
+        Ok(()) => Ok(()),
+        Err(NotSent::ClientLeft) => Err(Ended::ClientLeft),
+        Err(NotSent::Stalled(Ok(outcome))) if last => Err(Ended::Stalled(outcome)),
+        Err(NotSent::Stalled(_)) => {
+            Err(GatewayError::TransactionStreamStalled(stall_timeout).into())
+        }
     }
 }
 

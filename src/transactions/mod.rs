@@ -39,7 +39,7 @@ mod principals;
 mod reaper;
 mod tombstones;
 
-pub use id::TransactionId;
+pub use id::{Epoch, TransactionId};
 pub use lease::{CLEAR_LEFTOVERS, Lease};
 
 /// Limits and timers of transactions: --max-transactions and the other
@@ -80,6 +80,8 @@ struct Registry {
     draining: std::sync::atomic::AtomicBool,
     /// This gateway's address in a fleet, named by every id.
     instance: Option<std::net::SocketAddr>,
+    /// This life of the instance, named by every id in a fleet.
+    epoch: Epoch,
 }
 
 /// One open transaction.
@@ -221,12 +223,13 @@ impl Transactions {
                 settings,
                 open: Mutex::new(HashMap::new()),
                 changes: tokio::sync::watch::Sender::new(0),
-                ended: Mutex::new(Default::default()),
+                ended: Mutex::new(tombstones::Tombstones::new(config.outcomes_per_principal)),
                 slots: Arc::new(Semaphore::new(settings.max_open)),
                 principals: PrincipalCounts::default(),
                 reaper_wakeup: Arc::new(Notify::new()),
                 draining: Default::default(),
                 instance,
+                epoch: Epoch::new(),
             }),
         };
         tasks.spawn_loop(reaper::run(Arc::downgrade(&transactions.inner)));
@@ -316,7 +319,7 @@ impl Transactions {
         }
         let now = Instant::now();
         let transaction = Arc::new(Transaction {
-            id: TransactionId::new_random(registry.instance),
+            id: TransactionId::new_random(registry.instance.map(|me| (me, registry.epoch))),
             owner: principal.name.clone(),
             idle_timeout,
             expires_at: now + settings.max_lifetime,
@@ -470,8 +473,25 @@ impl Transactions {
         let ended = lock(&self.inner.ended).get(id.as_str(), owner);
         Err(match ended {
             Some(reason) => ended_error(reason),
-            None => GatewayError::TransactionNotFound(None),
+            None => self.unknown(&id),
         })
+    }
+
+    /// The error for an id that names nothing open or remembered here:
+    /// "not found", unless it names this instance's address from an earlier
+    /// life (another epoch). Then the transaction was this address's, and
+    /// the database rolled it back when that life's connections closed
+    /// (ABORTED / TRANSACTION_OWNER_UNAVAILABLE: rerun it).
+    fn unknown(&self, id: &TransactionId) -> GatewayError {
+        match (self.inner.instance, id.owner()) {
+            (Some(me), Some(owner)) if me == owner && id.epoch() != Some(self.inner.epoch) => {
+                GatewayError::TransactionOwnerUnavailable {
+                    owner,
+                    detail: "it restarted since it began this transaction".into(),
+                }
+            }
+            _ => GatewayError::TransactionNotFound(None),
+        }
     }
 
     /// Ends a transaction whose connection is at rest (no call running).

@@ -1,9 +1,11 @@
 //! Remembered ends of transactions, so that a late call learns why its
 //! transaction is gone (expired, aborted, committed) instead of "not found".
 //!
-//! Kept for a while and up to a number of entries; oldest first out. Pruning
-//! walks only the expired entries (they are in insertion order), because
-//! under load thousands of transactions end every second.
+//! Kept per principal, for [`TTL`] and up to a number of ends per principal
+//! (--tx-outcomes-per-principal), oldest first out: one principal's
+//! load can only make the gateway forget that principal's own ends, never
+//! another's. Pruning walks only the expired entries (they are in insertion
+//! order), because under load thousands of transactions end every second.
 use std::{
     collections::{HashMap, VecDeque},
     time::{Duration, Instant},
@@ -13,30 +15,43 @@ use std::sync::Arc;
 
 use crate::errors::EndReason;
 
-/// How many ends are remembered at most.
-const CAPACITY: usize = 100_000;
 /// How long an end is remembered.
-const TTL: Duration = Duration::from_secs(15 * 60);
+pub const TTL: Duration = Duration::from_secs(15 * 60);
 
-/// How a transaction ended: why, whose it was, and for a commit with
-/// replicas, its commit token (so that a repeated Commit answers it again).
+/// How a transaction ended: why, and for a commit with replicas, its commit
+/// token (so that a repeated Commit answers it again).
 struct End {
     reason: EndReason,
-    owner: Arc<str>,
     commit_token: Option<Box<str>>,
 }
 
-/// Why recently ended transactions ended.
+/// One principal's remembered ends.
 #[derive(Default)]
-pub(super) struct Tombstones {
+struct Ends {
     reasons: HashMap<String, End>,
     /// Ids by time of end, oldest first.
     order: VecDeque<(Instant, String)>,
 }
 
+/// Why recently ended transactions ended, by principal.
+pub(super) struct Tombstones {
+    principals: HashMap<Arc<str>, Ends>,
+    /// Most ends remembered per principal.
+    per_principal: usize,
+}
+
 impl Tombstones {
+    /// Remembers up to `per_principal` ends of each principal.
+    pub(super) fn new(per_principal: usize) -> Tombstones {
+        Tombstones {
+            principals: HashMap::new(),
+            per_principal,
+        }
+    }
+
     /// Remembers that `id`, owned by `owner`, ended for `reason` (with its
-    /// commit token, if it committed and has one).
+    /// commit token, if it committed and has one). Past the bound, `owner`'s
+    /// oldest end is forgotten.
     pub(super) fn insert(
         &mut self,
         id: &str,
@@ -45,23 +60,26 @@ impl Tombstones {
         commit_token: Option<&str>,
         now: Instant,
     ) {
-        if self.order.len() >= CAPACITY
-            && let Some((_, oldest)) = self.order.pop_front()
+        if self.per_principal == 0 {
+            return;
+        }
+        let ends = self.principals.entry(owner.clone()).or_default();
+        if ends.order.len() >= self.per_principal
+            && let Some((_, oldest)) = ends.order.pop_front()
         {
-            self.reasons.remove(&oldest);
+            ends.reasons.remove(&oldest);
         }
         let end = End {
             reason,
-            owner: owner.clone(),
             commit_token: commit_token.map(Box::from),
         };
-        self.reasons.insert(id.to_string(), end);
-        self.order.push_back((now, id.to_string()));
+        ends.reasons.insert(id.to_string(), end);
+        ends.order.push_back((now, id.to_string()));
     }
 
     /// How `id` ended, if it is remembered and was `owner`'s.
     fn end(&self, id: &str, owner: &str) -> Option<&End> {
-        self.reasons.get(id).filter(|end| &*end.owner == owner)
+        self.principals.get(owner)?.reasons.get(id)
     }
 
     /// Why `id` ended, if it is remembered and was `owner`'s.
@@ -78,15 +96,18 @@ impl Tombstones {
             .map(String::from)
     }
 
-    /// Forgets ends older than the TTL.
+    /// Forgets ends older than the TTL, and principals with none left.
     pub(super) fn prune(&mut self, now: Instant) {
-        while let Some((at, _)) = self.order.front() {
-            if now.duration_since(*at) < TTL {
-                break;
+        self.principals.retain(|_, ends| {
+            while let Some((at, _)) = ends.order.front() {
+                if now.duration_since(*at) < TTL {
+                    break;
+                }
+                let (_, id) = ends.order.pop_front().expect("front exists");
+                ends.reasons.remove(&id);
             }
-            let (_, id) = self.order.pop_front().expect("front exists");
-            self.reasons.remove(&id);
-        }
+            !ends.order.is_empty()
+        });
     }
 }
 
@@ -98,7 +119,7 @@ mod tests {
     fn remembers_then_forgets_in_order() {
         let start = Instant::now();
         let owner: Arc<str> = "alice".into();
-        let mut tombstones = Tombstones::default();
+        let mut tombstones = Tombstones::new(10);
         tombstones.insert("a", &owner, EndReason::Committed, Some("0-1-7"), start);
         tombstones.insert(
             "b",
@@ -120,18 +141,23 @@ mod tests {
         assert_eq!(tombstones.get("b", "alice"), Some(EndReason::IdleTimeout));
         tombstones.prune(start + TTL + Duration::from_secs(60));
         assert_eq!(tombstones.get("b", "alice"), None);
+        assert!(tombstones.principals.is_empty());
     }
 
     #[test]
-    fn capacity_drops_the_oldest() {
+    fn each_principal_has_its_own_bound() {
+        const BOUND: usize = 1000;
         let now = Instant::now();
-        let owner: Arc<str> = "alice".into();
-        let mut tombstones = Tombstones::default();
-        for i in 0..CAPACITY + 1 {
-            tombstones.insert(&i.to_string(), &owner, EndReason::RolledBack, None, now);
+        let (alice, mallory): (Arc<str>, Arc<str>) = ("alice".into(), "mallory".into());
+        let mut tombstones = Tombstones::new(BOUND);
+        tombstones.insert("a", &alice, EndReason::Committed, None, now);
+        for i in 0..BOUND + 1 {
+            tombstones.insert(&i.to_string(), &mallory, EndReason::RolledBack, None, now);
         }
-        assert_eq!(tombstones.get("0", "alice"), None);
-        assert_eq!(tombstones.get("1", "alice"), Some(EndReason::RolledBack));
-        assert_eq!(tombstones.reasons.len(), CAPACITY);
+        assert_eq!(tombstones.get("0", "mallory"), None);
+        assert_eq!(tombstones.get("1", "mallory"), Some(EndReason::RolledBack));
+        assert_eq!(tombstones.principals["mallory"].reasons.len(), BOUND);
+        // Mallory's load flushed only Mallory's ends.
+        assert_eq!(tombstones.get("a", "alice"), Some(EndReason::Committed));
     }
 }
