@@ -31,12 +31,25 @@ where
     type Decoder = Decoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstCodec::<T, U>::raw_encoder(BufferSettings::default())
+        ProstCodec::<T, U>::raw_encoder(buffer_settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        Decoder(ProstCodec::<T, U>::raw_decoder(BufferSettings::default()))
+        Decoder(ProstCodec::<T, U>::raw_decoder(buffer_settings()))
     }
+}
+
+/// The first allocation of a call's request and response buffers, bytes.
+/// tonic allocates both eagerly when a call starts (8 KiB each by default),
+/// so most of what an idle stream holds is these; they grow in steps of
+/// this size as messages need (see `tests/limits.rs`, idle streams).
+const BUFFER_BYTES: usize = 1024;
+/// How much of a response stream is gathered before it is sent (tonic's
+/// default).
+const YIELD_THRESHOLD: usize = 32 * 1024;
+
+fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD)
 }
 
 /// prost's decoder with the error code changed.
