@@ -249,10 +249,11 @@ pub enum GatewayError {
 
     /// A forwarded call's metadata would be larger than instances accept.
     #[error(
-        "request metadata too large to forward to the instance that owns the transaction: {size} bytes with the gateway's own headers, at most {limit} (HTTP/2 header list size: names, values and 32 bytes per entry)"
+        "request metadata too large to forward to the instance that owns the transaction: {}at most {limit} bytes with the gateway's own headers (HTTP/2 header list size: names, values and 32 bytes per entry)",
+        if *.size > 0 { format!("{} bytes, ", .size) } else { String::new() }
     )]
     MetadataTooLarge {
-        /// The metadata's size.
+        /// The metadata's size (0 when the owner refused it, unmeasured).
         size: usize,
         /// The most a forwarded call may carry.
         limit: usize,

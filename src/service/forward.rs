@@ -1,13 +1,18 @@
 //! Calls for a transaction another instance of the fleet owns, forwarded to
 //! it: the client sees exactly what the owner answered.
 //!
-//! The forwarded request carries the client's metadata (its bearer token:
-//! the owner authenticates the caller itself and checks the transaction is
-//! theirs), its remaining deadline, and [`FORWARDED_BY`] so that it is
-//! never forwarded again. "Could not connect to the owner" (nothing was
-//! sent: ABORTED / TRANSACTION_OWNER_UNAVAILABLE) is told apart from "the
-//! call broke after it was sent" (for Commit: UNKNOWN /
-//! COMMIT_OUTCOME_UNKNOWN) by the cause the channel reports.
+//! Forwarding is decided here, in one place for every RPC ([`unary`] for
+//! Execute, ExecuteBatch, Commit and Rollback, [`stream`] for
+//! ExecuteStream). The forwarded request carries the client's metadata (its
+//! bearer token: the owner authenticates the caller itself and checks the
+//! transaction is theirs), its remaining deadline, and [`FORWARDED_BY`] so
+//! that it is never forwarded again. "Could not connect to the owner"
+//! (nothing was sent: ABORTED / TRANSACTION_OWNER_UNAVAILABLE) is told apart
+//! from "the call broke after it was sent" (for Commit: UNKNOWN /
+//! COMMIT_OUTCOME_UNKNOWN) by the cause the channel reports, and both from
+//! "the client's deadline passed first" (DEADLINE_EXCEEDED: the owner goes
+//! on as with any call cut by its deadline). Metadata the owner would refuse
+//! is refused before it is sent (METADATA_TOO_LARGE).
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use tonic::{Request, Response, Status, transport::Channel};
@@ -366,6 +371,16 @@ fn from_owner(status: Status, owner: SocketAddr, kind: Kind) -> Status {
     // The owner's statuses come from its trailers; the channel's own
     // failures (refused connection, reset, protocol error) carry their cause.
     if std::error::Error::source(&status).is_none() {
+        // The owner's HTTP layer refused the headers (431) before any
+        // gateway code ran: nothing was done, and it is no commit outcome.
+        if status.code() == tonic::Code::Unknown
+            && status.message().ends_with("HTTP status code 431")
+        {
+            return Status::from(GatewayError::MetadataTooLarge {
+                size: 0,
+                limit: FORWARDED_HEADER_LIST_SIZE,
+            });
+        }
         return status;
     }
     if never_connected(&status) {
