@@ -426,3 +426,99 @@ async fn read_your_writes_through_another_gateway_while_the_replica_lags_or_dies
         "the restarted replica comes back"
     );
 }
+
+/// Issue 19, item 3: on a replica, read-only principals run as the
+/// SELECT-only read-only account (not the main one), in a READ ONLY session,
+/// in pools of their own: they cannot EXECUTE a routine that account may not,
+/// there as on the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_principals_read_replicas_as_the_read_only_account() {
+    let replication = Replication::start("replica-reader").await;
+    let mut on_primary = mysql_async::Conn::from_url(replication.primary.url("app"))
+        .await
+        .unwrap();
+    for sql in [
+        "CREATE USER 'sg_writer'@'localhost' IDENTIFIED BY 'writer-pw'",
+        "GRANT ALL PRIVILEGES ON app.* TO 'sg_writer'@'localhost'",
+        // The gateway checks the replica with SHOW SLAVE STATUS.
+        "GRANT SLAVE MONITOR ON *.* TO 'sg_writer'@'localhost'",
+        "CREATE USER 'sg_reader'@'localhost' IDENTIFIED BY 'reader-pw'",
+        "GRANT SELECT ON app.* TO 'sg_reader'@'localhost'",
+        "CREATE FUNCTION app.f_secret() RETURNS INT DETERMINISTIC RETURN 42",
+    ] {
+        on_primary.query_drop(sql).await.unwrap();
+    }
+    on_primary.disconnect().await.unwrap();
+    let replica_root = replication.replica.url("mysql");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            query_i64(
+                &replica_root,
+                "SELECT COUNT(*) FROM mysql.proc WHERE db = 'app' AND name = 'f_secret'",
+            )
+            .await
+                == Some(1)
+        })
+        .await,
+        "the accounts and the function replicate"
+    );
+    let as_account = |url: String, user: &str| url.replacen("root@", user, 1);
+    let writer = as_account(replication.primary.url("app"), "sg_writer:writer-pw@");
+    let reader = as_account(replication.primary.url("app"), "sg_reader:reader-pw@");
+    let replica = as_account(replication.replica.url("app"), "sg_writer:writer-pw@");
+    let tokens = token_file(
+        "replica-reader",
+        "alice-token-0123456789abcdef,alice,read-write\nrita-token-0123456789abcdef,rita,read-only\n",
+    );
+    let gateway = TestGateway::start_on("app".into(), writer, move |config| {
+        config.auth_tokens_file = Some(tokens);
+        config.database.read_only_url = Some(reader);
+        config.database.replica_urls = vec![replica];
+        config.database.replicas.check_interval = Duration::from_millis(100);
+        config.database.replicas.max_lag = Duration::from_secs(30);
+    })
+    .await;
+    let client = gateway.client.clone();
+    let who = "SELECT CONCAT_WS(' ', CURRENT_USER(), @@server_id, @@session.tx_read_only)";
+    let text_on_replica = |token: &'static str, sql: &'static str| {
+        let mut client = client.clone();
+        async move {
+            let response = client
+                .execute(as_caller(token, read(sql, max_staleness(60))))
+                .await?
+                .into_inner();
+            Ok::<_, tonic::Status>(match &response.rows[0].values[0].kind {
+                Some(Kind::StringValue(s)) => s.clone(),
+                other => format!("{other:?}"),
+            })
+        }
+    };
+    const RITA: &str = "rita-token-0123456789abcdef";
+    const ALICE: &str = "alice-token-0123456789abcdef";
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            text_on_replica(RITA, who)
+                .await
+                .is_ok_and(|s| s.ends_with(" 2 ON"))
+        })
+        .await,
+        "the replica serves rita's reads"
+    );
+    assert_eq!(
+        text_on_replica(RITA, who).await.unwrap(),
+        "sg_reader@localhost 2 ON"
+    );
+    assert_eq!(
+        text_on_replica(ALICE, who).await.unwrap(),
+        "sg_writer@localhost 2 ON"
+    );
+    let denied = text_on_replica(RITA, "SELECT CONCAT(f_secret(), @@server_id)").await;
+    assert!(denied.is_err(), "rita executed f_secret: {denied:?}");
+    assert_eq!(
+        text_on_replica(ALICE, "SELECT CONCAT(f_secret(), @@server_id)")
+            .await
+            .unwrap(),
+        "422"
+    );
+    gateway.shut_down().await;
+}
