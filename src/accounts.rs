@@ -69,6 +69,15 @@ impl AccountMap {
         })
     }
 
+    /// A fixed mapping of principal names to accounts (the private
+    /// server's accounts of the configured principals).
+    pub fn fixed(entries: impl IntoIterator<Item = (String, Credentials)>) -> AccountMap {
+        AccountMap {
+            path: None,
+            map: Arc::new(RwLock::new(Arc::new(entries.into_iter().collect()))),
+        }
+    }
+
     /// Reads the file again; on error the previous mapping stays. Returns
     /// how many principals it maps.
     pub fn reload(&self) -> Result<usize, AccountsFileError> {

@@ -115,6 +115,26 @@ impl Authenticator {
         Ok(count)
     }
 
+    /// The principals the file names, each once: read-only when all its
+    /// tokens are, else with the role of one of its other tokens.
+    pub fn principals(&self) -> Vec<Principal> {
+        let tokens = self
+            .tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut principals: Vec<Principal> = Vec::new();
+        for principal in tokens.values() {
+            match principals.iter_mut().find(|p| p.name == principal.name) {
+                None => principals.push(principal.clone()),
+                Some(known) if known.role == Role::ReadOnly => known.role = principal.role,
+                Some(_) => {}
+            }
+        }
+        principals.sort_by(|a, b| a.name.cmp(&b.name));
+        principals
+    }
+
     /// Reloads the file on every SIGHUP, for as long as the runtime runs.
     pub(crate) fn reload_on_sighup(&self, tasks: &crate::tasks::Tasks) {
         let authenticator = self.clone();

@@ -29,6 +29,7 @@ mod faults;
 mod replication;
 mod supervisor;
 
+pub use accounts::PrincipalAccount;
 pub use replication::{ReplicatedPair, ReplicationError};
 pub use supervisor::EmbeddedDatabase;
 
@@ -81,6 +82,8 @@ pub struct EmbeddedOptions {
     /// More server options, e.g. `--log-bin` and `--server-id=1` for a
     /// replication primary.
     pub extra_args: Vec<String>,
+    /// Principals (name, read-only) that get database accounts of their own.
+    pub principals: Vec<(String, bool)>,
 }
 
 fn is_root() -> bool {

@@ -94,6 +94,12 @@ impl Gateway {
     /// services, and the listener. Returns once it is listening; the database
     /// may not be reachable yet (health says so).
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        // Read first: the private server makes an account per principal.
+        let authenticator = config
+            .auth_tokens_file
+            .as_deref()
+            .map(Authenticator::load)
+            .transpose()?;
         let (url, read_only_url, embedded) = match &config.database.target {
             DatabaseTarget::Url(url) => (url.clone(), config.database.read_only_url.clone(), None),
             DatabaseTarget::Embedded { data_dir } => {
@@ -101,6 +107,17 @@ impl Gateway {
                 let options = EmbeddedOptions {
                     data_dir: data_dir.clone(),
                     remove_on_stop: false,
+                    principals: authenticator
+                        .as_ref()
+                        .map(|a| {
+                            a.principals()
+                                .into_iter()
+                                .map(|p| {
+                                    (p.name.to_string(), p.role == crate::auth::Role::ReadOnly)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     ..Default::default()
                 };
                 let server = tokio::task::spawn_blocking(move || EmbeddedDatabase::start(&options))
@@ -177,7 +194,20 @@ impl Gateway {
                 tracing::info!(file = %path.display(), "principals named in the accounts file use their own database accounts");
                 Some(accounts)
             }
-            None => None,
+            // The private server's accounts of the principals.
+            None => embedded.as_ref().map(|server: &EmbeddedDatabase| {
+                crate::accounts::AccountMap::fixed(server.principal_accounts().iter().map(
+                    |account| {
+                        (
+                            account.principal.clone(),
+                            crate::database::Credentials {
+                                user: account.user.clone(),
+                                password: Some(account.password.clone()),
+                            },
+                        )
+                    },
+                ))
+            }),
         };
         let database = Database::new(
             &read_write,
@@ -190,9 +220,8 @@ impl Gateway {
         )
         .map_err(StartError::DatabaseUrl)?;
         database.warn_about_privileges();
-        let authenticator = match &config.auth_tokens_file {
-            Some(path) => {
-                let authenticator = Authenticator::load(path)?;
+        let authenticator = match (&config.auth_tokens_file, authenticator) {
+            (Some(path), Some(authenticator)) => {
                 authenticator.reload_on_sighup(&tasks);
                 tracing::info!(file = %path.display(), "bearer-token authentication is on");
                 if !database.has_read_only_account() {
@@ -202,7 +231,7 @@ impl Gateway {
                 }
                 Some(authenticator)
             }
-            None => {
+            _ => {
                 tracing::warn!("authentication is off: every caller may use the database");
                 None
             }

@@ -319,3 +319,86 @@ async fn read_only_principals_cannot_write_through_definer_views() {
     );
     setup.gateway.shut_down().await;
 }
+
+/// The private server (no --database-url) makes an account of its own for
+/// every principal of the token file, least privilege: the principals are
+/// apart without any mapping to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_private_server_gives_every_principal_an_account() {
+    let data_dir =
+        std::env::temp_dir().join(format!("sqlgate-own-accounts-{}", std::process::id()));
+    let tokens = token_file("private-server", TOKENS);
+    let mut config = sqlgate::config::Config::for_database_url("mysql://unused@localhost/x");
+    config.database.target = sqlgate::config::DatabaseTarget::Embedded {
+        data_dir: data_dir.clone(),
+    };
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.pool.min = 0;
+    config.auth_tokens_file = Some(tokens);
+    let gateway = sqlgate::server::Gateway::start(config).await.unwrap();
+    let client = api::database_client::DatabaseClient::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", gateway.local_addr()))
+            .unwrap()
+            .connect_lazy(),
+    );
+    let text = |token: &'static str, sql: &'static str| {
+        let mut client = client.clone();
+        async move {
+            let request = api::ExecuteRequest {
+                sql: sql.into(),
+                ..Default::default()
+            };
+            let response = client
+                .execute(as_caller(token, request))
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+                .into_inner();
+            response
+                .rows
+                .iter()
+                .map(|row| match &row.values[0].kind {
+                    Some(Kind::StringValue(s)) => s.clone(),
+                    Some(Kind::Int64Value(v)) => v.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let mut users = Vec::new();
+    for token in [ALICE, BOB, RITA, ROB] {
+        let user = text(token, "SELECT CURRENT_USER()").await;
+        assert!(user.starts_with("sqlgate_"), "{user}");
+        assert!(!users.contains(&user), "{user} twice");
+        users.push(user);
+    }
+    assert!(!users.iter().any(|u| u.starts_with("sqlgate@")));
+    // Least privilege: the database's privileges only, SELECT for readers.
+    let rita_grants = text(RITA, "SHOW GRANTS").await;
+    assert!(
+        rita_grants.contains("GRANT SELECT, SHOW VIEW ON `sqlgate`.*"),
+        "{rita_grants}"
+    );
+    let alice_grants = text(ALICE, "SHOW GRANTS").await;
+    assert!(
+        alice_grants.contains("GRANT ALL PRIVILEGES ON `sqlgate`.*"),
+        "{alice_grants}"
+    );
+    assert!(
+        !alice_grants.contains("ALL PRIVILEGES ON *.*"),
+        "{alice_grants}"
+    );
+    // Apart: bob sees only his own account's threads.
+    assert_eq!(
+        text(
+            BOB,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE USER <> SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"
+        )
+        .await,
+        "0"
+    );
+    drop(client);
+    gateway.shut_down().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

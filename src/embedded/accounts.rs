@@ -4,10 +4,17 @@
 //! `sqlgate`, with every privilege on database `sqlgate` and none on the
 //! server (no SUPER, SHUTDOWN, FILE, PROCESS, GRANT), and read-only
 //! principals use `sqlgate_reader`, which may only SELECT (and SHOW VIEW) in
-//! that database. Their random passwords are made on first start and kept in
-//! the data directory (mode 0600); the server's init file (run as root at
-//! every start) creates or updates the accounts.
+//! that database. Every principal the gateway is configured with (its token
+//! file) also gets an account of its own, named after a digest of its name
+//! (`sqlgate_` and 16 hex digits), with the privileges of `sqlgate` or, for a
+//! read-only principal, of `sqlgate_reader`: the server then keeps
+//! principals apart (KILL, PROCESSLIST). Random passwords are made on first
+//! use and kept in the data directory (mode 0600); the server's init file
+//! (run as root at every start) creates the accounts or brings them up to
+//! date (a principal's account is made again, so that a changed role leaves
+//! no privilege behind).
 use std::{
+    collections::BTreeMap,
     io::Write,
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
@@ -22,35 +29,77 @@ pub const READ_ONLY_USER: &str = "sqlgate_reader";
 /// Where the passwords are kept, in the data directory.
 const PASSWORDS_FILE: &str = "sqlgate-accounts";
 
-/// The passwords of the two accounts.
+/// A principal's own account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalAccount {
+    /// The principal, as the token file names it.
+    pub principal: String,
+    /// The account's user name.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// Granted only SELECT and SHOW VIEW.
+    pub read_only: bool,
+}
+
+/// The passwords of the two shared accounts, and the principals' accounts.
 #[derive(Debug, Clone)]
 pub(super) struct Accounts {
     read_write_password: String,
     read_only_password: String,
+    principals: Vec<PrincipalAccount>,
 }
 
 impl Accounts {
-    /// Reads the passwords from the data directory, making them on first use.
-    pub(super) fn load_or_create(data_dir: &Path) -> std::io::Result<Accounts> {
+    /// Reads the passwords from the data directory, making those missing
+    /// (on first use, or for a principal new to the configuration); an
+    /// account per principal of `principals` (name, read-only).
+    pub(super) fn load_or_create(
+        data_dir: &Path,
+        principals: &[(String, bool)],
+    ) -> std::io::Result<Accounts> {
         let path = data_dir.join(PASSWORDS_FILE);
-        if let Some(accounts) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| parse(&text))
-        {
-            return Ok(accounts);
-        }
-        let accounts = Accounts {
-            read_write_password: new_password(),
-            read_only_password: new_password(),
+        let mut passwords = std::fs::read_to_string(&path)
+            .map(|text| parse(&text))
+            .unwrap_or_default();
+        let before = passwords.len();
+        let mut password_of = |user: &str| {
+            passwords
+                .entry(user.to_string())
+                .or_insert_with(new_password)
+                .clone()
         };
-        write_private(
-            &path,
-            &format!(
-                "{READ_WRITE_USER} {}\n{READ_ONLY_USER} {}\n",
-                accounts.read_write_password, accounts.read_only_password
-            ),
-        )?;
-        Ok(accounts)
+        let read_write_password = password_of(READ_WRITE_USER);
+        let read_only_password = password_of(READ_ONLY_USER);
+        let principals = principals
+            .iter()
+            .map(|(principal, read_only)| {
+                let user = principal_user(principal);
+                PrincipalAccount {
+                    principal: principal.clone(),
+                    password: password_of(&user),
+                    user,
+                    read_only: *read_only,
+                }
+            })
+            .collect();
+        if passwords.len() != before {
+            let text: String = passwords
+                .iter()
+                .map(|(user, password)| format!("{user} {password}\n"))
+                .collect();
+            write_private(&path, &text)?;
+        }
+        Ok(Accounts {
+            read_write_password,
+            read_only_password,
+            principals,
+        })
+    }
+
+    /// The principals' own accounts.
+    pub(super) fn principals(&self) -> &[PrincipalAccount] {
+        &self.principals
     }
 
     /// SQL, run by the server as root at start, that creates the database and
@@ -67,7 +116,24 @@ impl Accounts {
              GRANT ALL PRIVILEGES ON `{DATABASE}`.* TO {rw};\n\
              CREATE USER IF NOT EXISTS {ro} IDENTIFIED BY '{ro_password}';\n\
              ALTER USER {ro} IDENTIFIED BY '{ro_password}';\n\
-             GRANT SELECT, SHOW VIEW ON `{DATABASE}`.* TO {ro};\n"
+             GRANT SELECT, SHOW VIEW ON `{DATABASE}`.* TO {ro};\n{}",
+            self.principals
+                .iter()
+                .map(|p| {
+                    let user = account(&p.user);
+                    let grants = if p.read_only {
+                        "SELECT, SHOW VIEW"
+                    } else {
+                        "ALL PRIVILEGES"
+                    };
+                    format!(
+                        "DROP USER IF EXISTS {user};\n\
+                         CREATE USER {user} IDENTIFIED BY '{}';\n\
+                         GRANT {grants} ON `{DATABASE}`.* TO {user};\n",
+                        p.password
+                    )
+                })
+                .collect::<String>()
         )
     }
 
@@ -81,24 +147,28 @@ impl Accounts {
     }
 }
 
-fn parse(text: &str) -> Option<Accounts> {
-    let mut read_write_password = None;
-    let mut read_only_password = None;
-    for line in text.lines() {
-        match line.split_once(' ') {
-            Some((READ_WRITE_USER, password)) if is_password(password) => {
-                read_write_password = Some(password.to_string())
-            }
-            Some((READ_ONLY_USER, password)) if is_password(password) => {
-                read_only_password = Some(password.to_string())
-            }
-            _ => {}
-        }
-    }
-    Some(Accounts {
-        read_write_password: read_write_password?,
-        read_only_password: read_only_password?,
-    })
+/// The `user password` lines of the passwords file (malformed ones are
+/// left out, and made again).
+fn parse(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(user, password)| is_user(user) && is_password(password))
+        .map(|(user, password)| (user.to_string(), password.to_string()))
+        .collect()
+}
+
+/// The user name of a principal's account: `sqlgate_` and the first 16 hex
+/// digits of the SHA-256 of its name (any name, always a safe identifier).
+pub fn principal_user(principal: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(principal.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sqlgate_{hex}")
+}
+
+/// User names are made of letters, digits and `_` only: safe in SQL.
+fn is_user(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Passwords are made of hex digits only: safe in SQL and in URLs unquoted.
@@ -133,8 +203,16 @@ mod tests {
     fn passwords_are_made_once_and_kept_private() {
         let dir = std::env::temp_dir().join(format!("sqlgate-accounts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let first = Accounts::load_or_create(&dir).unwrap();
-        let again = Accounts::load_or_create(&dir).unwrap();
+        let principals = [
+            ("alice".to_string(), false),
+            ("CN=rita, O=x".to_string(), true),
+        ];
+        let first = Accounts::load_or_create(&dir, &principals[..1]).unwrap();
+        let again = Accounts::load_or_create(&dir, &principals).unwrap();
+        assert_eq!(first.principals()[0], again.principals()[0], "kept");
+        assert_eq!(again.principals()[1].user, principal_user("CN=rita, O=x"));
+        let third = Accounts::load_or_create(&dir, &principals).unwrap();
+        assert_eq!(third.principals(), again.principals());
         assert_eq!(first.credentials(false), again.credentials(false));
         assert_eq!(first.credentials(true), again.credentials(true));
         assert_ne!(first.credentials(false).1, first.credentials(true).1);
@@ -149,6 +227,15 @@ mod tests {
             sql.contains("GRANT SELECT, SHOW VIEW ON `sqlgate`.* TO 'sqlgate_reader'@'localhost'")
         );
         assert!(!sql.contains("*.*"), "no global privilege is granted");
+        let sql = again.init_sql();
+        let rita = principal_user("CN=rita, O=x");
+        assert!(sql.contains(&format!(
+            "GRANT SELECT, SHOW VIEW ON `sqlgate`.* TO '{rita}'@'localhost'"
+        )));
+        let alice = principal_user("alice");
+        assert!(sql.contains(&format!(
+            "GRANT ALL PRIVILEGES ON `sqlgate`.* TO '{alice}'@'localhost'"
+        )));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -47,12 +47,14 @@ impl ReplicatedPair {
             remove_on_stop: true,
             tcp_port: Some(port),
             extra_args: vec!["--log-bin".into(), "--server-id=1".into()],
+            principals: Vec::new(),
         })?;
         let replica = EmbeddedDatabase::start(&EmbeddedOptions {
             data_dir: with_suffix("-replica"),
             remove_on_stop: true,
             tcp_port: None,
             extra_args: vec!["--server-id=2".into()],
+            principals: Vec::new(),
         })?;
         let mut on_primary = mysql_async::Conn::from_url(primary.url("mysql")).await?;
         on_primary

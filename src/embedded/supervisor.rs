@@ -107,7 +107,7 @@ impl EmbeddedDatabase {
             "starting private {} server",
             if mariadb { "MariaDB" } else { "MySQL" }
         );
-        let accounts = accounts::Accounts::load_or_create(&data_dir)
+        let accounts = accounts::Accounts::load_or_create(&data_dir, &options.principals)
             .map_err(io_error("reading or creating the accounts file"))?;
         let options = EmbeddedOptions {
             data_dir,
@@ -152,6 +152,12 @@ impl EmbeddedDatabase {
             "mysql://{user}:{password}@localhost/{}?socket={socket}",
             accounts::DATABASE
         )
+    }
+
+    /// The accounts of the principals of [`EmbeddedOptions::principals`]
+    /// (user names and passwords of the gateway's own database).
+    pub fn principal_accounts(&self) -> &[accounts::PrincipalAccount] {
+        self.accounts.principals()
     }
 
     /// The server's process id.
