@@ -58,8 +58,9 @@ pub enum SessionReuse {
 /// Flags of `sqlgate serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on for gRPC.
-    #[arg(long, env = "SQLGATE_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address to listen on for gRPC: IP:port, or host:port with a host name
+    /// (e.g. localhost:50051), resolved at start-up.
+    #[arg(long, env = "SQLGATE_LISTEN", default_value = "127.0.0.1:50051", value_parser = listen_address)]
     pub listen: SocketAddr,
 
     /// Database to serve: mysql://user:pass@host:port/db, or with a unix socket
@@ -368,6 +369,43 @@ impl Config {
     }
 }
 
+/// A listen address: `IP:port`, or `host:port` with the host name resolved
+/// (its first IPv4 address, else its first address).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let resolved: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{e}: give IP:port or host:port, e.g. 127.0.0.1:50051"))?
+        .collect();
+    resolved
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
+/// The one line a command-line error is reported with: clap's message
+/// without its usage hints, but with the allowed values of an enum flag
+/// (`[possible values: text, json]`).
+pub fn usage_error_line(error: &clap::Error) -> String {
+    let rendered = error.to_string();
+    let mut lines = rendered.lines().map(str::trim);
+    let mut line = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    if let Some(values) = lines.find(|l| l.starts_with("[possible values:")) {
+        line.push(' ');
+        line.push_str(values);
+    }
+    line
+}
+
 /// Hides the password of a database URL, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -441,6 +479,38 @@ mod tests {
         assert!(parse(&["--stream-stall-timeout", "0s"]).is_err());
         assert!(parse(&["--max-connections", "0"]).is_err());
         assert!(parse(&["--max-concurrent-requests", "0"]).is_err());
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        let config = parse(&["--listen", "localhost:47321"]).unwrap();
+        assert!(config.listen.ip().is_loopback(), "{}", config.listen);
+        assert_eq!(config.listen.port(), 47321);
+        let problem = parse(&["--listen", "no-such-host.invalid:1"]).unwrap_err();
+        assert!(problem.contains("--listen"), "{problem}");
+    }
+
+    #[test]
+    fn enum_flags_list_their_values() {
+        for (flag, value, values) in [
+            ("--log-format", "xml", "[possible values: text, json]"),
+            ("--session-reuse", "maybe", "[possible values: reads, off]"),
+        ] {
+            let error = Cli::try_parse_from(["sqlgate", "serve", flag, value]).unwrap_err();
+            let line = usage_error_line(&error);
+            assert!(line.contains(flag) && line.contains(value), "{line}");
+            assert!(line.ends_with(values), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_url_without_a_database_is_refused() {
+        let problem = parse(&["--database-url", "mysql://app:secret@db:3306"]).unwrap_err();
+        assert!(problem.contains("names no database"), "{problem}");
+        assert!(!problem.contains("secret"), "{problem}");
+        assert!(parse(&["--database-url", "mysql://app@db:3306/"]).is_err());
+        assert!(parse(&["--database-url", "mysql://app@db:3306/shop"]).is_ok());
     }
 
     #[test]

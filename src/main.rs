@@ -17,10 +17,9 @@ fn main() -> ExitCode {
         // --help and --version are "errors" that print and exit 0.
         Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => {
-            // One clear line: clap's message without its usage hints.
-            let rendered = error.to_string();
-            let message = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("sqlgate: {}", message.trim_start_matches("error: "));
+            // One clear line: clap's message without its usage hints, with
+            // the allowed values of an enum flag.
+            eprintln!("sqlgate: {}", sqlgate::config::usage_error_line(&error));
             return ExitCode::from(EXIT_USAGE);
         }
     };

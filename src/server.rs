@@ -309,7 +309,11 @@ impl Gateway {
         }
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_status(&reporter, ServingStatus::NotServing).await;
-        let monitor = tokio::spawn(health::monitor(database.clone(), reporter.clone()));
+        let monitor = tokio::spawn(health::monitor(
+            database.clone(),
+            reporter.clone(),
+            health::describe_target(&read_write.url),
+        ));
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -332,11 +336,10 @@ impl Gateway {
                 .is_none()
                 .then_some(config.requests.handshake_timeout),
         );
-        tracing::info!(address = %local_addr, "listening for gRPC");
-
         let shutdown = Arc::new(Notify::new());
         let stop_serving = Arc::new(Notify::new());
         let mut builder = Server::builder();
+        // Before "listening" is logged: a bad TLS file is a start-up error.
         if let Some(files) = &config.tls {
             let tls = tls_config(files)?.timeout(config.requests.handshake_timeout);
             builder = builder
@@ -344,6 +347,7 @@ impl Gateway {
                 .map_err(|e| StartError::Tls(e.to_string()))?;
             tracing::info!(mutual = files.client_ca.is_some(), "serving TLS");
         }
+        tracing::info!(address = %local_addr, "listening for gRPC");
         let router = builder
             // Notice clients that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -480,16 +484,44 @@ fn authenticate(
 /// The listener's TLS from PEM files; with a client CA, client certificates
 /// are required.
 fn tls_config(files: &crate::config::TlsFiles) -> Result<ServerTlsConfig, StartError> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| StartError::Tls(format!("cannot read {}: {e}", path.display())))
-    };
-    let mut config =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    let cert = read_pem(&files.cert, "--tls-cert", "CERTIFICATE")?;
+    let key = read_pem(&files.key, "--tls-key", "PRIVATE KEY")?;
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
     if let Some(ca) = &files.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        config = config.client_ca_root(Certificate::from_pem(read_pem(
+            ca,
+            "--tls-client-ca",
+            "CERTIFICATE",
+        )?));
     }
     Ok(config)
+}
+
+/// Reads a PEM file given with `flag`, checking that it holds a block whose
+/// label ends with `label` (a certificate that parses, for CERTIFICATE), so
+/// that a wrong file is named at start-up rather than failing as a
+/// "transport error" once serving.
+fn read_pem(path: &std::path::Path, flag: &str, label: &str) -> Result<Vec<u8>, StartError> {
+    let bad = |why: String| StartError::Tls(format!("{flag} {}: {why}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let mut found = false;
+    for block in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+        let block = block.map_err(|e| bad(format!("not a valid PEM file ({e})")))?;
+        if block.label.ends_with(label) {
+            if label == "CERTIFICATE" {
+                block
+                    .parse_x509()
+                    .map_err(|e| bad(format!("its certificate does not parse ({e})")))?;
+            }
+            found = true;
+        }
+    }
+    if !found {
+        return Err(bad(format!(
+            "not a PEM file with a {label} (-----BEGIN {label}----- block)"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Reads a password file; one trailing newline is not part of the password.

@@ -315,6 +315,18 @@ impl ServeArgs {
                 None
             }
             Some(url) => match mysql_async::Opts::from_url(&url) {
+                // Without a default database every CREATE fails with 1046
+                // and USE is refused: say so now, not at the first call.
+                Ok(opts) if opts.db_name().is_none_or(str::is_empty) => {
+                    check(
+                        false,
+                        format!(
+                            "--database-url {} names no database: add its name after the host, e.g. mysql://user:pass@host:3306/shop (the gateway serves one database; create it first with CREATE DATABASE if needed)",
+                            crate::config::redact_url(&url)
+                        ),
+                    );
+                    None
+                }
                 Ok(_) => Some(DatabaseTarget::Url(url)),
                 Err(e) => {
                     check(
