@@ -3,6 +3,8 @@
 //! TLS) only clients with a certificate from that CA get through.
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use sqlgate::api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient};
@@ -288,4 +290,63 @@ async fn a_mutual_tls_fleet_vouches_for_its_callers_and_clients_cannot_forge_it(
         .commit(CommitRequest { transaction_id: tx })
         .await
         .expect("alice commits through B");
+}
+
+/// On the TLS listener too, connections that say nothing cannot lock new
+/// clients out: when every --max-connections place is taken, the oldest
+/// connection that carried no request makes room for a new client at once,
+/// and a connection that does not complete its TLS handshake within
+/// --handshake-timeout is closed. (Before, silent connections held their
+/// places for as long as they stayed, 65 s measured.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_lock_tls_clients_out() {
+    const PLACES: usize = 8;
+    let pki = Pki::new();
+    let (cert, key) = pki.issue(&["localhost"]);
+    let cert = write("silent-cert.pem", &cert);
+    let key = write("silent-key.pem", &key);
+    let gateway = TestGateway::start_with(move |config| {
+        config.tls = Some(sqlgate::config::TlsFiles {
+            cert,
+            key,
+            client_ca: None,
+        });
+        config.requests.max_connections = PLACES;
+        config.requests.handshake_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..PLACES {
+        silent.push(
+            tokio::net::TcpStream::connect(gateway.address)
+                .await
+                .unwrap(),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(5),
+        tls_client(&gateway, &pki.ca_pem, None),
+    )
+    .await
+    .expect("a new TLS client is locked out")
+    .unwrap();
+    execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+    // Well before the handshake timeout could have freed a place.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // The others are closed by the handshake timeout.
+    for mut tcp in silent {
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buffer = [0u8; 1024];
+            while let Ok(1..) = tokio::io::AsyncReadExt::read(&mut tcp, &mut buffer).await {}
+        })
+        .await;
+        assert!(closed.is_ok(), "a silent connection is still open");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    gateway.shut_down().await;
 }
