@@ -402,3 +402,69 @@ async fn the_private_server_gives_every_principal_an_account() {
     gateway.shut_down().await;
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// SIGHUP reloads the accounts file with the token file: a principal mapped
+/// after the start logs in as its own account from then on; a file others
+/// may read is refused and the previous mapping stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_accounts_file() {
+    let (database, _) = fresh_database().await;
+    let all = format!("GRANT ALL PRIVILEGES ON `{database}`.* TO {{user}}");
+    let writer = format!("w_{database}").chars().take(64).collect::<String>();
+    let own = format!("a_{database}").chars().take(64).collect::<String>();
+    let writer_url = create_account(&writer, "writer-pw", &database, &[&all]).await;
+    create_account(&own, "alice-pw", &database, &[&all]).await;
+    let tokens = token_file("reload-accounts", TOKENS);
+    let accounts = accounts_file("reload-accounts", "# nobody yet\n");
+    let process = GatewayProcess::start(
+        [
+            "--database-url",
+            &writer_url,
+            "--auth-tokens-file",
+            tokens.to_str().unwrap(),
+            "--database-accounts-file",
+            accounts.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = process.client().await;
+    let user_of_alice = || {
+        let mut client = client.clone();
+        async move {
+            let request = api::ExecuteRequest {
+                sql: "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)".into(),
+                ..Default::default()
+            };
+            let response = client.execute(as_caller(ALICE, request)).await.unwrap();
+            match &response.into_inner().rows[0].values[0].kind {
+                Some(Kind::StringValue(s)) => s.clone(),
+                other => format!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(user_of_alice().await, writer);
+    std::fs::write(&accounts, format!("{own} alice-pw alice\n")).unwrap();
+    process.signal("-HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            user_of_alice().await == own
+        })
+        .await,
+        "alice logs in as her own account after SIGHUP"
+    );
+    // Readable by others: refused, the mapping stays.
+    std::fs::write(&accounts, "# nobody\n").unwrap();
+    std::fs::set_permissions(&accounts, std::fs::Permissions::from_mode(0o644)).unwrap();
+    process.signal("-HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            process.log().contains("chmod 600")
+        })
+        .await,
+        "{}",
+        process.log()
+    );
+    assert_eq!(user_of_alice().await, own);
+    assert!(!process.log().contains("alice-pw"), "no password is logged");
+    assert_eq!(process.stop().await, Some(0));
+}

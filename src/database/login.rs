@@ -106,8 +106,14 @@ impl Logins {
             return Ok(backend.clone());
         }
         let connect = self.server.with_credentials(&login.credentials);
-        let mut backend =
-            Backend::new(&connect, self.settings, self.tasks.clone(), login.read_only)?;
+        let mut settings = self.settings;
+        if login.credentials.is_some() {
+            // Other accounts keep no idle connections (--pool-min is the
+            // main account's): a gateway with many principals does not hold
+            // --pool-min connections open for each.
+            settings.min = 0;
+        }
+        let mut backend = Backend::new(&connect, settings, self.tasks.clone(), login.read_only)?;
         backend.commit_tokens = self.commit_tokens;
         backends.insert(login, backend.clone());
         Ok(backend)
