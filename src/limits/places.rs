@@ -153,28 +153,31 @@ impl Budget {
         })
     }
 
-    /// Waits for a place: first the principal's share, then the
-    /// connection's, then one of the pool (so that a request waiting for its
-    /// share holds nothing that others could use).
+    /// Waits for a place: first the connection's share, then the
+    /// principal's, then one of the pool. A request waiting for a share
+    /// holds nothing that others could use: waiting for its connection's
+    /// share it holds nothing, waiting for its principal's only a share of
+    /// its own connection (whose other requests would wait for the
+    /// principal's share too).
     pub(super) async fn acquire(
         self: Arc<Self>,
         connection: Option<SocketAddr>,
         principal: PrincipalSlot,
         waiting: Waiting,
     ) -> Place {
-        let principal = match (principal.get(), &self.per_principal) {
-            (Some(name), Some(shares)) => {
-                waiting.0.store(WAITING_PRINCIPAL, Ordering::Relaxed);
-                Some(Share::acquire(shares.handle(name)).await)
-            }
-            _ => None,
-        };
         let connection = match connection {
             Some(address) => {
                 waiting.0.store(WAITING_CONNECTION, Ordering::Relaxed);
                 Some(Share::acquire(self.per_connection.handle(address)).await)
             }
             None => None,
+        };
+        let principal = match (principal.get(), &self.per_principal) {
+            (Some(name), Some(shares)) => {
+                waiting.0.store(WAITING_PRINCIPAL, Ordering::Relaxed);
+                Some(Share::acquire(shares.handle(name)).await)
+            }
+            _ => None,
         };
         waiting.0.store(WAITING_GLOBAL, Ordering::Relaxed);
         let global = self
