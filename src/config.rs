@@ -172,6 +172,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Allow database accounts with global administrative privileges (SUPER,
+    /// FILE, PROCESS, SHUTDOWN, GRANT OPTION… on *.*, or access to the mysql
+    /// schema): without it the gateway refuses to start on one.
+    #[arg(long, env = "SQLGATE_ALLOW_ADMIN_ACCOUNT")]
+    pub allow_admin_account: bool,
+
     /// Allow listening on a non-loopback address without --auth-tokens-file.
     #[arg(long, env = "SQLGATE_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,

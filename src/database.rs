@@ -120,6 +120,9 @@ pub struct Backend {
     /// Writes report the replication position that contains them (the
     /// database has replicas the gateway reads from).
     commit_tokens: bool,
+    /// Refuses to hand out connections of an administrative account
+    /// (unless --allow-admin-account).
+    privileges: Arc<account_checks::PrivilegeGate>,
 }
 
 impl Backend {
@@ -199,6 +202,9 @@ impl Backend {
             default_role: Default::default(),
             tasks,
             commit_tokens: false,
+            privileges: Arc::new(account_checks::PrivilegeGate::new(
+                settings.allow_admin_account,
+            )),
         })
     }
 
@@ -235,6 +241,12 @@ impl Backend {
     /// every reset clears), and is reset here (COM_RESET_CONNECTION) when
     /// another principal takes it.
     pub async fn acquire(&self, principal: &str) -> Result<Conn, GatewayError> {
+        // A no-op once the account's privileges are known to be fine.
+        match tokio::time::timeout(self.acquire_timeout, self.privileges.check(&self.control)).await
+        {
+            Ok(checked) => checked?,
+            Err(_) => return Err(GatewayError::PoolExhausted(self.acquire_timeout)),
+        }
         let taken = async {
             let mut conn = self.pool.get_conn().await?;
             if conn
@@ -249,6 +261,18 @@ impl Backend {
         match tokio::time::timeout(self.acquire_timeout, taken).await {
             Ok(conn) => Ok(conn?),
             Err(_) => Err(GatewayError::PoolExhausted(self.acquire_timeout)),
+        }
+    }
+
+    /// Reaches the verdict on the account's privileges within
+    /// --acquire-timeout: the refusal when it holds global administrative
+    /// privileges (and they are not allowed); Ok when it does not, or when
+    /// the database cannot be asked yet (the first connection asks then).
+    async fn refuse_if_admin(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.acquire_timeout, self.privileges.check(&self.control)).await
+        {
+            Ok(Err(GatewayError::AdminAccount(message))) => Err(message),
+            _ => Ok(()),
         }
     }
 
@@ -533,8 +557,19 @@ impl Database {
                 name,
                 backend.control.clone(),
                 backend.cached_statements,
+                backend.privileges.allowed(),
             ));
         }
+    }
+
+    /// Refuses an account with global administrative privileges unless
+    /// --allow-admin-account: the start-up check (see `account_checks`).
+    pub async fn refuse_admin_accounts(&self) -> Result<(), String> {
+        self.read_write.refuse_if_admin().await?;
+        if let Some(read_only) = &self.read_only {
+            read_only.refuse_if_admin().await?;
+        }
+        Ok(())
     }
 
     /// Closes every pool once every connection is back.

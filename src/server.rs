@@ -76,6 +76,10 @@ pub enum StartError {
     /// A TLS file could not be read or used.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// A database account holds global administrative privileges and
+    /// --allow-admin-account is not given.
+    #[error("{0}")]
+    AdminAccount(String),
     /// The reflection service could not be built (a bug).
     #[error("could not build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -219,6 +223,10 @@ impl Gateway {
             tasks.clone(),
         )
         .map_err(StartError::DatabaseUrl)?;
+        database
+            .refuse_admin_accounts()
+            .await
+            .map_err(StartError::AdminAccount)?;
         database.warn_about_privileges();
         let authenticator = match (&config.auth_tokens_file, authenticator) {
             (Some(path), Some(authenticator)) => {

@@ -46,6 +46,7 @@ async fn the_database_can_go_away_and_come_back() {
     let mut server = private_server("outage");
     let mut config = Config::for_database_url(server.url("sqlgate"));
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.pool.allow_admin_account = true; // the test server's root
     config.pool.acquire_timeout = Duration::from_secs(2);
     let gateway = Gateway::start(config).await.unwrap();
     let channel = Channel::from_shared(format!("http://{}", gateway.local_addr()))
@@ -125,6 +126,7 @@ async fn a_commit_whose_connection_dies_has_an_unknown_outcome() {
     let mut server = private_server("commit");
     let mut config = Config::for_database_url(server.url("sqlgate"));
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.pool.allow_admin_account = true; // the test server's root
     let gateway = Gateway::start(config).await.unwrap();
     let mut client = DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
         .await

@@ -273,6 +273,7 @@ impl TestGatewayWithUrl {
     async fn start(url: &str) -> TestGatewayWithUrl {
         let mut config = sqlgate::config::Config::for_database_url(url);
         config.listen = "127.0.0.1:0".parse().unwrap();
+        config.pool.allow_admin_account = true; // the test server's root
         config.pool.min = 0;
         config.pool.max = 1;
         config.transactions.max_open = 1;
@@ -620,6 +621,7 @@ async fn a_commit_whose_client_gave_up_still_reports_the_truth() {
     let url = server.url("sqlgate");
     let mut config = sqlgate::config::Config::for_database_url(url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.pool.allow_admin_account = true; // the test server's root
     let gateway = sqlgate::server::Gateway::start(config).await.unwrap();
     let mut client = DatabaseClient::connect(format!("http://{}", gateway.local_addr()))
         .await

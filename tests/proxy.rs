@@ -139,6 +139,7 @@ fn with_session<T>(message: T) -> tonic::Request<T> {
 async fn second_gateway(gateway: &TestGateway) -> Gateway {
     let mut config = Config::for_database_url(gateway.url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.pool.allow_admin_account = true; // the test server's root
     config.pool.min = 0;
     Gateway::start(config).await.unwrap()
 }

@@ -61,6 +61,10 @@ pub struct PoolConfig {
     pub found_rows: bool,
     /// Prepared statements each connection keeps (--statement-cache-size).
     pub statement_cache_size: usize,
+    /// The pools' database accounts may hold global administrative
+    /// privileges (--allow-admin-account); without it the gateway refuses
+    /// to start on, or hand out connections of, such an account.
+    pub allow_admin_account: bool,
 }
 
 /// Transactions.
@@ -429,6 +433,7 @@ impl ServeArgs {
                 session_reuse: self.session_reuse,
                 found_rows: self.found_rows,
                 statement_cache_size: self.statement_cache_size,
+                allow_admin_account: self.allow_admin_account,
             },
             transactions: TransactionConfig {
                 max_open: self.max_transactions,

@@ -5,7 +5,10 @@
 //! A client can only do through the gateway what its database account
 //! allows, whatever the SQL guard misses. An account with global
 //! administrative privileges (root, typically) lets a clever statement shut
-//! the server down, read its files or grant itself more: say so loudly.
+//! the server down, read its files or grant itself more: the gateway refuses
+//! to start on one unless --allow-admin-account, and a pool whose account
+//! could not be checked at start-up (the database was unreachable) checks it
+//! before it hands out its first connection ([`PrivilegeGate`]).
 //!
 //! Every pooled connection keeps up to `--statement-cache-size` statements
 //! prepared on the server, which counts them against its global
@@ -14,6 +17,8 @@
 use std::time::Duration;
 
 use mysql_async::{Pool, prelude::Queryable};
+
+use crate::errors::GatewayError;
 
 /// Global privileges that let a client administer the server, read or write
 /// its files, see or kill other sessions, or hand out privileges.
@@ -35,13 +40,77 @@ const ADMINISTRATIVE: &[&str] = &[
     "SYSTEM_VARIABLES_ADMIN",
 ];
 
+/// What stands for access to the `mysql` schema (the server's accounts and
+/// grants) among the privileges found.
+const MYSQL_SCHEMA: &str = "access to the mysql schema";
+
+/// Refuses connections of an account with global administrative privileges
+/// unless they are allowed: the verdict is reached once, on the first
+/// connection asked for once the database answers.
+pub(crate) struct PrivilegeGate {
+    allowed: bool,
+    verdict: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl PrivilegeGate {
+    /// A gate; `allowed` is --allow-admin-account.
+    pub(crate) fn new(allowed: bool) -> PrivilegeGate {
+        PrivilegeGate {
+            allowed,
+            verdict: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// True when --allow-admin-account allows any account.
+    pub(crate) fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Ok when the account may serve clients; the refusal otherwise. An
+    /// error reaching the database leaves the verdict open.
+    pub(crate) async fn check(&self, control: &Pool) -> Result<(), GatewayError> {
+        if self.allowed {
+            return Ok(());
+        }
+        let verdict = self
+            .verdict
+            .get_or_try_init(|| async {
+                let mut conn = control.get_conn().await?;
+                let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
+                Ok::<_, mysql_async::Error>(refusal(&administrative_privileges(&grants)))
+            })
+            .await?;
+        match verdict {
+            None => Ok(()),
+            Some(message) => Err(GatewayError::AdminAccount(message.clone())),
+        }
+    }
+}
+
+/// The refusal's message for an account holding `held`, if any.
+fn refusal(held: &[&str]) -> Option<String> {
+    (!held.is_empty()).then(|| {
+        format!(
+            "the gateway's database account holds global administrative privileges ({}): a client that gets a statement past the gateway's guard could use them; connect as an account limited to its own database, or start the gateway with --allow-admin-account",
+            held.join(", ")
+        )
+    })
+}
+
 /// Longest wait between two attempts to reach the database.
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
-/// Waits until the database answers, then warns if `account` holds global
-/// administrative privileges, or if `cached_statements` (what this pool may
-/// keep prepared at most) exceed the server's `max_prepared_stmt_count`.
-pub(super) async fn check_account(account: &'static str, control: Pool, cached_statements: usize) {
+/// Waits until the database answers, then says if `account` holds global
+/// administrative privileges (a warning when they are `allowed`, an error
+/// otherwise: its pool refuses to serve, see [`PrivilegeGate`]), or if
+/// `cached_statements` (what this pool may keep prepared at most) exceed
+/// the server's `max_prepared_stmt_count`.
+pub(super) async fn check_account(
+    account: &'static str,
+    control: Pool,
+    cached_statements: usize,
+    allowed: bool,
+) {
     let mut retry = Duration::from_millis(200);
     let grants: Vec<String> = loop {
         let attempt = async {
@@ -63,11 +132,17 @@ pub(super) async fn check_account(account: &'static str, control: Pool, cached_s
             account,
             "the database account holds no global administrative privilege"
         );
-    } else {
+    } else if allowed {
         tracing::warn!(
             account,
             privileges = held.join(", "),
-            "the gateway's database account holds global administrative privileges: a client that gets a statement past the gateway's guard could use them; connect as an account limited to its own database"
+            "the gateway's database account holds global administrative privileges (allowed by --allow-admin-account): a client that gets a statement past the gateway's guard could use them; connect as an account limited to its own database"
+        );
+    } else {
+        tracing::error!(
+            account,
+            "{}; no client call is served on it",
+            refusal(&held).unwrap_or_default()
         );
     }
     check_statement_budget(account, &control, cached_statements).await;
@@ -112,7 +187,13 @@ fn administrative_privileges(grants: &[String]) -> Vec<&'static str> {
         let Some((privileges, target)) = rest.split_once(" ON ") else {
             continue;
         };
-        if !target.trim_start().starts_with("*.*") {
+        let target = target.trim_start();
+        let on_mysql = target.starts_with("`MYSQL`.") || target.starts_with("MYSQL.");
+        let usage_only = privileges.trim() == "USAGE";
+        if on_mysql && !usage_only && !held.contains(&MYSQL_SCHEMA) {
+            held.push(MYSQL_SCHEMA);
+        }
+        if !target.starts_with("*.*") {
             continue;
         }
         for &privilege in ADMINISTRATIVE {
@@ -144,6 +225,25 @@ mod tests {
         assert_eq!(
             held(&["GRANT SELECT, FILE, SHUTDOWN ON *.* TO `app`@`%`"]),
             vec!["SHUTDOWN", "FILE"]
+        );
+    }
+
+    #[test]
+    fn the_mysql_schema_is_administration() {
+        assert_eq!(
+            held(&["GRANT SELECT ON `mysql`.* TO `app`@`%`"]),
+            vec!["access to the mysql schema"]
+        );
+        assert_eq!(
+            held(&["GRANT SELECT ON `mysql`.`user` TO `app`@`%`"]),
+            vec!["access to the mysql schema"]
+        );
+        assert!(
+            super::refusal(&held(&[
+                "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`"
+            ]))
+            .unwrap()
+            .contains("--allow-admin-account")
         );
     }
 

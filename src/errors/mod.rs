@@ -170,6 +170,11 @@ pub enum GatewayError {
         source: Box<GatewayError>,
     },
 
+    /// The database account holds global administrative privileges and
+    /// --allow-admin-account is not given: no call is served on it.
+    #[error("{0}")]
+    AdminAccount(String),
+
     /// No pooled connection became free within the acquire timeout.
     #[error("no database connection became free within {0:?}; the pool is exhausted, retry later")]
     PoolExhausted(std::time::Duration),

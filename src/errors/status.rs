@@ -110,6 +110,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             (Code::ResourceExhausted, "TOO_MANY_TRANSACTIONS")
         }
         GatewayError::PoolExhausted(_) => (Code::ResourceExhausted, "POOL_EXHAUSTED"),
+        GatewayError::AdminAccount(_) => (Code::FailedPrecondition, "ADMIN_ACCOUNT_REFUSED"),
         GatewayError::TooManyTransactionsForPrincipal { .. } => {
             (Code::ResourceExhausted, "TOO_MANY_TRANSACTIONS")
         }

@@ -156,6 +156,10 @@ impl TestGateway {
         let mut config = Config::for_database_url(url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.pool.min = 0;
+        // The shared test server is reached as root: tests that need a
+        // least-privilege account create one (`create_account`), and
+        // tests/admin_accounts.rs checks the refusal without this flag.
+        config.pool.allow_admin_account = true;
         adjust(&mut config);
         let gateway = Gateway::start(config).await.expect("the gateway starts");
         let address = gateway.local_addr();

@@ -126,6 +126,9 @@ impl GatewayProcess {
         }
         let mut child = command
             .args(args)
+            // The test server's accounts are root's (see TestGateway); a
+            // test may say "false" in `env`.
+            .env("SQLGATE_ALLOW_ADMIN_ACCOUNT", "true")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()

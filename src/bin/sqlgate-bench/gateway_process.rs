@@ -32,6 +32,8 @@ impl GatewayProcess {
         let mut child = command
             .args(["serve", "--listen", listen, "--log-format", "json"])
             .args(["--database-url", database_url])
+            // The benchmark's private servers are reached as root.
+            .arg("--allow-admin-account")
             .args(extra)
             .args(["--pool-min", &pool_max.to_string()])
             .args(["--pool-max", &(pool_max + 8).to_string()])
