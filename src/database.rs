@@ -566,8 +566,12 @@ impl Database {
     /// --allow-admin-account: the start-up check (see `account_checks`).
     pub async fn refuse_admin_accounts(&self) -> Result<(), String> {
         self.read_write.refuse_if_admin().await?;
-        if let Some(read_only) = &self.read_only {
-            read_only.refuse_if_admin().await?;
+        let reader = self
+            .reader
+            .as_ref()
+            .and_then(|r| self.logins.backend(r).ok());
+        if let Some(reader) = reader {
+            reader.refuse_if_admin().await?;
         }
         Ok(())
     }
