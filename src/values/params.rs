@@ -58,7 +58,8 @@ fn is_decimal(text: &[u8]) -> bool {
     rest = &rest[whole..];
     if let Some(after_point) = rest.strip_prefix(b".") {
         let fraction = leading_digits(after_point);
-        if fraction == 0 {
+        // `5.` is a decimal to the server (as a literal and in CAST); `.` alone is not.
+        if fraction == 0 && whole == 0 {
             return false;
         }
         rest = &after_point[fraction..];

@@ -19,6 +19,8 @@
 //! another client gets it.
 use crate::errors::GatewayError;
 
+#[cfg(test)]
+pub(crate) mod corpus;
 mod lexer;
 mod reuse;
 mod rules;
@@ -121,6 +123,16 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
             "sql contains a NUL byte: send binary data as a parameter".into(),
         ));
     }
+    if let Some(body) = version_comment_body(sql) {
+        // The server runs the body: check it as the statement.
+        let checked = check_statement(body, context)?;
+        return Ok(Checked {
+            sql: sql.trim_matches(|c: char| c.is_ascii() && (lexer::is_blank(c as u8) || c == ';')),
+            // Never reused without a reset (the reuse classifier reads plain text).
+            plain_read: false,
+            ..checked
+        });
+    }
     let mut accepted: Option<Checked<'_>> = None;
     for mode in modes(sql) {
         let checked = check_in_mode(sql, context, mode)?;
@@ -138,6 +150,33 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
         }
     }
     Ok(accepted.expect("at least one mode"))
+}
+
+/// The oldest server version the gateway serves (MySQL 5.7; every MariaDB
+/// from 10.0 is numbered 100000 and up): an executable comment for a
+/// version up to this one runs on every server the gateway may talk to.
+const OLDEST_SERVER: u32 = 50700;
+
+/// When `sql` is a single executable comment whose body every server runs
+/// — `/*! … */` or `/*!NNNNN … */` with NNNNN up to [`OLDEST_SERVER`], as
+/// mysqldump writes `/*!40101 SET NAMES utf8mb4 */` — its body. The body
+/// may hold no `/*` or `*/` (the first `*/` ends the comment), and nothing
+/// but blanks and `;` may follow it.
+fn version_comment_body(sql: &str) -> Option<&str> {
+    let text = sql.trim_start_matches(|c: char| c.is_ascii() && lexer::is_blank(c as u8));
+    let text =
+        text.trim_end_matches(|c: char| c.is_ascii() && (lexer::is_blank(c as u8) || c == ';'));
+    let rest = text.strip_prefix("/*!")?;
+    let body = rest.strip_suffix("*/")?;
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    let version_runs = match digits {
+        0 => true,
+        5 => body[..5].parse::<u32>().is_ok_and(|v| v <= OLDEST_SERVER),
+        _ => false,
+    };
+    let body = &body[digits..];
+    let plain = !body.contains("/*") && !body.contains("*/");
+    (version_runs && plain && !body.trim().is_empty()).then_some(body)
 }
 
 /// The byte offsets of the `?` placeholders of a statement [`check_statement`]
@@ -235,6 +274,11 @@ fn check_in_mode(
                 analysis.what
             )));
         }
+    }
+    if analysis.savepoint && !context.in_transaction {
+        return Err(refuse(
+            "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT work inside a transaction only: begin one (Begin) and send them in it",
+        ));
     }
     if let (true, Some(what)) = (context.in_transaction, analysis.commits) {
         return Err(GatewayError::ImplicitCommit(format!(

@@ -28,6 +28,8 @@ pub(super) struct Analysis {
     /// Refused (InvalidRequest) unless the caller has the schema role
     /// (PREPARE, EXECUTE, DEALLOCATE).
     pub schema_only: Option<String>,
+    /// A client's savepoint statement: allowed inside a transaction only.
+    pub savepoint: bool,
     /// A stored program's definition, whose body may be compound
     /// (`BEGIN …; … END`): the schema role may send `;` inside it.
     pub has_body: bool,
@@ -46,6 +48,7 @@ impl Analysis {
             installs_code: None,
             schema_only: None,
             has_body: false,
+            savepoint: false,
         }
     }
 
@@ -209,6 +212,7 @@ fn statement(tokens: &[Token]) -> Analysis {
         }
         "START" => Analysis::new(Other, two_words(t)).not_allowed(ADMINISTRATION),
         "GRANT" | "REVOKE" => Analysis::new(Other, first).not_allowed(ACCOUNTS),
+        "SAVEPOINT" | "RELEASE" | "ROLLBACK" if savepoint_name(t).is_some() => savepoint(t),
         "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "XA" => {
             Analysis::new(Other, first).invalid(TRANSACTION_CONTROL)
         }
@@ -226,6 +230,54 @@ fn statement(tokens: &[Token]) -> Analysis {
         "HANDLER" => Analysis::new(Other, first).invalid(HANDLER),
         _ => Analysis::new(Other, first),
     }
+}
+
+/// The savepoint a `SAVEPOINT s`, `RELEASE SAVEPOINT s` or `ROLLBACK [WORK]
+/// TO [SAVEPOINT] s` names, when the statement is exactly that.
+fn savepoint_name(t: &[Token]) -> Option<&str> {
+    let mut i = match word(t, 0) {
+        "SAVEPOINT" => 1,
+        "RELEASE" if word(t, 1) == "SAVEPOINT" => 2,
+        "ROLLBACK" => {
+            let mut i = 1;
+            if word(t, i) == "WORK" {
+                i += 1;
+            }
+            if word(t, i) != "TO" {
+                return None;
+            }
+            i += 1;
+            if word(t, i) == "SAVEPOINT" {
+                i += 1;
+            }
+            i
+        }
+        _ => return None,
+    };
+    let name = t.get(i)?.word()?;
+    i += 1;
+    (i == t.len()).then_some(name)
+}
+
+/// A client's savepoint: fine inside a transaction (SQLAlchemy's
+/// `begin_nested`, Django's nested `atomic`, Rails' `requires_new`); outside
+/// one it means nothing (autocommit). The gateway's own savepoints
+/// (`sqlgate_…`) are not the client's to name.
+fn savepoint(t: &[Token]) -> Analysis {
+    let name = savepoint_name(t).unwrap_or("");
+    let what = match word(t, 0) {
+        "SAVEPOINT" => "SAVEPOINT",
+        "RELEASE" => "RELEASE SAVEPOINT",
+        _ => "ROLLBACK TO SAVEPOINT",
+    };
+    let mut analysis = Analysis::new(StatementKind::Other, what).read();
+    analysis.savepoint = true;
+    if name.starts_with("SQLGATE_") {
+        analysis = analysis.invalid(
+            "savepoint names starting with sqlgate_ are the gateway's own: choose another name",
+        );
+    }
+    analysis
 }
 
 impl Analysis {
@@ -375,9 +427,12 @@ fn set(t: &[Token]) -> Analysis {
                 global = global.not_allowed(ADMINISTRATION);
                 analysis.absorb(global);
             }
-            "TRANSACTION" | "STATEMENT" | "TX_READ_ONLY" | "TRANSACTION_READ_ONLY" => {
+            // `SET [SESSION] TRANSACTION ISOLATION LEVEL READ COMMITTED` is
+            // fine; `READ WRITE` / `READ ONLY` change the access mode.
+            "READ" if matches!(word(variables, i + 1), "WRITE" | "ONLY") => {
                 analysis.leaves_read_only = true
             }
+            "TX_READ_ONLY" | "TRANSACTION_READ_ONLY" => analysis.leaves_read_only = true,
             _ => {}
         }
         let value = character_set_value(variables, i);
@@ -387,6 +442,7 @@ fn set(t: &[Token]) -> Analysis {
     }
     for (n, &at) in fors.iter().enumerate() {
         let inner = statement(&t[at + 1..]);
+        analysis.read &= inner.read;
         if n == 0 {
             analysis.kind = inner.kind;
             analysis.what = format!("SET STATEMENT … FOR {}", inner.what);

@@ -82,7 +82,6 @@ fn reported_bypasses_are_refused() {
             "/*!99999 SELECT 1 */ ROLLBACK",
             "/*!999999 SELECT 1 */ ROLLBACK",
             "/*M!999999 SELECT 1 */ LOCK TABLES t WRITE",
-            "/*! SELECT 1 */",
             "SELECT 1 /*M!100000 */",
             // `--` and a control byte start a comment; \x0b is a blank.
             "--\x0bSELECT\nCOMMIT",
@@ -90,7 +89,7 @@ fn reported_bypasses_are_refused() {
             "--\x7fx\nROLLBACK",
             "--\x0bx\nUSE mysql",
             "\x0bCOMMIT",
-            "\x0bSAVEPOINT s",
+            "\x0bSAVEPOINT sqlgate_batch",
             // Backquoted names are the same names.
             "SET `autocommit`=0",
             "SET @@`session`.`autocommit` = 0",
@@ -525,7 +524,6 @@ fn read_only_callers_run_reads_only() {
             "SET @@session.tx_read_only = 0",
             "SET transaction_read_only = OFF",
             "SET STATEMENT tx_read_only=0 FOR UPDATE t SET x = 1",
-            "SET STATEMENT max_statement_time=1 FOR SELECT 1",
         ],
         READER,
         Invalid,
@@ -725,4 +723,98 @@ fn only_the_schema_role_installs_code() {
         ],
         PLAIN,
     );
+}
+
+#[test]
+fn savepoints_work_inside_transactions() {
+    let savepoints = [
+        "SAVEPOINT sa_savepoint_1",
+        "RELEASE SAVEPOINT sa_savepoint_1",
+        "ROLLBACK TO SAVEPOINT sa_savepoint_1",
+        "rollback work to s1",
+        "SAVEPOINT `active_record_1`",
+    ];
+    assert_passes(&savepoints, IN_TX);
+    assert_passes(
+        &savepoints[..2],
+        GuardContext {
+            read_only: true,
+            ..IN_TX
+        },
+    );
+    assert_refused(&savepoints, PLAIN, Invalid);
+    assert_refused(
+        &[
+            "SAVEPOINT sqlgate_batch",
+            "ROLLBACK TO SAVEPOINT SQLGATE_call_00",
+            "RELEASE SAVEPOINT `sqlgate_x`",
+            "ROLLBACK",
+            "ROLLBACK AND CHAIN",
+            "ROLLBACK TO SAVEPOINT s; COMMIT",
+            "ROLLBACK TO SAVEPOINT s RELEASE",
+            "COMMIT",
+        ],
+        IN_TX,
+        Invalid,
+    );
+}
+
+#[test]
+fn read_only_callers_set_their_isolation_and_statement_time() {
+    assert_passes(
+        &[
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+            "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET STATEMENT max_statement_time=5 FOR SELECT 1",
+            "SET @@session.transaction_isolation = 'READ-COMMITTED'",
+        ],
+        READER,
+    );
+    assert_refused(
+        &[
+            "SET SESSION TRANSACTION READ WRITE",
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE",
+            "SET SESSION transaction_read_only = 0",
+            "SET STATEMENT tx_read_only=0 FOR SELECT 1",
+        ],
+        READER,
+        Invalid,
+    );
+    assert_refused(
+        &["SET STATEMENT max_statement_time=5 FOR DELETE FROM t"],
+        READER,
+        ReadOnly,
+    );
+}
+
+#[test]
+fn version_comments_every_server_runs_are_read_as_their_body() {
+    assert_passes(
+        &[
+            "/*!40101 SET NAMES utf8mb4 */",
+            "/*!40014 SET FOREIGN_KEY_CHECKS=0 */;",
+            "  /*! SET time_zone = '+00:00' */ ",
+            "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */",
+        ],
+        PLAIN,
+    );
+    let checked = check_statement("/*!40101 SET NAMES utf8mb4 */;", PLAIN).unwrap();
+    assert_eq!(checked.sql, "/*!40101 SET NAMES utf8mb4 */");
+    assert_eq!(checked.kind, StatementKind::Set);
+    // The body is checked like any statement; other versions and forms stay refused.
+    assert_refused(
+        &[
+            "/*!40101 COMMIT */",
+            "/*!50800 SELECT 1 */",
+            "/*!100000 SELECT 1 */",
+            "/*M!100000 SELECT 1 */",
+            "/*!40101 SELECT 1 */ COMMIT",
+            "/*!40101 SELECT '*/' */",
+            "/*!40101 SET NAMES latin1 */",
+        ],
+        IN_TX,
+        Invalid,
+    );
+    assert_refused(&["/*!40101 KILL 1 */"], PLAIN, NotAllowed);
 }
