@@ -1,0 +1,120 @@
+//! What ordinary ORMs send passes (issue 19 item 6): savepoints inside
+//! transactions, a read-only principal's isolation level and statement
+//! time limit, decimals written `5.`, mysqldump's version comments. Each
+//! was refused before.
+mod common;
+
+use common::*;
+use sqlgate::api::{ExecuteBatchRequest, ExecuteRequest, Statement, Value, value::Kind};
+use tonic::Code;
+
+async fn ids(gateway: &TestGateway) -> Vec<i64> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = gateway.direct().await;
+    let ids = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
+    conn.disconnect().await.unwrap();
+    ids
+}
+
+#[tokio::test]
+async fn savepoints_work_inside_transactions() {
+    let gateway = TestGateway::start().await;
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await;
+    let tx = begin(&gateway, None).await;
+    for sql in [
+        "INSERT INTO t VALUES (1)",
+        "SAVEPOINT sa_savepoint_1",
+        "INSERT INTO t VALUES (2)",
+        "ROLLBACK TO SAVEPOINT sa_savepoint_1",
+        "INSERT INTO t VALUES (3)",
+        "RELEASE SAVEPOINT sa_savepoint_1",
+    ] {
+        execute_in(&gateway, &tx, sql, vec![]).await.unwrap();
+    }
+    // The gateway's own names stay its own.
+    let status = execute_in(&gateway, &tx, "SAVEPOINT sqlgate_batch", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    // In a batch too, around the gateway's own savepoint.
+    let statement = |sql: &str| Statement {
+        sql: sql.into(),
+        params: vec![],
+    };
+    let mut client = gateway.client.clone();
+    client
+        .execute_batch(ExecuteBatchRequest {
+            statements: vec![
+                statement("SAVEPOINT active_record_1"),
+                statement("INSERT INTO t VALUES (4)"),
+                statement("ROLLBACK TO SAVEPOINT active_record_1"),
+                statement("INSERT INTO t VALUES (5)"),
+            ],
+            transaction_id: tx.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(ids(&gateway).await, vec![1, 3, 5]);
+    // Outside a transaction they mean nothing: refused.
+    let status = execute(&mut client, "SAVEPOINT s", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn decimals_and_version_comments_pass() {
+    let gateway = TestGateway::start().await;
+    let mut client = gateway.client.clone();
+    let decimal = |text: &str| Value {
+        kind: Some(Kind::DecimalValue(text.into())),
+    };
+    let response = execute(
+        &mut client,
+        "SELECT CAST(? AS CHAR), CAST(? AS CHAR)",
+        vec![decimal("5."), decimal("-1.e2")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.rows.len(), 1);
+    for sql in [
+        "/*!40101 SET NAMES utf8mb4 */",
+        "/*!40014 SET FOREIGN_KEY_CHECKS=0 */;",
+    ] {
+        execute(&mut client, sql, vec![]).await.unwrap();
+    }
+    let status = execute(&mut client, "/*!40101 SET NAMES latin1 */", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn read_only_principals_set_isolation_and_statement_time() {
+    const READER: &str = "reader-token-0123456789abcdef";
+    let file = token_file("fr_reader", &format!("{READER},alice,read-only\n"));
+    let gateway = TestGateway::start_with(move |config| {
+        config.auth_tokens_file = Some(file);
+    })
+    .await;
+    let mut client = gateway.client.clone();
+    let sql = |text: &str| ExecuteRequest {
+        sql: text.into(),
+        ..Default::default()
+    };
+    for text in [
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "SET STATEMENT max_statement_time=5 FOR SELECT 1",
+    ] {
+        client.execute(as_caller(READER, sql(text))).await.unwrap();
+    }
+    let status = client
+        .execute(as_caller(READER, sql("SET SESSION TRANSACTION READ WRITE")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
