@@ -67,3 +67,44 @@ async fn administrative_accounts_are_refused_unless_allowed() {
     let mut client = gateway.client.clone();
     execute(&mut client, "SELECT 1", vec![]).await.unwrap();
 }
+
+/// Started while the database was unreachable, the gateway serves nothing
+/// on an administrative account once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_checked_late_is_refused_before_any_call() {
+    let mut server = private_server("admin_late");
+    let url = server.url("mysql");
+    server.kill();
+    let mut config = config(&url);
+    config.pool.acquire_timeout = std::time::Duration::from_secs(2);
+    let gateway = Gateway::start(config)
+        .await
+        .expect("starts while the database is unreachable");
+    server.restart().unwrap();
+    let mut client = sqlgate::api::database_client::DatabaseClient::connect(format!(
+        "http://{}",
+        gateway.local_addr()
+    ))
+    .await
+    .unwrap();
+    let mut last = None;
+    for _ in 0..100 {
+        match execute(&mut client, "SELECT 1", vec![]).await {
+            Ok(_) => panic!("a call ran on an administrative account"),
+            Err(status) if error_info(&status).0 == "ADMIN_ACCOUNT_REFUSED" => {
+                last = Some(status);
+                break;
+            }
+            // Still unreachable (or the pool's wait ran out): ask again.
+            Err(status) => {
+                last = Some(status);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let status = last.unwrap();
+    assert_eq!(error_info(&status).0, "ADMIN_ACCOUNT_REFUSED", "{status:?}");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(status.message().contains("--allow-admin-account"));
+    gateway.shut_down().await;
+}
