@@ -65,6 +65,8 @@ async fn a_tls_file_that_is_not_pem_is_named_before_listening() {
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_sqlgate"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+            // The test server's root (see tests/admin_accounts.rs).
+            .arg("--allow-admin-account")
             .arg("--tls-cert")
             .arg(&cert)
             .arg("--tls-key")
