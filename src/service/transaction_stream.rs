@@ -194,12 +194,16 @@ async fn run(
     let Some(Step::Begin(options)) = first else {
         return Err(invalid("the first request of a Transaction stream must be `begin`").into());
     };
-    let begun = service.begin(
+    // The futures of the calls are boxed while they run, so that the task
+    // of an idle stream (waiting for its next request) holds only its small
+    // state, not room for the largest call (see README, "Memory held by
+    // idle streams").
+    let begun = Box::pin(service.begin(
         api::BeginRequest {
             options: Some(options),
         },
         principal,
-    );
+    ));
     let begun = begun.await?;
     let idle_timeout = begun
         .idle_timeout
@@ -235,11 +239,11 @@ async fn run(
             }
             Some(Step::Statement(statement)) => {
                 statements += 1;
-                Answer::Statement(run_statement(service, &open, statement).await?)
+                Answer::Statement(Box::pin(run_statement(service, &open, statement)).await?)
             }
             Some(Step::Commit(_)) => {
                 commit_sent.store(true, Ordering::SeqCst);
-                let committed = service.commit_transaction(&open.id, principal).await;
+                let committed = Box::pin(service.commit_transaction(&open.id, principal)).await;
                 // Committed, or failed for good (nothing left to roll back).
                 open.finish();
                 let token = committed?;
@@ -255,7 +259,8 @@ async fn run(
                 return Ok(statements);
             }
             Some(Step::Rollback(_)) => {
-                let rolled_back = service.transactions.rollback(&open.id, principal).await;
+                let rolled_back =
+                    Box::pin(service.transactions.rollback(&open.id, principal)).await;
                 open.finish();
                 let rolled_back = rolled_back?;
                 let answer = Answer::RolledBack(api::RollbackResponse { rolled_back });
