@@ -8,14 +8,6 @@ use common::*;
 use sqlgate::api::{ExecuteBatchRequest, ExecuteRequest, Statement, Value, value::Kind};
 use tonic::Code;
 
-async fn ids(gateway: &TestGateway) -> Vec<i64> {
-    use mysql_async::prelude::Queryable;
-    let mut conn = gateway.direct().await;
-    let ids = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
-    conn.disconnect().await.unwrap();
-    ids
-}
-
 #[tokio::test]
 async fn savepoints_work_inside_transactions() {
     let gateway = TestGateway::start().await;
@@ -58,7 +50,7 @@ async fn savepoints_work_inside_transactions() {
         .await
         .unwrap();
     commit(&gateway, &tx).await.unwrap();
-    assert_eq!(ids(&gateway).await, vec![1, 3, 5]);
+    assert_eq!(gateway.direct_ids().await, vec![1, 3, 5]);
     // Outside a transaction they mean nothing: refused.
     let status = execute(&mut client, "SAVEPOINT s", vec![])
         .await

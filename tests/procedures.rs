@@ -10,18 +10,6 @@ use common::*;
 use sqlgate::api::{ExecuteBatchRequest, Statement};
 use tonic::Code;
 
-async fn ids(gateway: &TestGateway) -> Vec<i64> {
-    use mysql_async::prelude::Queryable;
-    let mut conn = gateway.direct().await;
-    let ids = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
-    conn.disconnect().await.unwrap();
-    ids
-}
-
-fn reason(status: &tonic::Status) -> String {
-    error_info(status).0
-}
-
 /// Procedures that end the caller's transaction and begin another, each
 /// inserting 2 in the new one; the rows the caller wrote before the CALL are
 /// committed (or, for `discards`, rolled back).
@@ -95,7 +83,7 @@ async fn a_call_that_ends_the_transaction_is_never_misreported() {
             // What the procedure did in its new transaction is gone with the
             // connection; what came before is as the procedure left it.
             let expected: Vec<i64> = if *discards { vec![] } else { vec![1] };
-            assert_eq!(ids(&gateway).await, expected, "{name}");
+            assert_eq!(gateway.direct_ids().await, expected, "{name}");
         }
     }
 }
@@ -117,14 +105,14 @@ async fn a_call_that_keeps_the_transaction_keeps_it_open() {
         .await
         .unwrap();
     assert!(rollback(&gateway, &tx).await);
-    assert_eq!(ids(&gateway).await, Vec::<i64>::new());
+    assert_eq!(gateway.direct_ids().await, Vec::<i64>::new());
     // And it commits when asked to.
     let tx = begin(&gateway, None).await;
     execute_in(&gateway, &tx, "CALL harmless()", vec![])
         .await
         .unwrap();
     commit(&gateway, &tx).await.unwrap();
-    assert_eq!(ids(&gateway).await, vec![3]);
+    assert_eq!(gateway.direct_ids().await, vec![3]);
 }
 
 #[tokio::test]
@@ -153,5 +141,5 @@ async fn a_call_that_ends_the_transaction_in_a_batch_is_reported() {
     assert_eq!(metadata["statement_index"], "1");
     let commit = commit(&gateway, &tx).await.unwrap_err();
     assert_eq!(error_info(&commit).0, "TRANSACTION_ENDED_BY_STATEMENT");
-    assert_eq!(ids(&gateway).await, Vec::<i64>::new());
+    assert_eq!(gateway.direct_ids().await, Vec::<i64>::new());
 }

@@ -24,18 +24,6 @@ async fn table_and_committing_procedure(gateway: &TestGateway) {
         .await;
 }
 
-async fn ids(gateway: &TestGateway) -> Vec<i64> {
-    use mysql_async::prelude::Queryable;
-    let mut conn = gateway.direct().await;
-    let ids = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
-    conn.disconnect().await.unwrap();
-    ids
-}
-
-fn reason(status: &tonic::Status) -> String {
-    error_info(status).0
-}
-
 #[tokio::test]
 async fn a_statement_that_commits_ends_the_transaction_visibly() {
     let gateway = TestGateway::start().await;
@@ -61,7 +49,7 @@ async fn a_statement_that_commits_ends_the_transaction_visibly() {
     let committed = commit(&gateway, &tx).await.unwrap_err();
     assert_eq!(reason(&committed), "TRANSACTION_ENDED_BY_STATEMENT");
     assert_eq!(
-        ids(&gateway).await,
+        gateway.direct_ids().await,
         vec![1],
         "what ran before was committed"
     );
@@ -119,7 +107,7 @@ async fn execute_batch_reports_a_statement_that_commits() {
         .await
         .unwrap_err();
     assert_eq!(error_info(&later).0, "TRANSACTION_ENDED_BY_STATEMENT");
-    assert_eq!(ids(&gateway).await, vec![10, 20]);
+    assert_eq!(gateway.direct_ids().await, vec![10, 20]);
 }
 
 #[tokio::test]
@@ -171,7 +159,11 @@ async fn tricks_never_commit_part_of_a_transaction() {
         )
         .await;
         let _ = try_rollback(&gateway, &tx).await;
-        assert_eq!(ids(&gateway).await, Vec::<i64>::new(), "after {trick:?}");
+        assert_eq!(
+            gateway.direct_ids().await,
+            Vec::<i64>::new(),
+            "after {trick:?}"
+        );
     }
 }
 

@@ -199,6 +199,15 @@ impl TestGateway {
         conn.disconnect().await.unwrap();
     }
 
+    /// The ids in table `t`, in order, read directly (what is really there,
+    /// whatever the gateway answered).
+    pub async fn direct_ids(&self) -> Vec<i64> {
+        let mut conn = self.direct().await;
+        let ids = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
+        conn.disconnect().await.unwrap();
+        ids
+    }
+
     /// Reads one integer directly.
     pub async fn direct_i64(&self, sql: &str) -> Option<i64> {
         query_i64(&self.url, sql).await
@@ -253,6 +262,11 @@ pub fn null() -> api::Value {
     api::Value {
         kind: Some(Kind::NullValue(0)),
     }
+}
+
+/// The ErrorInfo reason of a status.
+pub fn reason(status: &tonic::Status) -> String {
+    error_info(status).0
 }
 
 /// The ErrorInfo reason and metadata of a status.
