@@ -14,8 +14,8 @@ import grpc
 from sqlgate.v1 import sqlgate_pb2 as pb
 from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc
 
-from .client import _consistency, _options, _result
-from .errors import SqlgateError, TransactionEnded, ends_transaction, from_rpc_error
+from .client import _OpenTransaction, _consistency, _options, _result
+from .errors import SqlgateError, TransactionEnded, from_rpc_error
 from .retry import policy_for
 from .values import from_value, to_value
 
@@ -124,23 +124,10 @@ class AsyncClient:
         return False
 
 
-class AsyncTransaction:
+class AsyncTransaction(_OpenTransaction):
     """An open transaction, as handed to AsyncClient.transaction(fn); like
     Transaction, it raises TransactionEnded on every call once an error ended
     the transaction (`ended_by`)."""
-
-    def __init__(self, client, transaction_id):
-        self._client = client
-        self.id = transaction_id
-        self.ended_by = None
-
-    def _check(self):
-        if self.ended_by is not None:
-            raise TransactionEnded(self.ended_by)
-
-    def _failed(self, error):
-        if ends_transaction(error):
-            self.ended_by = error
 
     async def execute(self, sql, params=()):
         self._check()

@@ -164,10 +164,11 @@ class Client:
         self._channel.close()
 
 
-class Transaction:
-    """An open transaction, as handed to transaction(fn). Once a call fails
-    with an error that ends the transaction (see errors.ends_transaction),
-    `ended_by` is that error and every later call raises TransactionEnded."""
+class _OpenTransaction:
+    """What Transaction and aio.AsyncTransaction share: the transaction's id,
+    and once a call fails with an error that ends the transaction (see
+    errors.ends_transaction), `ended_by`, that error, after which every
+    call raises TransactionEnded."""
 
     def __init__(self, client, transaction_id):
         self._client = client
@@ -181,6 +182,12 @@ class Transaction:
     def _failed(self, error):
         if ends_transaction(error):
             self.ended_by = error
+
+
+class Transaction(_OpenTransaction):
+    """An open transaction, as handed to transaction(fn). Once a call fails
+    with an error that ends the transaction (see errors.ends_transaction),
+    `ended_by` is that error and every later call raises TransactionEnded."""
 
     def execute(self, sql, params=()):
         self._check()
