@@ -244,8 +244,8 @@ impl Gateway {
                 None
             }
         };
-        // Bound before the transaction registry: in a fleet, every
-        // transaction id names this instance's address.
+        // Bound before the transaction registry: every transaction id names
+        // this instance's address.
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -281,11 +281,14 @@ impl Gateway {
             }
             _ => None,
         };
+        // Every id names this instance (its address and epoch), in a fleet
+        // or not: restarted on the same address, it knows the ids of its
+        // previous life.
         let transactions = Transactions::new(
             database.clone(),
             config.transactions,
             config.pool.acquire_timeout,
-            fleet.as_ref().map(Fleet::me),
+            Some(fleet.as_ref().map_or(local_addr, Fleet::me)),
             &tasks,
         );
         let (end_streams, streams_end) = tokio::sync::watch::channel(false);

@@ -322,7 +322,7 @@ async fn streams_honour_max_rows_and_inline_begin() {
         panic!("summary last");
     };
     assert_eq!(summary.rows_affected, 2);
-    assert_eq!(header.transaction_id.len(), 32);
+    assert_id_of(&header.transaction_id, &gateway.address.to_string());
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(0));
     client
         .commit(sqlgate::api::CommitRequest {

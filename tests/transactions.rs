@@ -79,7 +79,7 @@ async fn begin_reports_timers_and_unguessable_ids() {
         .into_inner();
     assert_eq!(response.idle_timeout.unwrap().seconds, 5);
     assert_eq!(response.max_lifetime.unwrap().seconds, 300);
-    assert_eq!(response.transaction_id.len(), 32);
+    assert_id_of(&response.transaction_id, &gateway.address.to_string());
     // A larger idle timeout than the server's is capped to it.
     let too_long = TransactionOptions {
         idle_timeout: Some(prost_types::Duration {
@@ -115,7 +115,7 @@ async fn inline_begin_returns_the_transaction_id() {
         .into_inner();
     assert_eq!(response.rows_affected, 1);
     let tx = response.transaction_id;
-    assert_eq!(tx.len(), 32);
+    assert_id_of(&tx, &gateway.address.to_string());
     assert_eq!(
         gateway.direct_i64("SELECT v FROM t WHERE id = 1").await,
         Some(10)

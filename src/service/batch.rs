@@ -52,6 +52,9 @@ pub(super) async fn execute_batch(
                 .transactions
                 .begin(request.options.as_ref(), principal)
                 .await?;
+            // The client never sees this transaction's id: its end is not
+            // remembered (see `Transaction::note_id_unseen`).
+            lease.transaction().note_id_unseen();
             let outcome = run_all(service, &mut lease, &statements).await;
             Ok((lease, outcome))
         };

@@ -2,11 +2,12 @@
 use std::{fmt, net::SocketAddr};
 
 /// A transaction's id: 128 random bits, written as 32 lowercase hex digits,
-/// followed in a fleet (`--peers`) by `-`, the owner's instance epoch (8 hex
-/// digits, drawn when the instance starts) and `-` the address of the
-/// gateway instance that owns the transaction (`--advertise-address`), so
-/// that any instance can forward a call to it, and an owner restarted on the
-/// same address knows the ids of its previous life.
+/// followed by `-`, the owner's instance epoch (8 hex digits, drawn when the
+/// instance starts) and `-` the address of the gateway instance that owns
+/// the transaction (its listen address; in a fleet, `--advertise-address`),
+/// so that any instance of a fleet can forward a call to it, and an owner
+/// restarted on the same address, in a fleet or alone, knows the ids of its
+/// previous life.
 ///
 /// Unguessable, so that holding an id is as good as having begun the
 /// transaction (ownership is still checked against the principal). The

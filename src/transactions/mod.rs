@@ -78,9 +78,10 @@ struct Registry {
     /// Wakes the reaper when a transaction begins (its timers may be the nearest).
     reaper_wakeup: Arc<Notify>,
     draining: std::sync::atomic::AtomicBool,
-    /// This gateway's address in a fleet, named by every id.
+    /// This gateway's address (in a fleet, as its peers reach it), named by
+    /// every id.
     instance: Option<std::net::SocketAddr>,
-    /// This life of the instance, named by every id in a fleet.
+    /// This life of the instance, named by every id.
     epoch: Epoch,
 }
 
@@ -108,6 +109,10 @@ pub struct Transaction {
     identity_in_doubt: AtomicBool,
     /// Set once a client statement ran in it (see `Lease::before_statement`).
     has_run_statement: AtomicBool,
+    /// Set when its id is never shown to the client (ExecuteBatch's own
+    /// transaction): nobody can ask how it ended, so its end is not
+    /// remembered and never counts against --tx-outcomes-per-principal.
+    id_unseen: AtomicBool,
     _slot: OwnedSemaphorePermit,
     _principal: Option<PrincipalPermit>,
 }
@@ -133,6 +138,14 @@ impl Transaction {
 
     fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
+    }
+
+    /// Notes that the transaction's id is never shown to the client (a
+    /// call's own transaction, as ExecuteBatch's): its end is not remembered,
+    /// so it cannot push out the remembered outcome of a transaction the
+    /// client does hold an id of.
+    pub fn note_id_unseen(&self) {
+        self.id_unseen.store(true, Ordering::SeqCst);
     }
 
     /// Notes that a statement which may have changed the connection's default
@@ -201,8 +214,10 @@ impl Transaction {
 impl Transactions {
     /// Creates the registry and starts its reaper on the current runtime.
     ///
-    /// In a fleet, `instance` is this gateway's address as its peers reach
-    /// it: every transaction id names it (see [`TransactionId`]).
+    /// `instance` is this gateway's address (in a fleet, as its peers reach
+    /// it): every transaction id names it and this life's epoch (see
+    /// [`TransactionId`]), so that a gateway restarted on the same address
+    /// knows the ids of its previous life.
     pub fn new(
         database: Database,
         config: TransactionConfig,
@@ -334,6 +349,7 @@ impl Transactions {
             committing: AtomicBool::new(false),
             identity_in_doubt: AtomicBool::new(false),
             has_run_statement: AtomicBool::new(false),
+            id_unseen: AtomicBool::new(false),
             _slot: slot,
             _principal: principal_permit,
         });
@@ -481,13 +497,15 @@ impl Transactions {
     /// "not found", unless it names this instance's address from an earlier
     /// life (another epoch). Then the transaction was this address's, and
     /// the database rolled it back when that life's connections closed
-    /// (ABORTED / TRANSACTION_OWNER_UNAVAILABLE: rerun it).
+    /// (ABORTED / TRANSACTION_OWNER_UNAVAILABLE: rerun it) — unless a COMMIT
+    /// of it was sent before that life ended, whose outcome died with it
+    /// (outcomes are remembered in memory only): the detail says so.
     fn unknown(&self, id: &TransactionId) -> GatewayError {
         match (self.inner.instance, id.owner()) {
             (Some(me), Some(owner)) if me == owner && id.epoch() != Some(self.inner.epoch) => {
                 GatewayError::TransactionOwnerUnavailable {
                     owner,
-                    detail: "it restarted since it began this transaction".into(),
+                    detail: "it restarted since it began this transaction, so it does not know the transaction's outcome: what was not committed was rolled back, but if a Commit of this id was sent before and got no answer, that COMMIT may have gone through".into(),
                 }
             }
             _ => GatewayError::TransactionNotFound(None),
@@ -516,6 +534,9 @@ impl Transactions {
         crate::stats::record_transaction_end(reason.label());
         lock(&self.inner.open).remove(&transaction.id);
         self.note_change();
+        if transaction.id_unseen.load(Ordering::SeqCst) {
+            return;
+        }
         lock(&self.inner.ended).insert(
             transaction.id.as_str(),
             &transaction.owner,

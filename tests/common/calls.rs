@@ -20,6 +20,23 @@ pub fn statement_in(sql: &str, transaction_id: &str) -> ExecuteRequest {
     }
 }
 
+/// Asserts that `id` has the form of a transaction id of the gateway at
+/// `address`: 128 random bits (32 hex digits), `-`, its instance epoch (8
+/// hex digits), `-`, its address.
+pub fn assert_id_of(id: &str, address: &str) {
+    let hex = |part: &str, digits: usize| {
+        part.len() == digits
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut parts = id.splitn(3, '-');
+    let (random, epoch, owner) = (parts.next(), parts.next(), parts.next());
+    assert!(random.is_some_and(|r| hex(r, 32)), "{id}");
+    assert!(epoch.is_some_and(|e| hex(e, 8)), "{id}");
+    assert_eq!(owner, Some(address), "{id}");
+}
+
 /// Begins a transaction through `client`; panics if Begin fails.
 pub async fn begin_on(client: &mut DatabaseClient<Channel>) -> String {
     client
