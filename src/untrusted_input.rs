@@ -79,7 +79,7 @@ proptest! {
         for in_transaction in [false, true] {
             for read_only in [false, true] {
                 for schema in [false, true] {
-                    let context = guard::GuardContext { in_transaction, read_only, schema };
+                    let context = guard::GuardContext { in_transaction, read_only, schema, sql_mode: None };
                     let _ = guard::check_statement(&sql, context);
                 }
             }

@@ -3,9 +3,11 @@
 //! quoting form) are checked with the guard as inside a transaction; every
 //! one it accepts is run on a direct connection inside `START TRANSACTION`,
 //! as a prepared statement like the gateway runs it, under each quoting
-//! `sql_mode`. The server must still be in the transaction, with autocommit
-//! on and the same default database: no accepted statement ends the
-//! transaction or changes the session's identity.
+//! `sql_mode`: everything that every reading accepts, under every mode, and
+//! what the guard accepts when it knows the session's mode (as the gateway
+//! does once it has read it), under that mode. The server must still be in
+//! the transaction, with autocommit on and the same default database: no
+//! accepted statement ends the transaction or changes the session's identity.
 mod common;
 
 use std::time::Duration;
@@ -15,7 +17,7 @@ use proptest::{
     strategy::{Strategy, ValueTree},
     test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
-use sqlgate::guard::{GuardContext, check_statement};
+use sqlgate::guard::{GuardContext, SqlMode, check_statement};
 
 /// Statements (and pieces of statements) that end a transaction or change
 /// the session, and harmless ones. `{db}` is another database.
@@ -245,23 +247,35 @@ async fn accepted_statements_keep_the_transaction_and_the_session() {
         in_transaction: true,
         read_only: false,
         schema: false,
+        sql_mode: None,
     };
     let (mut accepted, mut refused, mut ran_cleanly) = (0, 0, 0);
     for _ in 0..2000 {
         let sql = strategy.new_tree(&mut runner).unwrap().current();
-        let checked = match check_statement(&sql, context) {
-            Ok(checked) => checked,
-            Err(_) => {
-                refused += 1;
-                continue;
-            }
-        };
-        accepted += 1;
-        // GUARD_DEBUG=1 lists what the guard accepted (with --nocapture).
-        if std::env::var_os("GUARD_DEBUG").is_some() {
-            eprintln!("accepted {sql:?}");
-        }
+        let every_reading = check_statement(&sql, context);
+        let mut accepted_in_some_mode = false;
         for sql_mode in SQL_MODES {
+            // As the gateway checks it on a session it has read the mode of
+            // (a mode it does not model stays unknown).
+            let known = GuardContext {
+                sql_mode: SqlMode::of_session(sql_mode),
+                ..context
+            };
+            let Ok(checked) = check_statement(&sql, known) else {
+                assert!(
+                    every_reading.is_err(),
+                    "{sql:?}: accepted by every reading, refused under '{sql_mode}'"
+                );
+                continue;
+            };
+            if let Ok(every) = &every_reading {
+                assert_eq!(every.sql, checked.sql, "{sql:?} under '{sql_mode}'");
+            }
+            accepted_in_some_mode = true;
+            // GUARD_DEBUG=1 lists what the guard accepted (with --nocapture).
+            if std::env::var_os("GUARD_DEBUG").is_some() {
+                eprintln!("accepted {sql:?} under '{sql_mode}'");
+            }
             conn.query_drop(format!("SET SESSION sql_mode = '{sql_mode}'"))
                 .await
                 .unwrap();
@@ -294,6 +308,11 @@ async fn accepted_statements_keep_the_transaction_and_the_session() {
             conn.query_drop("DROP TEMPORARY TABLE IF EXISTS tmp")
                 .await
                 .unwrap();
+        }
+        if accepted_in_some_mode {
+            accepted += 1;
+        } else {
+            refused += 1;
         }
     }
     // The generator exercised both sides.

@@ -144,9 +144,11 @@ async fn run_all(
             .before_statement(statement.reads_leftovers(), statement.calls())
             .await
             .map_err(|e| in_batch(index, e))?;
+        let (conn, sql_mode) = lease.conn_and_sql_mode();
         let result = statement::run_to_completion(
             &backend,
-            lease.conn(),
+            conn,
+            Some(sql_mode),
             statement,
             limits,
             &mut bytes_used,

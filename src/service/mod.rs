@@ -119,7 +119,8 @@ impl DatabaseService {
         let backend = session.backend().clone();
         let outcome = match session.before_statement(&statement).await {
             Ok(()) => {
-                statement::run_to_completion(&backend, session.conn(), &statement, limits, &mut 0)
+                let (conn, sql_mode) = session.conn_and_sql_mode();
+                statement::run_to_completion(&backend, conn, sql_mode, &statement, limits, &mut 0)
                     .await
             }
             Err(e) => Err(e),

@@ -7,7 +7,7 @@ use crate::{
     auth::{Principal, Role},
     database::{Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
     errors::GatewayError,
-    statement::Statement,
+    statement::{SessionSqlMode, Statement},
     tasks::Tasks,
     transactions::{Lease, Transactions},
 };
@@ -118,6 +118,20 @@ impl Session {
         match self {
             Session::Autocommit(pooled) => pooled.conn(),
             Session::Transaction { lease, .. } => lease.conn(),
+        }
+    }
+
+    /// The connection to run a client's statement on, with what is known of
+    /// its session's `sql_mode`: a transaction's, kept between its
+    /// statements; none for an autocommit call, whose session lives for one
+    /// statement (see `statement::SessionSqlMode`).
+    pub fn conn_and_sql_mode(&mut self) -> (&mut Conn, Option<&SessionSqlMode>) {
+        match self {
+            Session::Autocommit(pooled) => (pooled.conn(), None),
+            Session::Transaction { lease, .. } => {
+                let (conn, sql_mode) = lease.conn_and_sql_mode();
+                (conn, Some(sql_mode))
+            }
         }
     }
 

@@ -190,10 +190,11 @@ async fn send_rows(
 ) -> Result<u64, GatewayError> {
     let connection_id = session.conn().id();
     let backend = session.backend().clone();
+    let (conn, sql_mode) = session.conn_and_sql_mode();
     let mut result = deadline::until(
         start_by,
         settings.start_limit,
-        statement.start(session.conn()),
+        statement.start(conn, sql_mode),
     )
     .await?;
     let columns = result.columns();

@@ -15,7 +15,10 @@ use crate::{
 };
 
 pub mod guard;
+mod session_mode;
 mod typed_params;
+
+pub use session_mode::SessionSqlMode;
 
 /// What a caller's statements must respect.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +45,28 @@ pub struct Statement {
     calls: bool,
     /// See [`Statement::reads_leftovers`]; decided once, not per use.
     reads_leftovers: bool,
+    /// See [`guard::Checked::may_change_sql_mode`].
+    may_change_sql_mode: bool,
+    /// Set when the statement reads differently under different `sql_mode`s:
+    /// it is checked again under the session's mode before it is sent.
+    mode_dependent: Option<Box<ModeDependent>>,
 }
+
+/// What a statement that depends on the session's `sql_mode` needs for its
+/// second check, once the mode is known.
+#[derive(Debug, Clone)]
+struct ModeDependent {
+    sql: String,
+    params: Vec<api::Value>,
+    context: guard::GuardContext,
+}
+
+/// Words naming what the previous statement left in the session (see
+/// [`Statement::reads_leftovers`]) or its diagnostics (`@@warning_count`,
+/// `SHOW WARNINGS`, `SHOW ERRORS`, `GET DIAGNOSTICS`), which reading the
+/// session's `sql_mode` first would overwrite.
+const LEFTOVERS_AND_DIAGNOSTICS: [&str; 5] =
+    ["FOUND_ROWS", "ROW_COUNT", "WARNING", "ERROR", "DIAGNOSTICS"];
 
 impl Statement {
     /// Checks the SQL with the guard and converts the parameters.
@@ -58,25 +82,54 @@ impl Statement {
                 rules.max_params
             )));
         }
-        let checked = guard::check_statement(
-            sql,
-            guard::GuardContext {
-                in_transaction: rules.in_transaction,
-                read_only: rules.read_only,
-                schema: rules.schema,
-            },
-        )?;
-        let converted = params
-            .iter()
-            .map(values::param_to_mysql)
-            .collect::<Result<Vec<_>, _>>()?;
+        // The session's sql_mode is not known before a connection is: read
+        // under every mode first; most statements read the same under all.
+        let context = guard::GuardContext {
+            in_transaction: rules.in_transaction,
+            read_only: rules.read_only,
+            schema: rules.schema,
+            sql_mode: None,
+        };
+        let converted = |params: &[api::Value]| {
+            params
+                .iter()
+                .map(values::param_to_mysql)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let reads_leftovers = mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]);
+        let checked = match guard::check_statement(sql, context) {
+            Ok(checked) => checked,
+            Err(refusal) => {
+                let Some(readings) = guard::mode_dependent(sql, context) else {
+                    return Err(refusal);
+                };
+                // Checked again once the session's mode is known (`start`);
+                // meanwhile, what any accepting reading may do.
+                return Ok(Statement {
+                    sql: String::new(),
+                    params: converted(params)?,
+                    may_change_identity: readings.may_change_identity,
+                    plain_read: false,
+                    calls: readings.calls,
+                    reads_leftovers,
+                    may_change_sql_mode: readings.may_change_sql_mode,
+                    mode_dependent: Some(Box::new(ModeDependent {
+                        sql: sql.to_string(),
+                        params: params.to_vec(),
+                        context,
+                    })),
+                });
+            }
+        };
         Ok(Statement {
-            sql: typed_params::with_typed_placeholders(checked.sql, params).into_owned(),
-            params: converted,
+            sql: typed_params::with_typed_placeholders(checked.sql, params, None).into_owned(),
+            params: converted(params)?,
             may_change_identity: checked.may_change_identity,
-            reads_leftovers: mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]),
+            reads_leftovers,
             plain_read: checked.plain_read,
             calls: checked.kind == guard::StatementKind::Call,
+            may_change_sql_mode: checked.may_change_sql_mode,
+            mode_dependent: None,
         })
     }
 
@@ -95,7 +148,10 @@ impl Statement {
 
     /// The SQL text (for debug logs only).
     pub fn sql(&self) -> &str {
-        &self.sql
+        match &self.mode_dependent {
+            Some(dependent) => &dependent.sql,
+            None => &self.sql,
+        }
     }
 
     /// True when the statement might change the connection's default
@@ -111,10 +167,31 @@ impl Statement {
     }
 
     /// Sends the statement; the result is read from the returned [`QueryResult`].
+    ///
+    /// `sql_mode` is what the gateway knows of the session's `sql_mode`
+    /// (a transaction's; `None` for a session that lives for this statement
+    /// only). A statement that reads differently under different modes is
+    /// checked again under the session's mode first, read from the server
+    /// when not known (see `session_mode`). A statement that may change the
+    /// mode makes it forgotten before it is sent.
     pub async fn start<'a>(
         &self,
         conn: &'a mut Conn,
+        sql_mode: Option<&SessionSqlMode>,
     ) -> Result<QueryResult<'a, 'static, BinaryProtocol>, GatewayError> {
+        let resolved;
+        let sql = match &self.mode_dependent {
+            None => self.sql.as_str(),
+            Some(dependent) => {
+                resolved = self.resolve(dependent, conn, sql_mode).await?;
+                resolved.as_str()
+            }
+        };
+        if self.may_change_sql_mode
+            && let Some(memory) = sql_mode
+        {
+            memory.forget();
+        }
         let params = if self.params.is_empty() {
             Params::Empty
         } else {
@@ -124,7 +201,7 @@ impl Statement {
         // that parameters that do not match its placeholders are refused
         // here: the driver would close the connection over them, ending the
         // transaction the call runs in.
-        let prepared = conn.prep(self.sql.as_str()).await?;
+        let prepared = conn.prep(sql).await?;
         let placeholders = usize::from(prepared.num_params());
         if placeholders != self.params.len() {
             return Err(GatewayError::InvalidRequest(
@@ -132,6 +209,48 @@ impl Statement {
             ));
         }
         Ok(conn.exec_iter(prepared, params).await?)
+    }
+}
+
+impl Statement {
+    /// The text to send for a statement that depends on the session's
+    /// `sql_mode`, checked under the mode the session has now. When it
+    /// cannot be known (a mode the guard does not model, or a statement
+    /// reading what the previous one left, which reading the mode would
+    /// overwrite), the statement is refused as every mode's reading must
+    /// then agree, and they do not.
+    async fn resolve(
+        &self,
+        dependent: &ModeDependent,
+        conn: &mut Conn,
+        sql_mode: Option<&SessionSqlMode>,
+    ) -> Result<String, GatewayError> {
+        let known = sql_mode.and_then(SessionSqlMode::known);
+        let mode = match known {
+            Some(mode) => Some(mode),
+            None if mentions_any(&dependent.sql, &LEFTOVERS_AND_DIAGNOSTICS) => None,
+            None => session_mode::current(conn, sql_mode).await?,
+        };
+        let context = guard::GuardContext {
+            sql_mode: mode,
+            ..dependent.context
+        };
+        let checked =
+            guard::check_statement(&dependent.sql, context).map_err(|refusal| {
+                match (refusal, mode) {
+                    (GatewayError::InvalidRequest(message), Some(mode)) => {
+                        GatewayError::InvalidRequest(format!(
+                            "{message} (read as the session's sql_mode reads it: {})",
+                            mode.describe()
+                        ))
+                    }
+                    (refusal, _) => refusal,
+                }
+            })?;
+        Ok(
+            typed_params::with_typed_placeholders(checked.sql, &dependent.params, mode)
+                .into_owned(),
+        )
     }
 }
 
@@ -228,16 +347,18 @@ pub struct StatementResult {
 /// Runs a statement and reads its whole result within `limits`.
 ///
 /// `bytes_used` counts bytes already returned by earlier statements of the
-/// same response (ExecuteBatch caps the batch as a whole).
+/// same response (ExecuteBatch caps the batch as a whole). `sql_mode`: see
+/// [`Statement::start`].
 pub async fn run_to_completion(
     backend: &Backend,
     conn: &mut Conn,
+    sql_mode: Option<&SessionSqlMode>,
     statement: &Statement,
     limits: ResultLimits,
     bytes_used: &mut u64,
 ) -> Result<StatementResult, GatewayError> {
     let connection_id = conn.id();
-    let mut result = statement.start(conn).await?;
+    let mut result = statement.start(conn, sql_mode).await?;
     let columns = result.columns();
     let columns = columns.as_deref().unwrap_or(&[]);
     let converter = RowConverter::new(columns);

@@ -32,7 +32,13 @@ enum Cast {
 /// types; `sql` itself when there are none, or when the placeholders cannot
 /// be told apart with certainty or do not match the parameters (which
 /// preparing the statement reports).
-pub(super) fn with_typed_placeholders<'a>(sql: &'a str, params: &[api::Value]) -> Cow<'a, str> {
+///
+/// `sql_mode`: the session's quoting, when known (see [`guard::placeholders`]).
+pub(super) fn with_typed_placeholders<'a>(
+    sql: &'a str,
+    params: &[api::Value],
+    sql_mode: Option<guard::SqlMode>,
+) -> Cow<'a, str> {
     let casts: Vec<Option<Cast>> = params
         .iter()
         .map(|param| match &param.kind {
@@ -46,7 +52,7 @@ pub(super) fn with_typed_placeholders<'a>(sql: &'a str, params: &[api::Value]) -
     if casts.iter().all(Option::is_none) {
         return Cow::Borrowed(sql);
     }
-    let Some(offsets) = guard::placeholders(sql) else {
+    let Some(offsets) = guard::placeholders(sql, sql_mode) else {
         return Cow::Borrowed(sql);
     };
     if offsets.len() != params.len() {
@@ -94,16 +100,20 @@ mod tests {
     fn decimal_and_date_placeholders_are_cast_and_nothing_else_changes() {
         let sql = "SELECT x + ?, '?', `?`, ? /* ? */ FROM t WHERE id = ?";
         assert_eq!(
-            with_typed_placeholders(sql, &[decimal("37.12"), int(1), decimal("1.5e-3")]),
+            with_typed_placeholders(sql, &[decimal("37.12"), int(1), decimal("1.5e-3")], None),
             "SELECT x + CAST(? AS DECIMAL(65,2)), '?', `?`, ? /* ? */ FROM t WHERE id = CAST(? AS DECIMAL(65,4))"
         );
         assert_eq!(
-            with_typed_placeholders("SELECT ?, ?", &[date("2012-10-15"), date("0000-00-00")]),
+            with_typed_placeholders(
+                "SELECT ?, ?",
+                &[date("2012-10-15"), date("0000-00-00")],
+                None
+            ),
             "SELECT CAST(? AS DATE), ?"
         );
         // `--?` stays minus minus a value, not a comment.
         assert_eq!(
-            with_typed_placeholders("SELECT 1 --?", &[decimal("2")]),
+            with_typed_placeholders("SELECT 1 --?", &[decimal("2")], None),
             "SELECT 1 --CAST(? AS DECIMAL(65,0))"
         );
         // No decimal, a decimal too large, a count that does not match: as is.
@@ -113,12 +123,24 @@ mod tests {
             ("SELECT ?, ?", vec![decimal("1.5")]),
         ] {
             assert!(matches!(
-                with_typed_placeholders(sql, &params),
+                with_typed_placeholders(sql, &params, None),
                 Cow::Borrowed(_)
             ));
         }
         // Quoting that reads differently under some sql_mode: as is.
         let ambiguous = r#"SELECT "a\"?", ?"#;
-        assert!(guard::placeholders(ambiguous).is_none());
+        assert!(guard::placeholders(ambiguous, None).is_none());
+        // Unless the session's mode is known: its reading only.
+        let default = Some(guard::SqlMode::default());
+        assert_eq!(
+            with_typed_placeholders(ambiguous, &[decimal("1.5")], default),
+            r#"SELECT "a\"?", CAST(? AS DECIMAL(65,1))"#
+        );
+        let ansi_quotes = Some(guard::SqlMode {
+            ansi_quotes: true,
+            ..guard::SqlMode::default()
+        });
+        // `"a\"` is an identifier, then `?", ?` ends inside a string: as is.
+        assert_eq!(guard::placeholders(ambiguous, ansi_quotes), None);
     }
 }

@@ -11,6 +11,7 @@ use super::{Transaction, Transactions, TxState};
 use crate::{
     database::{Backend, GiveBack},
     errors::{EndReason, GatewayError},
+    statement::SessionSqlMode,
 };
 
 /// Holds a transaction's connection for the length of one call.
@@ -60,6 +61,16 @@ impl Lease {
         self.conn
             .as_mut()
             .expect("the connection is present until the lease ends")
+    }
+
+    /// The transaction's connection, with what is known of its session's
+    /// `sql_mode` (kept for the transaction's life: no reset happens in it).
+    pub fn conn_and_sql_mode(&mut self) -> (&mut Conn, &SessionSqlMode) {
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("the connection is present until the lease ends");
+        (conn, &self.transaction.sql_mode)
     }
 
     /// Before a statement runs in the transaction.

@@ -113,6 +113,8 @@ pub struct Transaction {
     /// transaction): nobody can ask how it ended, so its end is not
     /// remembered and never counts against --tx-outcomes-per-principal.
     id_unseen: AtomicBool,
+    /// What is known of its session's `sql_mode` (see `Lease::conn_and_sql_mode`).
+    sql_mode: crate::statement::SessionSqlMode,
     _slot: OwnedSemaphorePermit,
     _principal: Option<PrincipalPermit>,
 }
@@ -350,6 +352,7 @@ impl Transactions {
             identity_in_doubt: AtomicBool::new(false),
             has_run_statement: AtomicBool::new(false),
             id_unseen: AtomicBool::new(false),
+            sql_mode: Default::default(),
             _slot: slot,
             _principal: principal_permit,
         });

@@ -19,16 +19,8 @@
 //! byte of a multi-byte character can be taken for a quote or a backslash.
 use crate::errors::GatewayError;
 
-/// How the session's `sql_mode` may make the server read quotes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Mode {
-    /// A backslash escapes the next byte in strings (no `NO_BACKSLASH_ESCAPES`).
-    pub backslash_escapes: bool,
-    /// `"…"` is an identifier (`ANSI_QUOTES`).
-    pub ansi_quotes: bool,
-    /// `[…]` is an identifier (`MSSQL`).
-    pub brackets: bool,
-}
+/// How the session's `sql_mode` makes the server read quotes.
+pub(super) use super::SqlMode as Mode;
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

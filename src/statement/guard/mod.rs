@@ -6,11 +6,14 @@
 //! comments, strings, quoted identifiers — and reads the leading keywords
 //! ([`rules`]). Where the server could read the text in a way the guard
 //! cannot tell (executable comments `/*! … */`, unterminated comments or
-//! strings, a lone `\r` in a line comment) the text is refused. The session's
-//! `sql_mode` is unknown, so text with a backslash, a `"` or a `[` is lexed
-//! under every quoting mode (backslash escapes on and off, `ANSI_QUOTES` and
-//! `MSSQL` brackets on and off) and refused unless every reading accepts it
-//! the same way. The client character set must stay UTF-8 (where no byte of
+//! strings, a lone `\r` in a line comment) the text is refused. When the
+//! session's `sql_mode` is not known ([`GuardContext::sql_mode`]), text with
+//! a backslash, a `"` or a `[` is lexed under every quoting mode (backslash
+//! escapes on and off, `ANSI_QUOTES` and `MSSQL` brackets on and off) and
+//! refused unless every reading accepts it the same way; when it is known,
+//! under that mode only. A statement that some readings accept can be checked
+//! again once the caller has learned the mode ([`mode_dependent`]). The
+//! client character set must stay UTF-8 (where no byte of
 //! a character can pass for a quote or a blank): SET NAMES, SET CHARACTER SET
 //! and character_set_client accept utf8mb4/utf8mb3/utf8 only.
 //!
@@ -24,13 +27,16 @@ pub(crate) mod corpus;
 mod lexer;
 mod reuse;
 mod rules;
+mod sql_mode;
 #[cfg(test)]
 mod tests;
 
 use lexer::{Mode, Token};
+pub use sql_mode::SqlMode;
 
-/// Where and for whom a statement will run.
-#[derive(Debug, Clone, Copy, Default)]
+/// Where and for whom a statement will run, and how the server will read it:
+/// the guard's verdict depends on nothing else than this and the text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct GuardContext {
     /// The statement runs inside an open transaction: statements that commit
     /// implicitly are refused ([`GatewayError::ImplicitCommit`]).
@@ -42,6 +48,10 @@ pub struct GuardContext {
     /// functions, triggers, events, definer views), send their compound
     /// `BEGIN … END` bodies, and PREPARE/EXECUTE.
     pub schema: bool,
+    /// The quoting of the session's `sql_mode` when the statement will be
+    /// read, if known for sure; `None` (the default) reads the text under
+    /// every quoting mode and refuses it unless all agree.
+    pub sql_mode: Option<SqlMode>,
 }
 
 /// What the guard learned about an accepted statement.
@@ -78,11 +88,35 @@ pub struct Checked<'a> {
     /// built-in functions without side effects; see `reuse`): its
     /// connection may skip the reset if the server agrees.
     pub plain_read: bool,
+    /// True when the statement may change the session's `sql_mode`: a
+    /// SET (also `SET STATEMENT … FOR`), a CALL, anything but a read, a
+    /// write, DDL or a savepoint, or a word of
+    /// [`may_change_identity`](Checked::may_change_identity) (EXECUTE,
+    /// PREPARE). Reads, writes and DDL cannot: stored functions and
+    /// triggers give the caller's mode back on return.
+    pub may_change_sql_mode: bool,
 }
 
-/// The quoting modes a session's `sql_mode` can select that change how `text`
-/// reads, the default first.
-fn modes(text: &str) -> Vec<Mode> {
+/// What any reading that accepts a statement may do, for a statement that
+/// reads differently depending on the session's `sql_mode` (see
+/// [`mode_dependent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeDependent {
+    /// Some accepting reading is a CALL.
+    pub calls: bool,
+    /// See [`Checked::may_change_identity`].
+    pub may_change_identity: bool,
+    /// See [`Checked::may_change_sql_mode`].
+    pub may_change_sql_mode: bool,
+}
+
+/// The quoting modes under which `text` is read for `context`: the known
+/// one, or every one a session's `sql_mode` can select that changes how
+/// `text` reads, the default first.
+fn modes(text: &str, context: GuardContext) -> Vec<Mode> {
+    if let Some(known) = context.sql_mode {
+        return vec![known];
+    }
     let quotes: &[bool] = if text.contains(['\\', '"']) {
         &[false, true]
     } else {
@@ -134,12 +168,13 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
         });
     }
     let mut accepted: Option<Checked<'_>> = None;
-    for mode in modes(sql) {
+    for mode in modes(sql, context) {
         let checked = check_in_mode(sql, context, mode)?;
         match &mut accepted {
             None => accepted = Some(checked),
             Some(first) if first.sql == checked.sql && first.kind == checked.kind => {
                 first.may_change_identity |= checked.may_change_identity;
+                first.may_change_sql_mode |= checked.may_change_sql_mode;
                 first.plain_read &= checked.plain_read;
             }
             Some(_) => {
@@ -150,6 +185,34 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
         }
     }
     Ok(accepted.expect("at least one mode"))
+}
+
+/// For a statement that [`check_statement`] refuses when the session's
+/// `sql_mode` is not known (`context.sql_mode` is `None`): when some quoting
+/// mode a session may be known to have ([`SqlMode::of_session`]) accepts it,
+/// what those readings may do. The caller then learns the session's mode and
+/// checks the statement again under it before sending it. `None` when no
+/// such reading accepts it (the refusal stands whatever the mode).
+pub fn mode_dependent(sql: &str, context: GuardContext) -> Option<ModeDependent> {
+    let mut found: Option<ModeDependent> = None;
+    for mode in SqlMode::knowable() {
+        let known = GuardContext {
+            sql_mode: Some(mode),
+            ..context
+        };
+        let Ok(checked) = check_statement(sql, known) else {
+            continue;
+        };
+        let reading = found.get_or_insert(ModeDependent {
+            calls: false,
+            may_change_identity: false,
+            may_change_sql_mode: false,
+        });
+        reading.calls |= checked.kind == StatementKind::Call;
+        reading.may_change_identity |= checked.may_change_identity;
+        reading.may_change_sql_mode |= checked.may_change_sql_mode;
+    }
+    found
 }
 
 /// The oldest server version the gateway serves (MySQL 5.7; every MariaDB
@@ -180,11 +243,16 @@ fn version_comment_body(sql: &str) -> Option<&str> {
 }
 
 /// The byte offsets of the `?` placeholders of a statement [`check_statement`]
-/// accepted, when every quoting mode reads them at the same places (else
-/// `None`: where the server's `sql_mode` puts them cannot be told).
-pub fn placeholders(sql: &str) -> Option<Vec<usize>> {
+/// accepted, read under `sql_mode` when known, else when every quoting mode
+/// reads them at the same places (else `None`: where the server's
+/// `sql_mode` puts them cannot be told).
+pub fn placeholders(sql: &str, sql_mode: Option<SqlMode>) -> Option<Vec<usize>> {
+    let context = GuardContext {
+        sql_mode,
+        ..GuardContext::default()
+    };
     let mut agreed: Option<Vec<usize>> = None;
-    for mode in modes(sql) {
+    for mode in modes(sql, context) {
         let lexed = lexer::lex(sql, mode).ok()?;
         let offsets: Vec<usize> = lexed
             .tokens
@@ -285,10 +353,17 @@ fn check_in_mode(
             "{what} commits the open transaction implicitly in MySQL, so it is not allowed inside a transaction: run it as an autocommit call"
         )));
     }
+    // `SET STATEMENT … FOR <read>` is a read; it may still carry sql_mode.
+    let starts_with_set = statement[0].word() == Some("SET");
+    let keeps_sql_mode = matches!(
+        analysis.kind,
+        StatementKind::Read | StatementKind::Write | StatementKind::Ddl
+    ) || analysis.savepoint;
     Ok(Checked {
         sql: sql[..end].trim_end_matches(|c: char| c.is_ascii() && lexer::is_blank(c as u8)),
         kind: analysis.kind,
         may_change_identity: lexed.may_change_identity,
+        may_change_sql_mode: starts_with_set || !keeps_sql_mode || lexed.may_change_identity,
         plain_read: analysis.kind == StatementKind::Read
             && !lexed.may_change_identity
             && reuse::is_plain_read(statement),

@@ -7,26 +7,31 @@ const PLAIN: GuardContext = GuardContext {
     in_transaction: false,
     read_only: false,
     schema: false,
+    sql_mode: None,
 };
 const IN_TX: GuardContext = GuardContext {
     in_transaction: true,
     read_only: false,
     schema: false,
+    sql_mode: None,
 };
 const READER: GuardContext = GuardContext {
     in_transaction: false,
     read_only: true,
     schema: false,
+    sql_mode: None,
 };
 const SCHEMA: GuardContext = GuardContext {
     in_transaction: false,
     read_only: false,
     schema: true,
+    sql_mode: None,
 };
 const SCHEMA_IN_TX: GuardContext = GuardContext {
     in_transaction: true,
     read_only: false,
     schema: true,
+    sql_mode: None,
 };
 
 /// Which refusal a statement gets.
@@ -625,7 +630,7 @@ proptest! {
     /// Whatever the text, the guard answers; what it accepts is a prefix of it.
     #[test]
     fn never_panics_and_accepts_prefixes(sql in "(?s).{0,120}", in_transaction: bool, read_only: bool, schema: bool) {
-        let context = GuardContext { in_transaction, read_only, schema };
+        let context = GuardContext { in_transaction, read_only, schema, sql_mode: None };
         if let Ok(checked) = check_statement(&sql, context) {
             prop_assert!(sql.starts_with(checked.sql));
             prop_assert!(!checked.sql.is_empty());
@@ -643,7 +648,7 @@ proptest! {
         Just("TEMPORARY"), Just("TABLE"), Just("EXPLAIN"), Just("ANALYZE"), Just("é"),
     ], 0..24), in_transaction: bool, read_only: bool, schema: bool) {
         let sql: String = parts.concat();
-        let context = GuardContext { in_transaction, read_only, schema };
+        let context = GuardContext { in_transaction, read_only, schema, sql_mode: None };
         if let Ok(checked) = check_statement(&sql, context) {
             prop_assert!(sql.starts_with(checked.sql));
         }
