@@ -47,6 +47,10 @@ pub enum AccountsFileError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// An account it maps holds global administrative privileges and
+    /// --allow-admin-account is not given.
+    #[error("{0}")]
+    AdminAccount(String),
 }
 
 type Map = HashMap<String, Credentials>;
@@ -78,20 +82,47 @@ impl AccountMap {
         }
     }
 
-    /// Reads the file again; on error the previous mapping stays. Returns
-    /// how many principals it maps.
-    pub fn reload(&self) -> Result<usize, AccountsFileError> {
+    /// Reads the file again and puts it in force once `database` has checked
+    /// the accounts it maps anew (new principals, changed accounts): one
+    /// with global administrative privileges refuses the whole file (unless
+    /// --allow-admin-account), and the previous mapping stays, as on any
+    /// other error. Returns how many principals it maps.
+    pub async fn reload_checked(
+        &self,
+        database: &crate::database::Database,
+    ) -> Result<usize, AccountsFileError> {
         let Some(path) = &self.path else {
             return Ok(self.current().len());
         };
         let map = read_file(path)?;
+        let previous = self.current();
+        let changed: Vec<(String, Credentials)> = map
+            .iter()
+            .filter(|(principal, credentials)| previous.get(*principal) != Some(credentials))
+            .map(|(principal, credentials)| (principal.clone(), credentials.clone()))
+            .collect();
+        database
+            .refuse_admin_mapping(&changed)
+            .await
+            .map_err(AccountsFileError::AdminAccount)?;
+        self.install(map)
+    }
+
+    /// Puts `map` in force; returns how many principals it maps.
+    fn install(&self, map: Map) -> Result<usize, AccountsFileError> {
         let count = map.len();
         *self.map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
         Ok(count)
     }
 
-    /// Reloads the file on every SIGHUP, for as long as the runtime runs.
-    pub(crate) fn reload_on_sighup(&self, tasks: &crate::tasks::Tasks) {
+    /// Reloads the file on every SIGHUP, for as long as the runtime runs,
+    /// checking its accounts' privileges on `database` (see
+    /// [`AccountMap::reload_checked`]).
+    pub(crate) fn reload_on_sighup(
+        &self,
+        tasks: &crate::tasks::Tasks,
+        database: crate::database::Database,
+    ) {
         if self.path.is_none() {
             return;
         }
@@ -103,7 +134,7 @@ impl AccountMap {
                 return;
             };
             while hangups.recv().await.is_some() {
-                match accounts.reload() {
+                match accounts.reload_checked(&database).await {
                     Ok(count) => tracing::info!(principals = count, "accounts file reloaded"),
                     Err(e) => {
                         tracing::error!(error = %e, "accounts file not reloaded; the previous mapping stays in force")
@@ -111,6 +142,23 @@ impl AccountMap {
                 }
             }
         });
+    }
+
+    /// True when the mapping comes from --database-accounts-file (not made
+    /// by the gateway for its private server).
+    pub fn is_file(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Every principal mapped, with its account.
+    pub fn entries(&self) -> Vec<(String, Credentials)> {
+        let mut entries: Vec<_> = self
+            .current()
+            .iter()
+            .map(|(principal, credentials)| (principal.clone(), credentials.clone()))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
     }
 
     /// The account `principal` logs in as, if it has one of its own.

@@ -174,7 +174,9 @@ pub struct ServeArgs {
 
     /// Allow database accounts with global administrative privileges (SUPER,
     /// FILE, PROCESS, SHUTDOWN, GRANT OPTION… on *.*, or access to the mysql
-    /// schema): without it the gateway refuses to start on one.
+    /// schema): without it the gateway refuses to start on one (main,
+    /// read-only, principals' or replica accounts) and a SIGHUP that maps a
+    /// principal to one is refused.
     #[arg(long, env = "SQLGATE_ALLOW_ADMIN_ACCOUNT")]
     pub allow_admin_account: bool,
 

@@ -543,39 +543,6 @@ impl Database {
         Ok(())
     }
 
-    /// Warns, once the database answers, when an account holds global
-    /// administrative privileges that clients could abuse through it.
-    pub fn warn_about_privileges(&self) {
-        let reader = self
-            .reader
-            .as_ref()
-            .and_then(|r| self.logins.backend(r).ok());
-        let accounts = std::iter::once(("read-write", self.read_write.clone()))
-            .chain(reader.map(|b| ("read-only", b)));
-        for (name, backend) in accounts {
-            self.tasks.spawn_loop(account_checks::check_account(
-                name,
-                backend.control.clone(),
-                backend.cached_statements,
-                backend.privileges.allowed(),
-            ));
-        }
-    }
-
-    /// Refuses an account with global administrative privileges unless
-    /// --allow-admin-account: the start-up check (see `account_checks`).
-    pub async fn refuse_admin_accounts(&self) -> Result<(), String> {
-        self.read_write.refuse_if_admin().await?;
-        let reader = self
-            .reader
-            .as_ref()
-            .and_then(|r| self.logins.backend(r).ok());
-        if let Some(reader) = reader {
-            reader.refuse_if_admin().await?;
-        }
-        Ok(())
-    }
-
     /// Closes every pool once every connection is back.
     pub async fn disconnect(self) {
         self.replicas.disconnect().await;

@@ -194,7 +194,6 @@ impl Gateway {
         let accounts = match &config.database.accounts_file {
             Some(path) => {
                 let accounts = crate::accounts::AccountMap::load(path)?;
-                accounts.reload_on_sighup(&tasks);
                 tracing::info!(file = %path.display(), "principals named in the accounts file use their own database accounts");
                 Some(accounts)
             }
@@ -216,7 +215,7 @@ impl Gateway {
         let database = Database::new(
             &read_write,
             read_only.as_ref(),
-            accounts,
+            accounts.clone(),
             &replicas,
             config.database.replicas,
             config.pool,
@@ -228,6 +227,10 @@ impl Gateway {
             .await
             .map_err(StartError::AdminAccount)?;
         database.warn_about_privileges();
+        if let Some(accounts) = &accounts {
+            // Checked like at start: an administrative account is refused.
+            accounts.reload_on_sighup(&tasks, database.clone());
+        }
         let authenticator = match (&config.auth_tokens_file, authenticator) {
             (Some(path), Some(authenticator)) => {
                 authenticator.reload_on_sighup(&tasks);

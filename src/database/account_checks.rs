@@ -6,7 +6,9 @@
 //! allows, whatever the SQL guard misses. An account with global
 //! administrative privileges (root, typically) lets a clever statement shut
 //! the server down, read its files or grant itself more: the gateway refuses
-//! to start on one unless --allow-admin-account, and a pool whose account
+//! to start on one unless --allow-admin-account — whichever account it is:
+//! the main or the read-only one, a principal's own, on the primary or a
+//! replica — and to reload an accounts file onto one; and a pool whose account
 //! could not be checked at start-up (the database was unreachable) checks it
 //! before it hands out its first connection ([`PrivilegeGate`]).
 //!
@@ -105,7 +107,7 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 /// otherwise: its pool refuses to serve, see [`PrivilegeGate`]), or if
 /// `cached_statements` (what this pool may keep prepared at most) exceed
 /// the server's `max_prepared_stmt_count`.
-pub(super) async fn check_account(
+async fn check_account(
     account: &'static str,
     control: Pool,
     cached_statements: usize,
@@ -172,6 +174,116 @@ async fn check_statement_budget(account: &'static str, control: &Pool, cached_st
         Err(e) => {
             tracing::warn!(account, error = %e, "cannot read the server's max_prepared_stmt_count")
         }
+    }
+}
+
+/// What a login is, for the refusal's message.
+type Named = (String, super::Backend);
+
+impl super::Database {
+    /// Warns, once the database answers, when an account holds global
+    /// administrative privileges that clients could abuse through it.
+    pub fn warn_about_privileges(&self) {
+        let reader = self
+            .reader
+            .as_ref()
+            .and_then(|r| self.logins.backend(r).ok());
+        let accounts = std::iter::once(("read-write", self.read_write.clone()))
+            .chain(reader.map(|b| ("read-only", b)));
+        for (name, backend) in accounts {
+            self.tasks.spawn_loop(check_account(
+                name,
+                backend.control.clone(),
+                backend.cached_statements,
+                backend.privileges.allowed(),
+            ));
+        }
+    }
+
+    /// Refuses an account with global administrative privileges unless
+    /// --allow-admin-account: the start-up check of every account the
+    /// gateway logs in with — the main and the read-only accounts, the
+    /// accounts of principals mapped to their own (--database-accounts-file),
+    /// on the primary and on every replica. An account that cannot be asked
+    /// yet (its server is unreachable) is checked before it serves anything
+    /// (see [`PrivilegeGate`]).
+    pub async fn refuse_admin_accounts(&self) -> Result<(), String> {
+        let mut logins = vec![("the main account".to_string(), super::Login::MAIN)];
+        if let Some(reader) = &self.reader {
+            logins.push(("the read-only account".to_string(), reader.clone()));
+        }
+        let mapped = self
+            .accounts
+            .as_ref()
+            .filter(|accounts| accounts.is_file())
+            .map(|accounts| accounts.entries())
+            .unwrap_or_default();
+        logins.extend(mapped_logins(&mapped));
+        refuse_any(self.backends_of(&logins)).await
+    }
+
+    /// Refuses a mapping of principals to accounts (a reloaded
+    /// --database-accounts-file) when one of its accounts holds global
+    /// administrative privileges on the primary or a replica, unless
+    /// --allow-admin-account.
+    pub async fn refuse_admin_mapping(
+        &self,
+        mapped: &[(String, super::Credentials)],
+    ) -> Result<(), String> {
+        refuse_any(self.backends_of(&mapped_logins(mapped))).await
+    }
+
+    /// The backends of `logins` on the primary and on every replica.
+    fn backends_of(&self, logins: &[(String, super::Login)]) -> Vec<Named> {
+        let mut backends = Vec::new();
+        for (what, login) in logins {
+            match self.logins.backend(login) {
+                Ok(backend) => backends.push((what.clone(), backend)),
+                Err(e) => tracing::warn!(error = %e, "{what}: no pool for it"),
+            }
+            for (replica, backend) in self.replicas.backends_of(login) {
+                backends.push((format!("{what} on replica {replica}"), backend));
+            }
+        }
+        backends
+    }
+}
+
+/// The logins of principals mapped to accounts, named for messages.
+fn mapped_logins(mapped: &[(String, super::Credentials)]) -> Vec<(String, super::Login)> {
+    mapped
+        .iter()
+        .map(|(principal, credentials)| {
+            let what = format!(
+                "the account `{}` of principal {principal:?} (--database-accounts-file)",
+                credentials.user
+            );
+            let login = super::Login {
+                credentials: Some(credentials.clone()),
+                read_only: false,
+            };
+            (what, login)
+        })
+        .collect()
+}
+
+/// Asks every backend at once; the first refusal (in `backends`' order),
+/// naming its login.
+async fn refuse_any(backends: Vec<Named>) -> Result<(), String> {
+    let mut checks = tokio::task::JoinSet::new();
+    for (index, (what, backend)) in backends.into_iter().enumerate() {
+        checks.spawn(async move { (index, what, backend.refuse_if_admin().await) });
+    }
+    let mut refusals = Vec::new();
+    while let Some(done) = checks.join_next().await {
+        if let Ok((index, what, Err(message))) = done {
+            refusals.push((index, format!("{what}: {message}")));
+        }
+    }
+    refusals.sort();
+    match refusals.into_iter().next() {
+        Some((_, message)) => Err(message),
+        None => Ok(()),
     }
 }
 

@@ -228,6 +228,20 @@ impl Replicas {
             .filter(|replica| replica.health() != Health::Out)
     }
 
+    /// Each replica's name, with the backend of `login` on it.
+    pub(super) fn backends_of(&self, login: &Login) -> Vec<(String, Backend)> {
+        self.replicas
+            .iter()
+            .filter_map(|replica| match replica.logins.backend(login) {
+                Ok(backend) => Some((replica.name.clone(), backend)),
+                Err(e) => {
+                    tracing::warn!(replica = %replica.name, error = %e, "no pool for this account on a replica");
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// Closes every replica's pools.
     pub(super) async fn disconnect(&self) {
         for replica in self.replicas.iter() {
