@@ -222,29 +222,54 @@ async fn new_sessions_follow_the_servers_global_sql_mode() {
     let brien = r"SELECT 'O\'Brien'";
     let windows_path = r"SELECT 'C:\', 'x'";
     let quoted_column = r#"SELECT 1 AS "x\""#;
-    execute(&mut client, brien, vec![]).await.unwrap();
-    let set_global = |mode: &'static str| {
+    let set_global = |setting: &'static str| {
         let url = server.url("sqlgate");
         async move {
             use mysql_async::prelude::Queryable;
             let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
-            conn.query_drop(format!("SET GLOBAL sql_mode = '{mode}'"))
+            conn.query_drop(format!("SET GLOBAL {setting}"))
                 .await
                 .unwrap();
             conn.disconnect().await.unwrap();
         }
     };
+    // What it costs: the gateway reads the session's mode (the general log
+    // shows each read) only for statements whose reading depends on it,
+    // once per transaction.
+    set_global("log_output = 'TABLE'").await;
+    set_global("general_log = ON").await;
+    execute(&mut client, "SELECT 'it''s', \"plain\"", vec![])
+        .await
+        .unwrap();
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "SELECT 1", vec![]).await.unwrap();
+    for _ in 0..3 {
+        execute_in(&gateway, &tx, brien, vec![]).await.unwrap();
+    }
+    commit(&gateway, &tx).await.unwrap();
+    execute(&mut client, brien, vec![]).await.unwrap();
+    set_global("general_log = OFF").await;
+    let mode_reads = query_i64(
+        &server.url("sqlgate"),
+        "SELECT COUNT(*) FROM mysql.general_log WHERE argument = 'SELECT @@SESSION.sql_mode'",
+    )
+    .await;
+    assert_eq!(
+        mode_reads,
+        Some(2),
+        "one read per transaction or call that needs it"
+    );
     let session_mode = |client: &mut sqlgate::api::database_client::DatabaseClient<_>| {
         let mut client = client.clone();
         async move {
-            let response = execute(&mut client, "SELECT @@SESSION.sql_mode", vec![])
+            let response = execute(&mut client, "SELECT @@sql_mode", vec![])
                 .await
                 .unwrap();
             strings(&response)[0][0].clone()
         }
     };
 
-    set_global("NO_BACKSLASH_ESCAPES").await;
+    set_global("sql_mode = 'NO_BACKSLASH_ESCAPES'").await;
     session_mode(&mut client).await;
     assert_eq!(session_mode(&mut client).await, "NO_BACKSLASH_ESCAPES");
     let path = execute(&mut client, windows_path, vec![]).await.unwrap();
@@ -256,7 +281,7 @@ async fn new_sessions_follow_the_servers_global_sql_mode() {
         .unwrap();
     rollback(&gateway, &tx).await;
 
-    set_global("ANSI_QUOTES").await;
+    set_global("sql_mode = 'ANSI_QUOTES'").await;
     session_mode(&mut client).await;
     assert_eq!(session_mode(&mut client).await, "ANSI_QUOTES");
     let column = execute(&mut client, quoted_column, vec![]).await.unwrap();
@@ -268,7 +293,7 @@ async fn new_sessions_follow_the_servers_global_sql_mode() {
 
     // A mode the guard does not model: every reading must agree, as when
     // nothing is known.
-    set_global("MSSQL").await;
+    set_global("sql_mode = 'MSSQL'").await;
     session_mode(&mut client).await;
     assert!(session_mode(&mut client).await.contains("MSSQL"));
     assert_refused_for_quoting(execute(&mut client, brien, vec![]).await, brien);

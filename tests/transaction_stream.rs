@@ -184,6 +184,41 @@ async fn a_statement_error_that_leaves_the_transaction_open_is_answered_in_band(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn literals_are_read_under_the_streams_own_sql_mode() {
+    let gateway = TestGateway::start().await;
+    let mut stream = TxStream::open(&gateway).await;
+    began(&mut stream).await;
+    let single = |outcome: Outcome| match outcome {
+        Outcome::Result(r) => match &r.rows[0].values[0].kind {
+            Some(api::value::Kind::StringValue(s)) => s.clone(),
+            other => panic!("{other:?}"),
+        },
+        Outcome::Error(status) => panic!("{status:?}"),
+    };
+    let brien = r"SELECT 'O\'Brien'";
+    assert_eq!(single(stream.statement(brien, vec![]).await), "O'Brien");
+    stream
+        .statement("SET sql_mode = 'NO_BACKSLASH_ESCAPES'", vec![])
+        .await;
+    assert_eq!(
+        single(stream.statement(r"SELECT 'C:\'", vec![]).await),
+        r"C:\"
+    );
+    // Refused in-band under the new mode; the transaction goes on.
+    let refused = stream.statement(brien, vec![]).await;
+    assert!(
+        matches!(refused, Outcome::Error(ref s) if s.code == tonic::Code::InvalidArgument as i32),
+        "{refused:?}"
+    );
+    stream.push(Step::Commit(TransactionCommit {})).await;
+    assert!(matches!(
+        stream.answer().await,
+        Ok(Some(Answer::Committed(_)))
+    ));
+    gateway.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_answers_and_undoes() {
     let gateway = TestGateway::start().await;
     table(&gateway).await;
