@@ -144,6 +144,15 @@ impl AccountMap {
         });
     }
 
+    /// Adds mappings made by the gateway (accounts it made on its private
+    /// server for principals added while it runs).
+    pub fn add(&self, entries: impl IntoIterator<Item = (String, Credentials)>) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut updated = Map::clone(&map);
+        updated.extend(entries);
+        *map = Arc::new(updated);
+    }
+
     /// True when the mapping comes from --database-accounts-file (not made
     /// by the gateway for its private server).
     pub fn is_file(&self) -> bool {

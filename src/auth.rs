@@ -107,9 +107,8 @@ impl Authenticator {
         })
     }
 
-    /// Reads the token file again; on error the previous tokens stay.
-    pub fn reload(&self) -> Result<usize, TokenFileError> {
-        let tokens = read_token_file(&self.path)?;
+    /// Puts `tokens` in force; returns how many there are.
+    fn install(&self, tokens: Digests) -> Result<usize, TokenFileError> {
         let count = tokens.len();
         *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
         Ok(count)
@@ -123,20 +122,18 @@ impl Authenticator {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut principals: Vec<Principal> = Vec::new();
-        for principal in tokens.values() {
-            match principals.iter_mut().find(|p| p.name == principal.name) {
-                None => principals.push(principal.clone()),
-                Some(known) if known.role == Role::ReadOnly => known.role = principal.role,
-                Some(_) => {}
-            }
-        }
-        principals.sort_by(|a, b| a.name.cmp(&b.name));
-        principals
+        principals_of(&tokens)
     }
 
     /// Reloads the file on every SIGHUP, for as long as the runtime runs.
-    pub(crate) fn reload_on_sighup(&self, tasks: &crate::tasks::Tasks) {
+    /// `prepare` runs with the principals of the file just read, before its
+    /// tokens are put in force (e.g. to make their database accounts), so
+    /// that no call of a new principal runs before it is ready.
+    pub(crate) fn reload_on_sighup<F, Fut>(&self, tasks: &crate::tasks::Tasks, prepare: F)
+    where
+        F: Fn(Vec<Principal>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
         let authenticator = self.clone();
         tasks.spawn_loop(async move {
             use tokio::signal::unix::{SignalKind, signal};
@@ -145,7 +142,14 @@ impl Authenticator {
                 return;
             };
             while hangups.recv().await.is_some() {
-                match authenticator.reload() {
+                let reloaded = match read_token_file(&authenticator.path) {
+                    Ok(tokens) => {
+                        prepare(principals_of(&tokens)).await;
+                        authenticator.install(tokens)
+                    }
+                    Err(e) => Err(e),
+                };
+                match reloaded {
                     Ok(count) => tracing::info!(tokens = count, "token file reloaded"),
                     Err(e) => {
                         tracing::error!(error = %e, "token file not reloaded; the previous tokens stay in force")
@@ -249,6 +253,21 @@ pub fn pem_subject(pem: &[u8]) -> Result<String, String> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| e.to_string())?;
     let certificate = pem.parse_x509().map_err(|e| e.to_string())?;
     Ok(certificate.subject().to_string())
+}
+
+/// The principals `tokens` name, each once: read-only when all its tokens
+/// are, else with the role of one of its other tokens.
+fn principals_of(tokens: &Digests) -> Vec<Principal> {
+    let mut principals: Vec<Principal> = Vec::new();
+    for principal in tokens.values() {
+        match principals.iter_mut().find(|p| p.name == principal.name) {
+            None => principals.push(principal.clone()),
+            Some(known) if known.role == Role::ReadOnly => known.role = principal.role,
+            Some(_) => {}
+        }
+    }
+    principals.sort_by(|a, b| a.name.cmp(&b.name));
+    principals
 }
 
 fn read_token_file(path: &Path) -> Result<Digests, TokenFileError> {

@@ -29,7 +29,7 @@ mod faults;
 mod replication;
 mod supervisor;
 
-pub use accounts::PrincipalAccount;
+pub use accounts::{AccountMaker, PrincipalAccount};
 pub use replication::{ReplicatedPair, ReplicationError};
 pub use supervisor::EmbeddedDatabase;
 
@@ -59,6 +59,9 @@ pub enum EmbeddedError {
     /// The server exited while starting; the tail of its error log.
     #[error("the database server exited while starting; its error log ends with:\n{0}")]
     Start(String),
+    /// Making a principal's account on the running server failed.
+    #[error("could not make a principal's account on the private server: {0}")]
+    Account(#[from] mysql_async::Error),
     /// The server did not accept connections within 60 s; the tail of its error log.
     #[error("the database server did not accept connections within 60 s; its log ends with:\n{0}")]
     Timeout(String),

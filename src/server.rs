@@ -199,17 +199,7 @@ impl Gateway {
             }
             // The private server's accounts of the principals.
             None => embedded.as_ref().map(|server: &EmbeddedDatabase| {
-                crate::accounts::AccountMap::fixed(server.principal_accounts().iter().map(
-                    |account| {
-                        (
-                            account.principal.clone(),
-                            crate::database::Credentials {
-                                user: account.user.clone(),
-                                password: Some(account.password.clone()),
-                            },
-                        )
-                    },
-                ))
+                crate::accounts::AccountMap::fixed(mapping(server.principal_accounts().to_vec()))
             }),
         };
         let database = Database::new(
@@ -233,7 +223,22 @@ impl Gateway {
         }
         let authenticator = match (&config.auth_tokens_file, authenticator) {
             (Some(path), Some(authenticator)) => {
-                authenticator.reload_on_sighup(&tasks);
+                // With the private server, a principal added by SIGHUP gets
+                // its own account there before its tokens are in force.
+                let maker = match (&embedded, &accounts) {
+                    (Some(server), Some(map)) if config.database.accounts_file.is_none() => {
+                        Some((server.account_maker(), map.clone()))
+                    }
+                    _ => None,
+                };
+                authenticator.reload_on_sighup(&tasks, move |principals| {
+                    let maker = maker.clone();
+                    async move {
+                        if let Some((maker, map)) = maker {
+                            add_principal_accounts(&maker, &map, principals).await;
+                        }
+                    }
+                });
                 tracing::info!(file = %path.display(), "bearer-token authentication is on");
                 if !database.has_read_only_account() {
                     tracing::warn!(
@@ -536,6 +541,50 @@ fn read_pem(path: &std::path::Path, flag: &str, label: &str) -> Result<Vec<u8>, 
         )));
     }
     Ok(bytes)
+}
+
+/// The private server's accounts of principals, as a mapping.
+fn mapping(
+    accounts: Vec<crate::embedded::PrincipalAccount>,
+) -> impl Iterator<Item = (String, crate::database::Credentials)> {
+    accounts.into_iter().map(|account| {
+        let credentials = crate::database::Credentials {
+            user: account.user,
+            password: Some(account.password),
+        };
+        (account.principal, credentials)
+    })
+}
+
+/// Makes accounts on the private server for the `principals` of a reloaded
+/// token file that `map` does not map yet, and maps them. On failure they
+/// use the shared accounts until the next start, which makes theirs.
+async fn add_principal_accounts(
+    maker: &crate::embedded::AccountMaker,
+    map: &crate::accounts::AccountMap,
+    principals: Vec<crate::auth::Principal>,
+) {
+    let new: Vec<(String, bool)> = principals
+        .iter()
+        .filter(|p| map.credentials_of(&p.name).is_none())
+        .map(|p| (p.name.to_string(), p.role == crate::auth::Role::ReadOnly))
+        .collect();
+    if new.is_empty() {
+        return;
+    }
+    match maker.add(&new).await {
+        Ok(accounts) => {
+            tracing::info!(
+                principals = accounts.len(),
+                "made private-server accounts for principals new to the token file"
+            );
+            map.add(mapping(accounts));
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "could not make private-server accounts for principals new to the token file: they use the shared accounts until the next start"
+        ),
+    }
 }
 
 /// Reads a password file; one trailing newline is not part of the password.

@@ -468,3 +468,96 @@ async fn sighup_reloads_the_accounts_file() {
     assert!(!process.log().contains("alice-pw"), "no password is logged");
     assert_eq!(process.stop().await, Some(0));
 }
+
+/// With the private server, a principal added to the token file gets its
+/// own account there at the SIGHUP that adds it, not at the next start: its
+/// first call already runs on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_added_by_sighup_gets_its_private_server_account_at_once() {
+    let data_dir =
+        std::env::temp_dir().join(format!("sqlgate-sighup-accounts-{}", std::process::id()));
+    let tokens = token_file(
+        "sighup-private",
+        "alice-token-0123456789abcdef,alice,read-write\n",
+    );
+    let process = GatewayProcess::start(
+        [
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--auth-tokens-file",
+            tokens.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = process.client().await;
+    let text = |token: &'static str, sql: &'static str| {
+        let mut client = client.clone();
+        async move {
+            let request = api::ExecuteRequest {
+                sql: sql.into(),
+                ..Default::default()
+            };
+            let response = client.execute(as_caller(token, request)).await?;
+            let rows = response.into_inner().rows;
+            Ok::<_, tonic::Status>(
+                rows.iter()
+                    .map(|row| match &row.values[0].kind {
+                        Some(Kind::StringValue(s)) => s.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        }
+    };
+    const WHO: &str = "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)";
+    let alice = text(ALICE, WHO).await.unwrap();
+    assert!(alice.starts_with("sqlgate_"), "{alice}");
+    const CAROL: &str = "carol-token-0123456789abcdef";
+    const RONALD: &str = "ronald-token-0123456789abcdef";
+    let unknown = text(CAROL, WHO).await.expect_err("not in the file yet");
+    assert_eq!(unknown.code(), tonic::Code::Unauthenticated);
+    std::fs::write(
+        &tokens,
+        "alice-token-0123456789abcdef,alice,read-write\n\
+         carol-token-0123456789abcdef,carol,read-write\n\
+         ronald-token-0123456789abcdef,ronald,read-only\n",
+    )
+    .unwrap();
+    process.signal("-HUP");
+    // The new tokens are in force only once the accounts are made.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            text(CAROL, WHO).await.is_ok()
+        })
+        .await,
+        "{}",
+        process.log()
+    );
+    let carol = text(CAROL, WHO).await.unwrap();
+    let ronald = text(RONALD, WHO).await.unwrap();
+    for user in [&carol, &ronald] {
+        assert!(user.starts_with("sqlgate_") && user.len() == 24, "{user}");
+        assert_ne!(user, &alice);
+    }
+    assert_ne!(carol, ronald);
+    let grants = text(RONALD, "SHOW GRANTS").await.unwrap();
+    assert!(
+        grants.contains("GRANT SELECT, SHOW VIEW ON `sqlgate`.*"),
+        "{grants}"
+    );
+    let grants = text(CAROL, "SHOW GRANTS").await.unwrap();
+    assert!(
+        grants.contains("GRANT ALL PRIVILEGES ON `sqlgate`.*"),
+        "{grants}"
+    );
+    assert!(
+        grants
+            .lines()
+            .filter(|line| line.contains("ON *.*"))
+            .all(|line| line.starts_with("GRANT USAGE ON *.*")),
+        "no global privilege: {grants}"
+    );
+    assert_eq!(process.stop().await, Some(0));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -119,20 +119,8 @@ impl Accounts {
              GRANT SELECT, SHOW VIEW ON `{DATABASE}`.* TO {ro};\n{}",
             self.principals
                 .iter()
-                .map(|p| {
-                    let user = account(&p.user);
-                    let grants = if p.read_only {
-                        "SELECT, SHOW VIEW"
-                    } else {
-                        "ALL PRIVILEGES"
-                    };
-                    format!(
-                        "DROP USER IF EXISTS {user};\n\
-                         CREATE USER {user} IDENTIFIED BY '{}';\n\
-                         GRANT {grants} ON `{DATABASE}`.* TO {user};\n",
-                        p.password
-                    )
-                })
+                .flat_map(principal_statements)
+                .map(|sql| sql + ";\n")
                 .collect::<String>()
         )
     }
@@ -144,6 +132,54 @@ impl Accounts {
         } else {
             (READ_WRITE_USER, &self.read_write_password)
         }
+    }
+}
+
+/// The statements that make `p`'s account anew (so that a changed role
+/// leaves no privilege behind).
+fn principal_statements(p: &PrincipalAccount) -> [String; 3] {
+    let user = format!("'{}'@'localhost'", p.user);
+    let grants = if p.read_only {
+        "SELECT, SHOW VIEW"
+    } else {
+        "ALL PRIVILEGES"
+    };
+    [
+        format!("DROP USER IF EXISTS {user}"),
+        format!("CREATE USER {user} IDENTIFIED BY '{}'", p.password),
+        format!("GRANT {grants} ON `{DATABASE}`.* TO {user}"),
+    ]
+}
+
+/// Makes accounts on the running private server for principals that were
+/// not configured when it started (a token file reloaded by SIGHUP), as
+/// root over its unix socket; their passwords join the passwords file, and
+/// the init file makes them again at every later start.
+#[derive(Debug, Clone)]
+pub struct AccountMaker {
+    pub(super) data_dir: PathBuf,
+    /// Root's URL over the server's unix socket.
+    pub(super) root_url: String,
+}
+
+impl AccountMaker {
+    /// Makes an account for each of `principals` (name, read-only);
+    /// returns them.
+    pub async fn add(
+        &self,
+        principals: &[(String, bool)],
+    ) -> Result<Vec<PrincipalAccount>, super::EmbeddedError> {
+        use mysql_async::prelude::Queryable;
+        let accounts = Accounts::load_or_create(&self.data_dir, principals)
+            .map_err(super::io_error("reading or creating the accounts file"))?;
+        let mut conn = mysql_async::Conn::from_url(self.root_url.as_str()).await?;
+        for principal in accounts.principals() {
+            for sql in principal_statements(principal) {
+                conn.query_drop(sql).await?;
+            }
+        }
+        conn.disconnect().await?;
+        Ok(accounts.principals)
     }
 }
 

@@ -160,6 +160,14 @@ impl EmbeddedDatabase {
         self.accounts.principals()
     }
 
+    /// What makes accounts for principals added while the server runs.
+    pub fn account_maker(&self) -> accounts::AccountMaker {
+        accounts::AccountMaker {
+            data_dir: self.options.data_dir.clone(),
+            root_url: self.url("mysql"),
+        }
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.pid
