@@ -193,18 +193,49 @@ async fn a_transaction_follows_its_own_set_sql_mode() {
         .unwrap();
     let brien_then = execute_in(&gateway, &tx, brien, vec![]).await.unwrap();
     assert_eq!(strings(&brien_then), vec![vec!["O'Brien".to_string()]]);
-    // A statement reading what the previous one left is not preceded by a
-    // read of the mode (which would overwrite it): once the mode is known
-    // it passes; in a transaction that does not know it yet, it is refused.
-    let leftovers = r"SELECT ROW_COUNT(), 'O\'Brien'";
-    execute_in(&gateway, &tx, leftovers, vec![]).await.unwrap();
-    rollback(&gateway, &tx).await;
-    let fresh = begin(&gateway, None).await;
+    // What the previous statement left (`ROW_COUNT()`: 1 after this UPDATE)
+    // is the client's: once the mode is known, a statement reading it
+    // passes and reads it.
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await;
+    execute_in(&gateway, &tx, "INSERT INTO t VALUES (1)", vec![])
+        .await
+        .unwrap();
+    let leftovers = r"SELECT ROW_COUNT(), FOUND_ROWS(), 'O\'Brien'";
+    let read = execute_in(&gateway, &tx, leftovers, vec![]).await.unwrap();
+    assert_eq!(ints(&read), (1, 1));
+    // After a statement that may change the mode, reading it would
+    // overwrite them: not read, and every reading must agree (refused).
+    execute_in(&gateway, &tx, "SET @x = 1", vec![])
+        .await
+        .unwrap();
     assert_refused_for_quoting(
-        execute_in(&gateway, &fresh, leftovers, vec![]).await,
+        execute_in(&gateway, &tx, leftovers, vec![]).await,
         leftovers,
     );
+    rollback(&gateway, &tx).await;
+    // A session's first statement gets a fresh session's values (0 and -1
+    // here: FOUND_ROWS() then ROW_COUNT()), the mode read notwithstanding.
+    let leftovers = r"SELECT FOUND_ROWS(), ROW_COUNT(), 'O\'Brien'";
+    let fresh = begin(&gateway, None).await;
+    let read = execute_in(&gateway, &fresh, leftovers, vec![])
+        .await
+        .unwrap();
+    assert_eq!(ints(&read), (0, -1));
     rollback(&gateway, &fresh).await;
+    let mut client = gateway.client.clone();
+    let read = execute(&mut client, leftovers, vec![]).await.unwrap();
+    assert_eq!(ints(&read), (0, -1));
+}
+
+/// The first two cells of a response's only row, integers.
+fn ints(response: &ExecuteResponse) -> (i64, i64) {
+    let int = |i: usize| match &response.rows[0].values[i].kind {
+        Some(Kind::Int64Value(v)) => *v,
+        other => panic!("not an integer: {other:?}"),
+    };
+    (int(0), int(1))
 }
 
 #[tokio::test]
@@ -251,7 +282,7 @@ async fn new_sessions_follow_the_servers_global_sql_mode() {
     set_global("general_log = OFF").await;
     let mode_reads = query_i64(
         &server.url("sqlgate"),
-        "SELECT COUNT(*) FROM mysql.general_log WHERE argument = 'SELECT @@SESSION.sql_mode'",
+        "SELECT COUNT(*) FROM mysql.general_log WHERE argument LIKE 'SELECT @@SESSION.sql_mode%'",
     )
     .await;
     assert_eq!(

@@ -187,10 +187,11 @@ impl Statement {
                 resolved.as_str()
             }
         };
-        if self.may_change_sql_mode
-            && let Some(memory) = sql_mode
-        {
-            memory.forget();
+        if let Some(memory) = sql_mode {
+            if self.may_change_sql_mode {
+                memory.forget();
+            }
+            memory.note_statement();
         }
         let params = if self.params.is_empty() {
             Params::Empty
@@ -215,22 +216,19 @@ impl Statement {
 impl Statement {
     /// The text to send for a statement that depends on the session's
     /// `sql_mode`, checked under the mode the session has now. When it
-    /// cannot be known (a mode the guard does not model, or a statement
-    /// reading what the previous one left, which reading the mode would
-    /// overwrite), the statement is refused as every mode's reading must
-    /// then agree, and they do not.
+    /// cannot be known (a mode the guard does not model, or, later in a
+    /// transaction, a statement that may read what the previous one left,
+    /// which reading the mode would overwrite: see `session_mode`), the
+    /// statement is refused as every mode's reading must then agree, and
+    /// they do not.
     async fn resolve(
         &self,
         dependent: &ModeDependent,
         conn: &mut Conn,
         sql_mode: Option<&SessionSqlMode>,
     ) -> Result<String, GatewayError> {
-        let known = sql_mode.and_then(SessionSqlMode::known);
-        let mode = match known {
-            Some(mode) => Some(mode),
-            None if mentions_any(&dependent.sql, &LEFTOVERS_AND_DIAGNOSTICS) => None,
-            None => session_mode::current(conn, sql_mode).await?,
-        };
+        let reads_leftovers = mentions_any(&dependent.sql, &LEFTOVERS_AND_DIAGNOSTICS);
+        let mode = session_mode::current(conn, sql_mode, reads_leftovers).await?;
         let context = guard::GuardContext {
             sql_mode: mode,
             ..dependent.context
