@@ -359,6 +359,7 @@ async fn execute_batch_inside_a_transaction_undoes_only_itself() {
             ],
             transaction_id: tx.clone(),
             options: None,
+            combine_inserts: false,
         })
         .await
         .unwrap_err();
@@ -379,6 +380,7 @@ async fn execute_batch_inside_a_transaction_undoes_only_itself() {
             statements: vec![statement("UPDATE t SET v = 300 WHERE id = 2", vec![])],
             transaction_id: tx.clone(),
             options: None,
+            combine_inserts: false,
         })
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use mysql_async::prelude::Queryable;
 
 use std::time::Duration;
 
-use super::{DatabaseService, deadline};
+use super::{DatabaseService, batch_rows, deadline};
 use crate::{
     api,
     auth::Principal,
@@ -44,6 +44,7 @@ pub(super) async fn execute_batch(
         .enumerate()
         .map(|(index, s)| Statement::new(&s.sql, &s.params, &rules).map_err(|e| in_batch(index, e)))
         .collect::<Result<Vec<_>, _>>()?;
+    let combine = request.combine_inserts;
     // The time limit covers the statements; COMMIT, once sent, runs to its
     // end and its outcome is recorded, even if the call is dropped.
     if request.transaction_id.is_empty() {
@@ -55,7 +56,7 @@ pub(super) async fn execute_batch(
             // The client never sees this transaction's id: its end is not
             // remembered (see `Transaction::note_id_unseen`).
             lease.transaction().note_id_unseen();
-            let outcome = run_all(service, &mut lease, &statements).await;
+            let outcome = run_all(service, &mut lease, &statements, combine).await;
             Ok((lease, outcome))
         };
         let (lease, outcome) = deadline::within(limit, work).await?;
@@ -97,7 +98,7 @@ pub(super) async fn execute_batch(
             .transactions
             .checkout(&request.transaction_id, principal)
             .await?;
-        let outcome = run_in_savepoint(service, &mut lease, &statements).await;
+        let outcome = run_in_savepoint(service, &mut lease, &statements, combine).await;
         if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
             lease.abandon();
         } else {
@@ -114,12 +115,13 @@ async fn run_in_savepoint(
     service: &DatabaseService,
     lease: &mut Lease,
     statements: &[Statement],
+    combine: bool,
 ) -> Result<Vec<api::StatementResult>, GatewayError> {
     lease
         .conn()
         .query_drop(format!("SAVEPOINT {SAVEPOINT}"))
         .await?;
-    let outcome = run_all(service, lease, statements).await;
+    let outcome = run_all(service, lease, statements, combine).await;
     let undo = match &outcome {
         Ok(_) => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
         // After an error that ended the transaction there is nothing to undo.
@@ -134,45 +136,66 @@ async fn run_all(
     service: &DatabaseService,
     lease: &mut Lease,
     statements: &[Statement],
+    combine_inserts: bool,
 ) -> Result<Vec<api::StatementResult>, GatewayError> {
     let limits = service.result_limits(0);
     let mut bytes_used = 0;
     let mut results = Vec::with_capacity(statements.len());
-    let backend = lease.backend().clone();
-    for (index, statement) in statements.iter().enumerate() {
-        lease
-            .before_statement(statement.reads_leftovers(), statement.calls())
-            .await
-            .map_err(|e| in_batch(index, e))?;
-        let (conn, sql_mode) = lease.conn_and_sql_mode();
-        let result = statement::run_to_completion(
-            &backend,
-            conn,
-            Some(sql_mode),
-            statement,
-            limits,
-            &mut bytes_used,
-        )
-        .await;
-        if statement.may_change_identity() {
-            lease.transaction().note_identity_in_doubt();
+    let mut index = 0;
+    while index < statements.len() {
+        if combine_inserts && let Some((end, row)) = batch_rows::run_at(statements, index) {
+            batch_rows::run_combined(lease, statements, index..end, row, &mut results, limits)
+                .await?;
+            index = end;
+            continue;
         }
-        let result = lease
-            .check_still_open(result)
-            .await
-            .map_err(|e| in_batch(index, e))?;
-        results.push(api::StatementResult {
-            columns: result.columns,
-            rows: result.rows,
-            rows_affected: result.rows_affected,
-            last_insert_id: result.last_insert_id,
-            warning_count: result.warning_count,
-        });
+        let result = run_one(lease, &statements[index], index, limits, &mut bytes_used).await?;
+        results.push(result);
+        index += 1;
     }
     Ok(results)
 }
 
-fn in_batch(statement_index: usize, error: GatewayError) -> GatewayError {
+/// Runs the batch's statement number `index` on its own.
+pub(super) async fn run_one(
+    lease: &mut Lease,
+    statement: &Statement,
+    index: usize,
+    limits: statement::ResultLimits,
+    bytes_used: &mut u64,
+) -> Result<api::StatementResult, GatewayError> {
+    lease
+        .before_statement(statement.reads_leftovers(), statement.calls())
+        .await
+        .map_err(|e| in_batch(index, e))?;
+    let backend = lease.backend().clone();
+    let (conn, sql_mode) = lease.conn_and_sql_mode();
+    let result = statement::run_to_completion(
+        &backend,
+        conn,
+        Some(sql_mode),
+        statement,
+        limits,
+        bytes_used,
+    )
+    .await;
+    if statement.may_change_identity() {
+        lease.transaction().note_identity_in_doubt();
+    }
+    let result = lease
+        .check_still_open(result)
+        .await
+        .map_err(|e| in_batch(index, e))?;
+    Ok(api::StatementResult {
+        columns: result.columns,
+        rows: result.rows,
+        rows_affected: result.rows_affected,
+        last_insert_id: result.last_insert_id,
+        warning_count: result.warning_count,
+    })
+}
+
+pub(super) fn in_batch(statement_index: usize, error: GatewayError) -> GatewayError {
     GatewayError::InBatch {
         statement_index,
         source: Box::new(error),

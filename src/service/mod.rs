@@ -21,6 +21,7 @@ use crate::{
 };
 
 mod batch;
+mod batch_rows;
 pub mod deadline;
 mod forward;
 mod outbox;

@@ -15,9 +15,11 @@ use crate::{
 };
 
 pub mod guard;
+mod multirow;
 mod session_mode;
 mod typed_params;
 
+pub use multirow::combine;
 pub use session_mode::SessionSqlMode;
 
 /// What a caller's statements must respect.

@@ -29,7 +29,7 @@ from .dbapi import (  # noqa: F401 (the module's DB-API names)
     Error, IntegrityError, InterfaceError, InternalError, NotSupportedError, OperationalError,
     ProgrammingError, Time, TimeFromTicks, Timestamp, TimestampFromTicks, Warning, apilevel, paramstyle,
 )
-from .dbapi import _C, _RETURNING, _describe, _ends_transaction, _is_read, _params, _row, _translate
+from .dbapi import _C, _RETURNING, _describe, _ends_transaction, _first_id, _is_read, _params, _row, _translate
 
 threadsafety = 1
 
@@ -263,7 +263,8 @@ class AsyncConnection:
         if not statements:
             return []
         if self._autocommit and self._fits_one_batch(statements):
-            response = await self._unary("ExecuteBatch", pb.ExecuteBatchRequest(statements=statements))
+            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True)
+            response = await self._unary("ExecuteBatch", request)
             return list(response.results)
         results, transaction_id, began = [], self._transaction_id, False
         if not transaction_id:
@@ -281,7 +282,8 @@ class AsyncConnection:
         done = len(results)
         try:
             for chunk in self._chunks(statements[done:]):
-                request = pb.ExecuteBatchRequest(statements=chunk, transaction_id=transaction_id)
+                request = pb.ExecuteBatchRequest(statements=chunk, transaction_id=transaction_id,
+                                                  combine_inserts=True)
                 try:
                     results.extend((await self._unary("ExecuteBatch", request)).results)
                 except Error as error:
@@ -345,8 +347,7 @@ class AsyncCursor:
         statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
         results = await self.connection._execute_batch(statements)
         self.rowcount = sum(r.rows_affected for r in results)
-        last = results[-1].last_insert_id if results else 0
-        self.lastrowid = last or None
+        self.lastrowid = _first_id(results)
         return self.rowcount
 
     async def fetchone(self):

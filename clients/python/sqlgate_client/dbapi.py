@@ -617,7 +617,8 @@ class Connection:
         if not statements:
             return []
         if self._autocommit and self._fits_one_batch(statements):
-            return list(self._unary("ExecuteBatch", pb.ExecuteBatchRequest(statements=statements)).results)
+            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True)
+            return list(self._unary("ExecuteBatch", request).results)
         results, transaction_id, began = [], self._transaction_id, False
         if not transaction_id:
             # Begin inline with the first statement, then batch the rest in it.
@@ -635,7 +636,8 @@ class Connection:
         done = len(results)
         try:
             for chunk in self._chunks(statements[done:]):
-                request = pb.ExecuteBatchRequest(statements=chunk, transaction_id=transaction_id)
+                request = pb.ExecuteBatchRequest(statements=chunk, transaction_id=transaction_id,
+                                                  combine_inserts=True)
                 try:
                     results.extend(self._unary("ExecuteBatch", request).results)
                 except Error as error:
@@ -674,6 +676,12 @@ class Connection:
         if chunk:
             yield chunk
 
+
+
+def _first_id(results):
+    """executemany's lastrowid: the first non-zero last_insert_id (that of the
+    first multi-row INSERT the gateway sent), or None."""
+    return next((r.last_insert_id for r in results if r.last_insert_id), None)
 
 # --------------------------------------------------------------------- cursors
 
@@ -721,8 +729,11 @@ class Cursor:
 
     def executemany(self, sql, seq_of_params):
         """Runs the statement once per parameter sequence, in one ExecuteBatch
-        (in chunks of Connection.max_batch_statements); returns rowcount, the
-        sum of the rows affected. Either every statement ran or none did,
+        (in chunks of Connection.max_batch_statements) that lets the gateway
+        send a plain INSERT ... VALUES (...) as multi-row INSERTs
+        (combine_inserts), as PyMySQL's executemany does; returns rowcount, the
+        sum of the rows affected; lastrowid is the first AUTO_INCREMENT id
+        generated (PyMySQL's, when its rows fit one multi-row INSERT). Either every statement ran or none did,
         except inside an already open transaction with more than one chunk,
         where a failure undoes only the failing chunk (roll back to undo all)."""
         self._check_open()
@@ -730,8 +741,7 @@ class Cursor:
         statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
         results = self.connection._execute_batch(statements)
         self.rowcount = sum(r.rows_affected for r in results)
-        last = results[-1].last_insert_id if results else 0
-        self.lastrowid = last or None
+        self.lastrowid = _first_id(results)
         return self.rowcount
 
     def _set_result(self, columns, rows, rows_affected, last_insert_id):

@@ -154,9 +154,12 @@ def test_executemany_uses_batches(gateway_address, connect):
     try:
         cur = conn.cursor()
         assert cur.executemany("INSERT INTO dbapi_many (v) VALUES (?)", [[i] for i in range(10)]) == 10
-        assert cur.rowcount == 10 and cur.lastrowid == 10
+        # One multi-row INSERT at the gateway (combine_inserts): lastrowid is
+        # its first id, as PyMySQL's executemany reports it.
+        assert cur.rowcount == 10 and cur.lastrowid == 1
         assert [m for m, _ in recorder.calls] == ["ExecuteBatch"]
         assert recorder.calls[0][1].transaction_id == "" and len(recorder.calls[0][1].statements) == 10
+        assert recorder.calls[0][1].combine_inserts
 
         # Transactional, in chunks: an inline begin, then batches in the transaction.
         recorder.calls.clear()
@@ -166,7 +169,7 @@ def test_executemany_uses_batches(gateway_address, connect):
         assert cur.rowcount == 250
         assert [m for m, _ in recorder.calls] == ["Execute", "ExecuteBatch", "ExecuteBatch", "ExecuteBatch"]
         assert recorder.calls[0][1].HasField("begin")
-        assert all(r.transaction_id == conn.transaction_id for _, r in recorder.calls[1:])
+        assert all(r.transaction_id == conn.transaction_id and r.combine_inserts for _, r in recorder.calls[1:])
         assert [len(r.statements) for _, r in recorder.calls[1:]] == [100, 100, 49]
         assert count(other, "dbapi_many") == 10
         conn.commit()

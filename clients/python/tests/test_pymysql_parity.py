@@ -116,6 +116,43 @@ def test_pandas_read_sql_and_to_sql_match_pymysql_on_50k_rows(engines):
         conn.execute(text("DROP TABLE parity_ref, parity_copy"))
 
 
+def test_executemany_matches_pymysql(gateway_address, pymysql_connect):
+    """executemany of an INSERT (which the gateway sends as multi-row
+    INSERTs) writes the same rows, and reports the same rowcount, lastrowid
+    and error (a duplicate key in the middle: nothing written) as PyMySQL's
+    (which rewrites it into one multi-row INSERT too)."""
+    from sqlgate_client import dbapi
+    reference = pymysql_connect()
+    conn = dbapi.connect(gateway_address)
+    try:
+        seen = {}
+        for name, connection, marker in (("pymysql", reference, "%s"), ("sqlgate", conn, "?")):
+            cur = connection.cursor()
+            table = f"parity_many_{name}"
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"CREATE TABLE {table} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) UNIQUE,"
+                        " price DECIMAL(8, 2), born DATE NULL)")
+            connection.commit()
+            rows = [(f"näme {i}", f"{i}.25", None if i % 3 else f"2024-01-{i % 28 + 1:02d}") for i in range(2000)]
+            sql = f"INSERT INTO {table} (name, price, born) VALUES ({marker}, {marker}, {marker})"
+            rowcount = cur.executemany(sql, rows)
+            lastrowid = cur.lastrowid
+            connection.commit()
+            bad = [(f"new {i}", "1", None) for i in range(10)]
+            bad[7] = ("näme 5", "1", None)
+            with pytest.raises(Exception) as caught:
+                cur.executemany(sql, bad)
+            connection.rollback()
+            errno = getattr(caught.value, "errno", None) or caught.value.args[0]
+            cur.execute(f"SELECT id, name, CAST(price AS CHAR), CAST(born AS CHAR) FROM {table} ORDER BY id")
+            seen[name] = (rowcount, lastrowid, errno, [tuple(r) for r in cur.fetchall()])
+            connection.commit()
+        assert seen["sqlgate"] == seen["pymysql"]
+        assert seen["pymysql"][:3] == (2000, 1, 1062) and len(seen["pymysql"][3]) == 2000
+    finally:
+        conn.close()
+
+
 def rss_mib():
     with open("/proc/self/status") as status:
         for line in status:

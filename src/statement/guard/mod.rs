@@ -24,6 +24,7 @@ use crate::errors::GatewayError;
 
 #[cfg(test)]
 pub(crate) mod corpus;
+mod insert_values;
 mod lexer;
 mod reuse;
 mod rules;
@@ -31,6 +32,7 @@ mod sql_mode;
 #[cfg(test)]
 mod tests;
 
+pub use insert_values::values_row;
 use lexer::{Mode, Token};
 pub use sql_mode::SqlMode;
 
