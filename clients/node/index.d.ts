@@ -127,6 +127,26 @@ export interface BatchOptions extends CallOptions {
   transactionId?: string;
   /** Options of the new transaction when transactionId is empty. */
   options?: BeginOptions;
+  /** Let the gateway send runs of the same plain INSERT ... VALUES (...) as multi-row INSERTs (README: executeMany). */
+  combineInserts?: boolean;
+}
+
+export interface ExecuteManyOptions extends CallOptions {
+  /** Run inside this open transaction without committing. */
+  transactionId?: string;
+  /** Options of the transaction when transactionId is empty. */
+  options?: BeginOptions;
+  /** Statements per ExecuteBatch call (1000, the gateway's default limit). */
+  maxBatchStatements?: number;
+}
+
+export interface ExecuteManyResult {
+  /** Sum of the rows affected. */
+  readonly affectedRows: bigint;
+  /** The first AUTO_INCREMENT id generated, or 0n (mysql2's insertId of a multi-row INSERT). */
+  readonly insertId: bigint;
+  /** One result per row (see ExecuteBatchRequest.combine_inserts). */
+  readonly results: ExecuteResult[];
 }
 
 export interface TlsOptions {
@@ -198,6 +218,8 @@ export declare class Client {
   rollback(transactionId: string, callOptions?: CallOptions): Promise<boolean>;
   /** Statements in order in one transaction that commits at the end (or inside transactionId). */
   executeBatch(statements: BatchStatement[], options?: BatchOptions): Promise<ExecuteResult[] & { readonly commitToken: string }>;
+  /** Runs sql once per parameter array, all or nothing, as multi-row INSERTs where it can. */
+  executeMany(sql: string, rows: SqlParam[][], options?: ExecuteManyOptions): Promise<ExecuteManyResult>;
   /** Opens a Transaction stream (see TransactionStream). */
   transactionStream(options?: BeginOptions, callOptions?: CallOptions): TransactionStream;
   /**

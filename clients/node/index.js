@@ -320,10 +320,11 @@ class Client {
    * Runs [{sql, params}] (or [sql, params] pairs) in order in one transaction
    * that commits at the end, or inside `transactionId` without committing.
    */
-  async executeBatch(statements, { transactionId = '', options, deadlineMs } = {}) {
+  async executeBatch(statements, { transactionId = '', options, deadlineMs, combineInserts = false } = {}) {
     const request = {
       statements: statements.map((s) => (Array.isArray(s) ? { sql: s[0], params: (s[1] || []).map(toValue) } : { sql: s.sql, params: (s.params || []).map(toValue) })),
       transactionId,
+      combineInserts,
     };
     if (options) request.options = transactionOptions(options);
     const response = await this.inTransaction(transactionId, () => this.call('executeBatch', request, { deadlineMs }));
@@ -331,6 +332,52 @@ class Client {
     // The committing batch's commit token ('' inside a transaction or without replicas).
     Object.defineProperty(results, 'commitToken', { value: response.commitToken || '', enumerable: false });
     return results;
+  }
+
+  /**
+   * Runs `sql` once per parameter array of `rows`, all or nothing, with
+   * ExecuteBatch's combineInserts: the gateway sends a plain
+   * `INSERT ... VALUES (?, ...)` as multi-row INSERTs, as mysql2's
+   * `query('INSERT ... VALUES ?', [rows])` does. Batches of at most
+   * `maxBatchStatements` (1000, the gateway's --max-batch-statements
+   * default); more than one run in a transaction of their own (or inside
+   * `transactionId`). Returns {affectedRows, insertId, results}: the sum of
+   * the rows affected, and the first AUTO_INCREMENT id generated (mysql2's
+   * insertId for a multi-row INSERT), as BigInts.
+   */
+  async executeMany(sql, rows, { transactionId = '', options, deadlineMs, maxBatchStatements = 1000 } = {}) {
+    const statements = rows.map((params) => [sql, params]);
+    let results = [];
+    // Each batch in turn; an error's statementIndex counts from the first row.
+    const runAll = async (inTransaction, batchOptions) => {
+      for (let start = 0; start < statements.length; start += maxBatchStatements) {
+        const chunk = statements.slice(start, start + maxBatchStatements);
+        try {
+          results = results.concat(await this.executeBatch(chunk, { transactionId: inTransaction, deadlineMs, combineInserts: true, ...batchOptions }));
+        } catch (error) {
+          if (typeof error.statementIndex === 'number') error.statementIndex += start;
+          throw error;
+        }
+      }
+    };
+    if (statements.length <= maxBatchStatements || transactionId) {
+      await runAll(transactionId, transactionId ? {} : { options });
+    } else {
+      const id = await this.begin(options || {}, { deadlineMs });
+      try {
+        await runAll(id, {});
+        await this.commit(id, { deadlineMs });
+      } catch (error) {
+        await this.rollback(id).catch(() => false);
+        throw error;
+      }
+    }
+    const first = results.find((r) => r.lastInsertId !== 0n);
+    return {
+      affectedRows: results.reduce((sum, r) => sum + r.rowsAffected, 0n),
+      insertId: first ? first.lastInsertId : 0n,
+      results,
+    };
   }
 
   /**
