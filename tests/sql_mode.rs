@@ -264,6 +264,16 @@ async fn new_sessions_follow_the_servers_global_sql_mode() {
             conn.disconnect().await.unwrap();
         }
     };
+    // A call's own SET sql_mode ends with its session: the next call (on
+    // the same connection, reset in between) reads the reset session's mode.
+    execute(&mut client, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'", vec![])
+        .await
+        .unwrap();
+    let brien_after_reset = execute(&mut client, brien, vec![]).await.unwrap();
+    assert_eq!(
+        strings(&brien_after_reset),
+        vec![vec!["O'Brien".to_string()]]
+    );
     // What it costs: the gateway reads the session's mode (the general log
     // shows each read) only for statements whose reading depends on it,
     // once per transaction.
