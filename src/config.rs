@@ -274,8 +274,8 @@ pub struct ServeArgs {
     pub max_requests_per_principal: Option<usize>,
 
     /// A new client connection that has not completed its TLS handshake (with
-    /// --tls-cert) or sent the HTTP/2 preface (plaintext) within this long is
-    /// closed.
+    /// --tls-cert) and sent the first bytes of the HTTP/2 preface within this
+    /// long of being accepted is closed (plaintext and TLS alike).
     #[arg(long, env = "SQLGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 

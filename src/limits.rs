@@ -20,14 +20,16 @@
 //! - unread bytes stay in HTTP/2 flow control: a connection may have at most
 //!   [`CONNECTION_WINDOW`] bytes unread, whatever its number of streams;
 //! - at most `--max-connections` connections are open ([`LimitedIncoming`]);
-//!   one that does not complete its handshake within `--handshake-timeout` is
-//!   closed, and one that has carried no request is closed when a new
-//!   client needs its room.
+//!   one that has not completed its TLS handshake and sent the HTTP/2
+//!   preface within `--handshake-timeout` is closed ([`TlsIncoming`],
+//!   [`handshake::plaintext`]), and one that has carried no request is
+//!   closed when a new client needs its room.
 //!
 //! Hence held request bytes ≤ max_concurrent_requests × max_request_bytes +
 //! max_connections × (CONNECTION_WINDOW + per-connection buffers).
 mod body;
 mod connections;
+pub mod handshake;
 mod places;
 
 use std::{
@@ -45,6 +47,7 @@ use tonic::{
 
 use body::{LimitedBody, Shape};
 pub use connections::{Connections, LimitedConnection, LimitedIncoming};
+pub use handshake::TlsIncoming;
 use places::Budget;
 pub use places::PrincipalSlot;
 

@@ -8,7 +8,8 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tokio_rustls::TlsAcceptor;
+use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -22,7 +23,7 @@ use crate::{
     health,
     limits::{
         CONNECTION_WINDOW, Connections, LimitedIncoming, PROBE_MAX_MESSAGE_BYTES, PrincipalSlot,
-        RequestLimitLayer, STREAM_WINDOW,
+        RequestLimitLayer, STREAM_WINDOW, TlsIncoming, handshake,
     },
     service::{DatabaseService, WithErrorInfo},
     tasks::Tasks,
@@ -349,25 +350,22 @@ impl Gateway {
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             config.requests.max_connections,
             connections.clone(),
-            // With TLS, tonic bounds the handshake instead.
-            config
-                .tls
-                .is_none()
-                .then_some(config.requests.handshake_timeout),
         );
         let shutdown = Arc::new(Notify::new());
         let stop_serving = Arc::new(Notify::new());
-        let mut builder = Server::builder();
         // Before "listening" is logged: a bad TLS file is a start-up error.
-        if let Some(files) = &config.tls {
-            let tls = tls_config(files)?.timeout(config.requests.handshake_timeout);
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| StartError::Tls(e.to_string()))?;
-            tracing::info!(mutual = files.client_ca.is_some(), "serving TLS");
-        }
+        // The gateway terminates TLS itself, so that --handshake-timeout
+        // runs on until the HTTP/2 preface (see `limits::handshake`).
+        let tls = match &config.tls {
+            Some(files) => {
+                let acceptor = tls_acceptor(files)?;
+                tracing::info!(mutual = files.client_ca.is_some(), "serving TLS");
+                Some(acceptor)
+            }
+            None => None,
+        };
         tracing::info!(address = %local_addr, "listening for gRPC");
-        let router = builder
+        let router = Server::builder()
             // Notice clients that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -403,10 +401,19 @@ impl Gateway {
                 ),
             ));
         let stop_signal = stop_serving.clone();
+        let handshake_timeout = config.requests.handshake_timeout;
         let server = tokio::spawn(async move {
-            let result = router
-                .serve_with_incoming_shutdown(incoming, stop_signal.notified())
-                .await;
+            let stopped = stop_signal.notified();
+            let result = match tls {
+                Some(acceptor) => {
+                    let incoming = TlsIncoming::new(incoming, acceptor, handshake_timeout);
+                    router.serve_with_incoming_shutdown(incoming, stopped).await
+                }
+                None => {
+                    let incoming = handshake::plaintext(incoming, handshake_timeout);
+                    router.serve_with_incoming_shutdown(incoming, stopped).await
+                }
+            };
             if let Err(e) = result {
                 tracing::error!(error = %e, "the gRPC server failed");
             }
@@ -501,19 +508,42 @@ fn authenticate(
 }
 
 /// The listener's TLS from PEM files; with a client CA, client certificates
-/// are required.
-fn tls_config(files: &crate::config::TlsFiles) -> Result<ServerTlsConfig, StartError> {
+/// are required. As tonic's own TLS would be: HTTP/2 by ALPN, the process's
+/// crypto provider (ring).
+fn tls_acceptor(files: &crate::config::TlsFiles) -> Result<TlsAcceptor, StartError> {
+    use tokio_rustls::rustls::{
+        RootCertStore, ServerConfig,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::WebPkiClientVerifier,
+    };
+    let certificates = |flag: &str, path: &std::path::Path, pem: &[u8]| {
+        CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StartError::Tls(format!("{flag} {}: {e}", path.display())))
+    };
     let cert = read_pem(&files.cert, "--tls-cert", "CERTIFICATE")?;
+    let cert = certificates("--tls-cert", &files.cert, &cert)?;
     let key = read_pem(&files.key, "--tls-key", "PRIVATE KEY")?;
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if let Some(ca) = &files.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read_pem(
-            ca,
-            "--tls-client-ca",
-            "CERTIFICATE",
-        )?));
-    }
-    Ok(config)
+    let key = PrivateKeyDer::from_pem_slice(&key)
+        .map_err(|e| StartError::Tls(format!("--tls-key {}: {e}", files.key.display())))?;
+    let builder = ServerConfig::builder();
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let pem = read_pem(ca, "--tls-client-ca", "CERTIFICATE")?;
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(certificates("--tls-client-ca", ca, &pem)?);
+            let verifier = WebPkiClientVerifier::builder(roots.into())
+                .build()
+                .map_err(|e| StartError::Tls(format!("--tls-client-ca {}: {e}", ca.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(cert, key)
+        .map_err(|e| StartError::Tls(format!("--tls-cert and --tls-key: {e}")))?;
+    config.alpn_protocols.push(b"h2".to_vec());
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Reads a PEM file given with `flag`, checking that it holds a block whose

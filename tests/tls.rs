@@ -350,3 +350,69 @@ async fn silent_connections_do_not_lock_tls_clients_out() {
     assert!(started.elapsed() >= Duration::from_millis(1500));
     gateway.shut_down().await;
 }
+
+/// A TLS client that completes the handshake and then never sends the
+/// HTTP/2 preface is closed once --handshake-timeout has passed since it
+/// connected (the timeout runs on until the preface, not only to the end of
+/// the handshake), while a normal TLS client, connected meanwhile, keeps
+/// working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_never_sends_the_preface_is_closed() {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::{
+        TlsConnector,
+        rustls::{ClientConfig, RootCertStore, pki_types::ServerName},
+    };
+    let pki = Pki::new();
+    let (cert, key) = pki.issue(&["localhost"]);
+    let cert = write("mute-cert.pem", &cert);
+    let key = write("mute-key.pem", &key);
+    let gateway = TestGateway::start_with(move |config| {
+        config.tls = Some(sqlgate::config::TlsFiles {
+            cert,
+            key,
+            client_ca: None,
+        });
+        config.requests.handshake_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut roots = RootCertStore::empty();
+    let ca = rustls_pki_types_cert(&pki.ca_pem);
+    roots.add(ca).unwrap();
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = TlsConnector::from(std::sync::Arc::new(config));
+    let started = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(gateway.address)
+        .await
+        .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut mute = connector
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake completes");
+    assert_eq!(mute.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // A normal client meanwhile.
+    let mut client = tls_client(&gateway, &pki.ca_pem, None).await.unwrap();
+    execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buffer = [0u8; 1024];
+        // The server's SETTINGS may come first; then the end.
+        while let Ok(1..) = mute.read(&mut buffer).await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent TLS connection is still open");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    // The normal client, older than the timeout now, keeps working.
+    execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+    gateway.shut_down().await;
+}
+
+/// A PEM certificate as rustls takes it.
+fn rustls_pki_types_cert(pem: &str) -> tokio_rustls::rustls::pki_types::CertificateDer<'static> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+}

@@ -118,8 +118,8 @@ pub struct RequestConfig {
     pub max_per_connection: usize,
     /// Most places one principal holds (--max-requests-per-principal).
     pub max_per_principal: usize,
-    /// Longest a new connection may take to send its TLS handshake or its
-    /// HTTP/2 preface (--handshake-timeout).
+    /// Longest a new connection may take to complete its TLS handshake and
+    /// send the HTTP/2 preface, counted from accept (--handshake-timeout).
     pub handshake_timeout: Duration,
 }
 

@@ -1,9 +1,9 @@
 //! Accepted connections: at most `--max-connections` open, and none kept by
 //! a client that connects and says nothing.
 //!
-//! A connection must complete its TLS handshake (tonic's handshake timeout)
-//! or, in plaintext, send the HTTP/2 preface within `--handshake-timeout`,
-//! else it is closed. And when every place is taken and a new client
+//! A connection must complete its TLS handshake and send the HTTP/2 preface
+//! within `--handshake-timeout`, else it is closed (see `handshake`). And
+//! when every place is taken and a new client
 //! connects, the oldest connection that has not carried a request yet is
 //! closed to make room: silent connections cannot lock new clients out even
 //! for the handshake timeout.
@@ -13,21 +13,16 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll, ready},
-    time::Duration,
 };
 
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
     sync::{OwnedSemaphorePermit, Semaphore},
-    time::Sleep,
 };
 use tokio_stream::Stream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
-
-/// The HTTP/2 client connection preface, bytes.
-const PREFACE_LEN: usize = 24;
 
 type Acquiring = Pin<Box<dyn Future<Output = OwnedSemaphorePermit> + Send>>;
 
@@ -133,9 +128,6 @@ pub struct LimitedIncoming {
     inner: TcpIncoming,
     permits: Arc<Semaphore>,
     connections: Connections,
-    /// The plaintext preface timeout (`None` with TLS, whose handshake
-    /// timeout tonic applies).
-    preface_timeout: Option<Duration>,
     accepted: Option<TcpStream>,
     /// Whether a connection was closed to make room for `accepted`.
     made_room: bool,
@@ -143,20 +135,12 @@ pub struct LimitedIncoming {
 }
 
 impl LimitedIncoming {
-    /// Wraps `inner` so that at most `max` of its connections are open; a
-    /// plaintext connection must send the HTTP/2 preface within
-    /// `preface_timeout`.
-    pub fn new(
-        inner: TcpIncoming,
-        max: usize,
-        connections: Connections,
-        preface_timeout: Option<Duration>,
-    ) -> Self {
+    /// Wraps `inner` so that at most `max` of its connections are open.
+    pub fn new(inner: TcpIncoming, max: usize, connections: Connections) -> Self {
         LimitedIncoming {
             inner,
             permits: Arc::new(Semaphore::new(max)),
             connections,
-            preface_timeout,
             accepted: None,
             made_room: false,
             acquiring: None,
@@ -206,20 +190,8 @@ impl Stream for LimitedIncoming {
             stream,
             _permit: permit,
             registration,
-            preface: this.preface_timeout.map(|timeout| Preface {
-                left: PREFACE_LEN,
-                by: Box::pin(tokio::time::sleep(timeout)),
-                timeout,
-            }),
         })))
     }
-}
-
-/// The preface a plaintext connection still has to send, and by when.
-struct Preface {
-    left: usize,
-    by: Pin<Box<Sleep>>,
-    timeout: Duration,
 }
 
 /// An accepted connection holding its place under --max-connections.
@@ -227,7 +199,6 @@ pub struct LimitedConnection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     registration: Registration,
-    preface: Option<Preface>,
 }
 
 impl Connected for LimitedConnection {
@@ -253,27 +224,7 @@ impl AsyncRead for LimitedConnection {
                 error,
             )));
         }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if let Some(preface) = &mut this.preface {
-            let read = buf.filled().len() - before;
-            if polled.is_ready() {
-                preface.left = preface.left.saturating_sub(read);
-                if preface.left == 0 || read == 0 {
-                    this.preface = None;
-                }
-            } else if preface.by.as_mut().poll(cx).is_ready() {
-                let error = format!(
-                    "no HTTP/2 preface within {:?} (--handshake-timeout)",
-                    preface.timeout
-                );
-                return Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    error,
-                )));
-            }
-        }
-        polled
+        Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }
 
