@@ -40,14 +40,6 @@ struct Setup {
     reader_url: String,
 }
 
-/// Writes the accounts file (mode 0600).
-fn accounts_file(name: &str, contents: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("sqlgate-accounts-{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
 impl Setup {
     async fn start(name: &str, setup: &[&str]) -> Setup {
         let (database, root_url) = fresh_database().await;
@@ -74,7 +66,7 @@ impl Setup {
         }
         conn.disconnect().await.unwrap();
         let tokens = token_file(name, TOKENS);
-        let accounts = accounts_file(
+        let accounts = private_file(
             name,
             &format!(
                 "# user password principal\n{} alice-pw alice\n{} bob-pw bob\n{} rob-pw rob\n",
@@ -342,27 +334,11 @@ async fn the_private_server_gives_every_principal_an_account() {
             .connect_lazy(),
     );
     let text = |token: &'static str, sql: &'static str| {
-        let mut client = client.clone();
+        let client = client.clone();
         async move {
-            let request = api::ExecuteRequest {
-                sql: sql.into(),
-                ..Default::default()
-            };
-            let response = client
-                .execute(as_caller(token, request))
+            text_as(&client, token, sql)
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-                .into_inner();
-            response
-                .rows
-                .iter()
-                .map(|row| match &row.values[0].kind {
-                    Some(Kind::StringValue(s)) => s.clone(),
-                    Some(Kind::Int64Value(v)) => v.to_string(),
-                    other => format!("{other:?}"),
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
         }
     };
     let mut users = Vec::new();
@@ -407,7 +383,7 @@ async fn the_private_server_gives_every_principal_an_account() {
 /// after the start logs in as its own account from then on; a file others
 /// may read is refused and the previous mapping stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_the_accounts_file() {
+async fn sighup_reloads_the_private_file() {
     let (database, _) = fresh_database().await;
     let all = format!("GRANT ALL PRIVILEGES ON `{database}`.* TO {{user}}");
     let writer = format!("w_{database}").chars().take(64).collect::<String>();
@@ -415,7 +391,7 @@ async fn sighup_reloads_the_accounts_file() {
     let writer_url = create_account(&writer, "writer-pw", &database, &[&all]).await;
     create_account(&own, "alice-pw", &database, &[&all]).await;
     let tokens = token_file("reload-accounts", TOKENS);
-    let accounts = accounts_file("reload-accounts", "# nobody yet\n");
+    let accounts = private_file("reload-accounts", "# nobody yet\n");
     let process = GatewayProcess::start(
         [
             "--database-url",
@@ -428,19 +404,14 @@ async fn sighup_reloads_the_accounts_file() {
         &[],
     );
     let client = process.client().await;
-    let user_of_alice = || {
-        let mut client = client.clone();
-        async move {
-            let request = api::ExecuteRequest {
-                sql: "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)".into(),
-                ..Default::default()
-            };
-            let response = client.execute(as_caller(ALICE, request)).await.unwrap();
-            match &response.into_inner().rows[0].values[0].kind {
-                Some(Kind::StringValue(s)) => s.clone(),
-                other => format!("{other:?}"),
-            }
-        }
+    let user_of_alice = || async {
+        text_as(
+            &client,
+            ALICE,
+            "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)",
+        )
+        .await
+        .unwrap()
     };
     assert_eq!(user_of_alice().await, writer);
     std::fs::write(&accounts, format!("{own} alice-pw alice\n")).unwrap();
@@ -490,26 +461,7 @@ async fn a_principal_added_by_sighup_gets_its_private_server_account_at_once() {
         &[],
     );
     let client = process.client().await;
-    let text = |token: &'static str, sql: &'static str| {
-        let mut client = client.clone();
-        async move {
-            let request = api::ExecuteRequest {
-                sql: sql.into(),
-                ..Default::default()
-            };
-            let response = client.execute(as_caller(token, request)).await?;
-            let rows = response.into_inner().rows;
-            Ok::<_, tonic::Status>(
-                rows.iter()
-                    .map(|row| match &row.values[0].kind {
-                        Some(Kind::StringValue(s)) => s.clone(),
-                        other => format!("{other:?}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        }
-    };
+    let text = |token: &'static str, sql: &'static str| text_as(&client, token, sql);
     const WHO: &str = "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)";
     let alice = text(ALICE, WHO).await.unwrap();
     assert!(alice.starts_with("sqlgate_"), "{alice}");

@@ -111,15 +111,6 @@ async fn an_account_checked_late_is_refused_before_any_call() {
     gateway.shut_down().await;
 }
 
-/// Writes a file only its owner may read (an accounts file).
-fn private_file(name: &str, contents: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::temp_dir().join(format!("sqlgate-admin-{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
 /// Accounts on the test's database: a least-privilege main one, two
 /// least-privilege principals' ones and one with FILE on `*.*`; their
 /// user names and the main one's URL.
@@ -216,7 +207,6 @@ async fn refusal_of(config: Config) -> String {
 /// without it is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_onto_an_administrative_account_is_refused() {
-    use sqlgate::api::{ExecuteRequest, value::Kind};
     let (database, _) = fresh_database().await;
     let accounts = accounts(&database).await;
     let tokens = token_file(
@@ -236,19 +226,14 @@ async fn a_reload_onto_an_administrative_account_is_refused() {
         &[("SQLGATE_ALLOW_ADMIN_ACCOUNT", "false")],
     );
     let client = process.client().await;
-    let user_of = |token: &'static str| {
-        let mut client = client.clone();
-        async move {
-            let request = ExecuteRequest {
-                sql: "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)".into(),
-                ..Default::default()
-            };
-            let response = client.execute(as_caller(token, request)).await.unwrap();
-            match &response.into_inner().rows[0].values[0].kind {
-                Some(Kind::StringValue(s)) => s.clone(),
-                other => format!("{other:?}"),
-            }
-        }
+    let user_of = |token: &'static str| async {
+        text_as(
+            &client,
+            token,
+            "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)",
+        )
+        .await
+        .unwrap()
     };
     let main = format!("m_{database}").chars().take(64).collect::<String>();
     assert_eq!(user_of("bob-token-0123456789").await, main);

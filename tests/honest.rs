@@ -158,17 +158,14 @@ async fn a_restarted_owner_knows_the_ids_of_its_previous_life() {
             transaction_id: tx.clone(),
         })
         .await;
-    for (call, outcome) in [
-        ("Execute through B", through_b.map(|_| ())),
-        ("Execute at the owner", at_owner.map(|_| ())),
-        ("Commit through B", commit.map(|_| ())),
-    ] {
-        let status = outcome.expect_err("an id of the previous life");
-        assert_eq!(status.code(), Code::Aborted, "{call}: {status:?}");
-        let (reason, metadata) = error_info(&status);
-        assert_eq!(reason, "TRANSACTION_OWNER_UNAVAILABLE", "{call}");
-        assert_eq!(metadata.get("owner"), Some(&address), "{call}");
-    }
+    assert_previous_life(
+        &address,
+        [
+            ("Execute through B", through_b.map(|_| ())),
+            ("Execute at the owner", at_owner.map(|_| ())),
+            ("Commit through B", commit.map(|_| ())),
+        ],
+    );
     // This life's transactions are served as ever.
     b.execute(statement_in("SELECT 1", &fresh))
         .await
@@ -178,6 +175,26 @@ async fn a_restarted_owner_knows_the_ids_of_its_previous_life() {
     })
     .await
     .unwrap();
+}
+
+/// Each call on an id of the previous life of the gateway at `address`
+/// answered ABORTED / TRANSACTION_OWNER_UNAVAILABLE naming it, with the
+/// warning that an earlier Commit of it may have gone through.
+fn assert_previous_life<const N: usize>(
+    address: &String,
+    outcomes: [(&str, Result<(), tonic::Status>); N],
+) {
+    for (call, outcome) in outcomes {
+        let status = outcome.expect_err("an id of the previous life");
+        assert_eq!(status.code(), Code::Aborted, "{call}: {status:?}");
+        let (reason, metadata) = error_info(&status);
+        assert_eq!(reason, "TRANSACTION_OWNER_UNAVAILABLE", "{call}");
+        assert_eq!(metadata.get("owner"), Some(address), "{call}");
+        assert!(
+            status.message().contains("may have gone through"),
+            "{call}: {status:?}"
+        );
+    }
 }
 
 /// A single gateway (no fleet) restarted on the same address answers
@@ -245,21 +262,14 @@ async fn a_restarted_single_instance_knows_the_ids_of_its_previous_life() {
             transaction_id: committed.clone(),
         })
         .await;
-    for (call, outcome) in [
-        ("Execute", execute_open.map(|_| ())),
-        ("Commit", commit_open.map(|_| ())),
-        ("Commit of a committed id", commit_committed.map(|_| ())),
-    ] {
-        let status = outcome.expect_err("an id of the previous life");
-        assert_eq!(status.code(), Code::Aborted, "{call}: {status:?}");
-        let (reason, metadata) = error_info(&status);
-        assert_eq!(reason, "TRANSACTION_OWNER_UNAVAILABLE", "{call}");
-        assert_eq!(metadata.get("owner"), Some(&address), "{call}");
-        assert!(
-            status.message().contains("may have gone through"),
-            "{call}: {status:?}"
-        );
-    }
+    assert_previous_life(
+        &address,
+        [
+            ("Execute", execute_open.map(|_| ())),
+            ("Commit", commit_open.map(|_| ())),
+            ("Commit of a committed id", commit_committed.map(|_| ())),
+        ],
+    );
     // The open transaction was rolled back; the committed one is there.
     assert_eq!(
         query_i64(&url, "SELECT GROUP_CONCAT(id) + 0 FROM t").await,

@@ -67,6 +67,18 @@ async fn tls_client(
 }
 
 async fn gateway_with_tls(name: &str, pki: &Pki, mutual: bool) -> TestGateway {
+    tls_gateway(name, pki, mutual, |_| {}).await
+}
+
+/// A gateway serving TLS with a certificate for localhost from `pki`
+/// (requiring client certificates from it when `mutual`), with settings
+/// adjusted by `adjust`.
+async fn tls_gateway(
+    name: &str,
+    pki: &Pki,
+    mutual: bool,
+    adjust: impl FnOnce(&mut sqlgate::config::Config),
+) -> TestGateway {
     let (cert, key) = pki.issue(&["localhost"]);
     let cert = write(&format!("{name}-cert.pem"), &cert);
     let key = write(&format!("{name}-key.pem"), &key);
@@ -77,6 +89,7 @@ async fn gateway_with_tls(name: &str, pki: &Pki, mutual: bool) -> TestGateway {
             key,
             client_ca,
         });
+        adjust(config);
     })
     .await
 }
@@ -302,15 +315,7 @@ async fn a_mutual_tls_fleet_vouches_for_its_callers_and_clients_cannot_forge_it(
 async fn silent_connections_do_not_lock_tls_clients_out() {
     const PLACES: usize = 8;
     let pki = Pki::new();
-    let (cert, key) = pki.issue(&["localhost"]);
-    let cert = write("silent-cert.pem", &cert);
-    let key = write("silent-key.pem", &key);
-    let gateway = TestGateway::start_with(move |config| {
-        config.tls = Some(sqlgate::config::TlsFiles {
-            cert,
-            key,
-            client_ca: None,
-        });
+    let gateway = tls_gateway("silent", &pki, false, |config| {
         config.requests.max_connections = PLACES;
         config.requests.handshake_timeout = Duration::from_secs(2);
     })
@@ -364,15 +369,7 @@ async fn a_tls_client_that_never_sends_the_preface_is_closed() {
         rustls::{ClientConfig, RootCertStore, pki_types::ServerName},
     };
     let pki = Pki::new();
-    let (cert, key) = pki.issue(&["localhost"]);
-    let cert = write("mute-cert.pem", &cert);
-    let key = write("mute-key.pem", &key);
-    let gateway = TestGateway::start_with(move |config| {
-        config.tls = Some(sqlgate::config::TlsFiles {
-            cert,
-            key,
-            client_ca: None,
-        });
+    let gateway = tls_gateway("mute", &pki, false, |config| {
         config.requests.handshake_timeout = Duration::from_secs(1);
     })
     .await;

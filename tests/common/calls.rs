@@ -20,6 +20,41 @@ pub fn statement_in(sql: &str, transaction_id: &str) -> ExecuteRequest {
     }
 }
 
+/// Writes a file only its owner may read (mode 0600), e.g. an accounts file.
+pub fn private_file(name: &str, contents: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::temp_dir().join(format!("sqlgate-private-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Runs `sql` through `client` as the principal of `token`; its rows' first
+/// column as text, one line per row.
+pub async fn text_as(
+    client: &DatabaseClient<Channel>,
+    token: &str,
+    sql: &str,
+) -> Result<String, tonic::Status> {
+    use sqlgate::api::value::Kind;
+    let request = ExecuteRequest {
+        sql: sql.into(),
+        ..Default::default()
+    };
+    let response = client.clone().execute(as_caller(token, request)).await?;
+    let lines: Vec<String> = response
+        .into_inner()
+        .rows
+        .iter()
+        .map(|row| match &row.values[0].kind {
+            Some(Kind::StringValue(s)) => s.clone(),
+            Some(Kind::Int64Value(v)) => v.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    Ok(lines.join("\n"))
+}
+
 /// Asserts that `id` has the form of a transaction id of the gateway at
 /// `address`: 128 random bits (32 hex digits), `-`, its instance epoch (8
 /// hex digits), `-`, its address.
