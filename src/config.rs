@@ -103,6 +103,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_STATEMENT_CACHE_SIZE", default_value_t = 32)]
     pub statement_cache_size: usize,
 
+    /// How long a connection given back to the pool may wait for its reset
+    /// (COM_RESET_CONNECTION): the reset is sent in the same write as the
+    /// connection's next command, saving it a round trip, or in the
+    /// background once the connection has been idle this long (an idle
+    /// session keeps what it holds, named locks included, until then).
+    /// `0s`: reset as soon as the connection comes back, in a round trip of
+    /// its own.
+    #[arg(long, env = "SQLGATE_RESET_DELAY", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub reset_delay: Duration,
+
     /// Most transactions open at once; must be below --pool-max so that
     /// autocommit calls always have connections left.
     #[arg(long, env = "SQLGATE_MAX_TRANSACTIONS", default_value_t = 24)]

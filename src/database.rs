@@ -174,7 +174,12 @@ impl Backend {
             .with_inactive_connection_ttl(Duration::from_secs(60))
             // Reset every connection before another client gets it: nothing a
             // client sets (variables, temporary tables) leaks to the next one.
-            .with_reset_connection(true);
+            .with_reset_connection(true)
+            // Sent with the connection's next command, saving a round trip,
+            // or in the background once idle for --reset-delay (driver patch,
+            // vendor/README.md). Connections with setup commands (read-only
+            // sessions) are reset on return.
+            .with_deferred_reset(Some(settings.reset_delay).filter(|d| !d.is_zero()));
         let session_reuse = settings.session_reuse == SessionReuse::Reads;
         // No setup commands on read-write sessions: session tracking is
         // turned on only where a read may be reused (see `Session::open`).

@@ -61,6 +61,9 @@ pub struct PoolConfig {
     pub found_rows: bool,
     /// Prepared statements each connection keeps (--statement-cache-size).
     pub statement_cache_size: usize,
+    /// Longest wait of an idle connection for its deferred reset; zero:
+    /// reset on return (--reset-delay).
+    pub reset_delay: Duration,
     /// The pools' database accounts may hold global administrative
     /// privileges (--allow-admin-account); without it the gateway refuses
     /// to start on, or hand out connections of, such an account.
@@ -433,6 +436,7 @@ impl ServeArgs {
                 session_reuse: self.session_reuse,
                 found_rows: self.found_rows,
                 statement_cache_size: self.statement_cache_size,
+                reset_delay: self.reset_delay,
                 allow_admin_account: self.allow_admin_account,
             },
             transactions: TransactionConfig {

@@ -16,6 +16,7 @@ use crate::{
 
 pub mod guard;
 mod multirow;
+mod placeholders;
 mod session_mode;
 mod typed_params;
 
@@ -194,6 +195,14 @@ impl Statement {
                 memory.forget();
             }
             memory.note_statement();
+        }
+        // On a session that has prepared nothing since its reset (every
+        // autocommit call by default), MariaDB prepares and executes in one
+        // round trip, when the text's placeholders are beyond doubt.
+        if conn.can_prepare_and_execute()
+            && placeholders::unambiguous_placeholders(sql) == Some(self.params.len())
+        {
+            return Ok(conn.prepare_and_execute(sql, self.params.clone()).await?);
         }
         let params = if self.params.is_empty() {
             Params::Empty

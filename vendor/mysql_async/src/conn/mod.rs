@@ -111,6 +111,15 @@ struct ConnInner {
     /// sqlgate patch: who last used the session without a reset since it was
     /// opened or reset; cleared by every reset.
     reuse_tag: Option<Arc<str>>,
+    /// sqlgate patch: a COM_RESET_CONNECTION is owed: it is sent together with
+    /// the next command (see `Conn::defer_reset`).
+    reset_pending: bool,
+    /// sqlgate patch: the reply of a COM_RESET_CONNECTION sent together with a
+    /// command comes before the command's reply.
+    reset_reply_pending: bool,
+    /// sqlgate patch: a COM_STMT_PREPARE was sent since the session was opened
+    /// or reset (see `Conn::can_prepare_and_execute`).
+    prepared_since_reset: bool,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -163,6 +172,9 @@ impl ConnInner {
             last_ok_packet: None,
             session_state_changed: false,
             reuse_tag: None,
+            reset_pending: false,
+            reset_reply_pending: false,
+            prepared_since_reset: false,
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -962,6 +974,9 @@ impl Conn {
     }
 
     pub(crate) async fn read_packet(&mut self) -> Result<PooledBuf> {
+        if self.inner.reset_reply_pending {
+            self.read_deferred_reset_reply().await?;
+        }
         loop {
             let packet = crate::io::ReadPacket::new(&mut *self)
                 .await
@@ -1013,17 +1028,155 @@ impl Conn {
 
     /// Sends a command to a server.
     pub(crate) async fn write_command<T: MySerialize>(&mut self, cmd: &T) -> Result<()> {
-        self.clean_dirty().await?;
-        self.reset_seq_id();
-        self.write_struct(cmd).await
+        let mut buf = crate::buffer_pool().get();
+        cmd.serialize(buf.as_mut());
+        self.write_command_raw(buf).await
     }
 
     /// Returns future that sends full command body to a server.
     pub(crate) async fn write_command_raw(&mut self, body: PooledBuf) -> Result<()> {
         debug_assert!(!body.is_empty());
         self.clean_dirty().await?;
+        if self.inner.reset_pending {
+            self.send_deferred_reset(body[0], body.len()).await?;
+        }
+        if body[0] == Command::COM_STMT_PREPARE as u8 {
+            self.inner.prepared_since_reset = true;
+        }
         self.reset_seq_id();
         self.write_packet(body).await
+    }
+
+    /// sqlgate patch: as `write_command_raw`, but the command stays in the
+    /// write buffer and leaves with the next one written (pipelined).
+    pub(crate) async fn queue_command(&mut self, body: PooledBuf) -> Result<()> {
+        self.clean_dirty().await?;
+        if self.inner.reset_pending {
+            self.send_deferred_reset(body[0], body.len()).await?;
+        }
+        if body[0] == Command::COM_STMT_PREPARE as u8 {
+            self.inner.prepared_since_reset = true;
+        }
+        let queued = self.inner.stream_mut()?.queue_command(&body);
+        if let Err(e) = queued {
+            self.close_broken_stream();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// sqlgate patch: the next packet read is the first of a reply (after
+    /// the reply of a command pipelined before it).
+    pub(crate) fn expect_first_reply_packet(&mut self) -> Result<()> {
+        let expected = self.inner.stream_mut()?.expect_first_reply_packet();
+        if let Err(e) = expected {
+            self.close_broken_stream();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// sqlgate patch: drops the stream of a connection whose session is in
+    /// an unknown state: it is never used again (the pool discards it).
+    pub(crate) fn close_broken_stream(&mut self) {
+        self.inner.stream.take();
+        self.inner.disconnected = true;
+    }
+
+    /// sqlgate patch: marks the connection as owing a COM_RESET_CONNECTION,
+    /// sent in the same write as the next command instead of in a round trip
+    /// of its own (the pool's reset, see `PoolOpts::with_deferred_reset`).
+    /// What the reset clears on the client side is cleared now: the statement
+    /// cache (the server drops every prepared statement), the reuse tag and
+    /// the session-state baseline. Returns `false`, changing nothing, when the
+    /// reset cannot be deferred: the server lacks COM_RESET_CONNECTION, setup
+    /// commands must run after it, or the protocol is compressed.
+    pub(crate) fn defer_reset(&mut self) -> bool {
+        let supported = if self.inner.is_mariadb {
+            self.inner.version >= (10, 2, 4)
+        } else {
+            self.inner.version > (5, 7, 2)
+        };
+        if !supported
+            || !self.inner.opts.setup().is_empty()
+            || self.inner.opts.compression().is_some()
+            || self.inner.stream.is_none()
+        {
+            return false;
+        }
+        self.inner.stmt_cache.clear();
+        self.inner.infile_handler = None;
+        self.inner.reuse_tag = None;
+        self.inner.session_state_changed = true;
+        self.inner.prepared_since_reset = false;
+        self.inner.reset_pending = true;
+        true
+    }
+
+    /// sqlgate patch: `true` while a deferred reset has not been sent yet.
+    pub(crate) fn reset_pending(&self) -> bool {
+        self.inner.reset_pending
+    }
+
+    /// sqlgate patch: sends the deferred reset before the command whose first
+    /// byte is `command`: in the same write when the command has a reply and
+    /// fits in one packet (the reset's reply is read before the command's,
+    /// see `read_packet`), else in a round trip of its own first.
+    async fn send_deferred_reset(&mut self, command: u8, len: usize) -> Result<()> {
+        self.inner.reset_pending = false;
+        const PIPELINED: [Command; 5] = [
+            Command::COM_QUERY,
+            Command::COM_STMT_PREPARE,
+            Command::COM_STMT_EXECUTE,
+            Command::COM_PING,
+            Command::COM_INIT_DB,
+        ];
+        if command == Command::COM_QUIT as u8 || command == Command::COM_RESET_CONNECTION as u8 {
+            // Closing, or resetting anyway.
+            return Ok(());
+        }
+        if PIPELINED.iter().any(|c| *c as u8 == command) && len < 0xFF_FF_FF {
+            let queued = self
+                .inner
+                .stream_mut()?
+                .queue_command(&[Command::COM_RESET_CONNECTION as u8]);
+            if let Err(e) = queued {
+                self.close_broken_stream();
+                return Err(e.into());
+            }
+            self.inner.reset_reply_pending = true;
+            return Ok(());
+        }
+        self.routine(routines::ResetRoutine).await
+    }
+
+    /// sqlgate patch: reads the reply of a reset sent together with a command.
+    /// Any answer but OK closes the connection: the session's state is then
+    /// unknown and the command after it may have run, so the caller gets the
+    /// error and the connection is never used again.
+    async fn read_deferred_reset_reply(&mut self) -> Result<()> {
+        self.inner.reset_reply_pending = false;
+        let outcome = async {
+            loop {
+                let packet = crate::io::ReadPacket::new(&mut *self).await?;
+                if packet.first() != Some(&0x00) && packet.first() != Some(&0xFF) {
+                    return Err(DriverError::UnexpectedPacket {
+                        payload: packet.to_vec(),
+                    }
+                    .into());
+                }
+                if !self.handle_packet(&packet)? {
+                    break;
+                }
+            }
+            self.inner.stream_mut()?.expect_first_reply_packet()?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if outcome.is_err() {
+            self.close_broken_stream();
+        }
+        outcome
     }
 
     /// Returns future that writes command to a server.
@@ -1294,7 +1447,10 @@ impl Conn {
         };
 
         if supports_com_reset_connection {
+            // sqlgate patch: this reset is the one a deferred reset owed.
+            self.inner.reset_pending = false;
             self.routine(routines::ResetRoutine).await?;
+            self.inner.prepared_since_reset = false;
             self.inner.stmt_cache.clear();
             self.inner.infile_handler = None;
             self.inner.reuse_tag = None;
@@ -1340,7 +1496,10 @@ impl Conn {
 
         let conn_opts = &mut self.inner.opts;
         opts.update_opts(conn_opts);
+        // sqlgate patch: COM_CHANGE_USER resets the session too.
+        self.inner.reset_pending = false;
         self.routine(routines::ChangeUser).await?;
+        self.inner.prepared_since_reset = false;
         self.inner.reuse_tag = None;
         self.inner.stmt_cache.clear();
         self.inner.infile_handler = None;

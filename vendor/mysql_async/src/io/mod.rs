@@ -421,6 +421,29 @@ impl Stream {
         }
     }
 
+    /// sqlgate patch: encodes `body` as a command of its own (sequence id 0)
+    /// into the write buffer, without flushing: it leaves with the next
+    /// packet written (see `Conn::defer_reset`). Plain protocol only.
+    pub(crate) fn queue_command(&mut self, body: &[u8]) -> std::result::Result<(), IoError> {
+        let codec = self.codec.as_mut().expect("must be here");
+        codec.codec_mut().reset_seq_id();
+        let mut body = body;
+        let mut encoded = BytesMut::new();
+        codec.codec_mut().inner.encode(&mut body, &mut encoded)?;
+        codec.write_buffer_mut().extend_from_slice(&encoded);
+        Ok(())
+    }
+
+    /// sqlgate patch: the next packet read is the first of a reply (sequence
+    /// id 1), whatever was read before (a pipelined command's reply).
+    pub(crate) fn expect_first_reply_packet(&mut self) -> std::result::Result<(), IoError> {
+        let codec = self.codec.as_mut().expect("must be here");
+        codec.codec_mut().reset_seq_id();
+        // The codec has no setter: encoding an empty packet moves it to 1.
+        codec.codec_mut().inner.encode(&mut &[][..], &mut BytesMut::new())?;
+        Ok(())
+    }
+
     pub(crate) fn get_max_allowed_packet(&self) -> usize {
         if let Some(codec) = self.codec.as_ref() {
             codec.codec().max_allowed_packet

@@ -355,6 +355,7 @@ pub struct PoolOpts {
     abs_conn_ttl: Option<Duration>,
     abs_conn_ttl_jitter: Option<Duration>,
     reset_connection: bool,
+    deferred_reset: Option<Duration>,
 }
 
 impl PoolOpts {
@@ -418,6 +419,28 @@ impl PoolOpts {
     /// Returns the `reset_connection` value (see [`PoolOpts::with_reset_connection`]).
     pub fn reset_connection(&self) -> bool {
         self.reset_connection
+    }
+
+    /// sqlgate patch: defers the reset of a connection returning to the pool
+    /// (see [`PoolOpts::with_reset_connection`]): instead of a round trip of
+    /// its own, `COM_RESET_CONNECTION` is sent in the same write as the next
+    /// command on the connection, and its reply read before that command's
+    /// (an error in it fails the command and closes the connection). A
+    /// connection still idle after `delay` is reset in the background, so
+    /// that an idle connection does not keep what its session holds (named
+    /// locks) for longer. `None` (the default): reset on return.
+    ///
+    /// Connections with setup commands (which must run after the reset), on
+    /// the compressed protocol, or to servers without `COM_RESET_CONNECTION`
+    /// are reset on return.
+    pub fn with_deferred_reset(mut self, delay: Option<Duration>) -> Self {
+        self.deferred_reset = delay;
+        self
+    }
+
+    /// sqlgate patch: see [`PoolOpts::with_deferred_reset`].
+    pub fn deferred_reset(&self) -> Option<Duration> {
+        self.deferred_reset
     }
 
     /// Sets an absolute TTL after which a connection is removed from the pool.
@@ -552,6 +575,7 @@ impl Default for PoolOpts {
             abs_conn_ttl: None,
             abs_conn_ttl_jitter: None,
             reset_connection: true,
+            deferred_reset: None,
         }
     }
 }

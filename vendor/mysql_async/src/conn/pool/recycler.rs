@@ -29,6 +29,9 @@ pub(crate) struct Recycler {
     discarded: usize,
     cleaning: FuturesUnordered<BoxFuture<'static, Conn>>,
     reset: FuturesUnordered<BoxFuture<'static, Conn>>,
+    /// sqlgate patch: connections returned with a deferred reset, by id, each
+    /// after the delay at which it is reset in the background if still idle.
+    deferred_resets: FuturesUnordered<Pin<Box<dyn Future<Output = u32> + Send>>>,
 
     // Option<Conn> so that we have a way to send a "I didn't make a Conn after all" signal
     dropped: mpsc::UnboundedReceiver<Option<Conn>>,
@@ -49,6 +52,7 @@ impl Recycler {
             discarded: 0,
             cleaning: FuturesUnordered::new(),
             reset: FuturesUnordered::new(),
+            deferred_resets: FuturesUnordered::new(),
             dropped,
             pool_opts,
             eof: false,
@@ -86,7 +90,43 @@ impl Recycler {
         }
     }
 
-    fn conn_decision(&mut self, conn: Conn, close: bool) {
+    /// sqlgate patch: defers the reset of `conn` when the pool says so (see
+    /// `PoolOpts::with_deferred_reset`), with a background reset due if it
+    /// is still idle after the delay.
+    fn defer_reset(&mut self, conn: &mut Conn) -> bool {
+        let Some(delay) = self.pool_opts.deferred_reset() else {
+            return false;
+        };
+        if !conn.defer_reset() {
+            return false;
+        }
+        let id = conn.id();
+        self.deferred_resets
+            .push(tokio::time::sleep(delay).map(move |_| id).boxed());
+        true
+    }
+
+    /// sqlgate patch: takes the idle connection `id` out of the pool if it
+    /// still owes its deferred reset, to reset it now.
+    fn reset_if_idle(&mut self, id: u32) {
+        let mut exchange = self.inner.exchange.lock().unwrap();
+        let conns = &mut exchange.available.connections;
+        let Some(at) = conns
+            .iter()
+            .position(|idle| idle.conn.id() == id && idle.conn.reset_pending())
+        else {
+            return;
+        };
+        let idle = conns.remove(at).expect("found");
+        self.inner
+            .metrics
+            .connections_in_pool
+            .fetch_sub(1, Ordering::Relaxed);
+        drop(exchange);
+        self.reset.push(idle.conn.reset_for_pool().boxed());
+    }
+
+    fn conn_decision(&mut self, mut conn: Conn, close: bool) {
         if conn.inner.stream.is_none() || conn.inner.disconnected {
             // drop unestablished connection
             self.inner
@@ -106,6 +146,8 @@ impl Recycler {
                 .discarded_expired_connection
                 .fetch_add(1, Ordering::Relaxed);
             self.discard.push(conn.close_conn().boxed());
+        } else if conn.inner.reset_upon_returning_to_a_pool && self.defer_reset(&mut conn) {
+            self.conn_return(conn, false);
         } else if conn.inner.reset_upon_returning_to_a_pool {
             self.inner
                 .metrics
@@ -183,6 +225,11 @@ impl Future for Recycler {
                     let _ = e;
                 }
             }
+        }
+
+        // sqlgate patch: connections idle since their deferred reset was due.
+        while let Poll::Ready(Some(id)) = Pin::new(&mut self.deferred_resets).poll_next(cx) {
+            self.reset_if_idle(id);
         }
 
         // let's iterate through connections being successfully reset

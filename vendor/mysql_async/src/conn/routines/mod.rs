@@ -8,6 +8,7 @@ mod change_user;
 mod exec;
 mod next_set;
 mod ping;
+mod prep_exec;
 mod prepare;
 mod query;
 mod reset;
