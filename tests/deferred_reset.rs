@@ -16,11 +16,7 @@ use std::{
 };
 
 use common::*;
-use mysql_async::prelude::Queryable;
-use sqlgate::{
-    api::{self, value::Kind},
-    config::Config,
-};
+use sqlgate::{api, config::Config};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{UnixListener, UnixStream},
@@ -152,29 +148,15 @@ const NEVER: Duration = Duration::from_secs(600);
 
 /// The single value of a one-row, one-column result (`None` for NULL).
 fn only_value(response: &api::ExecuteResponse) -> Option<String> {
-    match response.rows[0].values[0].kind.as_ref().expect("a value") {
-        Kind::NullValue(_) => None,
-        Kind::Int64Value(v) => Some(v.to_string()),
-        Kind::Uint64Value(v) => Some(v.to_string()),
-        Kind::StringValue(s) | Kind::DecimalValue(s) => Some(s.clone()),
-        Kind::BytesValue(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        other => Some(format!("{other:?}")),
-    }
+    text_of(&response.rows[0].values[0])
 }
 
-/// MariaDB's `Com_admin_commands` (COM_RESET_CONNECTION and COM_PING) and
-/// `Com_stmt_prepare` counters.
-async fn counters(url: &str) -> (u64, u64) {
-    let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
-    let rows: Vec<(String, String)> = conn.query("SHOW GLOBAL STATUS LIKE 'Com%'").await.unwrap();
-    conn.disconnect().await.unwrap();
-    let get = |name: &str| {
-        rows.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
-    };
-    (get("Com_admin_commands"), get("Com_stmt_prepare"))
+/// Two connections, one of them for a transaction.
+fn room_for_a_transaction(config: &mut Config) {
+    config.pool.min = 0;
+    config.pool.max = 2;
+    config.transactions.max_open = 1;
+    config.pool.reset_delay = NEVER;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +172,7 @@ async fn every_call_starts_on_a_reset_session() {
     let mut client = gateway.client.clone();
     execute(&mut client, "SELECT 1", vec![]).await.unwrap();
 
-    let (resets_before, prepares_before) = counters(&url).await;
+    let (resets_before, prepares_before) = reset_and_prepare_counters(&url).await;
     let pipelined_before = proxy.pipelined.load(Ordering::SeqCst);
     let rounds = 20;
     for i in 0..rounds {
@@ -218,7 +200,7 @@ async fn every_call_starts_on_a_reset_session() {
             "round {i}: the temporary table died with its call's session"
         );
     }
-    let (resets_after, prepares_after) = counters(&url).await;
+    let (resets_after, prepares_after) = reset_and_prepare_counters(&url).await;
     let calls = 4 * rounds as u64;
     // One reset per call, each sent with the next call's first command (the
     // last call's is still owed): none in a background round trip.
@@ -327,24 +309,14 @@ async fn a_connection_cut_at_its_pipelined_reset_fails_the_call() {
         .await
         .unwrap();
     assert_eq!(only_value(&x), None);
-    let new_id = match x.rows[0].values[1].kind.as_ref() {
-        Some(Kind::Int64Value(v)) => v.to_string(),
-        Some(Kind::Uint64Value(v)) => v.to_string(),
-        other => panic!("{other:?}"),
-    };
+    let new_id = text_of(&x.rows[0].values[1]).unwrap();
     assert_ne!(new_id, id);
     gateway.shut_down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_begins_on_a_reset_session() {
-    let gateway = TestGateway::start_with(|config| {
-        config.pool.min = 0;
-        config.pool.max = 2;
-        config.transactions.max_open = 1;
-        config.pool.reset_delay = NEVER;
-    })
-    .await;
+    let gateway = TestGateway::start_with(room_for_a_transaction).await;
     gateway.direct_exec("CREATE TABLE t (id INT)").await;
     let mut client = gateway.client.clone();
     for round in 0..5 {
@@ -414,13 +386,7 @@ async fn a_failed_pipelined_prepare_runs_nothing_and_keeps_the_connection() {
 
     // In a transaction, the first statement is prepared and executed in one
     // write; a later failed prepare does not run it again.
-    let gateway = TestGateway::start_with(|config| {
-        config.pool.min = 0;
-        config.pool.max = 2;
-        config.transactions.max_open = 1;
-        config.pool.reset_delay = NEVER;
-    })
-    .await;
+    let gateway = TestGateway::start_with(room_for_a_transaction).await;
     gateway.direct_exec("CREATE TABLE t (id INT)").await;
     gateway.direct_exec("INSERT INTO t VALUES (1)").await;
     let tx = begin(&gateway, None).await;

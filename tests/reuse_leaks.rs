@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::*;
 use sqlgate::{
-    api::{self, value::Kind},
+    api,
     config::{Config, SessionReuse},
 };
 
@@ -83,18 +83,6 @@ impl Setup {
             .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
             .into_inner();
         text_of(&response.rows[0].values[0])
-    }
-}
-
-/// A value as text; `None` for NULL.
-fn text_of(value: &api::Value) -> Option<String> {
-    match value.kind.as_ref().expect("a value") {
-        Kind::NullValue(_) => None,
-        Kind::Int64Value(v) => Some(v.to_string()),
-        Kind::Uint64Value(v) => Some(v.to_string()),
-        Kind::StringValue(s) | Kind::DecimalValue(s) => Some(s.clone()),
-        Kind::BytesValue(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        other => Some(format!("{other:?}")),
     }
 }
 

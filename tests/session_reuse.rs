@@ -112,22 +112,6 @@ async fn nothing_a_session_sets_reaches_later_calls() {
     gateway.shut_down().await;
 }
 
-/// The server's `Com_admin_commands` (MariaDB counts COM_RESET_CONNECTION
-/// there, with COM_PING; it has no `Com_reset_connection`) and
-/// `Com_stmt_prepare` counters.
-async fn counters(url: &str) -> (u64, u64) {
-    let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
-    let rows: Vec<(String, String)> = conn.query("SHOW GLOBAL STATUS LIKE 'Com%'").await.unwrap();
-    conn.disconnect().await.unwrap();
-    let get = |name: &str| {
-        rows.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
-    };
-    (get("Com_admin_commands"), get("Com_stmt_prepare"))
-}
-
 /// A gateway with one connection (adjusted by `adjust`) on a private server
 /// of its own, so that the server's global counters count its calls only,
 /// with a table `t` of two rows.
@@ -160,14 +144,14 @@ async fn a_clean_read_skips_the_reset_and_the_prepare() {
     execute(&mut client, point_select, vec![int(1)])
         .await
         .unwrap();
-    let (resets_before, prepares_before) = counters(&url).await;
+    let (resets_before, prepares_before) = reset_and_prepare_counters(&url).await;
     for i in 0..100 {
         let response = execute(&mut client, point_select, vec![int(1 + i % 2)])
             .await
             .unwrap();
         assert_eq!(response.rows.len(), 1);
     }
-    let (resets_after, prepares_after) = counters(&url).await;
+    let (resets_after, prepares_after) = reset_and_prepare_counters(&url).await;
     assert!(
         resets_after - resets_before < 5,
         "COM_RESET_CONNECTION (and COM_PING) per point select: {} for 100",
@@ -184,7 +168,7 @@ async fn a_clean_read_skips_the_reset_and_the_prepare() {
     execute(&mut client, point_select, vec![int(1)])
         .await
         .unwrap();
-    let (resets_later, _) = counters(&url).await;
+    let (resets_later, _) = reset_and_prepare_counters(&url).await;
     assert!(resets_later > resets_after, "SET @x resets the connection");
     gateway.shut_down().await;
 }
@@ -209,7 +193,7 @@ async fn the_statement_cache_keeps_as_many_statements_as_configured() {
         for sql in workload {
             execute(&mut client, sql, vec![int(1)]).await.unwrap();
         }
-        let (_, prepares_before) = counters(&url).await;
+        let (_, prepares_before) = reset_and_prepare_counters(&url).await;
         for round in 0..30 {
             for sql in workload {
                 let response = execute(&mut client, sql, vec![int(1 + round % 2)])
@@ -218,7 +202,7 @@ async fn the_statement_cache_keeps_as_many_statements_as_configured() {
                 assert_eq!(response.rows.len(), 1);
             }
         }
-        let prepares = counters(&url).await.1 - prepares_before;
+        let prepares = reset_and_prepare_counters(&url).await.1 - prepares_before;
         let calls = 30 * kept as u64;
         if kept == 2 {
             assert!(

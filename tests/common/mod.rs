@@ -264,6 +264,34 @@ pub fn null() -> api::Value {
     }
 }
 
+/// A value as text; `None` for NULL.
+pub fn text_of(value: &api::Value) -> Option<String> {
+    match value.kind.as_ref().expect("a value") {
+        Kind::NullValue(_) => None,
+        Kind::Int64Value(v) => Some(v.to_string()),
+        Kind::Uint64Value(v) => Some(v.to_string()),
+        Kind::StringValue(s) | Kind::DecimalValue(s) => Some(s.clone()),
+        Kind::BytesValue(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// The server's `Com_admin_commands` (MariaDB counts COM_RESET_CONNECTION
+/// there, with COM_PING; it has no `Com_reset_connection`) and
+/// `Com_stmt_prepare` counters, read at `url`.
+pub async fn reset_and_prepare_counters(url: &str) -> (u64, u64) {
+    let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+    let rows: Vec<(String, String)> = conn.query("SHOW GLOBAL STATUS LIKE 'Com%'").await.unwrap();
+    conn.disconnect().await.unwrap();
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+    };
+    (get("Com_admin_commands"), get("Com_stmt_prepare"))
+}
+
 /// The ErrorInfo reason of a status.
 pub fn reason(status: &tonic::Status) -> String {
     error_info(status).0
