@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use futures_core::future::BoxFuture;
 use futures_util::FutureExt;
-use mysql_common::{constants::Command, packets::ComStmtExecuteRequestBuilder, value::Value};
+use mysql_common::{
+    constants::Command, packets::ComStmtExecuteRequestBuilder, proto::MySerialize, value::Value,
+};
 
 use crate::{
-    conn::MAX_STATEMENT_PARAMS, queryable::stmt::StmtInner, BinaryProtocol, Conn, DriverError,
-    QueryResult, Statement,
+    buffer_pool::PooledBuf, conn::MAX_STATEMENT_PARAMS, queryable::stmt::StmtInner,
+    BinaryProtocol, Conn, DriverError, QueryResult, Statement,
 };
 
 use super::Routine;
@@ -22,8 +24,13 @@ const LAST_PREPARED: u32 = 0xFFFF_FFFF;
 struct PrepareExecuteRoutine<'p> {
     query: Arc<[u8]>,
     params: &'p [Value],
-    execute: mysql_common::packets::ComStmtExecuteRequest<'p>,
+    /// The serialized execute, of one packet.
+    execute: PooledBuf,
 }
+
+/// Commands of one packet only: a reply's first sequence id is the number
+/// of packets of its command, and the replies here are read expecting 1.
+const ONE_PACKET: usize = 0xFF_FF_FF;
 
 impl Routine<Arc<StmtInner>> for PrepareExecuteRoutine<'_> {
     fn call<'a>(self, conn: &'a mut Conn) -> BoxFuture<'a, crate::Result<Arc<StmtInner>>>
@@ -35,7 +42,7 @@ impl Routine<Arc<StmtInner>> for PrepareExecuteRoutine<'_> {
             prepare.as_mut().push(Command::COM_STMT_PREPARE as u8);
             prepare.as_mut().extend_from_slice(&self.query);
             conn.queue_command(prepare).await?;
-            conn.write_command(&self.execute).await?;
+            conn.write_command_raw(self.execute).await?;
 
             let prepared = async {
                 let packet = conn.read_packet().await?;
@@ -120,12 +127,16 @@ impl Conn {
         params: Vec<Value>,
     ) -> crate::Result<QueryResult<'a, 'static, BinaryProtocol>> {
         let (execute, as_long_data) = ComStmtExecuteRequestBuilder::new(LAST_PREPARED).build(&params);
+        let mut body = crate::buffer_pool().get();
+        execute.serialize(body.as_mut());
+        drop(execute);
         if !self.can_prepare_and_execute()
             || as_long_data
             || params.len() > MAX_STATEMENT_PARAMS
+            || body.len() >= ONE_PACKET
+            || query.len() + 1 >= ONE_PACKET
             || self.get_cached_stmt(query.as_bytes()).is_some()
         {
-            drop(execute);
             let params = if params.is_empty() {
                 crate::Params::Empty
             } else {
@@ -136,7 +147,7 @@ impl Conn {
         let routine = PrepareExecuteRoutine {
             query: query.as_bytes().into(),
             params: &params,
-            execute,
+            execute: body,
         };
         let stmt = self.routine(routine).await?;
         // The cache was emptied by the reset: nothing is evicted.
