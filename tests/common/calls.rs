@@ -36,7 +36,6 @@ pub async fn text_as(
     token: &str,
     sql: &str,
 ) -> Result<String, tonic::Status> {
-    use sqlgate::api::value::Kind;
     let request = ExecuteRequest {
         sql: sql.into(),
         ..Default::default()
@@ -46,11 +45,7 @@ pub async fn text_as(
         .into_inner()
         .rows
         .iter()
-        .map(|row| match &row.values[0].kind {
-            Some(Kind::StringValue(s)) => s.clone(),
-            Some(Kind::Int64Value(v)) => v.to_string(),
-            other => format!("{other:?}"),
-        })
+        .map(|row| super::text_of(&row.values[0]).unwrap_or_else(|| "NULL".into()))
         .collect();
     Ok(lines.join("\n"))
 }
