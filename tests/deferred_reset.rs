@@ -320,7 +320,8 @@ async fn a_transaction_begins_on_a_reset_session() {
     gateway.direct_exec("CREATE TABLE t (id INT)").await;
     let mut client = gateway.client.clone();
     for round in 0..5 {
-        // Both connections of the pool owe a reset after this.
+        // Whichever connection the transaction takes has served one of
+        // these (the pool hands out the last returned first) and owes a reset.
         for _ in 0..2 {
             execute(&mut client, "SET @x = 'secret'", vec![])
                 .await
