@@ -38,12 +38,18 @@ pub(super) async fn execute_batch(
     // A batch always runs in a transaction.
     let rules = service.rules(principal, true);
     // Check every statement before touching the database.
-    let statements = request
-        .statements
-        .iter()
-        .enumerate()
-        .map(|(index, s)| Statement::new(&s.sql, &s.params, &rules).map_err(|e| in_batch(index, e)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut statements: Vec<Statement> = Vec::with_capacity(request.statements.len());
+    for (index, s) in request.statements.iter().enumerate() {
+        // The same text as the previous statement's (executemany): checked once.
+        let again = match (index.checked_sub(1), statements.last()) {
+            (Some(previous), Some(last)) if request.statements[previous].sql == s.sql => {
+                last.again_with(&s.params, &rules)
+            }
+            _ => None,
+        };
+        let statement = again.unwrap_or_else(|| Statement::new(&s.sql, &s.params, &rules));
+        statements.push(statement.map_err(|e| in_batch(index, e))?);
+    }
     let combine = request.combine_inserts;
     // The time limit covers the statements; COMMIT, once sent, runs to its
     // end and its outcome is recorded, even if the call is dropped.
