@@ -327,6 +327,7 @@ impl Gateway {
             }));
             tracing::info!(%address, "serving Prometheus metrics at /metrics");
         }
+        tasks.spawn_loop(crate::heap::give_back_freed_memory());
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_status(&reporter, ServingStatus::NotServing).await;
         let monitor = tokio::spawn(health::monitor(

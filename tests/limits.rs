@@ -148,14 +148,6 @@ async fn a_stalled_log_reader_does_not_stall_calls() {
     );
 }
 
-/// Resident memory of process `pid`, bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 /// Opens `streams` Execute calls on one new HTTP/2 connection, each sending
 /// the gRPC header of a `declared`-byte message and then only `sent` bytes of
 /// it. Returns what keeps them open.
@@ -364,79 +356,6 @@ async fn stalled_request(address: &str, method: &str) -> tonic::Status {
     status
 }
 
-/// Opens `per_connection` streams on each of `connections` new HTTP/2
-/// connections: calls of `method` (`package.Service/Method`) that send
-/// HEADERS and nothing else, and last a health check. Returns what keeps
-/// them open once the gateway has taken them all.
-async fn idle_streams(
-    address: &str,
-    method: &str,
-    connections: usize,
-    per_connection: usize,
-) -> impl Drop {
-    let mut drivers = Vec::new();
-    let mut open = Vec::new();
-    let mut pings = Vec::new();
-    for _ in 0..connections {
-        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-        let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
-        drivers.push(tokio::spawn(connection));
-        for _ in 1..per_connection {
-            client = client.ready().await.unwrap();
-            open.push(
-                client
-                    .send_request(grpc_request(address, method), false)
-                    .unwrap(),
-            );
-        }
-        // Streams are taken in order: once a health check sent last is
-        // answered, the gateway has taken every stream before it.
-        client = client.ready().await.unwrap();
-        let health = "grpc.health.v1.Health/Check";
-        pings.push(
-            client
-                .send_request(grpc_request(address, health), true)
-                .unwrap()
-                .0,
-        );
-    }
-    for ping in pings {
-        tokio::time::timeout(Duration::from_secs(30), ping)
-            .await
-            .expect("the gateway takes the streams")
-            .unwrap();
-    }
-    struct Open<T>(T, Vec<tokio::task::JoinHandle<Result<(), h2::Error>>>);
-    impl<T> Drop for Open<T> {
-        fn drop(&mut self) {
-            for driver in &self.1 {
-                driver.abort();
-            }
-        }
-    }
-    Open(open, drivers)
-}
-
-/// The HEADERS of a gRPC call of `method` (`package.Service/Method`).
-fn grpc_request(address: &str, method: &str) -> tonic::codegen::http::Request<()> {
-    tonic::codegen::http::Request::post(format!("http://{address}/{method}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap()
-}
-
-/// The largest RSS of `pid` over the next `during`.
-async fn peak_rss(pid: u32, during: Duration) -> u64 {
-    let mut peak = 0;
-    let started = Instant::now();
-    while started.elapsed() < during {
-        peak = peak.max(rss(pid));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    peak
-}
-
 /// Before: an idle stream took ~14 kB (Execute) to ~20 kB (Transaction):
 /// tonic allocated an 8 KiB request and an 8 KiB response buffer per call up
 /// front, and 100 connections of 200 idle Transaction streams added 423 MiB.
@@ -460,7 +379,14 @@ async fn idle_streams_stay_within_the_memory_bound() {
         execute(&mut client, "SELECT 1", vec![]).await.unwrap();
         let baseline = rss(process.pid());
         let bound = baseline + CONNECTIONS * STREAMS * per_stream;
-        let streams = idle_streams(&address, method, CONNECTIONS as usize, STREAMS as usize).await;
+        let streams = open_streams(
+            &address,
+            method,
+            Sent::Nothing,
+            CONNECTIONS as usize,
+            STREAMS as usize,
+        )
+        .await;
         let peak = peak_rss(process.pid(), Duration::from_millis(500)).await;
         eprintln!(
             "{method}: {} idle streams, RSS {} MiB (baseline {} MiB, bound {} MiB)",

@@ -5,11 +5,14 @@
 
 mod calls;
 mod process;
+mod streams;
 mod transfers;
 #[allow(unused_imports)] // not every test binary uses all of them
 pub use calls::*;
 #[allow(unused_imports)] // not every test binary starts gateway processes
 pub use process::GatewayProcess;
+#[allow(unused_imports)] // only the memory tests hold raw streams
+pub use streams::*;
 #[allow(unused_imports)] // only the fleet tests run transfers
 pub use transfers::*;
 
