@@ -250,6 +250,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_MAX_PARAMS", default_value_t = 4096)]
     pub max_params: usize,
 
+    /// Bytes of statement texts whose guard verdicts are kept, so that a
+    /// text sent again is not lexed again (0 turns the cache off), e.g. 1MiB.
+    #[arg(long, env = "SQLGATE_GUARD_CACHE_SIZE", default_value = "1MiB")]
+    pub guard_cache_size: ByteSize,
+
     /// Most statements one ExecuteBatch may have.
     #[arg(long, env = "SQLGATE_MAX_BATCH_STATEMENTS", default_value_t = 1000)]
     pub max_batch_statements: usize,

@@ -99,6 +99,8 @@ impl Gateway {
     /// services, and the listener. Returns once it is listening; the database
     /// may not be reachable yet (health says so).
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        // The guard's verdicts are the same for every gateway of the process.
+        crate::statement::guard::set_verdict_cache_size(config.calls.guard_cache_bytes);
         // Read first: the private server makes an account per principal.
         let authenticator = config
             .auth_tokens_file

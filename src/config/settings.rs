@@ -102,6 +102,8 @@ pub struct CallConfig {
     pub max_params: usize,
     /// Most statements per batch (--max-batch-statements).
     pub max_batch_statements: usize,
+    /// Bytes of statement texts whose guard verdicts are kept (--guard-cache-size).
+    pub guard_cache_bytes: usize,
 }
 
 /// What clients' connections and requests may hold.
@@ -454,6 +456,8 @@ impl ServeArgs {
                 stream_stall_timeout: self.stream_stall_timeout,
                 max_params: self.max_params,
                 max_batch_statements: self.max_batch_statements,
+                guard_cache_bytes: usize::try_from(self.guard_cache_size.as_u64())
+                    .unwrap_or(usize::MAX),
             },
             requests: RequestConfig {
                 max_request_bytes,

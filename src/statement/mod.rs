@@ -100,7 +100,7 @@ impl Statement {
                 .collect::<Result<Vec<_>, _>>()
         };
         let reads_leftovers = mentions_any(sql, &["FOUND_ROWS", "ROW_COUNT"]);
-        let checked = match guard::check_statement(sql, context) {
+        let checked = match guard::check_statement_cached(sql, context) {
             Ok(checked) => checked,
             Err(refusal) => {
                 let Some(readings) = guard::mode_dependent(sql, context) else {
@@ -245,7 +245,7 @@ impl Statement {
             ..dependent.context
         };
         let checked =
-            guard::check_statement(&dependent.sql, context).map_err(|refusal| {
+            guard::check_statement_cached(&dependent.sql, context).map_err(|refusal| {
                 match (refusal, mode) {
                     (GatewayError::InvalidRequest(message), Some(mode)) => {
                         GatewayError::InvalidRequest(format!(

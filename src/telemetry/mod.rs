@@ -12,63 +12,65 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
+mod log_writer;
 mod spans;
 pub use spans::{SpanExport, install as export_spans};
 
-/// Most log lines queued for the writer thread; past it, lines are dropped.
-/// (The queue is allocated up front: 64k lines cost 2 MiB of RSS at rest.)
-const QUEUED_LINES: usize = 8 * 1024;
-
-/// Keeps the log writer thread running; dropping it writes out what is queued.
-/// Hold it until the process ends.
+/// Keeps the log writer thread running; dropping it writes out what is
+/// buffered. Hold it until the process ends.
 #[must_use = "dropping the guard stops logging"]
 pub struct LogGuard {
-    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _writer: Option<log_writer::LogWriterGuard>,
 }
 
 /// Installs the global logger. Safe to call more than once (later calls do
 /// nothing and return an empty guard).
 ///
-/// Lines are written to stderr by a thread of their own, in as few writes as
-/// the queue allows: a write to stderr per RPC on a tokio worker cost about
-/// 15 % of the gateway's CPU per call in the benchmark. When the queue is
-/// full (the log reader is slower than the gateway, or stalled: a pipe nobody
-/// reads), new lines are dropped rather than waited for, so a stalled reader
-/// never stalls calls or health checks. Dropped lines are counted in
+/// Lines are buffered in memory and written to stderr by a thread of its own
+/// in batches, every [`log_writer::FLUSH_INTERVAL`] at most (warnings and
+/// errors at once, everything at shutdown): a write to stderr per RPC on a
+/// tokio worker, or a wake-up of the writer thread per line, cost a large
+/// share of the gateway's CPU per call. When the buffer is full (the log
+/// reader is slower than the gateway, or stalled: a pipe nobody reads), new
+/// lines are dropped rather than waited for, so a stalled reader never
+/// stalls calls or health checks. Dropped lines are counted in
 /// `sqlgate_log_lines_dropped_total` (see [`dropped_lines`]); no warning can
 /// be logged about it, since the log is what is stalled.
 pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = std::io::BufWriter::new(std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("sqlgate-log")
-        .finish(stderr);
-    let _ = DROPPED.set(writer.error_counter());
+    let Ok((writer, guard)) = log_writer::BatchWriter::start(
+        std::io::stderr(),
+        log_writer::MAX_BUFFERED,
+        log_writer::FLUSH_INTERVAL,
+    ) else {
+        return LogGuard { _writer: None };
+    };
     // Colours only for a person at a terminal, not for log files and collectors.
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt()
         .with_env_filter(filter)
         .with_ansi(colours)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    if installed.is_ok() {
+        let _ = WRITER.set(writer);
+    }
     LogGuard {
         _writer: installed.is_ok().then_some(guard),
     }
 }
 
-/// Counts the lines the writer dropped, once [`init`] has run.
-static DROPPED: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+/// The installed writer, once [`init`] has run: it counts dropped lines.
+static WRITER: OnceLock<log_writer::BatchWriter> = OnceLock::new();
 
 /// Log lines dropped so far because the log reader did not keep up.
 pub fn dropped_lines() -> u64 {
-    DROPPED
+    WRITER
         .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+        .map_or(0, log_writer::BatchWriter::dropped_lines)
 }
 
 /// The span and timer of one RPC.

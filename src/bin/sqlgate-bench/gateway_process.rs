@@ -6,6 +6,20 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+/// The gateway's logging: what the bench runs it with unless told otherwise
+/// (per-RPC lines off, JSON), or the gateway's own defaults (text at `info`,
+/// one line per RPC), as an operator who sets nothing gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logging {
+    /// `RUST_LOG=warn,sqlgate::server=info` (or `SQLGATE_BENCH_GATEWAY_LOG`),
+    /// `--log-format json`.
+    Bench,
+    /// No `RUST_LOG`, no `--log-format`: the gateway's defaults.
+    Default,
+    /// `RUST_LOG` set to this, the default format.
+    Filter(&'static str),
+}
+
 /// A running `sqlgate serve`.
 pub struct GatewayProcess {
     child: Child,
@@ -22,15 +36,43 @@ impl GatewayProcess {
         listen: &str,
         extra: &[String],
     ) -> std::io::Result<GatewayProcess> {
-        let binary = sibling_binary("sqlgate")?;
+        Self::start_logging(database_url, pool_max, listen, extra, Logging::Bench, None)
+    }
+
+    /// [`GatewayProcess::start_with`], logging as `logging` says, running
+    /// `binary` (else the `sqlgate` next to this one).
+    pub fn start_logging(
+        database_url: &str,
+        pool_max: usize,
+        listen: &str,
+        extra: &[String],
+        logging: Logging,
+        binary: Option<&std::path::Path>,
+    ) -> std::io::Result<GatewayProcess> {
+        let binary = match binary {
+            Some(binary) => binary.to_path_buf(),
+            None => sibling_binary("sqlgate")?,
+        };
         let mut command = Command::new(&binary);
         // SQLGATE_BENCH_GATEWAY_WORKERS=N runs the gateway with N tokio
         // workers (TOKIO_WORKER_THREADS) without changing the client's.
         if let Ok(workers) = std::env::var("SQLGATE_BENCH_GATEWAY_WORKERS") {
             command.env("TOKIO_WORKER_THREADS", workers);
         }
+        command.args(["serve", "--listen", listen]);
+        match logging {
+            // SQLGATE_BENCH_GATEWAY_LOG=info (with ..._LOG_FILE) keeps the
+            // gateway's per-RPC timings for a closer look.
+            Logging::Bench => command.args(["--log-format", "json"]).env(
+                "RUST_LOG",
+                std::env::var("SQLGATE_BENCH_GATEWAY_LOG")
+                    .unwrap_or_else(|_| "warn,sqlgate::server=info".into()),
+            ),
+            Logging::Default => command.env_remove("RUST_LOG"),
+            Logging::Filter(filter) => command.env("RUST_LOG", filter),
+        };
         let mut child = command
-            .args(["serve", "--listen", listen, "--log-format", "json"])
+            .env_remove("SQLGATE_LOG_FORMAT")
             .args(["--database-url", database_url])
             // The benchmark's private servers are reached as root.
             .arg("--allow-admin-account")
@@ -38,13 +80,6 @@ impl GatewayProcess {
             .args(["--pool-min", &pool_max.to_string()])
             .args(["--pool-max", &(pool_max + 8).to_string()])
             .args(["--max-transactions", &pool_max.to_string()])
-            // SQLGATE_BENCH_GATEWAY_LOG=info (with ..._LOG_FILE) keeps the
-            // gateway's per-RPC timings for a closer look.
-            .env(
-                "RUST_LOG",
-                std::env::var("SQLGATE_BENCH_GATEWAY_LOG")
-                    .unwrap_or_else(|_| "warn,sqlgate::server=info".into()),
-            )
             .stderr(Stdio::piped())
             .spawn()?;
         let stderr = child.stderr.take().expect("piped");
@@ -55,12 +90,7 @@ impl GatewayProcess {
             };
             let line = line?;
             if line.contains("listening for gRPC") {
-                let start = line.find("\"address\":\"").map(|i| i + 11).unwrap_or(0);
-                break line[start..]
-                    .split('"')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                break listening_address(&line);
             }
         };
         let log_file = std::env::var_os("SQLGATE_BENCH_GATEWAY_LOG_FILE");
@@ -109,6 +139,20 @@ impl Drop for GatewayProcess {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// The address in the gateway's "listening for gRPC" line, JSON
+/// (`"address":"…"`) or text (`address=…`).
+fn listening_address(line: &str) -> String {
+    let (start, end): (usize, &[char]) = match line.find("\"address\":\"") {
+        Some(at) => (at + 11, &['"']),
+        None => (line.find("address=").map_or(0, |at| at + 8), &[' ', '"']),
+    };
+    line[start..]
+        .split(end)
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn sibling_binary(name: &str) -> std::io::Result<PathBuf> {

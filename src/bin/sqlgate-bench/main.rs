@@ -18,6 +18,7 @@ use clap::Parser;
 mod cpu;
 mod fleet;
 mod gateway_process;
+mod h2load;
 mod harness;
 mod replica_reads;
 mod report;
@@ -53,6 +54,19 @@ pub struct Args {
     /// Leave `mariadb-slap` out.
     #[arg(long)]
     no_slap: bool,
+    /// The `h2load` binary (Debian's nghttp2-client) for the gateway-CPU
+    /// workload; without it, `h2load` on PATH, else in /usr/bin.
+    #[arg(long, env = "SQLGATE_BENCH_H2LOAD")]
+    h2load: Option<std::path::PathBuf>,
+    /// Rounds of the h2load workload (each runs every one of its calls once,
+    /// back to back).
+    #[arg(long, default_value_t = 2)]
+    h2load_rounds: usize,
+    /// Another `sqlgate` binary (e.g. one built from an earlier commit) that
+    /// the h2load workload measures too, in the same rounds, for a
+    /// before/after comparison within one run.
+    #[arg(long)]
+    h2load_baseline: Option<std::path::PathBuf>,
     /// Run the gateway with span export on (`--otlp-endpoint`), to a
     /// collector in this process that counts the spans.
     #[arg(long)]

@@ -161,6 +161,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let rows = bench.all().await;
     report::print(&rows, rest);
+    if bench.selected(crate::h2load::H2LOAD_WORKLOAD) {
+        bench.h2load_table().await?;
+    }
     if let Some(sink) = sink {
         println!(
             "\nspans exported by the gateway (--gateway-otlp): {} received",
@@ -172,16 +175,19 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 impl Bench {
+    /// Whether `--only` selects the workload `name`.
+    pub fn selected(&self, name: &str) -> bool {
+        self.args
+            .only
+            .as_ref()
+            .is_none_or(|only| name.contains(only.as_str()))
+    }
+
     /// Runs the selected workloads, each along its paths.
     async fn all(&self) -> Vec<Row> {
         use Path::*;
         let mut rows = Vec::new();
-        let selected = |name: &str| {
-            self.args
-                .only
-                .as_ref()
-                .is_none_or(|only| name.contains(only.as_str()))
-        };
+        let selected = |name: &str| self.selected(name);
         let duration = self.args.duration;
         for clients in [1, CONCURRENCY] {
             let name = format!(

@@ -22,6 +22,7 @@
 //! another client gets it.
 use crate::errors::GatewayError;
 
+mod cache;
 #[cfg(test)]
 pub(crate) mod corpus;
 mod insert_values;
@@ -215,6 +216,22 @@ pub fn mode_dependent(sql: &str, context: GuardContext) -> Option<ModeDependent>
         reading.may_change_sql_mode |= checked.may_change_sql_mode;
     }
     found
+}
+
+/// [`check_statement`], answered from the process's cache of verdicts on
+/// accepted texts when this text was accepted in this context before (see
+/// [`cache`]).
+pub fn check_statement_cached(
+    sql: &str,
+    context: GuardContext,
+) -> Result<Checked<'_>, GatewayError> {
+    cache::VERDICTS.check(sql, context, check_statement)
+}
+
+/// Bounds the process's cache of verdicts to `bytes` (0 turns it off);
+/// [`cache::DEFAULT_BYTES`] until called.
+pub fn set_verdict_cache_size(bytes: usize) {
+    cache::VERDICTS.set_capacity(bytes);
 }
 
 /// The oldest server version the gateway serves (MySQL 5.7; every MariaDB
