@@ -12,7 +12,7 @@ mod settings;
 
 pub use settings::{
     CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PeerTls, PoolConfig,
-    ReplicaConfig, RequestConfig, TlsFiles, TransactionConfig,
+    ReplicaConfig, RequestConfig, RequestIdConfig, TlsFiles, TransactionConfig,
 };
 
 /// sqlgate: a gRPC gateway to MySQL and MariaDB.
@@ -321,6 +321,20 @@ pub struct ServeArgs {
         default_value_t = 100_000
     )]
     pub tx_outcomes_per_principal: usize,
+
+    /// How long the outcome of a write with a request_id is kept in the
+    /// outcomes table: a retry with the same id within it is answered from
+    /// the record (a replay) instead of running again. Records are purged
+    /// in small batches every tenth of it (1 s to 5 min).
+    #[arg(long, env = "SQLGATE_REQUEST_ID_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub request_id_retention: Duration,
+
+    /// The schema (database) of the outcomes table of request ids
+    /// (`sqlgate_outcomes` and its view `sqlgate_outcomes_mine`). Default:
+    /// the database of --database-url; with the private server,
+    /// `sqlgate_outcomes`, created at start.
+    #[arg(long, env = "SQLGATE_REQUEST_ID_SCHEMA")]
+    pub request_id_schema: Option<String>,
 
     /// The other gateway instances of this fleet, as comma-separated
     /// host:port entries, or one DNS name that resolves to every instance

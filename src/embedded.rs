@@ -87,6 +87,11 @@ pub struct EmbeddedOptions {
     pub extra_args: Vec<String>,
     /// Principals (name, read-only) that get database accounts of their own.
     pub principals: Vec<(String, bool)>,
+    /// The schema of the request ids' outcomes table (--request-id-schema):
+    /// created with the table and its view at every start, the main account
+    /// granted every privilege on it and each read-write principal's account
+    /// SELECT and INSERT on the view only. Empty: none.
+    pub outcomes_schema: String,
 }
 
 fn is_root() -> bool {

@@ -6,6 +6,7 @@
 //! - [`server`] — wiring the gRPC server and the order of start-up and shutdown;
 //! - [`service`] — the `Database` RPCs, thin glue over the modules below;
 //! - [`transactions`] — transactions pinned to pooled connections, their ids and expiry;
+//! - [`outcomes`] — request ids: outcomes of writes recorded with them, replays, purging;
 //! - [`statement`] — running one statement on a connection, and the SQL guard;
 //! - [`values`] — converting between protobuf `Value`s and MySQL values;
 //! - [`database`] — the connection pool and its control connections;
@@ -36,6 +37,7 @@ pub(crate) mod fleet;
 pub(crate) mod health;
 pub(crate) mod heap;
 pub mod limits;
+pub(crate) mod outcomes;
 pub mod server;
 pub(crate) mod service;
 pub mod shutdown;

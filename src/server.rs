@@ -125,6 +125,7 @@ impl Gateway {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    outcomes_schema: config.request_ids.schema.clone(),
                     ..Default::default()
                 };
                 let server = tokio::task::spawn_blocking(move || EmbeddedDatabase::start(&options))
@@ -302,10 +303,19 @@ impl Gateway {
             Some(fleet.as_ref().map_or(local_addr, Fleet::me)),
             &tasks,
         );
+        let outcomes = crate::outcomes::Outcomes::new(
+            database.clone(),
+            crate::outcomes::OutcomeSettings {
+                schema: config.request_ids.schema.clone(),
+                retention: config.request_ids.retention,
+            },
+            &tasks,
+        );
         let (end_streams, streams_end) = tokio::sync::watch::channel(false);
         let service = DatabaseService::new(
             database.clone(),
             transactions.clone(),
+            outcomes,
             config.calls,
             streams_end,
             fleet,

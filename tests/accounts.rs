@@ -206,7 +206,13 @@ async fn principals_with_their_own_accounts_cannot_kill_or_watch_each_other() {
         .gateway
         .client
         .clone()
-        .commit(as_caller(ALICE, CommitRequest { transaction_id: tx }))
+        .commit(as_caller(
+            ALICE,
+            CommitRequest {
+                transaction_id: tx,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -327,6 +333,8 @@ async fn the_private_server_gives_every_principal_an_account() {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.pool.min = 0;
     config.auth_tokens_file = Some(tokens);
+    // As the command line gives it without --database-url.
+    config.request_ids.schema = "sqlgate_outcomes".into();
     let gateway = sqlgate::server::Gateway::start(config).await.unwrap();
     let client = api::database_client::DatabaseClient::new(
         tonic::transport::Channel::from_shared(format!("http://{}", gateway.local_addr()))
@@ -374,7 +382,40 @@ async fn the_private_server_gives_every_principal_an_account() {
         .await,
         "0"
     );
+    // Request ids on the principals' own accounts: each writes and reads
+    // its records through the view only, never another account's.
+    text(ALICE, "CREATE TABLE ids (v INT)").await;
+    for (token, replayed) in [(ALICE, false), (ALICE, true), (BOB, false)] {
+        let insert = api::ExecuteRequest {
+            sql: "INSERT INTO ids VALUES (1)".into(),
+            request_id: "same-id".into(),
+            ..Default::default()
+        };
+        let mut client = client.clone();
+        let answer = client.execute(as_caller(token, insert)).await.unwrap();
+        assert_eq!(answer.into_inner().replayed, replayed);
+    }
+    assert_eq!(text(BOB, "SELECT COUNT(*) FROM ids").await, "2");
+    let mine = "SELECT COUNT(*) FROM sqlgate_outcomes.sqlgate_outcomes_mine";
+    assert_eq!(text(BOB, mine).await, "1");
+    let mut bob = client.clone();
+    let table = api::ExecuteRequest {
+        sql: "SELECT COUNT(*) FROM sqlgate_outcomes.sqlgate_outcomes".into(),
+        ..Default::default()
+    };
+    let denied = bob.execute(as_caller(BOB, table)).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let forged = api::ExecuteRequest {
+        sql: "INSERT INTO sqlgate_outcomes.sqlgate_outcomes_mine \
+              (account, principal, request_id, fingerprint, rows_affected, last_insert_id) \
+              VALUES ('sqlgate', 'alice', 'forged', REPEAT('x', 32), 0, 0)"
+            .into(),
+        ..Default::default()
+    };
+    let refused = bob.execute(as_caller(BOB, forged)).await.unwrap_err();
+    assert!(refused.message().contains("CHECK OPTION"), "{refused:?}");
     drop(client);
+    drop(bob);
     gateway.shut_down().await;
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -69,6 +69,7 @@ async fn transfer(
         client
             .commit(CommitRequest {
                 transaction_id: tx.clone(),
+                ..Default::default()
             })
             .await?;
         Ok(())
@@ -266,7 +267,10 @@ async fn increment(client: &mut DatabaseClient<Channel>) -> Result<(), Status> {
         .await;
     match write {
         Ok(_) => client
-            .commit(CommitRequest { transaction_id: tx })
+            .commit(CommitRequest {
+                transaction_id: tx,
+                ..Default::default()
+            })
             .await
             .map(|_| ()),
         Err(status) => {

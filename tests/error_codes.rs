@@ -262,6 +262,7 @@ async fn parameter_count_mismatches_are_invalid_requests() {
     client
         .commit(api::CommitRequest {
             transaction_id: begun.transaction_id,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -327,6 +327,7 @@ async fn streams_honour_max_rows_and_inline_begin() {
     client
         .commit(sqlgate::api::CommitRequest {
             transaction_id: header.transaction_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -80,6 +80,7 @@ async fn any_instance_serves_any_transaction() {
     assert_eq!(error_info(&duplicate).0, "MYSQL_ERROR");
     b.commit(CommitRequest {
         transaction_id: tx.clone(),
+        ..Default::default()
     })
     .await
     .expect("Commit through B");
@@ -182,6 +183,7 @@ async fn a_transaction_stays_its_principals_through_any_instance() {
         "alice-token-0123456789",
         CommitRequest {
             transaction_id: tx.clone(),
+            ..Default::default()
         },
     ))
     .await
@@ -212,6 +214,7 @@ async fn a_gone_owner_answers_aborted_never_not_found() {
             "Commit" => b
                 .commit(CommitRequest {
                     transaction_id: tx.clone(),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),
@@ -275,6 +278,7 @@ async fn a_draining_owner_still_serves_its_open_transactions() {
         .expect("served while draining");
     b.commit(CommitRequest {
         transaction_id: tx.clone(),
+        ..Default::default()
     })
     .await
     .expect("committed while draining");
@@ -339,7 +343,10 @@ async fn a_terminated_instance_finishes_its_open_transactions_through_the_others
                         .expect("served through C while its owner drains");
                     let mut commit = b.clone();
                     commit
-                        .commit(CommitRequest { transaction_id: tx })
+                        .commit(CommitRequest {
+                            transaction_id: tx,
+                            ..Default::default()
+                        })
                         .await
                         .expect("committed through B while its owner drains");
                 } else {
@@ -479,9 +486,12 @@ async fn the_trace_id_follows_a_call_across_instances() {
         .metadata_mut()
         .insert("traceparent", "00-not-a-trace-01".parse().unwrap());
     b.execute(malformed).await.expect("served");
-    b.commit(CommitRequest { transaction_id: tx })
-        .await
-        .unwrap();
+    b.commit(CommitRequest {
+        transaction_id: tx,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 }
 
 /// The owner of transactions in flight is killed (SIGKILL): the calls that

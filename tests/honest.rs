@@ -96,6 +96,7 @@ async fn a_forwarded_call_cut_by_its_deadline_says_deadline_exceeded() {
         assert_eq!(error_info(&cut).0, "DEADLINE_EXCEEDED", "{cut:?}");
         let commit = CommitRequest {
             transaction_id: committed.clone(),
+            ..Default::default()
         };
         let cut = b
             .commit(with_timeout(commit, deadline))
@@ -113,6 +114,7 @@ async fn a_forwarded_call_cut_by_its_deadline_says_deadline_exceeded() {
     .expect("a Rollback again");
     b.commit(CommitRequest {
         transaction_id: committed.clone(),
+        ..Default::default()
     })
     .await
     .expect("a Commit again answers it committed, or commits it");
@@ -156,6 +158,7 @@ async fn a_restarted_owner_knows_the_ids_of_its_previous_life() {
     let commit = b
         .commit(CommitRequest {
             transaction_id: tx.clone(),
+            ..Default::default()
         })
         .await;
     assert_previous_life(
@@ -172,6 +175,7 @@ async fn a_restarted_owner_knows_the_ids_of_its_previous_life() {
         .expect("served through B");
     b.commit(CommitRequest {
         transaction_id: fresh,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -235,6 +239,7 @@ async fn a_restarted_single_instance_knows_the_ids_of_its_previous_life() {
     client
         .commit(CommitRequest {
             transaction_id: committed.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -255,11 +260,13 @@ async fn a_restarted_single_instance_knows_the_ids_of_its_previous_life() {
     let commit_open = client
         .commit(CommitRequest {
             transaction_id: open.clone(),
+            ..Default::default()
         })
         .await;
     let commit_committed = client
         .commit(CommitRequest {
             transaction_id: committed.clone(),
+            ..Default::default()
         })
         .await;
     assert_previous_life(
@@ -291,6 +298,7 @@ async fn a_restarted_single_instance_knows_the_ids_of_its_previous_life() {
     client
         .commit(CommitRequest {
             transaction_id: fresh,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -331,6 +339,7 @@ async fn one_principal_cannot_flush_anothers_commit_outcomes() {
             token,
             CommitRequest {
                 transaction_id: id.into(),
+                ..Default::default()
             },
         )
     };
@@ -602,6 +611,7 @@ async fn a_stream_deadline_during_commit_says_the_outcome_is_unknown() {
         client
             .commit(CommitRequest {
                 transaction_id: begun.transaction_id,
+                ..Default::default()
             })
             .await
             .expect("it committed");
@@ -722,7 +732,10 @@ async fn metadata_too_large_to_forward_is_refused_with_a_reason() {
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert_eq!(error_info(&refused).0, "METADATA_TOO_LARGE");
     // Nothing was sent: the transaction is still open and usable.
-    b.commit(CommitRequest { transaction_id: tx })
-        .await
-        .expect("still open");
+    b.commit(CommitRequest {
+        transaction_id: tx,
+        ..Default::default()
+    })
+    .await
+    .expect("still open");
 }

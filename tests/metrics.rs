@@ -42,6 +42,7 @@ async fn metrics_count_what_happens() {
     client
         .commit(CommitRequest {
             transaction_id: tx.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

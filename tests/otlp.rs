@@ -213,9 +213,12 @@ async fn rpc_spans_continue_the_callers_trace_across_instances() {
     b.execute(traced(statement_in("SELECT 1", &tx)))
         .await
         .unwrap();
-    b.commit(CommitRequest { transaction_id: tx })
-        .await
-        .unwrap();
+    b.commit(CommitRequest {
+        transaction_id: tx,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let spans = collector.wait_for("sqlgate.v1.Database/Execute", 4).await;
     let forwarder = spans
         .iter()

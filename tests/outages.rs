@@ -88,6 +88,7 @@ async fn the_database_can_go_away_and_come_back() {
     let later = client
         .commit(CommitRequest {
             transaction_id: open,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -115,7 +116,10 @@ async fn the_database_can_go_away_and_come_back() {
         .into_inner()
         .transaction_id;
     client
-        .commit(CommitRequest { transaction_id: tx })
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .unwrap();
     gateway.shut_down().await;
@@ -158,8 +162,14 @@ async fn a_commit_whose_connection_dies_has_an_unknown_outcome() {
             .success()
     );
     let mut committer = client.clone();
-    let commit =
-        tokio::spawn(async move { committer.commit(CommitRequest { transaction_id: tx }).await });
+    let commit = tokio::spawn(async move {
+        committer
+            .commit(CommitRequest {
+                transaction_id: tx,
+                ..Default::default()
+            })
+            .await
+    });
     // The COMMIT must be on the wire before the kill; there is no signal to
     // wait for from a frozen server, so give it a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -218,7 +228,10 @@ async fn sigterm_drains_then_exits_cleanly() {
         .await
         .unwrap();
     client
-        .commit(CommitRequest { transaction_id: tx })
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(query_i64(&url, "SELECT COUNT(*) FROM t").await, Some(1));

@@ -243,6 +243,7 @@ async fn use_and_set_role_never_reach_other_clients() {
     client
         .commit(CommitRequest {
             transaction_id: tx.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -654,6 +655,7 @@ async fn a_commit_whose_client_gave_up_still_reports_the_truth() {
         let frozen = Frozen::freeze(server.pid()).await;
         let mut impatient = tonic::Request::new(CommitRequest {
             transaction_id: tx.clone(),
+            ..Default::default()
         });
         impatient.set_timeout(Duration::from_secs(1));
         let gave_up = client.commit(impatient).await.unwrap_err();
@@ -666,6 +668,7 @@ async fn a_commit_whose_client_gave_up_still_reports_the_truth() {
         client
             .commit(CommitRequest {
                 transaction_id: tx.clone(),
+                ..Default::default()
             })
             .await
             .expect("the first COMMIT went through");

@@ -170,7 +170,10 @@ async fn a_transaction_and_a_large_stream_through_nginx() {
             .unwrap();
     }
     client
-        .commit(CommitRequest { transaction_id: tx })
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(2));
@@ -269,7 +272,10 @@ async fn header_affinity_keeps_a_transaction_on_one_instance() {
             .expect("every call reaches the transaction's instance");
     }
     client
-        .commit(with_session(CommitRequest { transaction_id: tx }))
+        .commit(with_session(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        }))
         .await
         .unwrap();
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(6));

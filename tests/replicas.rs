@@ -204,6 +204,7 @@ async fn reads_with_a_commit_token_see_the_write_on_a_replica_or_the_primary() {
         .clone()
         .commit(api::CommitRequest {
             transaction_id: tx.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -213,7 +214,10 @@ async fn reads_with_a_commit_token_see_the_write_on_a_replica_or_the_primary() {
     let again = gateway
         .client
         .clone()
-        .commit(api::CommitRequest { transaction_id: tx })
+        .commit(api::CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

@@ -254,6 +254,7 @@ async fn transactions_belong_to_their_principal() {
             OTHER_WRITER,
             CommitRequest {
                 transaction_id: tx.clone(),
+                ..Default::default()
             },
         ))
         .await
@@ -266,6 +267,7 @@ async fn transactions_belong_to_their_principal() {
             WRITER,
             CommitRequest {
                 transaction_id: tx.clone(),
+                ..Default::default()
             },
         ))
         .await

@@ -145,7 +145,10 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
     client
-        .commit(CommitRequest { transaction_id: tx })
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .unwrap();
 
@@ -257,7 +260,10 @@ async fn a_tls_fleet_forwards_with_the_callers_token() {
     assert_eq!(refused.code(), tonic::Code::NotFound);
     b.commit(as_caller(
         "alice-token-0123456789",
-        CommitRequest { transaction_id: tx },
+        CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        },
     ))
     .await
     .expect("committed through the other instance");
@@ -300,7 +306,10 @@ async fn a_mutual_tls_fleet_vouches_for_its_callers_and_clients_cannot_forge_it(
     let ignored = a_as_bob.execute(forged).await.expect_err("forged");
     assert_eq!(ignored.code(), tonic::Code::NotFound, "{ignored:?}");
     b_as_alice
-        .commit(CommitRequest { transaction_id: tx })
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .expect("alice commits through B");
 }

@@ -129,7 +129,11 @@ async fn begin_statements_commit_answer_in_order() {
         Some(1),
         "not visible before commit"
     );
-    stream.push(Step::Commit(TransactionCommit {})).await;
+    stream
+        .push(Step::Commit(TransactionCommit {
+            ..Default::default()
+        }))
+        .await;
     assert!(matches!(
         stream.answer().await,
         Ok(Some(Answer::Committed(_)))
@@ -174,7 +178,11 @@ async fn a_statement_error_that_leaves_the_transaction_open_is_answered_in_band(
     stream
         .statement("INSERT INTO t VALUES (3, 30)", vec![])
         .await;
-    stream.push(Step::Commit(TransactionCommit {})).await;
+    stream
+        .push(Step::Commit(TransactionCommit {
+            ..Default::default()
+        }))
+        .await;
     assert!(matches!(
         stream.answer().await,
         Ok(Some(Answer::Committed(_)))
@@ -210,7 +218,11 @@ async fn literals_are_read_under_the_streams_own_sql_mode() {
         matches!(refused, Outcome::Error(ref s) if s.code == tonic::Code::InvalidArgument as i32),
         "{refused:?}"
     );
-    stream.push(Step::Commit(TransactionCommit {})).await;
+    stream
+        .push(Step::Commit(TransactionCommit {
+            ..Default::default()
+        }))
+        .await;
     assert!(matches!(
         stream.answer().await,
         Ok(Some(Answer::Committed(_)))
@@ -353,7 +365,9 @@ async fn the_first_request_must_begin_and_only_it() {
     let (sender, receiver) = mpsc::channel(1);
     sender
         .send(TransactionRequest {
-            request: Some(Step::Commit(TransactionCommit {})),
+            request: Some(Step::Commit(TransactionCommit {
+                ..Default::default()
+            })),
         })
         .await
         .unwrap();
@@ -431,7 +445,11 @@ async fn an_open_stream_holds_no_request_permit_between_messages() {
     for stream in &mut streams {
         let read = stream.statement("SELECT v FROM t", vec![]).await;
         assert!(matches!(read, Outcome::Result(_)), "{read:?}");
-        stream.push(Step::Commit(TransactionCommit {})).await;
+        stream
+            .push(Step::Commit(TransactionCommit {
+                ..Default::default()
+            }))
+            .await;
         assert!(matches!(
             stream.answer().await,
             Ok(Some(Answer::Committed(_)))

@@ -360,6 +360,7 @@ async fn execute_batch_inside_a_transaction_undoes_only_itself() {
             transaction_id: tx.clone(),
             options: None,
             combine_inserts: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -381,6 +382,7 @@ async fn execute_batch_inside_a_transaction_undoes_only_itself() {
             transaction_id: tx.clone(),
             options: None,
             combine_inserts: false,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -85,6 +85,18 @@ pub struct TransactionConfig {
     pub max_lifetime: Duration,
 }
 
+/// Request ids (--request-id-retention, --request-id-schema).
+#[derive(Debug, Clone)]
+pub struct RequestIdConfig {
+    /// The schema of the outcomes table.
+    pub schema: String,
+    /// How long records are kept.
+    pub retention: Duration,
+}
+
+/// The schema of the outcomes table on the private server, by default.
+pub const EMBEDDED_OUTCOMES_SCHEMA: &str = "sqlgate_outcomes";
+
 /// What one call may do and return.
 #[derive(Debug, Clone, Copy)]
 pub struct CallConfig {
@@ -168,6 +180,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The fleet this instance belongs to, if --peers is set.
     pub fleet: Option<FleetConfig>,
+    /// Request ids.
+    pub request_ids: RequestIdConfig,
 }
 
 /// A fleet of gateway instances that forward calls to each other.
@@ -257,6 +271,7 @@ impl ServeArgs {
             ("--replica-check-interval", self.replica_check_interval),
             ("--peer-connect-timeout", self.peer_connect_timeout),
             ("--stream-stall-timeout", self.stream_stall_timeout),
+            ("--request-id-retention", self.request_id_retention),
         ] {
             check(
                 !value.is_zero(),
@@ -349,6 +364,19 @@ impl ServeArgs {
                 data_dir: self.data_dir,
             }),
         };
+        let request_id_schema = match (&self.request_id_schema, &target) {
+            (Some(schema), _) => Some(schema.trim().to_string()),
+            (None, Some(DatabaseTarget::Url(url))) => mysql_async::Opts::from_url(url)
+                .ok()
+                .and_then(|opts| opts.db_name().map(str::to_string)),
+            (None, _) => Some(EMBEDDED_OUTCOMES_SCHEMA.to_string()),
+        };
+        if let Some(schema) = &request_id_schema {
+            check(
+                !schema.is_empty() && schema.chars().count() <= 64,
+                "--request-id-schema must be a schema name of 1 to 64 characters".into(),
+            );
+        }
         let peers: Vec<String> = self
             .peers
             .iter()
@@ -487,6 +515,10 @@ impl ServeArgs {
             otlp_endpoint: self.otlp_endpoint,
             shutdown_grace: self.shutdown_grace,
             fleet,
+            request_ids: RequestIdConfig {
+                schema: request_id_schema.unwrap_or_default(),
+                retention: self.request_id_retention,
+            },
         })
     }
 }

@@ -125,6 +125,36 @@ impl Accounts {
         )
     }
 
+    /// SQL, run as root after [`Accounts::init_sql`], that creates the
+    /// outcomes table of request ids and its view in `schema` (the view's
+    /// definer is the main account) and grants the accounts what they need:
+    /// the main account every privilege on the schema (it purges), each
+    /// read-write principal's account SELECT and INSERT on the view only.
+    /// Nothing when `schema` is empty.
+    pub(super) fn outcomes_sql(&self, schema: &str) -> String {
+        use crate::outcomes::table;
+        if schema.is_empty() {
+            return String::new();
+        }
+        let definer = format!("'{READ_WRITE_USER}'@'localhost'");
+        let quoted = table::quoted(schema);
+        let mut sql = format!(
+            "CREATE DATABASE IF NOT EXISTS {quoted};\nGRANT ALL PRIVILEGES ON {quoted}.* TO {definer};\n"
+        );
+        for statement in table::create_statements(schema, Some(&definer)) {
+            sql.push_str(&statement);
+            sql.push_str(";\n");
+        }
+        for principal in self.principals.iter().filter(|p| !p.read_only) {
+            sql.push_str(&format!(
+                "GRANT SELECT, INSERT ON {quoted}.`{}` TO '{}'@'localhost';\n",
+                table::VIEW,
+                principal.user
+            ));
+        }
+        sql
+    }
+
     /// The user name and password of the main account, or of the read-only one.
     pub(super) fn credentials(&self, read_only: bool) -> (&'static str, &str) {
         if read_only {

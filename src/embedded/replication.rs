@@ -48,6 +48,7 @@ impl ReplicatedPair {
             tcp_port: Some(port),
             extra_args: vec!["--log-bin".into(), "--server-id=1".into()],
             principals: Vec::new(),
+            outcomes_schema: String::new(),
         })?;
         let replica = EmbeddedDatabase::start(&EmbeddedOptions {
             data_dir: with_suffix("-replica"),
@@ -55,6 +56,7 @@ impl ReplicatedPair {
             tcp_port: None,
             extra_args: vec!["--server-id=2".into()],
             principals: Vec::new(),
+            outcomes_schema: String::new(),
         })?;
         let mut on_primary = mysql_async::Conn::from_url(primary.url("mysql")).await?;
         on_primary

@@ -224,7 +224,9 @@ impl EmbeddedDatabase {
             .create(&self.run_dir)
             .map_err(io_error("creating the socket directory"))?;
         let _ = std::fs::remove_file(&self.socket_path);
-        std::fs::write(self.run_dir.join(INIT_FILE), self.accounts.init_sql())
+        let init =
+            self.accounts.init_sql() + &self.accounts.outcomes_sql(&self.options.outcomes_schema);
+        std::fs::write(self.run_dir.join(INIT_FILE), init)
             .map_err(io_error("writing the server's init file"))?;
         let log_path = self.options.data_dir.join(LOG_FILE);
         let remove_data = if self.options.remove_on_stop {

@@ -311,6 +311,17 @@ pub enum GatewayError {
         source: Box<GatewayError>,
     },
 
+    /// A request_id already recorded for another call (another statement,
+    /// other parameters, another kind of call): nothing ran.
+    #[error("{0}")]
+    RequestIdReused(String),
+
+    /// The outcomes table of request ids cannot be used (it is missing and
+    /// cannot be created, or the account may not write it): nothing ran or
+    /// was committed.
+    #[error("{0}")]
+    OutcomesUnavailable(String),
+
     /// A statement of an ExecuteBatch failed.
     #[error("statement {statement_index} of the batch failed: {source}")]
     InBatch {

@@ -133,6 +133,10 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             (Code::DeadlineExceeded, "STREAM_STALLED")
         }
         GatewayError::TooManyRequests { .. } => (Code::ResourceExhausted, "TOO_MANY_REQUESTS"),
+        GatewayError::RequestIdReused(_) => (Code::FailedPrecondition, "REQUEST_ID_REUSED"),
+        GatewayError::OutcomesUnavailable(_) => {
+            (Code::FailedPrecondition, "OUTCOMES_TABLE_UNAVAILABLE")
+        }
         GatewayError::RequestReadTimeout(_) => (Code::DeadlineExceeded, "REQUEST_READ_TIMEOUT"),
         GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
         GatewayError::MalformedRequest(_) => (Code::InvalidArgument, "MALFORMED_REQUEST"),
@@ -227,6 +231,16 @@ mod tests {
                 GatewayError::ShuttingDown,
                 Code::Unavailable,
                 "SHUTTING_DOWN",
+            ),
+            (
+                GatewayError::RequestIdReused("used".into()),
+                Code::FailedPrecondition,
+                "REQUEST_ID_REUSED",
+            ),
+            (
+                GatewayError::OutcomesUnavailable("no table".into()),
+                Code::FailedPrecondition,
+                "OUTCOMES_TABLE_UNAVAILABLE",
             ),
             (
                 GatewayError::InvalidRequest("no".into()),

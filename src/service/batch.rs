@@ -8,11 +8,12 @@ use mysql_async::prelude::Queryable;
 
 use std::time::Duration;
 
-use super::{DatabaseService, batch_rows, deadline};
+use super::{DatabaseService, batch_rows, deadline, replay};
 use crate::{
     api,
     auth::Principal,
     errors::GatewayError,
+    outcomes::{Committed, Proceed, Summary},
     statement::{self, Statement},
     transactions::Lease,
 };
@@ -51,32 +52,55 @@ pub(super) async fn execute_batch(
         statements.push(statement.map_err(|e| in_batch(index, e))?);
     }
     let combine = request.combine_inserts;
+    let key = service.outcomes.batch_key(&request, principal).await?;
     // The time limit covers the statements; COMMIT, once sent, runs to its
     // end and its outcome is recorded, even if the call is dropped.
     if request.transaction_id.is_empty() {
         let work = async {
-            let mut lease = service
+            let lease = service
                 .transactions
                 .begin(request.options.as_ref(), principal)
                 .await?;
             // The client never sees this transaction's id: its end is not
             // remembered (see `Transaction::note_id_unseen`).
             lease.transaction().note_id_unseen();
+            let mut lease = match service
+                .outcomes
+                .unless_recorded(lease, key.as_ref())
+                .await?
+            {
+                Proceed::Run(lease) => lease,
+                Proceed::Replay(recorded) => return Ok(Proceed::Replay(recorded)),
+            };
             let outcome = run_all(service, &mut lease, &statements, combine).await;
-            Ok((lease, outcome))
+            Ok(Proceed::Run((lease, outcome)))
         };
-        let (lease, outcome) = deadline::within(limit, work).await?;
+        let (lease, outcome) = match deadline::within(limit, work).await? {
+            Proceed::Run(ran) => ran,
+            Proceed::Replay(recorded) => return Ok(replay::batch(recorded)),
+        };
         match outcome {
             Ok(results) => {
-                let token = service
+                let summary = Summary::batch(
+                    results
+                        .iter()
+                        .map(|r| (r.rows_affected, r.last_insert_id))
+                        .collect(),
+                );
+                let commit = service.outcomes.clone().commit(lease, key, summary);
+                let committed = service
                     .database
                     .tasks()
-                    .spawn(lease.commit())
+                    .spawn(commit)
                     .await
                     .expect("committing does not panic")?;
-                Ok(api::ExecuteBatchResponse {
-                    results,
-                    commit_token: token.unwrap_or_default(),
+                Ok(match committed {
+                    Committed::Now(token) => api::ExecuteBatchResponse {
+                        results,
+                        commit_token: token.unwrap_or_default(),
+                        replayed: false,
+                    },
+                    Committed::Replayed(recorded) => replay::batch(recorded),
                 })
             }
             Err(error) if error.is_deadline() => {
@@ -113,6 +137,7 @@ pub(super) async fn execute_batch(
         Ok(api::ExecuteBatchResponse {
             results: outcome?,
             commit_token: String::new(),
+            replayed: false,
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::{
     database::{Database, replicas::ReadBound},
     errors::{EndReason, GatewayError},
     fleet::Fleet,
+    outcomes::{Committed, Fingerprint, Outcomes, Proceed, Summary},
     statement::{self, ResultLimits, Statement, StatementRules},
     telemetry::RpcLog,
     transactions::{Transactions, read_bound},
@@ -25,6 +26,7 @@ mod batch_rows;
 pub mod deadline;
 mod forward;
 mod outbox;
+mod replay;
 mod respond;
 mod session;
 mod stream;
@@ -40,6 +42,8 @@ pub use session::Session;
 pub struct DatabaseService {
     database: Database,
     transactions: Transactions,
+    /// Outcomes of writes with request ids.
+    outcomes: Outcomes,
     limits: CallConfig,
     /// Turns true when shutdown ends the streams still running.
     end_streams: tokio::sync::watch::Receiver<bool>,
@@ -54,6 +58,7 @@ impl DatabaseService {
     pub fn new(
         database: Database,
         transactions: Transactions,
+        outcomes: Outcomes,
         limits: CallConfig,
         end_streams: tokio::sync::watch::Receiver<bool>,
         fleet: Option<Fleet>,
@@ -61,6 +66,7 @@ impl DatabaseService {
         DatabaseService {
             database,
             transactions,
+            outcomes,
             limits,
             end_streams,
             fleet,
@@ -95,7 +101,7 @@ impl DatabaseService {
 
     async fn execute(
         &self,
-        request: api::ExecuteRequest,
+        mut request: api::ExecuteRequest,
         principal: &Principal,
     ) -> Result<api::ExecuteResponse, GatewayError> {
         let in_transaction = !request.transaction_id.is_empty() || request.begin.is_some();
@@ -104,10 +110,18 @@ impl DatabaseService {
                 "commit needs a transaction: set transaction_id or begin (an autocommit call commits by itself)".into(),
             ));
         }
-        let rules = self.rules(principal, in_transaction);
+        let key = self.outcomes.execute_key(&request, principal).await?;
+        // An autocommit write with a request id runs in a transaction of
+        // its own, which records its outcome.
+        let own_transaction = key.is_some() && !in_transaction;
+        if own_transaction {
+            request.begin = Some(Default::default());
+            request.commit = true;
+        }
+        let rules = self.rules(principal, in_transaction || own_transaction);
         let (statement, bound) = checked_statement(&request, rules)?;
         tracing::debug!(sql = statement.sql(), "execute");
-        let mut session = Session::open_for(
+        let session = Session::open_for(
             &self.database,
             &self.transactions,
             &request,
@@ -116,6 +130,13 @@ impl DatabaseService {
             bound.as_ref(),
         )
         .await?;
+        let mut session = match session
+            .unless_recorded(&self.outcomes, key.as_ref())
+            .await?
+        {
+            Proceed::Run(session) => session,
+            Proceed::Replay(recorded) => return Ok(replay::execute(recorded)),
+        };
         let limits = self.result_limits(request.max_rows);
         let backend = session.backend().clone();
         let outcome = match session.before_statement(&statement).await {
@@ -131,10 +152,22 @@ impl DatabaseService {
         let outcome = session
             .check(statement.may_change_identity(), plain_read, outcome)
             .await;
-        let transaction_id = session.begun_transaction_id().unwrap_or_default();
+        let transaction_id = match own_transaction {
+            true => String::new(),
+            false => session.begun_transaction_id().unwrap_or_default(),
+        };
         let mut commit_token = None;
-        if request.commit && outcome.is_ok() {
-            commit_token = session.commit(self.database.tasks()).await?;
+        if let (true, Ok(result)) = (request.commit, &outcome) {
+            let summary = Summary {
+                rows_affected: result.rows_affected,
+                last_insert_id: result.last_insert_id,
+                statements: None,
+            };
+            let tasks = self.database.tasks();
+            match session.commit(tasks, &self.outcomes, key, summary).await? {
+                Committed::Now(token) => commit_token = token,
+                Committed::Replayed(recorded) => return Ok(replay::execute(recorded)),
+            }
         } else {
             if outcome.is_ok() && !statement.plain_read() {
                 commit_token = session.autocommit_write_position().await;
@@ -151,30 +184,49 @@ impl DatabaseService {
             truncated: result.truncated,
             transaction_id,
             commit_token: commit_token.unwrap_or_default(),
+            replayed: false,
         })
     }
 
-    /// Commits `principal`'s transaction `id`; returns its commit token, if
-    /// any (for one committed already, the token it committed with).
+    /// Commits `principal`'s transaction `id`, recording its outcome under
+    /// `request_id` if one is given; returns its commit token, if any (for
+    /// one committed already, the token it committed with). A transaction
+    /// that is gone is answered from the outcomes table when `request_id`
+    /// is recorded there.
     async fn commit_transaction(
         &self,
         id: &str,
         principal: &Principal,
-    ) -> Result<Option<String>, GatewayError> {
+        request_id: &str,
+    ) -> Result<Committed, GatewayError> {
+        let key = self
+            .outcomes
+            .key(principal, request_id, Fingerprint::commit)
+            .await?;
         let lease = match self.transactions.checkout(id, principal).await {
             Ok(lease) => lease,
-            // Committed already (e.g. by a Commit whose client gave up
-            // waiting): the truth is that it committed, and where.
-            Err(GatewayError::TransactionNotFound(Some(EndReason::Committed))) => {
-                return Ok(self.transactions.commit_token_of(id, principal));
+            Err(e) => {
+                if let Some(key) = &key
+                    && let Some(recorded) = self.outcomes.recorded_for(principal, key).await?
+                {
+                    return Ok(Committed::Replayed(recorded));
+                }
+                return match e {
+                    // Committed already (e.g. by a Commit whose client gave
+                    // up waiting): the truth is that it committed, and where.
+                    GatewayError::TransactionNotFound(Some(EndReason::Committed)) => Ok(
+                        Committed::Now(self.transactions.commit_token_of(id, principal)),
+                    ),
+                    e => Err(e),
+                };
             }
-            Err(e) => return Err(e),
         };
         // Once sent, COMMIT runs to its end and its outcome is recorded, even
         // if this call is dropped (client cancel or deadline).
+        let commit = self.outcomes.clone().commit(lease, key, Summary::default());
         self.database
             .tasks()
-            .spawn(lease.commit())
+            .spawn(commit)
             .await
             .expect("committing does not panic")
     }
@@ -377,12 +429,10 @@ impl database_server::Database for DatabaseService {
         );
         let request = request.into_inner();
         serve(log, &principal, |_| 0, async {
-            let token = self
-                .commit_transaction(&request.transaction_id, &principal)
+            let committed = self
+                .commit_transaction(&request.transaction_id, &principal, &request.request_id)
                 .await?;
-            Ok(api::CommitResponse {
-                commit_token: token.unwrap_or_default(),
-            })
+            Ok(replay::commit(committed))
         })
         .await
     }

@@ -7,6 +7,7 @@ use crate::{
     auth::{Principal, Role},
     database::{Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
     errors::GatewayError,
+    outcomes::{Committed, Outcomes, Proceed, RequestKey, Summary},
     statement::{SessionSqlMode, Statement},
     tasks::Tasks,
     transactions::{Lease, Transactions},
@@ -236,13 +237,41 @@ impl Session {
         }
     }
 
+    /// Before the statement runs: when the call's request id (`key`) is
+    /// recorded already, the session's transaction is rolled back and the
+    /// recorded outcome is the answer (see [`Outcomes::unless_recorded`]).
+    /// An autocommit session never has a key (such a call runs in a
+    /// transaction of its own).
+    pub async fn unless_recorded(
+        self,
+        outcomes: &Outcomes,
+        key: Option<&RequestKey>,
+    ) -> Result<Proceed<Session>, GatewayError> {
+        match self {
+            Session::Transaction { lease, begun_here } => {
+                Ok(match outcomes.unless_recorded(lease, key).await? {
+                    Proceed::Run(lease) => Proceed::Run(Session::Transaction { lease, begun_here }),
+                    Proceed::Replay(recorded) => Proceed::Replay(recorded),
+                })
+            }
+            autocommit => Ok(Proceed::Run(autocommit)),
+        }
+    }
+
     /// Commits the session's transaction after its statement succeeded
-    /// (`ExecuteRequest.commit`). The COMMIT runs in a task of its own, so
+    /// (`ExecuteRequest.commit`), recording `summary` under the call's
+    /// request id (`key`) first. The COMMIT runs in a task of its own, so
     /// that its outcome is recorded even if this call is dropped meanwhile.
-    pub async fn commit(self, tasks: &Tasks) -> Result<Option<String>, GatewayError> {
+    pub async fn commit(
+        self,
+        tasks: &Tasks,
+        outcomes: &Outcomes,
+        key: Option<RequestKey>,
+        summary: Summary,
+    ) -> Result<Committed, GatewayError> {
         match self {
             Session::Transaction { lease, .. } => tasks
-                .spawn(lease.commit())
+                .spawn(outcomes.clone().commit(lease, key, summary))
                 .await
                 .expect("committing does not panic"),
             Session::Autocommit(pooled) => {

@@ -142,6 +142,11 @@ async fn stream_result(
             "commit applies to Execute only: after an ExecuteStream, call Commit".into(),
         ));
     }
+    if !request.request_id.is_empty() {
+        return Err(GatewayError::InvalidRequest(
+            "request_id applies to Execute, ExecuteBatch and Commit, not ExecuteStream".into(),
+        ));
+    }
     let (statement, bound) = checked_statement(&request, settings.rules)?;
     tracing::debug!(sql = statement.sql(), "execute stream");
     let open = Session::open_for(

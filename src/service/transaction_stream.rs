@@ -241,17 +241,17 @@ async fn run(
                 statements += 1;
                 Answer::Statement(Box::pin(run_statement(service, &open, statement)).await?)
             }
-            Some(Step::Commit(_)) => {
+            Some(Step::Commit(commit)) => {
                 commit_sent.store(true, Ordering::SeqCst);
-                let committed = Box::pin(service.commit_transaction(&open.id, principal)).await;
+                let committed =
+                    Box::pin(service.commit_transaction(&open.id, principal, &commit.request_id))
+                        .await;
                 // Committed, or failed for good (nothing left to roll back).
                 open.finish();
-                let token = committed?;
+                let committed = committed?;
                 send(
                     sender,
-                    Answer::Committed(api::CommitResponse {
-                        commit_token: token.unwrap_or_default(),
-                    }),
+                    Answer::Committed(super::replay::commit(committed)),
                     settings.stall_timeout,
                     true,
                 )

@@ -115,6 +115,8 @@ pub struct Transaction {
     id_unseen: AtomicBool,
     /// What is known of its session's `sql_mode` (see `Lease::conn_and_sql_mode`).
     sql_mode: crate::statement::SessionSqlMode,
+    /// Began READ ONLY: it has no writes (nor request ids) to commit.
+    read_only: bool,
     _slot: OwnedSemaphorePermit,
     _principal: Option<PrincipalPermit>,
 }
@@ -136,6 +138,11 @@ impl Transaction {
     /// The idle timeout that applies to it.
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+    }
+
+    /// True when it began READ ONLY.
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     fn touch(&self) {
@@ -353,6 +360,7 @@ impl Transactions {
             has_run_statement: AtomicBool::new(false),
             id_unseen: AtomicBool::new(false),
             sql_mode: Default::default(),
+            read_only: read_only || options.is_some_and(|o| o.read_only),
             _slot: slot,
             _principal: principal_permit,
         });

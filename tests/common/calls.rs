@@ -113,6 +113,7 @@ pub async fn commit(gateway: &TestGateway, transaction_id: &str) -> Result<(), t
     client
         .commit(CommitRequest {
             transaction_id: transaction_id.into(),
+            ..Default::default()
         })
         .await
         .map(|_| ())

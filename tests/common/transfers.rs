@@ -40,7 +40,12 @@ pub async fn transfer(
         .transaction_id;
     first.execute(move_balance(&tx, from, -1)).await?;
     second.execute(move_balance(&tx, to, 1)).await?;
-    commit.commit(CommitRequest { transaction_id: tx }).await?;
+    commit
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
+        .await?;
     Ok(())
 }
 

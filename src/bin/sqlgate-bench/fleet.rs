@@ -94,7 +94,10 @@ impl Bench {
                 assert_eq!(response.into_inner().rows.len(), 1);
             }
             pair[1]
-                .commit(CommitRequest { transaction_id: tx })
+                .commit(CommitRequest {
+                    transaction_id: tx,
+                    ..Default::default()
+                })
                 .await
                 .expect("commit");
             pair

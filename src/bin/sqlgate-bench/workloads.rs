@@ -567,7 +567,10 @@ async fn gateway_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i6
             .expect("update");
     }
     client
-        .commit(CommitRequest { transaction_id: tx })
+        .commit(CommitRequest {
+            transaction_id: tx,
+            ..Default::default()
+        })
         .await
         .expect("commit");
 }
@@ -616,7 +619,9 @@ async fn gateway_stream_transaction(client: &mut DatabaseClient<Channel>, a: i64
         Step::Begin(Default::default()),
         statement(a),
         statement(b),
-        Step::Commit(TransactionCommit {}),
+        Step::Commit(TransactionCommit {
+            ..Default::default()
+        }),
     ];
     let requests = steps.map(|step| TransactionRequest {
         request: Some(step),
