@@ -96,7 +96,8 @@ test('ExecuteBatch commits all or nothing, and names the failing statement', asy
 
 test('an inline begin returns the transaction id; commit: true commits with the statement', async () => {
   const begun = await client.execute('INSERT INTO batch_items VALUES (10)', [], { begin: true });
-  assert.match(begun.transactionId, /^[0-9a-f]{32,}$/);
+  // <32 random hex>-<8 hex epoch>-<owner address>: the id names its instance's life.
+  assert.match(begun.transactionId, /^[0-9a-f]{32}-[0-9a-f]{8}-\S+:\d+$/);
   await client.execute('INSERT INTO batch_items VALUES (11)', [], { transactionId: begun.transactionId, commit: true });
   await client.commit(begun.transactionId); // a repeated Commit of a committed transaction answers OK
   await assert.rejects(client.execute('SELECT 1', [], { transactionId: begun.transactionId }),
