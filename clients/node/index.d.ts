@@ -57,6 +57,8 @@ export interface ExecuteResult {
   transactionId: string;
   /** A committed write's replication position ('' unless the gateway has replicas): pass it as readConsistency.minCommitToken. */
   commitToken: string;
+  /** True when the call's requestId was recorded already: nothing ran now; the counts are the recorded ones (no rows). */
+  replayed: boolean;
 }
 
 /** How fresh a read must be (only reads may ask for anything but strong). */
@@ -97,6 +99,14 @@ export interface ExecuteOptions extends CallOptions {
   commit?: boolean;
   /** An autocommit read may be served by a replica that honours this. */
   readConsistency?: ReadConsistency;
+  /** Makes a write that commits safe to retry: its outcome is recorded with this id (unique per principal) and a call with a recorded id answers it (`replayed`). */
+  requestId?: string;
+}
+
+/** Options of a commit. */
+export interface CommitOptions extends CallOptions {
+  /** Record the commit under this id (see ExecuteOptions.requestId). */
+  requestId?: string;
 }
 
 export interface StreamOptions extends CallOptions {
@@ -112,7 +122,9 @@ export interface TransactionStream {
   /** Runs a statement; rejects with its in-band SqlgateError (the transaction stays open). */
   execute(sql: string, params?: SqlParam[], options?: { maxRows?: number }): Promise<ExecuteResult>;
   /** Commits; resolves to the commit token ('' unless the gateway has replicas). */
-  commit(): Promise<string>;
+  commit(options?: { requestId?: string }): Promise<string>;
+  /** After commit({ requestId }): true when the id was recorded already (the recorded commit was the answer). */
+  readonly replayed: boolean;
   /** Rolls back; true when an open transaction was rolled back. */
   rollback(): Promise<boolean>;
   /** Ends the stream: the transaction is rolled back at once. */
@@ -125,6 +137,8 @@ export type BatchStatement = { sql: string; params?: SqlParam[] } | [string, Sql
 export interface BatchOptions extends CallOptions {
   /** Run inside this open transaction without committing. */
   transactionId?: string;
+  /** A committing batch's request id (see ExecuteOptions.requestId). */
+  requestId?: string;
   /** Options of the new transaction when transactionId is empty. */
   options?: BeginOptions;
   /** Let the gateway send runs of the same plain INSERT ... VALUES (...) as multi-row INSERTs (README: executeMany). */
@@ -173,6 +187,8 @@ export interface ClientOptions {
 }
 
 export interface TransactionHelperOptions extends BeginOptions, CallOptions {
+  /** The request id every run's commit carries (default: a random UUID per call), so a commit whose answer was lost is rerun safely. */
+  requestId?: string;
   /** Reruns on ABORTED (or the gateway's RESOURCE_EXHAUSTED refusals for want of capacity) before giving up (default 24: at most 25 runs, as the Python client). */
   retries?: number;
   /** First back-off in ms (default 10); it doubles with each rerun, half of it random. */
@@ -213,7 +229,9 @@ export declare class Client {
   begin(options?: BeginOptions, callOptions?: CallOptions): Promise<string>;
   beginTransaction(options?: BeginOptions, callOptions?: CallOptions): Promise<BeginResult>;
   /** Commits; resolves to the commit token ('' unless the gateway has replicas). */
-  commit(transactionId: string, callOptions?: CallOptions): Promise<string>;
+  commit(transactionId: string, options?: CommitOptions): Promise<string>;
+  /** Commits; `replayed` when options.requestId was recorded already (this transaction was rolled back). */
+  commitResult(transactionId: string, options?: CommitOptions): Promise<{ commitToken: string; replayed: boolean }>;
   /** True when an open transaction was rolled back by this call. */
   rollback(transactionId: string, callOptions?: CallOptions): Promise<boolean>;
   /** Statements in order in one transaction that commits at the end (or inside transactionId). */

@@ -4,6 +4,7 @@
 //
 // 64-bit integers come back as BigInt (JavaScript numbers lose precision
 // above 2^53), DECIMAL as its exact text, temporal values as their text.
+const { randomUUID } = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { PROTO_ROOT } = require('./proto-root');
@@ -160,8 +161,14 @@ function result(response) {
     truncated: Boolean(response.truncated),
     transactionId: response.transactionId || '',
     commitToken: response.commitToken || '',
+    // The call's requestId was recorded already: nothing ran now, and the
+    // counts are the recorded ones (no rows).
+    replayed: Boolean(response.replayed),
   };
 }
+
+/** The errors of a commit that do not say whether it committed (the answer was lost). */
+const UNANSWERED_COMMIT = new Set([grpc.status.UNKNOWN, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED]);
 
 function channelCredentials(tls) {
   if (tls === undefined || tls === null || tls === false) return grpc.credentials.createInsecure();
@@ -254,8 +261,14 @@ class Client {
   }
 
   /** Runs one statement; returns {columns, rows (arrays of JS values), rowsAffected, ...}. */
-  async execute(sql, params = [], { transactionId = '', maxRows = 0, begin, commit = false, readConsistency: consistency, deadlineMs } = {}) {
+  /**
+   * `requestId`: makes a write that commits (autocommit, or `commit`) safe to
+   * retry: the gateway records its outcome with it, and a call with a
+   * recorded id answers that outcome (`replayed: true`) instead of running.
+   */
+  async execute(sql, params = [], { transactionId = '', maxRows = 0, begin, commit = false, readConsistency: consistency, deadlineMs, requestId } = {}) {
     const request = { sql, params: params.map(toValue), transactionId, maxRows };
+    if (requestId) request.requestId = requestId;
     const bound = readConsistency(consistency);
     if (bound) request.readConsistency = bound;
     if (begin) request.begin = transactionOptions(begin === true ? {} : begin);
@@ -295,8 +308,20 @@ class Client {
   }
 
   /** Commits; returns the commit token ('' unless the gateway has replicas). */
-  async commit(transactionId, { deadlineMs } = {}) {
-    return this.inTransaction(transactionId, async () => (await this.call('commit', { transactionId }, { deadlineMs })).commitToken || '');
+  async commit(transactionId, { deadlineMs, requestId } = {}) {
+    return (await this.commitResult(transactionId, { deadlineMs, requestId })).commitToken;
+  }
+
+  /**
+   * Commits; returns {commitToken, replayed}. With `requestId`, the commit is
+   * recorded under it; `replayed` says the id was recorded already: this
+   * transaction was rolled back and the recorded commit is the answer.
+   */
+  async commitResult(transactionId, { deadlineMs, requestId } = {}) {
+    const request = { transactionId };
+    if (requestId) request.requestId = requestId;
+    const response = await this.inTransaction(transactionId, () => this.call('commit', request, { deadlineMs }));
+    return { commitToken: response.commitToken || '', replayed: Boolean(response.replayed) };
   }
 
   /**
@@ -320,15 +345,17 @@ class Client {
    * Runs [{sql, params}] (or [sql, params] pairs) in order in one transaction
    * that commits at the end, or inside `transactionId` without committing.
    */
-  async executeBatch(statements, { transactionId = '', options, deadlineMs, combineInserts = false } = {}) {
+  async executeBatch(statements, { transactionId = '', options, deadlineMs, combineInserts = false, requestId } = {}) {
     const request = {
       statements: statements.map((s) => (Array.isArray(s) ? { sql: s[0], params: (s[1] || []).map(toValue) } : { sql: s.sql, params: (s.params || []).map(toValue) })),
       transactionId,
       combineInserts,
     };
+    // A committing batch's requestId (see execute).
+    if (requestId) request.requestId = requestId;
     if (options) request.options = transactionOptions(options);
     const response = await this.inTransaction(transactionId, () => this.call('executeBatch', request, { deadlineMs }));
-    const results = (response.results || []).map(result);
+    const results = (response.results || []).map((r) => ({ ...result(r), replayed: Boolean(response.replayed) }));
     // The committing batch's commit token ('' inside a transaction or without replicas).
     Object.defineProperty(results, 'commitToken', { value: response.commitToken || '', enumerable: false });
     return results;
@@ -417,8 +444,9 @@ class Client {
       maxLifetimeMs: durationMs(message.begun.maxLifetime),
     }));
     begun.catch(() => {});
-    return {
+    const stream = {
       begun,
+      replayed: false,
       execute: async (sql, params = [], { maxRows = 0 } = {}) => {
         const message = await send({ statement: { sql, params: params.map(toValue), maxRows } });
         const outcome = message.statement;
@@ -428,9 +456,11 @@ class Client {
         }
         return result(outcome.result);
       },
-      commit: async () => {
-        const message = await send({ commit: {} });
+      // requestId: see Client.commitResult; `replayed` is then set on the stream.
+      commit: async ({ requestId } = {}) => {
+        const message = await send({ commit: requestId ? { requestId } : {} });
         call.end();
+        stream.replayed = Boolean(message.committed.replayed);
         return message.committed.commitToken || '';
       },
       // After a failure the stream is over and the gateway has rolled the
@@ -443,6 +473,7 @@ class Client {
       },
       cancel: () => call.cancel(),
     };
+    return stream;
   }
 
   /**
@@ -457,9 +488,16 @@ class Client {
    * and is thrown.
    * `tx` has id, attempt, execute(sql, params), stream(sql, params) and
    * executeBatch(statements).
+   * Every run's commit carries one request id (`requestId`, or a random UUID
+   * per transaction() call), so a commit whose answer was lost (UNKNOWN,
+   * UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED: the gateway or its database
+   * connection failed during COMMIT) is rerun too: if it did commit, the
+   * gateway rolls the rerun back and answers the recorded commit, so the
+   * work is applied once.
    */
   async transaction(work, {
     retries = 24, backoffMs = 10, maxBackoffMs = 1000, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs,
+    requestId = randomUUID(),
   } = {}) {
     const beginOptions = options || { isolation, readOnly, idleTimeoutMs };
     for (let attempt = 0; ; attempt++) {
@@ -480,13 +518,19 @@ class Client {
         stream: (sql, params = [], opts = {}) => this.stream(sql, params, { deadlineMs, ...opts, transactionId: id }),
         executeBatch: (statements, opts = {}) => this.executeBatch(statements, { deadlineMs, ...opts, transactionId: id }),
       };
+      let committing = false;
       try {
         const value = await work(tx);
-        await this.commit(id, { deadlineMs });
+        committing = true;
+        await this.commit(id, { deadlineMs, requestId });
         return value;
       } catch (error) {
         await this.rollback(id).catch(() => {});
-        const retry = retryableCause(error);
+        // The commit was sent (not refused by the client for a transaction it
+        // knows ended) and its answer says nothing of the outcome.
+        const unanswered = committing && error instanceof SqlgateError && !error.transactionEnded
+          && UNANSWERED_COMMIT.has(error.grpcCode);
+        const retry = retryableCause(error) || (unanswered ? error : null);
         if (!retry || attempt >= retries) throw error;
         if (onRetry) await onRetry(retry, attempt + 1);
         await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));

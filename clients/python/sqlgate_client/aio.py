@@ -14,9 +14,9 @@ import grpc
 from sqlgate.v1 import sqlgate_pb2 as pb
 from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc
 
-from .client import _OpenTransaction, _consistency, _options, _result
+from .client import Result, _OpenTransaction, _consistency, _options, _result
 from .errors import SqlgateError, TransactionEnded, from_rpc_error
-from .retry import policy_for
+from .retry import new_request_id, policy_for, unanswered_commit
 from .values import from_value, to_value
 
 
@@ -37,11 +37,13 @@ class AsyncClient:
             raise from_rpc_error(error) from None
 
     async def execute(self, sql, params=(), *, transaction_id="", max_rows=0,
-                      max_staleness=None, min_commit_token=None, timeout=None):
-        """Runs one statement; autocommit unless transaction_id is given."""
+                      max_staleness=None, min_commit_token=None, timeout=None, request_id=None):
+        """Runs one statement; autocommit unless transaction_id is given.
+        request_id: see Client.execute."""
         request = pb.ExecuteRequest(sql=sql, params=[to_value(p) for p in params],
                                     transaction_id=transaction_id or "", max_rows=max_rows,
-                                    read_consistency=_consistency(max_staleness, min_commit_token))
+                                    read_consistency=_consistency(max_staleness, min_commit_token),
+                                    request_id=request_id or "")
         return _result(await self._call("Execute", request, timeout))
 
     async def stream(self, sql, params=(), *, transaction_id="", max_staleness=None,
@@ -65,41 +67,58 @@ class AsyncClient:
         response = await self._call("Begin", pb.BeginRequest(options=_options(isolation, read_only)))
         return response.transaction_id
 
-    async def commit(self, transaction_id):
+    async def commit(self, transaction_id, *, request_id=None):
         """Commits; returns the commit token ("" unless the gateway has replicas)."""
-        return (await self._call("Commit", pb.CommitRequest(transaction_id=transaction_id))).commit_token
+        return (await self.commit_result(transaction_id, request_id=request_id)).commit_token
+
+    async def commit_result(self, transaction_id, *, request_id=None):
+        """Commits; returns a Result with the commit token and `replayed`
+        (see Client.commit_result)."""
+        request = pb.CommitRequest(transaction_id=transaction_id, request_id=request_id or "")
+        response = await self._call("Commit", request)
+        return Result(commit_token=response.commit_token, replayed=response.replayed)
 
     async def rollback(self, transaction_id):
         response = await self._call("Rollback", pb.RollbackRequest(transaction_id=transaction_id))
         return response.rolled_back
 
-    async def batch(self, statements):
-        """Runs [(sql, params), ...] in one transaction that commits at the end."""
+    async def batch(self, statements, *, request_id=None):
+        """Runs [(sql, params), ...] in one transaction that commits at the end
+        (request_id: see Client.batch)."""
         request = pb.ExecuteBatchRequest(statements=[
             pb.Statement(sql=sql, params=[to_value(p) for p in params]) for sql, params in statements
-        ])
-        return [_result(r) for r in (await self._call("ExecuteBatch", request)).results]
+        ], request_id=request_id or "")
+        response = await self._call("ExecuteBatch", request)
+        return [_result(r, response.replayed) for r in response.results]
 
-    async def transaction(self, fn, *, policy=None, retries=None, isolation=None, read_only=False):
+    async def transaction(self, fn, *, policy=None, retries=None, isolation=None, read_only=False,
+                          request_id=None):
         """Runs `await fn(tx)` in a transaction and commits; reruns all of it
         when it fails retryably, with the jittered exponential back-off of
         `policy` (see Client.transaction and RetryPolicy: default 25 runs at
-        most); rolls back and re-raises anything else (cancellation included)."""
+        most); rolls back and re-raises anything else (cancellation included).
+        Every run's commit carries one request id (`request_id` or a fresh
+        UUID), so a commit whose answer was lost is rerun safely (see
+        Client.transaction)."""
         policy = policy_for(retries, policy)
+        request_id = request_id or new_request_id()
         for run in range(1, policy.attempts + 1):
             tx = None
+            committing = False
             try:
                 tx = AsyncTransaction(self, await self.begin(isolation, read_only))
                 value = await fn(tx)
                 if tx.ended_by is not None:
                     raise TransactionEnded(tx.ended_by)
-                await self.commit(tx.id)
+                committing = True
+                await self.commit(tx.id, request_id=request_id)
                 return value
             except SqlgateError as error:
                 if tx is not None:
                     await asyncio.shield(self._quiet_rollback(tx.id))
                 cause = error.cause if isinstance(error, TransactionEnded) else error
-                if run == policy.attempts or not policy.retryable(cause):
+                retry = policy.retryable(cause) or (committing and unanswered_commit(cause))
+                if run == policy.attempts or not retry:
                     raise
                 await asyncio.sleep(policy.delay(run))
             except BaseException:

@@ -11,7 +11,7 @@ from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc
 from google.protobuf import duration_pb2
 
 from .errors import SqlgateError, TransactionEnded, ends_transaction, from_rpc_error, from_status
-from .retry import policy_for
+from .retry import new_request_id, policy_for, unanswered_commit
 from .values import from_value, to_value
 
 _ISOLATION = {
@@ -35,9 +35,12 @@ class Result:
     #: A committed write's replication position ("" unless the gateway has
     #: replicas): pass it as min_commit_token to read your write anywhere.
     commit_token: str = ""
+    #: True when the call's request_id was recorded already: nothing ran
+    #: now, and the counts are the recorded ones (no rows).
+    replayed: bool = False
 
 
-def _result(message):
+def _result(message, replayed=False):
     return Result(
         columns=[c.name for c in message.columns],
         rows=[tuple(from_value(v) for v in row.values) for row in message.rows],
@@ -45,6 +48,7 @@ def _result(message):
         last_insert_id=message.last_insert_id,
         truncated=getattr(message, "truncated", False),
         commit_token=getattr(message, "commit_token", ""),
+        replayed=getattr(message, "replayed", replayed),
     )
 
 
@@ -77,12 +81,16 @@ class Client:
             raise from_rpc_error(error) from None
 
     def execute(self, sql, params=(), *, transaction_id="", max_rows=0,
-                max_staleness=None, min_commit_token=None):
+                max_staleness=None, min_commit_token=None, request_id=None):
         """Runs one statement. An autocommit read may go to a replica with
-        max_staleness (seconds) or min_commit_token (see Result.commit_token)."""
+        max_staleness (seconds) or min_commit_token (see Result.commit_token).
+        An autocommit write with a request_id is recorded with it: running it
+        again with the same id answers the recorded outcome (Result.replayed)
+        instead of writing twice."""
         request = pb.ExecuteRequest(sql=sql, params=[to_value(p) for p in params],
                                     transaction_id=transaction_id or "", max_rows=max_rows,
-                                    read_consistency=_consistency(max_staleness, min_commit_token))
+                                    read_consistency=_consistency(max_staleness, min_commit_token),
+                                    request_id=request_id or "")
         return _result(self._call("Execute", request))
 
     def stream(self, sql, params=(), *, transaction_id="", max_staleness=None, min_commit_token=None):
@@ -102,9 +110,18 @@ class Client:
         response = self._call("Begin", pb.BeginRequest(options=_options(isolation, read_only)))
         return response.transaction_id
 
-    def commit(self, transaction_id):
-        """Commits; returns the commit token ("" unless the gateway has replicas)."""
-        return self._call("Commit", pb.CommitRequest(transaction_id=transaction_id)).commit_token
+    def commit(self, transaction_id, *, request_id=None):
+        """Commits; returns the commit token ("" unless the gateway has replicas).
+        With a request_id, the commit is recorded under it (see commit_result)."""
+        return self.commit_result(transaction_id, request_id=request_id).commit_token
+
+    def commit_result(self, transaction_id, *, request_id=None):
+        """Commits; returns a Result with the commit token and `replayed`
+        (the request_id was recorded already: this transaction was rolled
+        back and the recorded commit is the answer)."""
+        request = pb.CommitRequest(transaction_id=transaction_id, request_id=request_id or "")
+        response = self._call("Commit", request)
+        return Result(commit_token=response.commit_token, replayed=response.replayed)
 
     def transaction_stream(self, isolation=None, read_only=False):
         """Opens a Transaction stream: one transaction as one gRPC stream, which
@@ -115,14 +132,18 @@ class Client:
     def rollback(self, transaction_id):
         return self._call("Rollback", pb.RollbackRequest(transaction_id=transaction_id)).rolled_back
 
-    def batch(self, statements):
-        """Runs [(sql, params), ...] in one transaction that commits at the end."""
+    def batch(self, statements, *, request_id=None):
+        """Runs [(sql, params), ...] in one transaction that commits at the end.
+        With a request_id, a rerun answers the recorded results (each with
+        `replayed` set) instead of running the batch again."""
         request = pb.ExecuteBatchRequest(statements=[
             pb.Statement(sql=sql, params=[to_value(p) for p in params]) for sql, params in statements
-        ])
-        return [_result(r) for r in self._call("ExecuteBatch", request).results]
+        ], request_id=request_id or "")
+        response = self._call("ExecuteBatch", request)
+        return [_result(r, response.replayed) for r in response.results]
 
-    def transaction(self, fn, *, policy=None, retries=None, isolation=None, read_only=False):
+    def transaction(self, fn, *, policy=None, retries=None, isolation=None, read_only=False,
+                    request_id=None):
         """Runs fn(tx) in a transaction and commits. When the transaction fails
         retryably (ABORTED: deadlock, expiry...; a lock wait timeout 1205; the
         gateway's TOO_MANY_TRANSACTIONS / POOL_EXHAUSTED refusals), it is
@@ -131,22 +152,33 @@ class Client:
         0.01 s doubling to 1 s; `retries=n` means n reruns); then the last
         error is raised. Anything else rolls back and is re-raised. If fn
         catches an error that ended the transaction and returns, the helper
-        does not commit: it counts as that error (TransactionEnded)."""
+        does not commit: it counts as that error (TransactionEnded).
+
+        Every run's commit carries one request id (`request_id`, or a fresh
+        UUID per transaction() call), so a commit whose answer was lost
+        (UNKNOWN, UNAVAILABLE, a deadline: the gateway or the database
+        connection failed during COMMIT) is rerun too: if it did commit, the
+        gateway rolls the rerun back and answers the recorded commit, so the
+        work is applied once."""
         policy = policy_for(retries, policy)
+        request_id = request_id or new_request_id()
         for run in range(1, policy.attempts + 1):
             tx = None
+            committing = False
             try:
                 tx = Transaction(self, self.begin(isolation, read_only))
                 value = fn(tx)
                 if tx.ended_by is not None:
                     raise TransactionEnded(tx.ended_by)
-                self.commit(tx.id)
+                committing = True
+                self.commit(tx.id, request_id=request_id)
                 return value
             except SqlgateError as error:
                 if tx is not None:
                     self._quiet_rollback(tx.id)
                 cause = error.cause if isinstance(error, TransactionEnded) else error
-                if run == policy.attempts or not policy.retryable(cause):
+                retry = policy.retryable(cause) or (committing and unanswered_commit(cause))
+                if run == policy.attempts or not retry:
                     raise
                 time.sleep(policy.delay(run))
             except BaseException:
@@ -243,9 +275,13 @@ class TransactionStream:
             raise from_status(outcome.error)
         return _result(outcome.result)
 
-    def commit(self):
-        response = self._send(pb.TransactionRequest(commit=pb.TransactionCommit()))
+    def commit(self, *, request_id=None):
+        """Commits; returns the commit token. With a request_id, see
+        Client.commit_result (`self.replayed` tells a replay)."""
+        response = self._send(pb.TransactionRequest(
+            commit=pb.TransactionCommit(request_id=request_id or "")))
         self._end()
+        self.replayed = response.committed.replayed
         return response.committed.commit_token
 
     def rollback(self):

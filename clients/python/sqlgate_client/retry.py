@@ -2,6 +2,7 @@
 which errors rerun the whole transaction, how many times, and how long to
 wait between runs (jittered exponential back-off)."""
 import random
+import uuid
 
 import grpc
 
@@ -46,6 +47,28 @@ class RetryPolicy:
         if getattr(error, "errno", None) in _RETRY_ERRNOS:
             return True
         return code == grpc.StatusCode.RESOURCE_EXHAUSTED and getattr(error, "reason", None) in _RETRY_REASONS
+
+
+# What a commit with a request id may fail with while its outcome is
+# unknown to the client (the answer was lost: the database connection or the
+# gateway failed during COMMIT): rerunning with the same request id is safe,
+# because the gateway answers the recorded outcome if it did commit.
+_UNANSWERED_COMMIT = {
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+def unanswered_commit(error):
+    """Whether a commit failed without saying whether it committed."""
+    return getattr(error, "code", None) in _UNANSWERED_COMMIT
+
+
+def new_request_id():
+    """A fresh request id (a random UUID, as hex)."""
+    return uuid.uuid4().hex
 
 
 DEFAULT_POLICY = RetryPolicy()
