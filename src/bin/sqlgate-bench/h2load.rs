@@ -23,6 +23,7 @@ use tonic_health::pb::HealthCheckRequest;
 use crate::{
     cpu::{Processes, process_cpu, waited_children_cpu},
     gateway_process::{GatewayProcess, Logging},
+    harness::find_program,
     workloads::{Bench, CONCURRENCY, POINT_SELECT, int},
 };
 
@@ -86,7 +87,13 @@ impl Bench {
     /// Runs the h2load workload and prints its table; says why instead when
     /// there is no h2load.
     pub async fn h2load_table(&self) -> std::io::Result<()> {
-        let Some(h2load) = find_h2load(self.args.h2load.clone()) else {
+        let Some(h2load) = self
+            .args
+            .h2load
+            .clone()
+            .or_else(|| find_program("h2load"))
+            .filter(|path| path.is_file())
+        else {
             eprintln!(
                 "warning: h2load not found (--h2load, on PATH or /usr/bin; Debian: apt-get install nghttp2-client): the \"{H2LOAD_WORKLOAD}\" rows are left out"
             );
@@ -375,21 +382,6 @@ fn parse_seconds(text: &str) -> Option<Duration> {
     };
     let seconds = number.parse::<f64>().ok()? * scale;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
-
-/// `h2load` (the given path, else on PATH, else /usr/bin).
-fn find_h2load(explicit: Option<PathBuf>) -> Option<PathBuf> {
-    explicit.or_else(|| {
-        let on_path = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("h2load"))
-                .find(|candidate| candidate.is_file())
-        });
-        on_path.or_else(|| {
-            let fallback = FsPath::new("/usr/bin/h2load");
-            fallback.is_file().then(|| fallback.to_path_buf())
-        })
-    })
 }
 
 /// Prints a row per run and, per round, the point select's gateway CPU

@@ -162,3 +162,16 @@ pub async fn setup(url: &str, args: &Args) -> Result<(), mysql_async::Error> {
     }
     conn.disconnect().await
 }
+
+/// The program `name` on PATH, else in /usr/bin.
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let fallback = std::path::Path::new("/usr/bin").join(name);
+        fallback.is_file().then_some(fallback)
+    })
+}

@@ -9,14 +9,14 @@
 //! the database's from /proc, like the other paths.
 use std::{
     io::Write,
-    path::{Path as FsPath, PathBuf},
+    path::PathBuf,
     process::Command,
     time::{Duration, Instant},
 };
 
 use crate::{
     cpu::{Processes, waited_children_cpu},
-    harness::random_id,
+    harness::{find_program, random_id},
     report::Measurement,
 };
 
@@ -46,7 +46,7 @@ impl Slap {
         sql_for_id: impl Fn(i64) -> String,
         point_rows: u64,
     ) -> std::io::Result<Option<Slap>> {
-        let Some(binary) = explicit.or_else(find_on_path) else {
+        let Some(binary) = explicit.or_else(|| find_program("mariadb-slap")) else {
             eprintln!(
                 "warning: mariadb-slap not found (on PATH or /usr/bin): its rows are left out"
             );
@@ -145,19 +145,6 @@ impl Drop for Slap {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.queries);
     }
-}
-
-/// `mariadb-slap` on PATH, else in /usr/bin.
-fn find_on_path() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("mariadb-slap"))
-            .find(|candidate| candidate.is_file())
-    });
-    on_path.or_else(|| {
-        let fallback = FsPath::new("/usr/bin/mariadb-slap");
-        fallback.is_file().then(|| fallback.to_path_buf())
-    })
 }
 
 /// How many queries make a `mariadb-slap` run last about `duration` at
