@@ -47,8 +47,8 @@ pub fn grpc_frame(message: &impl Message) -> Vec<u8> {
 pub enum Sent {
     /// Nothing: the stream stays open, idle.
     Nothing,
-    /// This whole message (framed), and the request stream stays open;
-    /// the responses are never read.
+    /// This whole message (framed), which ends the request; the responses
+    /// are never read.
     Message(Vec<u8>),
 }
 
@@ -94,7 +94,7 @@ pub async fn open_streams(
                 .send_request(grpc_request(address, method), false)
                 .unwrap();
             if let Sent::Message(frame) = &sent {
-                body.send_data(frame.clone().into(), false).unwrap();
+                body.send_data(frame.clone().into(), true).unwrap();
             }
             open.push((response, body));
         }
