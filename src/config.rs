@@ -8,7 +8,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod servers;
 mod settings;
+
+pub use servers::server_urls;
 
 pub use settings::{
     CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PeerTls, PoolConfig,
@@ -382,6 +385,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_REPLICA_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub replica_check_interval: Duration,
 
+    /// With several servers in --database-url: how often each is checked
+    /// for which one is the writable primary (`@@read_only = 0`, not
+    /// replicating); a failover is followed within about this long.
+    #[arg(long, env = "SQLGATE_PRIMARY_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub primary_check_interval: Duration,
+
     /// With --tls-cert and --peers: the CA (PEM) that peers' certificates
     /// are verified against. Default: --tls-client-ca.
     #[arg(long, env = "SQLGATE_PEER_TLS_CA")]
@@ -483,6 +492,35 @@ mod tests {
         assert_eq!(config.calls.stream_batch_bytes, 64 * 1024);
         assert_eq!(config.transactions.max_lifetime, Duration::from_secs(300));
         assert_eq!(config.calls.stream_stall_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn several_servers_in_the_database_url() {
+        let config = parse(&[
+            "--database-url",
+            "mysql://u:p@a:3306,b:3307/db",
+            "--primary-check-interval",
+            "250ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.database.replicas.primary_check_interval,
+            Duration::from_millis(250)
+        );
+        assert!(matches!(config.database.target, DatabaseTarget::Url(_)));
+        let problem = parse(&["--database-url", "mysql://u:p@a:3306,b:x/db"]).unwrap_err();
+        assert!(problem.contains("not a valid MySQL URL"), "{problem}");
+        let problem = parse(&[
+            "--database-url",
+            "mysql://u@a,b/db",
+            "--primary-check-interval",
+            "0s",
+        ])
+        .unwrap_err();
+        assert!(
+            problem.contains("--primary-check-interval must be greater than zero"),
+            "{problem}"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::{
 
 mod account_checks;
 mod login;
+mod primary;
 pub mod replicas;
 
 pub use login::{Credentials, Login};
@@ -123,6 +124,8 @@ pub struct Backend {
     /// Refuses to hand out connections of an administrative account
     /// (unless --allow-admin-account).
     privileges: Arc<account_checks::PrivilegeGate>,
+    /// Set when its server stopped being the primary (see [`primary`]).
+    retired: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Backend {
@@ -210,12 +213,19 @@ impl Backend {
             privileges: Arc::new(account_checks::PrivilegeGate::new(
                 settings.allow_admin_account,
             )),
+            retired: Default::default(),
         })
     }
 
     /// True when writes report the replication position that contains them.
     pub fn commit_tokens(&self) -> bool {
         self.commit_tokens
+    }
+
+    /// True once its server stopped being the primary the gateway writes to
+    /// (a failover, see [`primary`]): a transaction on it must end.
+    pub fn retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// True when its sessions are READ ONLY from the start.
@@ -413,10 +423,9 @@ impl Backend {
 /// The gateway's view of the database: a backend per login.
 #[derive(Clone)]
 pub struct Database {
-    /// The primary's backends, one per login.
-    logins: login::Logins,
-    /// The main account's.
-    read_write: Backend,
+    /// The primary's backends, one per login; with several servers in
+    /// --database-url, of the one that is writable (see [`primary`]).
+    primary: primary::Primary,
     /// The read-only principals' login, if they have an account of their own.
     reader: Option<Login>,
     /// Principals mapped to database accounts of their own.
@@ -443,14 +452,23 @@ impl Database {
         tasks: Tasks,
     ) -> Result<Database, mysql_async::Error> {
         let commit_tokens = !replicas.is_empty();
-        let logins = login::Logins::new(
-            read_write.clone(),
+        let servers = crate::config::server_urls(&read_write.url)
+            .into_iter()
+            .map(|url| ConnectOptions {
+                url,
+                ..read_write.clone()
+            })
+            .collect();
+        let primary = primary::Primary::new(
+            servers,
             settings,
             tasks.clone(),
-            false,
             commit_tokens,
-        );
-        let read_write_backend = logins.backend(&Login::MAIN)?;
+            replica_settings.primary_check_interval,
+        )?;
+        let logins = primary.logins();
+        // Made now, so that a bad URL fails at start.
+        logins.backend(&Login::MAIN)?;
         let reader = read_only
             .map(|options| -> Result<Login, mysql_async::Error> {
                 let opts = Opts::from_url(&options.url)?;
@@ -483,13 +501,27 @@ impl Database {
             })
             .collect::<Result<Vec<_>, mysql_async::Error>>()?;
         Ok(Database {
-            logins,
-            read_write: read_write_backend,
+            primary,
             reader,
             accounts,
             replicas: replicas::Replicas::start(replicas, replica_settings, &tasks),
             tasks,
         })
+    }
+
+    /// The main account's backend on the primary (on the first server while
+    /// none is known writable).
+    fn main_backend(&self) -> Backend {
+        self.primary
+            .logins()
+            .backend(&Login::MAIN)
+            .expect("made when the database was: its URL is valid")
+    }
+
+    /// With several servers in --database-url: finds the writable one now
+    /// (at start), rather than at the first check of the watching task.
+    pub async fn find_primary(&self) {
+        self.primary.find_now().await;
     }
 
     /// The replicas reads may go to.
@@ -525,7 +557,7 @@ impl Database {
 
     /// The primary's backend serving `principal` (see [`Database::login_of`]).
     pub fn backend_for(&self, principal: &Principal) -> Result<Backend, GatewayError> {
-        Ok(self.logins.backend(&self.login_of(principal))?)
+        self.primary.backend(&self.login_of(principal))
     }
 
     /// True when read-only principals have a database account of their own.
@@ -535,15 +567,15 @@ impl Database {
 
     /// The main pool's counters (connections in use, idle, waiting).
     pub fn pool_metrics(&self) -> std::sync::Arc<mysql_async::Metrics> {
-        self.read_write.pool.metrics()
+        self.main_backend().pool.metrics()
     }
 
     /// Checks that the database answers (as the main and the read-only
     /// accounts).
     pub async fn ping(&self) -> Result<(), mysql_async::Error> {
-        self.read_write.ping().await?;
+        self.main_backend().ping().await?;
         if let Some(reader) = &self.reader {
-            self.logins.backend(reader)?.ping().await?;
+            self.primary.logins().backend(reader)?.ping().await?;
         }
         Ok(())
     }
@@ -551,7 +583,7 @@ impl Database {
     /// Closes every pool once every connection is back.
     pub async fn disconnect(self) {
         self.replicas.disconnect().await;
-        for backend in self.logins.all() {
+        for backend in self.primary.all() {
             backend.disconnect().await;
         }
     }

@@ -216,6 +216,7 @@ impl Gateway {
             tasks.clone(),
         )
         .map_err(StartError::DatabaseUrl)?;
+        database.find_primary().await;
         database
             .refuse_admin_accounts()
             .await

@@ -93,6 +93,11 @@ pub fn record_replica_lag(replica: &str, lag: Option<Duration>) {
         .set(lag.map_or(-1.0, |lag| lag.as_secs_f64()));
 }
 
+/// The gateway switched the primary it writes to (a failover followed).
+pub fn record_primary_switch() {
+    counter!("sqlgate_primary_switches_total").increment(1);
+}
+
 /// A transaction ended, for `reason` (a label such as `committed`).
 pub fn record_transaction_end(reason: &'static str) {
     counter!("sqlgate_transactions_ended_total", "reason" => reason).increment(1);

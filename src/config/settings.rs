@@ -44,6 +44,9 @@ pub struct ReplicaConfig {
     pub max_lag: Duration,
     /// How often replicas are checked (--replica-check-interval).
     pub check_interval: Duration,
+    /// How often the servers of a --database-url naming several are checked
+    /// for the writable primary (--primary-check-interval).
+    pub primary_check_interval: Duration,
 }
 
 /// The connection pool.
@@ -269,6 +272,7 @@ impl ServeArgs {
             ("--replica-wait", self.replica_wait),
             ("--replica-max-lag", self.replica_max_lag),
             ("--replica-check-interval", self.replica_check_interval),
+            ("--primary-check-interval", self.primary_check_interval),
             ("--peer-connect-timeout", self.peer_connect_timeout),
             ("--stream-stall-timeout", self.stream_stall_timeout),
             ("--request-id-retention", self.request_id_retention),
@@ -338,7 +342,13 @@ impl ServeArgs {
                 check(false, "--database-url is empty".into());
                 None
             }
-            Some(url) => match mysql_async::Opts::from_url(&url) {
+            // Several servers (host1,host2): each must be a valid URL.
+            Some(url) => match crate::config::server_urls(&url)
+                .iter()
+                .map(|server| mysql_async::Opts::from_url(server))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|mut servers| servers.remove(0))
+            {
                 // Without a default database every CREATE fails with 1046
                 // and USE is refused: say so now, not at the first call.
                 Ok(opts) if opts.db_name().is_none_or(str::is_empty) => {
@@ -457,6 +467,7 @@ impl ServeArgs {
                     wait: self.replica_wait,
                     max_lag: self.replica_max_lag,
                     check_interval: self.replica_check_interval,
+                    primary_check_interval: self.primary_check_interval,
                 },
             },
             pool: PoolConfig {

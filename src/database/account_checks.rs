@@ -187,8 +187,8 @@ impl super::Database {
         let reader = self
             .reader
             .as_ref()
-            .and_then(|r| self.logins.backend(r).ok());
-        let accounts = std::iter::once(("read-write", self.read_write.clone()))
+            .and_then(|r| self.primary.logins().backend(r).ok());
+        let accounts = std::iter::once(("read-write", self.main_backend()))
             .chain(reader.map(|b| ("read-only", b)));
         for (name, backend) in accounts {
             self.tasks.spawn_loop(check_account(
@@ -237,7 +237,7 @@ impl super::Database {
     fn backends_of(&self, logins: &[(String, super::Login)]) -> Vec<Named> {
         let mut backends = Vec::new();
         for (what, login) in logins {
-            match self.logins.backend(login) {
+            match self.primary.logins().backend(login) {
                 Ok(backend) => backends.push((what.clone(), backend)),
                 Err(e) => tracing::warn!(error = %e, "{what}: no pool for it"),
             }

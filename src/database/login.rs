@@ -8,7 +8,7 @@
 //! kill that connection.
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::AtomicBool},
 };
 
 use super::{Backend, ConnectOptions};
@@ -75,6 +75,9 @@ pub(super) struct Logins {
     replica: bool,
     commit_tokens: bool,
     backends: Arc<Mutex<HashMap<Login, Backend>>>,
+    /// Set for good when the server stopped being the primary the gateway
+    /// writes to (see `primary`): transactions on its backends end.
+    retired: Arc<AtomicBool>,
 }
 
 impl Logins {
@@ -93,6 +96,7 @@ impl Logins {
             replica,
             commit_tokens,
             backends: Default::default(),
+            retired: Default::default(),
         }
     }
 
@@ -115,8 +119,16 @@ impl Logins {
         }
         let mut backend = Backend::new(&connect, settings, self.tasks.clone(), login.read_only)?;
         backend.commit_tokens = self.commit_tokens;
+        backend.retired = self.retired.clone();
         backends.insert(login, backend.clone());
         Ok(backend)
+    }
+
+    /// Marks every backend of these logins, made or to be made, as no
+    /// longer the primary's.
+    pub(super) fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every backend made so far.

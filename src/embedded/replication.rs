@@ -7,7 +7,8 @@ use mysql_async::prelude::Queryable;
 use super::{EmbeddedDatabase, EmbeddedOptions};
 
 /// A private primary (binary log on, TCP on 127.0.0.1 for its replica) and a
-/// private replica of it that replicates everything from now on.
+/// private replica of it (TCP on 127.0.0.1 too, so that both can be named in
+/// one URL) that replicates everything from now on.
 pub struct ReplicatedPair {
     /// The primary (server id 1).
     pub primary: EmbeddedDatabase,
@@ -34,9 +35,12 @@ impl ReplicatedPair {
     /// when they stop) and starts replication: what each set up for itself
     /// before (its accounts) stays its own, everything later replicates.
     pub async fn start(dir: &std::path::Path) -> Result<ReplicatedPair, ReplicationError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let free_port = || -> std::io::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let port = free_port()?;
         let with_suffix = |suffix: &str| {
             let mut path = dir.as_os_str().to_owned();
             path.push(suffix);
@@ -53,7 +57,7 @@ impl ReplicatedPair {
         let replica = EmbeddedDatabase::start(&EmbeddedOptions {
             data_dir: with_suffix("-replica"),
             remove_on_stop: true,
-            tcp_port: None,
+            tcp_port: Some(free_port()?),
             extra_args: vec!["--server-id=2".into()],
             principals: Vec::new(),
             outcomes_schema: String::new(),

@@ -127,6 +127,11 @@ impl EmbeddedDatabase {
         Ok(database)
     }
 
+    /// The TCP port it listens on (127.0.0.1), if any.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.options.tcp_port
+    }
+
     /// The unix socket the server listens on.
     pub fn socket_path(&self) -> &Path {
         &self.socket_path

@@ -27,6 +27,9 @@ pub enum EndReason {
     DatabaseAborted,
     /// Rolled back because the gateway is shutting down.
     Shutdown,
+    /// Its server stopped being the writable primary (a failover): what it
+    /// had done was not committed by the gateway.
+    PrimaryChanged,
     /// A statement ended it on the server (an implicit commit, a stored
     /// procedure's COMMIT...): what ran before was committed, not rolled back.
     EndedByStatement,
@@ -46,6 +49,7 @@ impl EndReason {
             EndReason::CallInterrupted => "aborted_interrupted",
             EndReason::DatabaseAborted => "aborted_database",
             EndReason::Shutdown => "aborted_shutdown",
+            EndReason::PrimaryChanged => "aborted_primary_changed",
             EndReason::EndedByStatement => "ended_by_statement",
             EndReason::CommitOutcomeUnknown => "commit_outcome_unknown",
         }
@@ -70,6 +74,9 @@ impl fmt::Display for EndReason {
                 "the database rolled it back (a deadlock, a lost connection, or an error after which the server had no transaction)"
             }
             EndReason::Shutdown => "the gateway is shutting down and rolled it back",
+            EndReason::PrimaryChanged => {
+                "its database server stopped being the writable primary (a failover): it was not committed; rerun it, it goes to the new primary"
+            }
             EndReason::EndedByStatement => {
                 "a statement ended it on the database (an implicit commit, or a COMMIT inside a stored procedure): what it had done before was committed"
             }
@@ -174,6 +181,10 @@ pub enum GatewayError {
     /// --allow-admin-account is not given: no call is served on it.
     #[error("{0}")]
     AdminAccount(String),
+
+    /// None of the servers of --database-url is a writable primary now.
+    #[error("{0}")]
+    NoWritablePrimary(String),
 
     /// No pooled connection became free within the acquire timeout.
     #[error("no database connection became free within {0:?}; the pool is exhausted, retry later")]

@@ -119,6 +119,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             (Code::PermissionDenied, "READ_ONLY_PRINCIPAL")
         }
         GatewayError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        GatewayError::NoWritablePrimary(_) => (Code::Unavailable, "NO_WRITABLE_PRIMARY"),
         GatewayError::TransactionOwnerUnavailable { owner, .. } => {
             metadata.insert("owner".into(), owner.to_string());
             (Code::Aborted, "TRANSACTION_OWNER_UNAVAILABLE")

@@ -390,6 +390,13 @@ impl Transactions {
         let mut guard = transaction.state.clone().lock_owned().await;
         let state = std::mem::replace(&mut *guard, TxState::Ended(EndReason::CallInterrupted));
         match state {
+            // Its server is no longer the primary (a failover): it ends
+            // here, rolled back, never committed there.
+            TxState::Open(conn) if transaction.backend.retired() => {
+                *guard = TxState::Open(conn);
+                self.end_idle(&transaction, guard, EndReason::PrimaryChanged);
+                Err(ended_error(EndReason::PrimaryChanged))
+            }
             TxState::Open(conn) => {
                 transaction.touch();
                 Ok(Lease::new(self.clone(), transaction, guard, conn))
@@ -565,9 +572,10 @@ fn ended_error(reason: EndReason) -> GatewayError {
         EndReason::Committed | EndReason::RolledBack => {
             GatewayError::TransactionNotFound(Some(reason))
         }
-        EndReason::CallInterrupted | EndReason::DatabaseAborted | EndReason::Shutdown => {
-            GatewayError::TransactionAborted(reason)
-        }
+        EndReason::CallInterrupted
+        | EndReason::DatabaseAborted
+        | EndReason::Shutdown
+        | EndReason::PrimaryChanged => GatewayError::TransactionAborted(reason),
         EndReason::EndedByStatement => GatewayError::TransactionEndedByStatement(format!(
             "the transaction is over: {reason}; nothing more can run in it"
         )),
