@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mysql_async::prelude::Queryable;
-use sqlgate::embedded::{EmbeddedDatabase, ReplicatedPair};
+use sqlgate::{
+    api::{self, database_client::DatabaseClient},
+    embedded::{EmbeddedDatabase, ReplicatedPair},
+};
 use tonic::Code;
+use tonic::transport::Channel;
 
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -23,6 +27,17 @@ async fn on(server: &EmbeddedDatabase, sql: &str) {
 
 async fn count(server: &EmbeddedDatabase, sql: &str) -> i64 {
     query_i64(&server.url("app"), sql).await.unwrap()
+}
+
+/// Inserts row `id` through the gateway; `judge` says whether the outcome
+/// is the one awaited.
+async fn insert(
+    client: &DatabaseClient<Channel>,
+    id: i64,
+    judge: impl FnOnce(Result<api::ExecuteResponse, tonic::Status>) -> bool,
+) -> bool {
+    let mut client = client.clone();
+    judge(execute(&mut client, &format!("INSERT INTO t VALUES ({id})"), vec![]).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,25 +180,17 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
     // the new primary is writable again and writes resume.
     on(replica, "SET GLOBAL read_only = 1").await;
     let refused = eventually(Duration::from_secs(5), || {
-        let mut client = client.clone();
-        async move {
-            execute(&mut client, "INSERT INTO t VALUES (1000)", vec![])
-                .await
-                .is_err_and(|status| {
-                    status.code() == Code::Unavailable && reason(&status) == "NO_WRITABLE_PRIMARY"
-                })
-        }
+        insert(&client, 1000, |result| {
+            result.is_err_and(|status| {
+                status.code() == Code::Unavailable && reason(&status) == "NO_WRITABLE_PRIMARY"
+            })
+        })
     })
     .await;
     assert!(refused, "calls say that no server is writable");
     on(replica, "SET GLOBAL read_only = 0").await;
     let resumed = eventually(Duration::from_secs(5), || {
-        let mut client = client.clone();
-        async move {
-            execute(&mut client, "INSERT INTO t VALUES (1001)", vec![])
-                .await
-                .is_ok()
-        }
+        insert(&client, 1001, |result| result.is_ok())
     })
     .await;
     assert!(resumed, "writes resume on the primary");
