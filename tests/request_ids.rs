@@ -44,6 +44,12 @@ fn batch_with_id(values: &[i64], request_id: &str) -> ExecuteBatchRequest {
     }
 }
 
+/// Runs `request`, which must succeed; true when it was answered as a replay.
+async fn replayed(client: &mut DatabaseClient<Channel>, request: ExecuteRequest) -> bool {
+    let answer = client.execute(request).await.expect("the call succeeds");
+    answer.into_inner().replayed
+}
+
 async fn create_t(gateway: &TestGateway) {
     gateway
         .direct_exec("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)")
@@ -315,14 +321,7 @@ async fn records_expire_after_the_retention() {
     create_t(&gateway).await;
     let mut client = gateway.client.clone();
     let insert = || with_id("INSERT INTO t (v) VALUES (1)", vec![], "old");
-    assert!(
-        !client
-            .execute(insert())
-            .await
-            .unwrap()
-            .into_inner()
-            .replayed
-    );
+    assert!(!replayed(&mut client, insert()).await);
     assert_eq!(
         count(&gateway, "SELECT COUNT(*) FROM sqlgate_outcomes").await,
         1
@@ -333,14 +332,7 @@ async fn records_expire_after_the_retention() {
     .await;
     assert!(purged, "the purge removed the expired record");
     // Forgotten: the same id runs again.
-    assert!(
-        !client
-            .execute(insert())
-            .await
-            .unwrap()
-            .into_inner()
-            .replayed
-    );
+    assert!(!replayed(&mut client, insert()).await);
     assert_eq!(count(&gateway, "SELECT COUNT(*) FROM t").await, 2);
 }
 
