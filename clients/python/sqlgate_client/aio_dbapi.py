@@ -16,7 +16,9 @@ inline begin with the first statement, Commit/Rollback RPCs, an error that
 ends the transaction makes every later call raise until rollback(), results
 of any size buffered by the plain cursor (reads refused as RESULT_TOO_LARGE
 run again through ExecuteStream), AsyncSSCursor streams a batch at a time,
-DDL refused inside no transaction reruns as an autocommit call.
+DDL refused inside no transaction reruns as an autocommit call. Request ids
+too: `await conn.commit(request_id=...)` or `conn.request_id`, and
+`execute(..., request_id=...)` in autocommit mode; `replayed` on both.
 """
 import grpc
 
@@ -29,7 +31,8 @@ from .dbapi import (  # noqa: F401 (the module's DB-API names)
     Error, IntegrityError, InterfaceError, InternalError, NotSupportedError, OperationalError,
     ProgrammingError, Time, TimeFromTicks, Timestamp, TimestampFromTicks, Warning, apilevel, paramstyle,
 )
-from .dbapi import _C, _RETURNING, _describe, _ends_transaction, _first_id, _is_read, _params, _row, _translate
+from .dbapi import (_C, _RETURNING, _describe, _ends_transaction, _is_read, _no_stream_request_id, _params,
+                    _row, _translate)
 
 threadsafety = 1
 
@@ -80,6 +83,8 @@ class AsyncConnection:
         self._closed = False
         self.max_batch_statements = _sync.MAX_BATCH_STATEMENTS
         self.max_batch_bytes = _sync.MAX_BATCH_BYTES
+        self.request_id = None  # as dbapi.Connection.request_id
+        self.replayed = False
 
     # -- settings (as dbapi.Connection)
 
@@ -89,6 +94,7 @@ class AsyncConnection:
     _chunks = _sync.Connection._chunks
     _check_open = _sync.Connection._check_open
     _check_transaction = _sync.Connection._check_transaction
+    _check_request_id = _sync.Connection._check_request_id
     transaction_id = _sync.Connection.transaction_id
     transaction_ended_by = _sync.Connection.transaction_ended_by
     closed = _sync.Connection.closed
@@ -119,20 +125,25 @@ class AsyncConnection:
         response = await self._unary("Execute", pb.ExecuteRequest(sql=sql))
         return _row(response.rows[0]) if response.rows else None
 
-    async def commit(self):
+    async def commit(self, request_id=None):
+        """Commits the open transaction; request_id as dbapi.Connection.commit."""
         self._check_open()
         await self._finish_stream()
         self._check_transaction()
+        request_id, self.request_id, self.replayed = request_id or self.request_id, None, False
         transaction_id = self._transaction_id
         if not transaction_id:
             return
         self._transaction_id = None
-        await self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id))
+        response = await self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
+                                                                request_id=request_id or ""))
+        self.replayed = response.replayed
 
     async def rollback(self):
         self._check_open()
         await self._finish_stream(cancel=True)
         self._ended_by = None
+        self.request_id = None
         transaction_id = self._transaction_id
         if not transaction_id:
             return
@@ -194,10 +205,10 @@ class AsyncConnection:
 
     _request = _sync.Connection._request
 
-    async def _execute(self, sql, params):
+    async def _execute(self, sql, params, request_id=None):
         self._check_open()
         await self._finish_stream()
-        request, began = self._request(sql, params)
+        request, began = self._request(sql, params, request_id)
         try:
             response = await self._unary("Execute", request)
         except Error as error:
@@ -256,16 +267,19 @@ class AsyncConnection:
             return header.columns, rows, 0, 0
         return header.columns, rows, summary.rows_affected, summary.last_insert_id
 
-    async def _execute_batch(self, statements):
+    async def _execute_batch(self, statements, request_id=None):
+        """As dbapi.Connection._execute_batch: returns (results, replayed)."""
         self._check_open()
         await self._finish_stream()
         self._check_transaction()
+        self._check_request_id(request_id)
         if not statements:
-            return []
+            return [], False
         if self._autocommit and self._fits_one_batch(statements):
-            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True)
+            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True,
+                                             request_id=request_id or "")
             response = await self._unary("ExecuteBatch", request)
-            return list(response.results)
+            return list(response.results), response.replayed
         results, transaction_id, began = [], self._transaction_id, False
         if not transaction_id:
             first = statements[0]
@@ -291,7 +305,10 @@ class AsyncConnection:
                     raise
                 done += len(chunk)
             if self._autocommit:
-                await self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id))
+                committed = await self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
+                                                                         request_id=request_id or ""))
+                if committed.replayed:
+                    return [], True
         except Error as error:
             if began:
                 if self._transaction_id == transaction_id:
@@ -302,7 +319,7 @@ class AsyncConnection:
             else:
                 await self._failed(error, transaction_id)
             raise
-        return results
+        return results, False
 
 
 class AsyncCursor:
@@ -315,23 +332,27 @@ class AsyncCursor:
         self.rowcount = -1
         self.lastrowid = None
         self.rownumber = None
+        self.replayed = False
         self._rows = []
         self._closed = False
 
     _set_result = _sync.Cursor._set_result
+    _set_batch_result = _sync.Cursor._set_batch_result
     _reset = _sync.Cursor._reset
     _check_open = _sync.Cursor._check_open
     _check_result = _sync.Cursor._check_result
 
-    async def execute(self, sql, params=None):
+    async def execute(self, sql, params=None, *, request_id=None):
+        """request_id: see dbapi.Cursor.execute (autocommit mode only)."""
         self._check_open()
         self._reset()
         conn = self.connection
         if _RETURNING.search(sql):
+            _no_stream_request_id(request_id)
             self._set_result(*await conn._read_stream(sql, params))
             return self.rowcount
         try:
-            response = await conn._execute(sql, params)
+            response = await conn._execute(sql, params, request_id)
         except OperationalError as error:
             if error.reason != "RESULT_TOO_LARGE" or not _is_read(sql):
                 raise
@@ -339,15 +360,14 @@ class AsyncCursor:
             return self.rowcount
         self._set_result(response.columns, [_row(r) for r in response.rows],
                          response.rows_affected, response.last_insert_id)
+        self.replayed = response.replayed
         return self.rowcount
 
-    async def executemany(self, sql, seq_of_params):
+    async def executemany(self, sql, seq_of_params, *, request_id=None):
         self._check_open()
         self._reset()
         statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
-        results = await self.connection._execute_batch(statements)
-        self.rowcount = sum(r.rows_affected for r in results)
-        self.lastrowid = _first_id(results)
+        self._set_batch_result(*await self.connection._execute_batch(statements, request_id))
         return self.rowcount
 
     async def fetchone(self):
@@ -403,8 +423,9 @@ class AsyncSSCursor(AsyncCursor):
         self._discarded = False
         self._in_transaction = False
 
-    async def execute(self, sql, params=None):
+    async def execute(self, sql, params=None, *, request_id=None):
         self._check_open()
+        _no_stream_request_id(request_id)
         await self._end_stream(cancel=False, discarded=False)
         self._reset()
         call, header, transaction_id = await self.connection._open_stream(sql, params)

@@ -19,6 +19,12 @@ How DB-API maps onto the gateway's RPCs (see README.md):
   as its own batch that commits.
 - SSCursor reads with ExecuteStream, a batch of rows at a time, as rows are
   fetched.
+- request ids (extensions, README "Request ids"): commit(request_id=...) or
+  Connection.request_id name the commit of the open transaction;
+  execute(..., request_id=...) and executemany(..., request_id=...) in
+  autocommit mode name that write. A rerun with the same id is answered
+  from the gateway's record, not run again: Connection.replayed /
+  Cursor.replayed say so.
 """
 import datetime
 import os
@@ -184,7 +190,9 @@ def _error_class(code, reason, errno, sqlstate):
     if code in (_C.NOT_FOUND, _C.PERMISSION_DENIED, _C.OUT_OF_RANGE):
         return ProgrammingError
     if code == _C.FAILED_PRECONDITION:
-        if reason == "IMPLICIT_COMMIT_IN_TRANSACTION" or errno == 1792:  # 1792: write in READ ONLY
+        if reason in ("IMPLICIT_COMMIT_IN_TRANSACTION", "REQUEST_ID_REUSED") or errno == 1792:
+            # 1792: a write in a READ ONLY transaction. REQUEST_ID_REUSED: the
+            # id names other work; nothing ran, and rerunning cannot help.
             return ProgrammingError
         return OperationalError  # TRANSACTION_ENDED_BY_STATEMENT and other server errors
     return DatabaseError
@@ -349,6 +357,11 @@ class Connection:
         self._closed = False
         self.max_batch_statements = MAX_BATCH_STATEMENTS
         self.max_batch_bytes = MAX_BATCH_BYTES
+        # Extension (request ids): the id the next commit() carries when it
+        # is given none; cleared by every commit() and rollback(). replayed:
+        # whether the last commit() was answered from the gateway's record.
+        self.request_id = None
+        self.replayed = False
 
     # -- public API
 
@@ -429,25 +442,37 @@ class Connection:
         self._check_open()
         return (cursorclass or Cursor)(self)
 
-    def commit(self):
+    def commit(self, request_id=None):
         """Commits the open transaction (Commit); a no-op when none is open.
         Whatever Commit answers, the transaction is over afterwards: on
         OperationalError with code UNKNOWN (COMMIT_OUTCOME_UNKNOWN), check
-        whether the work is there before redoing it."""
+        whether the work is there before redoing it, or rerun the whole
+        transaction and commit it with the same request id.
+
+        request_id (an extension; default: Connection.request_id, which every
+        commit() clears): the gateway records the commit under this id in the
+        same database transaction. When the id is recorded already (an
+        earlier attempt committed), this transaction is rolled back and the
+        recorded commit is answered: Connection.replayed is then True. The
+        id names one transaction's commit: use a new one for other work."""
         self._check_open()
         self._finish_stream()
         self._check_transaction()
+        request_id, self.request_id, self.replayed = request_id or self.request_id, None, False
         transaction_id = self._transaction_id
         if not transaction_id:
             return
         self._transaction_id = None
-        self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id))
+        response = self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
+                                                          request_id=request_id or ""))
+        self.replayed = response.replayed
 
     def rollback(self):
         """Rolls the open transaction back (Rollback); a no-op when none is open."""
         self._check_open()
         self._finish_stream(cancel=True)
         self._ended_by = None  # the transaction is gone already: nothing to roll back
+        self.request_id = None
         transaction_id = self._transaction_id
         if not transaction_id:
             return
@@ -530,10 +555,11 @@ class Connection:
         if cursor is not None:
             cursor._end_stream(cancel=cancel, discarded=discard)
 
-    def _request(self, sql, params):
+    def _request(self, sql, params, request_id=None):
         """An ExecuteRequest in the current transaction mode; returns (request, began)."""
         self._check_transaction()
-        request = pb.ExecuteRequest(sql=sql, params=_params(params))
+        self._check_request_id(request_id)
+        request = pb.ExecuteRequest(sql=sql, params=_params(params), request_id=request_id or "")
         began = False
         if not self._autocommit:
             if self._transaction_id:
@@ -544,10 +570,17 @@ class Connection:
                 began = True
         return request, began
 
-    def _execute(self, sql, params):
+    def _check_request_id(self, request_id):
+        """A statement's request id names an autocommit write only."""
+        if request_id and not self._autocommit:
+            raise ProgrammingError("a request_id on execute()/executemany() needs autocommit: in a "
+                                   "transaction, give it to commit(request_id=...) or set "
+                                   "Connection.request_id")
+
+    def _execute(self, sql, params, request_id=None):
         self._check_open()
         self._finish_stream()
-        request, began = self._request(sql, params)
+        request, began = self._request(sql, params, request_id)
         try:
             response = self._unary("Execute", request)
         except Error as error:
@@ -609,16 +642,22 @@ class Connection:
             return header.columns, rows, 0, 0
         return header.columns, rows, summary.rows_affected, summary.last_insert_id
 
-    def _execute_batch(self, statements):
-        """Runs statements (pb.Statement) with ExecuteBatch; returns their results."""
+    def _execute_batch(self, statements, request_id=None):
+        """Runs statements (pb.Statement) with ExecuteBatch; returns (their
+        results, replayed). With a request_id (autocommit only), a batch that
+        needs several calls carries it on its Commit: a replay then has no
+        results (the rerun's were rolled back)."""
         self._check_open()
         self._finish_stream()
         self._check_transaction()
+        self._check_request_id(request_id)
         if not statements:
-            return []
+            return [], False
         if self._autocommit and self._fits_one_batch(statements):
-            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True)
-            return list(self._unary("ExecuteBatch", request).results)
+            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True,
+                                             request_id=request_id or "")
+            response = self._unary("ExecuteBatch", request)
+            return list(response.results), response.replayed
         results, transaction_id, began = [], self._transaction_id, False
         if not transaction_id:
             # Begin inline with the first statement, then batch the rest in it.
@@ -645,7 +684,10 @@ class Connection:
                     raise
                 done += len(chunk)
             if self._autocommit:
-                self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id))
+                committed = self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
+                                                                   request_id=request_id or ""))
+                if committed.replayed:
+                    return [], True
         except Error as error:
             if began:
                 # The transaction holds nothing but this call's work: drop it
@@ -658,7 +700,7 @@ class Connection:
             else:
                 self._failed(error, transaction_id)
             raise
-        return results
+        return results, False
 
     def _fits_one_batch(self, statements):
         return (len(statements) <= self.max_batch_statements
@@ -676,6 +718,13 @@ class Connection:
         if chunk:
             yield chunk
 
+
+
+def _no_stream_request_id(request_id):
+    """Statements read through ExecuteStream (RETURNING, CALL) take no request id."""
+    if request_id:
+        raise NotSupportedError("a request_id cannot name a statement that returns rows from a write "
+                                "(RETURNING, CALL): the gateway streams those and records no outcome")
 
 
 def _first_id(results):
@@ -703,21 +752,27 @@ class Cursor:
         self.rowcount = -1
         self.lastrowid = None
         self.rownumber = None
+        self.replayed = False
         self._rows = []
         self._closed = False
 
     # -- execution
 
-    def execute(self, sql, params=None):
-        """Runs one statement with `?` parameters; returns rowcount."""
+    def execute(self, sql, params=None, *, request_id=None):
+        """Runs one statement with `?` parameters; returns rowcount.
+
+        request_id (an extension, autocommit mode only): the gateway records
+        the write under this id; a rerun with the same id runs nothing and
+        answers the recorded rowcount and lastrowid with `replayed` True."""
         self._check_open()
         self._reset()
         conn = self.connection
         if _RETURNING.search(sql):
+            _no_stream_request_id(request_id)
             self._set_result(*conn._read_stream(sql, params))
             return self.rowcount
         try:
-            response = conn._execute(sql, params)
+            response = conn._execute(sql, params, request_id)
         except OperationalError as error:
             if error.reason != "RESULT_TOO_LARGE" or not _is_read(sql):
                 raise
@@ -725,9 +780,10 @@ class Cursor:
             return self.rowcount
         self._set_result(response.columns, [_row(r) for r in response.rows],
                          response.rows_affected, response.last_insert_id)
+        self.replayed = response.replayed
         return self.rowcount
 
-    def executemany(self, sql, seq_of_params):
+    def executemany(self, sql, seq_of_params, *, request_id=None):
         """Runs the statement once per parameter sequence, in one ExecuteBatch
         (in chunks of Connection.max_batch_statements) that lets the gateway
         send a plain INSERT ... VALUES (...) as multi-row INSERTs
@@ -735,14 +791,19 @@ class Cursor:
         sum of the rows affected; lastrowid is the first AUTO_INCREMENT id
         generated (PyMySQL's, when its rows fit one multi-row INSERT). Either every statement ran or none did,
         except inside an already open transaction with more than one chunk,
-        where a failure undoes only the failing chunk (roll back to undo all)."""
+        where a failure undoes only the failing chunk (roll back to undo all).
+        request_id: as for execute() (autocommit mode only); a replay of a
+        batch that needed several calls has rowcount -1."""
         self._check_open()
         self._reset()
         statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
-        results = self.connection._execute_batch(statements)
-        self.rowcount = sum(r.rows_affected for r in results)
-        self.lastrowid = _first_id(results)
+        self._set_batch_result(*self.connection._execute_batch(statements, request_id))
         return self.rowcount
+
+    def _set_batch_result(self, results, replayed):
+        self.replayed = replayed
+        self.rowcount = sum(r.rows_affected for r in results) if results or not replayed else -1
+        self.lastrowid = _first_id(results)
 
     def _set_result(self, columns, rows, rows_affected, last_insert_id):
         if columns:
@@ -759,6 +820,7 @@ class Cursor:
         self.rowcount = -1
         self.lastrowid = None
         self.rownumber = None
+        self.replayed = False
         self._rows = []
 
     # -- fetching
@@ -852,8 +914,9 @@ class SSCursor(Cursor):
         self._discarded = False
         self._in_transaction = False
 
-    def execute(self, sql, params=None):
+    def execute(self, sql, params=None, *, request_id=None):
         self._check_open()
+        _no_stream_request_id(request_id)
         # Not cancel: cancelling a stream inside a transaction rolls it back.
         self._end_stream(cancel=False, discarded=False)
         self._reset()

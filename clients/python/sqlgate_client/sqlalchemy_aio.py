@@ -10,6 +10,8 @@ types and reflection, the same URL options) on the asyncio DB-API
 asyncmy: its AsyncAdapt_dbapi_* classes run the awaitable calls from
 SQLAlchemy's synchronous core inside a greenlet.
 """
+import collections
+
 from sqlalchemy import pool
 from sqlalchemy.connectors.asyncio import (
     AsyncAdapt_dbapi_connection,
@@ -30,6 +32,36 @@ class AsyncAdapt_sqlgate_cursor(AsyncAdapt_dbapi_cursor):
     def connection(self):
         """The adapted connection (the dialect's DDL handling reads its transaction)."""
         return self._adapt_connection
+
+    @property
+    def replayed(self):
+        return self._cursor.replayed
+
+    # execute/executemany as SQLAlchemy's adapter has them, with the driver's
+    # request_id extension passed through.
+
+    def execute(self, operation, parameters=None, *, request_id=None):
+        try:
+            return self.await_(self._execute_async(operation, parameters, request_id))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation, seq_of_parameters, *, request_id=None):
+        try:
+            return self.await_(self._executemany_async(operation, seq_of_parameters, request_id))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _execute_async(self, operation, parameters, request_id=None):
+        async with self._adapt_connection._execute_mutex:
+            result = await self._cursor.execute(operation, parameters, request_id=request_id)
+            if self._cursor.description and not self.server_side:
+                self._rows = collections.deque(await self._cursor.fetchall())
+            return result
+
+    async def _executemany_async(self, operation, seq_of_parameters, request_id=None):
+        async with self._adapt_connection._execute_mutex:
+            return await self._cursor.executemany(operation, seq_of_parameters, request_id=request_id)
 
 
 class AsyncAdapt_sqlgate_ss_cursor(AsyncAdapt_dbapi_ss_cursor, AsyncAdapt_sqlgate_cursor):
@@ -72,6 +104,18 @@ class AsyncAdapt_sqlgate_connection(AsyncAdapt_dbapi_connection):
     @property
     def transaction_id(self):
         return self._connection.transaction_id
+
+    @property
+    def request_id(self):
+        return self._connection.request_id
+
+    @request_id.setter
+    def request_id(self, value):
+        self._connection.request_id = value
+
+    @property
+    def replayed(self):
+        return self._connection.replayed
 
     @property
     def transaction_ended_by(self):

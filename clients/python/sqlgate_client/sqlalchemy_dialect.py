@@ -38,12 +38,18 @@ What the gateway changes compared with a MySQL driver (see README.md):
   supports_sane_rowcount is True and the ORM checks them: a stale
   version_id_col UPDATE or DELETE raises StaleDataError. A gateway started
   with --found-rows false reports rows changed: create_engine(...,
-  found_rows=False) turns the checks off again.
+  found_rows=False) turns the checks off again;
+- request ids (README "Request ids"): the execution option request_id on a
+  Connection (conn.execution_options(request_id=...),
+  session.connection(execution_options={"request_id": ...})) names the
+  commit of its transaction; with AUTOCOMMIT, a statement's request_id
+  option names that statement's write.
 """
 import grpc
 from sqlalchemy import exc, util
 from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.dialects import registry
+from sqlalchemy.engine.characteristics import ConnectionCharacteristic
 from sqlalchemy.dialects.mysql.base import MySQLCompiler, MySQLDialect, MySQLExecutionContext
 from sqlalchemy.dialects.mysql.json import JSON as _MySQLJSON
 from sqlalchemy.dialects.mysql.base import colspecs as _mysql_colspecs
@@ -65,6 +71,26 @@ class _SqlgateJSON(_MySQLJSON):
             return value
 
         return process
+
+
+class RequestIdCharacteristic(ConnectionCharacteristic):
+    """The execution option request_id on a Connection: the id the driver's
+    next commit() carries (its Connection.request_id, which every commit and
+    rollback clear). A connection characteristic, as isolation_level is, so
+    that SQLAlchemy clears it when the connection goes back to the pool and
+    the next checkout never commits under a stale id. Not transactional: it
+    may be set in an open transaction, before its commit."""
+
+    transactional = False
+
+    def reset_characteristic(self, dialect, dbapi_conn):
+        dbapi_conn.request_id = None
+
+    def set_characteristic(self, dialect, dbapi_conn, value):
+        dbapi_conn.request_id = value
+
+    def get_characteristic(self, dialect, dbapi_conn):
+        return dbapi_conn.request_id
 
 
 class SqlgateCompiler(MySQLCompiler):
@@ -128,6 +154,8 @@ class SqlgateDialect(MySQLDialect):
     execution_ctx_cls = SqlgateExecutionContext
     statement_compiler = SqlgateCompiler
     colspecs = util.update_copy(_mysql_colspecs, {sqltypes.JSON: _SqlgateJSON})
+    connection_characteristics = util.immutabledict(
+        {**MySQLDialect.connection_characteristics, "request_id": RequestIdCharacteristic()})
 
     def __init__(self, implicit_commit_ddl=True, found_rows=True, **kwargs):
         super().__init__(**kwargs)
@@ -143,6 +171,14 @@ class SqlgateDialect(MySQLDialect):
         from sqlgate_client import dbapi
 
         return dbapi
+
+    def set_engine_execution_options(self, engine, opts):
+        if opts.get("request_id"):
+            # Every connection would commit under the one id: each commit
+            # after the first would be answered as a replay and rolled back.
+            raise exc.ArgumentError("request_id names one commit: set it on a Connection "
+                                    "(conn.execution_options(request_id=...)), not on the Engine")
+        super().set_engine_execution_options(engine, opts)
 
     # ---------------------------------------------------------- connecting
 
@@ -268,16 +304,26 @@ class SqlgateDialect(MySQLDialect):
             else:
                 raise
 
+    @staticmethod
+    def _request_id(cursor, context):
+        """{"request_id": ...} for a statement run in autocommit mode with the
+        execution option request_id (the driver takes one only there; in a
+        transaction the option names the commit, see RequestIdCharacteristic)."""
+        request_id = context.execution_options.get("request_id") if context is not None else None
+        return {"request_id": request_id} if request_id and cursor.connection.autocommit else {}
+
     def do_execute(self, cursor, statement, parameters, context=None):
-        self._run(cursor, lambda: cursor.execute(statement, parameters))
+        kw = self._request_id(cursor, context)
+        self._run(cursor, lambda: cursor.execute(statement, parameters, **kw))
         if context is not None and context.execute_style is ExecuteStyle.INSERTMANYVALUES:
             context._imv_rowcount = (context._imv_rowcount or 0) + max(cursor.rowcount, 0)
 
     def do_execute_no_params(self, cursor, statement, context=None):
-        self._run(cursor, lambda: cursor.execute(statement))
+        kw = self._request_id(cursor, context)
+        self._run(cursor, lambda: cursor.execute(statement, **kw))
 
     def do_executemany(self, cursor, statement, parameters, context=None):
-        rowcount = cursor.executemany(statement, parameters)
+        rowcount = cursor.executemany(statement, parameters, **self._request_id(cursor, context))
         if context is not None:
             context._rowcount = rowcount
 
