@@ -77,6 +77,15 @@ def test_dbapi_autocommit_statements_and_reused_ids(gateway_address):
         assert cur.executemany("INSERT INTO rid_ac (v) VALUES (?)", rows, request_id=bid) == 2
         assert cur.replayed is True
         assert _count(cur, "rid_ac") == 3
+        # Too big for one ExecuteBatch: inline begin, batches, and the id on
+        # the Commit; the replay has no counts.
+        conn.max_batch_statements = 2
+        mid, rows = _rid(), [(4,), (5,), (6,)]
+        assert cur.executemany("INSERT INTO rid_ac (v) VALUES (?)", rows, request_id=mid) == 3
+        assert cur.replayed is False
+        assert cur.executemany("INSERT INTO rid_ac (v) VALUES (?)", rows, request_id=mid) == -1
+        assert cur.replayed is True
+        assert _count(cur, "rid_ac") == 6
         # The same id with other work: refused, nothing ran.
         with pytest.raises(dbapi.ProgrammingError) as refused:
             cur.execute("INSERT INTO rid_ac (v) VALUES (?)", [9], request_id=rid)
@@ -89,7 +98,7 @@ def test_dbapi_autocommit_statements_and_reused_ids(gateway_address):
             conn.commit(request_id=rid)
         _assert_reused(refused.value)
         assert conn.replayed is False
-        assert _count(cur, "rid_ac") == 3
+        assert _count(cur, "rid_ac") == 6
         conn.rollback()
     finally:
         conn.close()
