@@ -31,6 +31,16 @@ impl EmbeddedDatabase {
         self.kill();
         self.launch()
     }
+
+    /// Like [`Self::restart`], with `extra_args` added to the server's
+    /// options from now on (e.g. `--read-only` for an old primary that
+    /// comes back after a failover).
+    pub fn restart_with(&mut self, extra_args: &[&str]) -> Result<(), EmbeddedError> {
+        self.kill();
+        self.command
+            .extend(extra_args.iter().map(|arg| arg.to_string()));
+        self.launch()
+    }
 }
 
 #[cfg(test)]

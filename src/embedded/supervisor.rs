@@ -52,7 +52,7 @@ pub struct EmbeddedDatabase {
     /// The options, with the data directory made absolute.
     pub(super) options: EmbeddedOptions,
     /// The server binary and its arguments.
-    command: Vec<String>,
+    pub(super) command: Vec<String>,
     /// Holds the socket (and the init file); removed when the server stops.
     run_dir: PathBuf,
     socket_path: PathBuf,
