@@ -376,8 +376,10 @@ impl ServeArgs {
         };
         let request_id_schema = match (&self.request_id_schema, &target) {
             (Some(schema), _) => Some(schema.trim().to_string()),
-            (None, Some(DatabaseTarget::Url(url))) => mysql_async::Opts::from_url(url)
-                .ok()
+            // The database of the first server (all name the same one).
+            (None, Some(DatabaseTarget::Url(url))) => crate::config::server_urls(url)
+                .first()
+                .and_then(|server| mysql_async::Opts::from_url(server).ok())
                 .and_then(|opts| opts.db_name().map(str::to_string)),
             (None, _) => Some(EMBEDDED_OUTCOMES_SCHEMA.to_string()),
         };
