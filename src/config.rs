@@ -508,7 +508,10 @@ mod tests {
             Duration::from_millis(250)
         );
         assert!(matches!(config.database.target, DatabaseTarget::Url(_)));
-        assert_eq!(config.request_ids.schema, "db", "the outcomes' default schema");
+        assert_eq!(
+            config.request_ids.schema, "db",
+            "the outcomes' default schema"
+        );
         let problem = parse(&["--database-url", "mysql://u:p@a:3306,b:x/db"]).unwrap_err();
         assert!(problem.contains("not a valid MySQL URL"), "{problem}");
         let problem = parse(&[

@@ -37,7 +37,10 @@ use std::{
 use common::*;
 use mysql_async::prelude::Queryable;
 use sqlgate::{
-    api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient},
+    api::{
+        BeginRequest, CommitRequest, ExecuteRequest, RollbackRequest,
+        database_client::DatabaseClient,
+    },
     embedded::{EmbeddedDatabase, ReplicatedPair},
 };
 use tonic::{Code, transport::Channel};
@@ -128,20 +131,28 @@ struct Shared {
 }
 
 impl Shared {
-    async fn wait_for(&self, done: usize, step: &str) {
-        let reached =
-            eventually(PHASE, || async { self.done.load(Ordering::SeqCst) >= done }).await;
+    /// Waits until `LOAD` more transfers than now are done; on a timeout,
+    /// fails with the gateways' logs.
+    async fn more_load(&self, step: &str, fleet: &[GatewayProcess]) {
+        let target = self.done.load(Ordering::SeqCst) + LOAD;
+        let reached = eventually(PHASE, || async {
+            self.done.load(Ordering::SeqCst) >= target
+        })
+        .await;
+        if !reached {
+            for gateway in fleet {
+                eprintln!(
+                    "--- log of the gateway at {}:\n{}",
+                    gateway.address,
+                    gateway.log()
+                );
+            }
+        }
         assert!(
             reached,
-            "{step}: {} of {done} transfers done within {PHASE:?}",
+            "{step}: {} of {target} transfers done within {PHASE:?}",
             self.done.load(Ordering::SeqCst)
         );
-    }
-
-    /// Waits for `LOAD` more transfers than are done now.
-    async fn more_load(&self, step: &str) {
-        self.wait_for(self.done.load(Ordering::SeqCst) + LOAD, step)
-            .await;
     }
 
     fn committed(&self) {
@@ -185,22 +196,71 @@ fn with_deadline<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-/// One attempt of `transfer`: Begin through `gateways[0]`, the statements
-/// alternately through the other gateway (forwarded to the owner) and the
-/// owner, Commit through the other. `Ok(replayed)` once committed.
-/// `Err((status, at_commit))`.
+/// Why an attempt failed: the status, whether it answered the Commit (the
+/// transfer may have committed), and which gateway answered it.
+struct Failure {
+    status: tonic::Status,
+    at_commit: bool,
+    gateway: usize,
+}
+
+/// One attempt of `transfer` through `gateways[route[0]]` (the owner: Begin
+/// and every other statement) and `gateways[route[1]]` (the other
+/// statements, forwarded to the owner, and Commit). `Ok(replayed)` once
+/// committed.
 async fn attempt(
-    gateways: [&DatabaseClient<Channel>; 2],
+    gateways: &[DatabaseClient<Channel>; 2],
+    route: [usize; 2],
     transfer: &Transfer,
-) -> Result<bool, (tonic::Status, bool)> {
-    let [mut owner, mut other] = gateways.map(Clone::clone);
-    let before_commit = |status| (status, false);
-    let tx = owner
+) -> Result<bool, Failure> {
+    let owner = route[0];
+    let failed = |gateway, at_commit| {
+        move |status| Failure {
+            status,
+            at_commit,
+            gateway,
+        }
+    };
+    let tx = gateways[owner]
+        .clone()
         .begin(with_deadline(BeginRequest::default()))
         .await
-        .map_err(before_commit)?
+        .map_err(failed(owner, false))?
         .into_inner()
         .transaction_id;
+    let result = statements_and_commit(gateways, route, transfer, &tx).await;
+    if result.is_err() {
+        // As a client does: end the transaction so that its locks go now,
+        // not after the gateway's idle timeout (best effort: its owner may
+        // be gone). Also after a failed Commit: a Commit sent through an
+        // instance that died before forwarding it never reached the owner,
+        // and a Rollback racing a COMMIT is harmless, the request id tells
+        // which won.
+        let rollback = RollbackRequest {
+            transaction_id: tx.clone(),
+        };
+        let _ = gateways[owner]
+            .clone()
+            .rollback(with_deadline(rollback))
+            .await;
+    }
+    result
+}
+
+/// The statements and the Commit of an attempt, in transaction `tx`.
+async fn statements_and_commit(
+    gateways: &[DatabaseClient<Channel>; 2],
+    [owner, other]: [usize; 2],
+    transfer: &Transfer,
+    tx: &str,
+) -> Result<bool, Failure> {
+    let failed = |gateway, at_commit| {
+        move |status| Failure {
+            status,
+            at_commit,
+            gateway,
+        }
+    };
     // In account order: transfers never deadlock on each other.
     let (first, second) = if transfer.from < transfer.to {
         (
@@ -228,25 +288,41 @@ async fn attempt(
         ),
     ];
     for (n, (sql, params)) in statements.into_iter().enumerate() {
-        let through = if n % 2 == 0 { &mut other } else { &mut owner };
-        through
+        let through = if n % 2 == 0 { other } else { owner };
+        gateways[through]
+            .clone()
             .execute(with_deadline(ExecuteRequest {
                 sql: sql.into(),
                 params,
-                transaction_id: tx.clone(),
+                transaction_id: tx.into(),
                 ..Default::default()
             }))
             .await
-            .map_err(before_commit)?;
+            .map_err(failed(through, false))?;
     }
-    let committed = other
+    let committed = gateways[other]
+        .clone()
         .commit(with_deadline(CommitRequest {
-            transaction_id: tx,
+            transaction_id: tx.into(),
             request_id: transfer.request_id.clone(),
         }))
         .await
-        .map_err(|status| (status, true))?;
+        .map_err(failed(other, true))?;
     Ok(committed.into_inner().replayed)
+}
+
+/// The route of the next attempt: the owner alternates between the
+/// gateways, and a gateway that failed to answer (a transport error: no
+/// sqlgate status) is left out for a moment, as a client-side balancer
+/// would; when both are out, both are tried.
+fn route(attempt: usize, out_until: &[Option<Instant>; 2]) -> [usize; 2] {
+    let up = |gateway: usize| out_until[gateway].is_none_or(|until| Instant::now() >= until);
+    let owner = attempt % 2;
+    match (up(owner), up(1 - owner)) {
+        (true, true) | (false, false) => [owner, 1 - owner],
+        (true, false) => [owner, owner],
+        (false, true) => [1 - owner, 1 - owner],
+    }
 }
 
 /// A client: transfers until told to stop, each until it is done.
@@ -257,6 +333,7 @@ async fn client(
 ) -> ClientReport {
     let mut report = ClientReport::default();
     let mut attempts = number;
+    let mut out_until = [None; 2];
     for n in 0.. {
         if shared.stop.load(Ordering::SeqCst) {
             break;
@@ -275,19 +352,25 @@ async fn client(
         let mut backoff = Duration::from_millis(10);
         loop {
             attempts += 1;
-            let owner = attempts % 2;
-            match attempt([&gateways[owner], &gateways[1 - owner]], &transfer).await {
+            match attempt(&gateways, route(attempts, &out_until), &transfer).await {
                 Ok(replayed) => {
                     report.replayed += usize::from(replayed);
                     shared.committed();
                     break;
                 }
-                Err((status, at_commit)) if retryable(&status) => {
-                    let reason = status
-                        .metadata()
-                        .get("grpc-status-details-bin")
-                        .map(|_| reason(&status))
-                        .unwrap_or_else(|| "transport".into());
+                Err(failure) if retryable(&failure.status) => {
+                    let Failure {
+                        status,
+                        at_commit,
+                        gateway,
+                    } = failure;
+                    let reason = match status.details().is_empty() {
+                        false => reason(&status),
+                        true => {
+                            out_until[gateway] = Some(Instant::now() + Duration::from_millis(300));
+                            "transport".into()
+                        }
+                    };
                     *report
                         .reruns
                         .entry(format!("{:?}/{reason}", status.code()))
@@ -305,7 +388,7 @@ async fn client(
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(100));
                 }
-                Err((status, _)) => panic!("transfer {transfer:?} failed: {status:?}"),
+                Err(failure) => panic!("transfer {transfer:?} failed: {:?}", failure.status),
             }
         }
         report.done.push(transfer);
@@ -424,7 +507,7 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|number| tokio::spawn(client(number, gateways.clone(), shared.clone())))
         .collect();
-    shared.more_load("warm-up").await;
+    shared.more_load("warm-up", &fleet).await;
 
     // (a) The gateway that owns half the transactions dies, then comes back
     // on its address.
@@ -433,13 +516,17 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
     let killed = fleet.remove(0);
     let log_a = killed.log();
     killed.exit(Duration::from_secs(10)).await;
-    shared.more_load("after the gateway's SIGKILL").await;
+    shared
+        .more_load("after the gateway's SIGKILL", &fleet)
+        .await;
     fleet.insert(
         0,
         GatewayProcess::try_start(args(&address, &peers), &[])
             .expect("the gateway starts again on its address"),
     );
-    shared.more_load("after the gateway's restart").await;
+    shared
+        .more_load("after the gateway's restart", &fleet)
+        .await;
 
     // (b) The primary dies during commits; the replica is promoted.
     pair.primary.kill();
@@ -447,7 +534,7 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
     promote(&pair.replica).await;
     let promoted = Instant::now();
     shared.promotion.lock().unwrap().0 = Some(promoted);
-    shared.more_load("after the promotion").await;
+    shared.more_load("after the promotion", &fleet).await;
     let first_write = shared.promotion.lock().unwrap().1.unwrap();
     println!(
         "primary SIGKILLed; replica promoted {:?} later; first successful write {:?} after the promotion",
@@ -460,7 +547,7 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
         .restart_with(&["--read-only"])
         .expect("the old primary starts again");
     let old_history = global(&pair.primary, "SELECT @@gtid_binlog_pos").await;
-    shared.more_load("with the old primary back").await;
+    shared.more_load("with the old primary back", &fleet).await;
 
     shared.stop.store(true, Ordering::SeqCst);
     let mut reports = Vec::new();
