@@ -610,12 +610,25 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
     )
     .await;
     assert!(ledger.is_empty(), "transfers applied twice: {ledger:?}");
-    let ledger: BTreeSet<String> = pairs(&pair.replica, "SELECT request_id, n FROM ledger")
+    let ledger: BTreeSet<(String, i64)> = pairs(&pair.replica, "SELECT request_id, n FROM ledger")
         .await
         .into_iter()
-        .map(|(id, _)| id)
         .collect();
-    assert_eq!(ledger, done_ids, "the ledger has each done transfer once");
+    let ids: BTreeSet<String> = ledger.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, done_ids, "the ledger has each done transfer once");
+    // Transactions the old primary committed that the new one never got
+    // (their answers were lost): each ran again on the new primary, with
+    // its request id.
+    let old_ledger = pairs(&pair.primary, "SELECT request_id, n FROM ledger").await;
+    let lost: Vec<&(String, i64)> = old_ledger
+        .iter()
+        .filter(|row| !ledger.contains(*row))
+        .collect();
+    println!(
+        "{} transactions lost with the old primary's history, run again on the new one: {lost:?}",
+        lost.len()
+    );
+    assert!(lost.iter().all(|(id, _)| done_ids.contains(id)), "{lost:?}");
     let records = pairs(
         &pair.replica,
         "SELECT request_id, COUNT(*) FROM sqlgate_outcomes WHERE request_id <> 'setup' GROUP BY request_id",
