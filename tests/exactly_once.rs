@@ -55,15 +55,6 @@ const PHASE: Duration = Duration::from_secs(20);
 /// How long a client may keep retrying one transfer.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
-/// Runs `sql` as root on `server`.
-async fn on(server: &EmbeddedDatabase, sql: &str) {
-    let mut conn = mysql_async::Conn::from_url(server.url("mysql"))
-        .await
-        .unwrap();
-    conn.query_drop(sql).await.unwrap();
-    conn.disconnect().await.unwrap();
-}
-
 /// Reads rows of (text, integer) as root in `app` on `server`.
 async fn pairs(server: &EmbeddedDatabase, sql: &str) -> Vec<(String, i64)> {
     let mut conn = mysql_async::Conn::from_url(server.url("app"))

@@ -6,7 +6,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mysql_async::prelude::Queryable;
 use sqlgate::{
     api::{self, database_client::DatabaseClient},
     embedded::{EmbeddedDatabase, ReplicatedPair},
@@ -15,15 +14,6 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
-
-/// Runs `sql` as root on `server`.
-async fn on(server: &EmbeddedDatabase, sql: &str) {
-    let mut conn = mysql_async::Conn::from_url(server.url("mysql"))
-        .await
-        .unwrap();
-    conn.query_drop(sql).await.unwrap();
-    conn.disconnect().await.unwrap();
-}
 
 async fn count(server: &EmbeddedDatabase, sql: &str) -> i64 {
     query_i64(&server.url("app"), sql).await.unwrap()

@@ -224,6 +224,16 @@ impl TestGateway {
     }
 }
 
+/// Runs `sql` as root on `server` (a test's own server, e.g. of a
+/// replicated pair).
+pub async fn on(server: &EmbeddedDatabase, sql: &str) {
+    let mut conn = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    conn.query_drop(sql).await.unwrap();
+    conn.disconnect().await.unwrap();
+}
+
 /// Reads one integer over a direct connection to `url`.
 pub async fn query_i64(url: &str, sql: &str) -> Option<i64> {
     let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
