@@ -472,10 +472,14 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
     };
     let mut fleet = GatewayProcess::fleet(2, &[], args);
     let peers = format!("{},{}", fleet[0].address, fleet[1].address);
+    // Connects on first use (and again after a restart); a call that gets
+    // no answer is given up on the client's side too, so that a hang shows
+    // as a failed test, not a stuck one.
     let lazy = |address: &str| {
         DatabaseClient::new(
             Channel::from_shared(format!("http://{address}"))
                 .unwrap()
+                .timeout(Duration::from_secs(15))
                 .connect_lazy(),
         )
     };
