@@ -16,6 +16,10 @@ pub enum Path {
     /// requests (begin, the statements, commit) sent without waiting for the
     /// answers.
     GatewayStream,
+    /// Through the gateway, the Commit carrying a `request_id` (a new one
+    /// per transaction): the cost of exactly-once writes (a record INSERT in
+    /// the transaction, before COMMIT).
+    GatewayRequestId,
     /// Through a fleet of two gateways, each call of a transaction sent to
     /// the other instance than the previous one: every other call is
     /// forwarded to the transaction's owner.
@@ -45,6 +49,7 @@ impl Path {
             Path::Gateway => "gateway",
             Path::GatewayInline => "gateway (inline begin + commit)",
             Path::GatewayStream => "gateway (Transaction stream)",
+            Path::GatewayRequestId => "gateway (Commit with a request_id)",
             Path::GatewayForwarded => "gateway, calls alternating between two instances",
             Path::DirectOwned => "direct (owned)",
             Path::DirectOwnedPaced => "direct (owned, at the gateway's rate)",
@@ -57,7 +62,11 @@ impl Path {
     pub fn is_gateway(self) -> bool {
         matches!(
             self,
-            Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded
+            Path::Gateway
+                | Path::GatewayInline
+                | Path::GatewayStream
+                | Path::GatewayRequestId
+                | Path::GatewayForwarded
         )
     }
 }

@@ -46,7 +46,11 @@ pub async fn stream_once(
     let started = Instant::now();
     let give_up = started + duration;
     let rows = match path {
-        Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded => {
+        Path::Gateway
+        | Path::GatewayInline
+        | Path::GatewayStream
+        | Path::GatewayRequestId
+        | Path::GatewayForwarded => {
             let mut rows = 0u64;
             let mut stream = client
                 .execute_stream(ExecuteRequest {

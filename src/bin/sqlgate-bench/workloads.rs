@@ -234,6 +234,7 @@ impl Bench {
         if selected(&name) {
             let paths = [
                 Gateway,
+                GatewayRequestId,
                 GatewayInline,
                 GatewayStream,
                 DirectOwned,
@@ -402,7 +403,11 @@ impl Bench {
     ) -> Measurement {
         let point_rows = self.args.point_rows;
         match path {
-            Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded => {
+            Path::Gateway
+            | Path::GatewayInline
+            | Path::GatewayStream
+            | Path::GatewayRequestId
+            | Path::GatewayForwarded => {
                 let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
                     let response = client
                         .execute(ExecuteRequest {
@@ -481,15 +486,32 @@ impl Bench {
                     .await
                     .0
             }
-            Path::Gateway | Path::GatewayInline | Path::GatewayStream | Path::GatewayForwarded => {
-                let op = move |worker, iteration, mut client: DatabaseClient<Channel>| async move {
-                    let (a, b) = two_ids(point_rows, worker, iteration);
-                    match path {
-                        Path::GatewayInline => gateway_inline_transaction(&mut client, a, b).await,
-                        Path::GatewayStream => gateway_stream_transaction(&mut client, a, b).await,
-                        _ => gateway_transaction(&mut client, a, b).await,
+            Path::Gateway
+            | Path::GatewayInline
+            | Path::GatewayStream
+            | Path::GatewayRequestId
+            | Path::GatewayForwarded => {
+                // Request ids unique to this run: a database kept between
+                // runs would otherwise answer replays.
+                let run = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+                let op = move |worker, iteration, mut client: DatabaseClient<Channel>| {
+                    let request_id = format!("bench-{run}-{worker}-{iteration}");
+                    async move {
+                        let (a, b) = two_ids(point_rows, worker, iteration);
+                        match path {
+                            Path::GatewayInline => {
+                                gateway_inline_transaction(&mut client, a, b).await
+                            }
+                            Path::GatewayStream => {
+                                gateway_stream_transaction(&mut client, a, b).await
+                            }
+                            Path::GatewayRequestId => {
+                                gateway_transaction(&mut client, a, b, request_id).await
+                            }
+                            _ => gateway_transaction(&mut client, a, b, String::new()).await,
+                        }
+                        client
                     }
-                    client
                 };
                 timed(self.processes, self.clients(CONCURRENCY), duration, op)
                     .await
@@ -548,7 +570,13 @@ async fn direct_point_select(conn: &mut Conn, id: i64) {
     assert!(row.is_some());
 }
 
-async fn gateway_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i64) {
+/// Begin + 2 UPDATE + Commit, the Commit with `request_id` unless empty.
+async fn gateway_transaction(
+    client: &mut DatabaseClient<Channel>,
+    a: i64,
+    b: i64,
+    request_id: String,
+) {
     let tx = client
         .begin(BeginRequest::default())
         .await
@@ -566,13 +594,14 @@ async fn gateway_transaction(client: &mut DatabaseClient<Channel>, a: i64, b: i6
             .await
             .expect("update");
     }
-    client
+    let committed = client
         .commit(CommitRequest {
             transaction_id: tx,
-            ..Default::default()
+            request_id,
         })
         .await
         .expect("commit");
+    assert!(!committed.into_inner().replayed, "a new request id");
 }
 
 /// The same transaction in two calls: the first UPDATE begins it, the
