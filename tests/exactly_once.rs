@@ -22,7 +22,13 @@
 //! the outcomes table one record per request id, and no client is left with
 //! an unresolved UNKNOWN. The old primary, back read-only (the gateway's
 //! account holds READ_ONLY ADMIN, so only the gateway's choice of server
-//! keeps writes off it), is never written to again.
+//! keeps writes off it), is never written to again; what it committed that
+//! the new primary lacks (read from its ledger) was run again there.
+//!
+//! The clients do what a careful client does: they route around a gateway
+//! that does not answer, and roll back a failed attempt's transaction (a
+//! Commit sent through an instance that died never reached the owner: the
+//! transaction would hold its locks until `--tx-idle-timeout`).
 mod common;
 
 use std::{
