@@ -460,21 +460,13 @@ async fn transfers_apply_exactly_once_through_gateway_and_primary_crashes() {
         replica.tcp_port().unwrap(),
     );
     let args = |listen: &str, peers: &str| {
-        [
-            "--database-url",
-            &url,
-            "--listen",
-            listen,
-            "--peers",
-            peers,
+        let quick = [
             "--primary-check-interval",
             "200ms",
             "--peer-connect-timeout",
             "1s",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>()
+        ];
+        GatewayProcess::fleet_args(&url, listen, peers, &quick)
     };
     let mut fleet = GatewayProcess::fleet(2, &[], args);
     let peers = format!("{},{}", fleet[0].address, fleet[1].address);

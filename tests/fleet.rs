@@ -18,10 +18,9 @@ use tonic::Code;
 fn fleet(url: &str, size: usize, extra: &[&str]) -> Vec<GatewayProcess> {
     GatewayProcess::fleet(size, &[], |listen, peers| {
         let metrics = format!("127.0.0.1:{}", free_port());
-        let mut args = vec!["--database-url", url, "--listen", listen, "--peers", peers];
-        args.extend(["--metrics-listen", &metrics]);
-        args.extend_from_slice(extra);
-        args.into_iter().map(String::from).collect()
+        let mut flags = vec!["--metrics-listen", &metrics];
+        flags.extend_from_slice(extra);
+        GatewayProcess::fleet_args(url, listen, peers, &flags)
     })
 }
 
@@ -128,10 +127,11 @@ async fn any_instance_serves_any_transaction() {
         r#"sqlgate_forwarded_calls_total{method="Execute",outcome="owner_error"}"#,
     );
     assert_eq!(forwarded, Some(1.0), "{metrics}");
+    let forwarded_to = format!("\"forwarded_to\":\"{}\"", instances[0].address);
     assert!(
         instances[1]
-            .log()
-            .contains(&format!("\"forwarded_to\":\"{}\"", instances[0].address)),
+            .logs_within(&forwarded_to, Duration::from_secs(5))
+            .await,
         "B logs where it forwarded"
     );
 }
@@ -472,10 +472,7 @@ async fn the_trace_id_follows_a_call_across_instances() {
     let logged = format!("\"trace_id\":\"{TRACE_ID}\"");
     for instance in &instances {
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                instance.log().contains(&logged)
-            })
-            .await,
+            instance.logs_within(&logged, Duration::from_secs(5)).await,
             "{} logs the trace id",
             instance.address
         );

@@ -244,9 +244,12 @@ async fn rpc_spans_continue_the_callers_trace_across_instances() {
     assert_ne!(root.trace_id(), TRACE_ID);
     let logged = format!("\"trace_id\":\"{}\"", root.trace_id());
     assert!(
-        instances
-            .iter()
-            .any(|instance| instance.log().contains(&logged)),
+        eventually(Duration::from_secs(5), || async {
+            instances
+                .iter()
+                .any(|instance| instance.log().contains(&logged))
+        })
+        .await,
         "the log names the trace the span started"
     );
 }

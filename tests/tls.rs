@@ -198,32 +198,18 @@ async fn tls_fleet(name: &str, pki: &Pki, mutual: bool, extra: &[&str]) -> Vec<G
     let key = write(&format!("{name}-fleet-key.pem"), &key);
     let ca = write(&format!("{name}-fleet-ca.pem"), &pki.ca_pem);
     let (_, url) = fresh_database().await;
+    let (cert, key, ca) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        ca.to_str().unwrap(),
+    );
+    let mut tls = vec!["--tls-cert", cert, "--tls-key", key, "--peer-tls-ca", ca];
+    if mutual {
+        tls.extend(["--tls-client-ca", ca]);
+    }
+    tls.extend_from_slice(extra);
     GatewayProcess::fleet(2, &[], |listen, peers| {
-        let mut args: Vec<String> = [
-            "--database-url",
-            &url,
-            "--listen",
-            listen,
-            "--peers",
-            peers,
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--peer-tls-ca",
-            ca.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if mutual {
-            args.extend([
-                "--tls-client-ca".to_string(),
-                ca.to_str().unwrap().to_string(),
-            ]);
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+        GatewayProcess::fleet_args(&url, listen, peers, &tls)
     })
 }
 

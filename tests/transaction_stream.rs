@@ -72,6 +72,19 @@ impl TxStream {
         }
     }
 
+    /// Commits and expects the stream to answer `Committed`.
+    async fn commit(&mut self) {
+        self.push(Step::Commit(TransactionCommit {
+            ..Default::default()
+        }))
+        .await;
+        let answer = self.answer().await;
+        assert!(
+            matches!(answer, Ok(Some(Answer::Committed(_)))),
+            "expected committed, got {answer:?}"
+        );
+    }
+
     /// Ends the request stream (half-close) without commit or rollback.
     fn end_requests(&mut self) {
         self.requests = None;
@@ -129,15 +142,7 @@ async fn begin_statements_commit_answer_in_order() {
         Some(1),
         "not visible before commit"
     );
-    stream
-        .push(Step::Commit(TransactionCommit {
-            ..Default::default()
-        }))
-        .await;
-    assert!(matches!(
-        stream.answer().await,
-        Ok(Some(Answer::Committed(_)))
-    ));
+    stream.commit().await;
     assert!(
         matches!(stream.answer().await, Ok(None)),
         "the stream ends after commit"
@@ -178,15 +183,7 @@ async fn a_statement_error_that_leaves_the_transaction_open_is_answered_in_band(
     stream
         .statement("INSERT INTO t VALUES (3, 30)", vec![])
         .await;
-    stream
-        .push(Step::Commit(TransactionCommit {
-            ..Default::default()
-        }))
-        .await;
-    assert!(matches!(
-        stream.answer().await,
-        Ok(Some(Answer::Committed(_)))
-    ));
+    stream.commit().await;
     assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(3));
     gateway.shut_down().await;
 }
@@ -218,15 +215,7 @@ async fn literals_are_read_under_the_streams_own_sql_mode() {
         matches!(refused, Outcome::Error(ref s) if s.code == tonic::Code::InvalidArgument as i32),
         "{refused:?}"
     );
-    stream
-        .push(Step::Commit(TransactionCommit {
-            ..Default::default()
-        }))
-        .await;
-    assert!(matches!(
-        stream.answer().await,
-        Ok(Some(Answer::Committed(_)))
-    ));
+    stream.commit().await;
     gateway.shut_down().await;
 }
 
@@ -445,15 +434,7 @@ async fn an_open_stream_holds_no_request_permit_between_messages() {
     for stream in &mut streams {
         let read = stream.statement("SELECT v FROM t", vec![]).await;
         assert!(matches!(read, Outcome::Result(_)), "{read:?}");
-        stream
-            .push(Step::Commit(TransactionCommit {
-                ..Default::default()
-            }))
-            .await;
-        assert!(matches!(
-            stream.answer().await,
-            Ok(Some(Answer::Committed(_)))
-        ));
+        stream.commit().await;
     }
     gateway.shut_down().await;
 }

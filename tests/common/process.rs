@@ -84,6 +84,16 @@ impl GatewayProcess {
         panic!("a fleet of {size} gateways did not start on free ports in 5 attempts");
     }
 
+    /// The arguments every fleet member needs, `--database-url URL --listen
+    /// LISTEN --peers PEERS`, followed by `extra`.
+    pub fn fleet_args(url: &str, listen: &str, peers: &str, extra: &[&str]) -> Vec<String> {
+        ["--database-url", url, "--listen", listen, "--peers", peers]
+            .iter()
+            .chain(extra)
+            .map(|arg| arg.to_string())
+            .collect()
+    }
+
     /// Like `start`, but `None` if the process exits before it listens.
     pub fn try_start<I, S>(args: I, env: &[(&str, &str)]) -> Option<GatewayProcess>
     where
@@ -172,6 +182,12 @@ impl GatewayProcess {
     /// Everything the process has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// True once the log contains `text`, waiting at most `within` (the
+    /// access log is written in batches, so a line may lag the answer).
+    pub async fn logs_within(&self, text: &str, within: Duration) -> bool {
+        super::eventually(within, || async { self.log().contains(text) }).await
     }
 
     /// Waits for the process to exit; returns its exit code and how long it took.
