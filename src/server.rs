@@ -8,9 +8,16 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
-use tokio_rustls::TlsAcceptor;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
+
+mod lifecycle;
+mod principal_accounts;
+mod tls;
+
+use lifecycle::Lifecycle;
+use principal_accounts::{add_principal_accounts, mapping};
+use tls::tls_acceptor;
 
 use crate::{
     api::{self, database_server::DatabaseServer},
@@ -18,7 +25,6 @@ use crate::{
     config::{Config, DatabaseTarget, redact_url},
     database::{ConnectOptions, Database},
     embedded::{EmbeddedDatabase, EmbeddedOptions},
-    errors::EndReason,
     fleet::Fleet,
     health,
     limits::{
@@ -29,13 +35,6 @@ use crate::{
     tasks::Tasks,
     transactions::Transactions,
 };
-
-/// Time calls in flight get to finish once the server stops taking calls.
-const IN_FLIGHT_GRACE: Duration = Duration::from_secs(3);
-/// Time background work (rollbacks, kills) gets to finish once the server has stopped.
-const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time the pool gets to close once the server has stopped.
-const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -521,116 +520,6 @@ fn authenticate(
     }
 }
 
-/// The listener's TLS from PEM files; with a client CA, client certificates
-/// are required. As tonic's own TLS would be: HTTP/2 by ALPN, the process's
-/// crypto provider (ring).
-fn tls_acceptor(files: &crate::config::TlsFiles) -> Result<TlsAcceptor, StartError> {
-    use tokio_rustls::rustls::{
-        RootCertStore, ServerConfig,
-        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-        server::WebPkiClientVerifier,
-    };
-    let certificates = |flag: &str, path: &std::path::Path, pem: &[u8]| {
-        CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StartError::Tls(format!("{flag} {}: {e}", path.display())))
-    };
-    let cert = read_pem(&files.cert, "--tls-cert", "CERTIFICATE")?;
-    let cert = certificates("--tls-cert", &files.cert, &cert)?;
-    let key = read_pem(&files.key, "--tls-key", "PRIVATE KEY")?;
-    let key = PrivateKeyDer::from_pem_slice(&key)
-        .map_err(|e| StartError::Tls(format!("--tls-key {}: {e}", files.key.display())))?;
-    let builder = ServerConfig::builder();
-    let builder = match &files.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let pem = read_pem(ca, "--tls-client-ca", "CERTIFICATE")?;
-            let mut roots = RootCertStore::empty();
-            roots.add_parsable_certificates(certificates("--tls-client-ca", ca, &pem)?);
-            let verifier = WebPkiClientVerifier::builder(roots.into())
-                .build()
-                .map_err(|e| StartError::Tls(format!("--tls-client-ca {}: {e}", ca.display())))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder
-        .with_single_cert(cert, key)
-        .map_err(|e| StartError::Tls(format!("--tls-cert and --tls-key: {e}")))?;
-    config.alpn_protocols.push(b"h2".to_vec());
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Reads a PEM file given with `flag`, checking that it holds a block whose
-/// label ends with `label` (a certificate that parses, for CERTIFICATE), so
-/// that a wrong file is named at start-up rather than failing as a
-/// "transport error" once serving.
-fn read_pem(path: &std::path::Path, flag: &str, label: &str) -> Result<Vec<u8>, StartError> {
-    let bad = |why: String| StartError::Tls(format!("{flag} {}: {why}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let mut found = false;
-    for block in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-        let block = block.map_err(|e| bad(format!("not a valid PEM file ({e})")))?;
-        if block.label.ends_with(label) {
-            if label == "CERTIFICATE" {
-                block
-                    .parse_x509()
-                    .map_err(|e| bad(format!("its certificate does not parse ({e})")))?;
-            }
-            found = true;
-        }
-    }
-    if !found {
-        return Err(bad(format!(
-            "not a PEM file with a {label} (-----BEGIN {label}----- block)"
-        )));
-    }
-    Ok(bytes)
-}
-
-/// The private server's accounts of principals, as a mapping.
-fn mapping(
-    accounts: Vec<crate::embedded::PrincipalAccount>,
-) -> impl Iterator<Item = (String, crate::database::Credentials)> {
-    accounts.into_iter().map(|account| {
-        let credentials = crate::database::Credentials {
-            user: account.user,
-            password: Some(account.password),
-        };
-        (account.principal, credentials)
-    })
-}
-
-/// Makes accounts on the private server for the `principals` of a reloaded
-/// token file that `map` does not map yet, and maps them. On failure they
-/// use the shared accounts until the next start, which makes theirs.
-async fn add_principal_accounts(
-    maker: &crate::embedded::AccountMaker,
-    map: &crate::accounts::AccountMap,
-    principals: Vec<crate::auth::Principal>,
-) {
-    let new: Vec<(String, bool)> = principals
-        .iter()
-        .filter(|p| map.credentials_of(&p.name).is_none())
-        .map(|p| (p.name.to_string(), p.role == crate::auth::Role::ReadOnly))
-        .collect();
-    if new.is_empty() {
-        return;
-    }
-    match maker.add(&new).await {
-        Ok(accounts) => {
-            tracing::info!(
-                principals = accounts.len(),
-                "made private-server accounts for principals new to the token file"
-            );
-            map.add(mapping(accounts));
-        }
-        Err(e) => tracing::error!(
-            error = %e,
-            "could not make private-server accounts for principals new to the token file: they use the shared accounts until the next start"
-        ),
-    }
-}
-
 /// Reads a password file; one trailing newline is not part of the password.
 fn read_password(path: &std::path::Path) -> Result<String, StartError> {
     let text = std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
@@ -639,80 +528,4 @@ fn read_password(path: &std::path::Path) -> Result<String, StartError> {
     })?;
     let password = text.strip_suffix('\n').unwrap_or(&text);
     Ok(password.strip_suffix('\r').unwrap_or(password).to_string())
-}
-
-/// What shutdown has to stop, in order.
-struct Lifecycle {
-    database: Database,
-    transactions: Transactions,
-    reporter: tonic_health::server::HealthReporter,
-    monitor: JoinHandle<()>,
-    server: JoinHandle<()>,
-    stop_serving: Arc<Notify>,
-    end_streams: tokio::sync::watch::Sender<bool>,
-    embedded: Option<EmbeddedDatabase>,
-    spans: Option<crate::telemetry::SpanExport>,
-    grace: Duration,
-}
-
-impl Lifecycle {
-    async fn shut_down(self) {
-        tracing::info!(grace = ?self.grace, "shutting down: not serving, refusing new transactions");
-        self.monitor.abort();
-        let _ = self.monitor.await;
-        health::set_status(&self.reporter, ServingStatus::NotServing).await;
-        self.transactions.start_draining();
-
-        self.transactions
-            .wait_until_none_open(tokio::time::Instant::now() + self.grace)
-            .await;
-        let left = self.transactions.open_count();
-        if left > 0 {
-            tracing::warn!(
-                open = left,
-                "grace period over: rolling back open transactions"
-            );
-        }
-        self.transactions
-            .abort_all(EndReason::Shutdown, IN_FLIGHT_GRACE)
-            .await;
-
-        self.stop_serving.notify_one();
-        let mut server = self.server;
-        if tokio::time::timeout(IN_FLIGHT_GRACE, &mut server)
-            .await
-            .is_err()
-        {
-            tracing::warn!("calls still running after the grace period: ending them");
-            let _ = self.end_streams.send(true);
-            if tokio::time::timeout(IN_FLIGHT_GRACE, &mut server)
-                .await
-                .is_err()
-            {
-                server.abort();
-            }
-        }
-        // Rollbacks, kills and connections given back finish before the
-        // pool closes (it waits for every connection); the loops stop.
-        if !self.database.tasks().stop(BACKGROUND_TIMEOUT).await {
-            tracing::warn!("background work did not finish in time");
-        }
-        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.database.disconnect())
-            .await
-            .is_err()
-        {
-            tracing::warn!("the connection pool did not close in time");
-        }
-        if let Some(embedded) = self.embedded {
-            let stopped = tokio::task::spawn_blocking(move || embedded.stop()).await;
-            if let Ok(Err(e)) = stopped {
-                tracing::warn!(error = %e, "the private database server did not stop cleanly");
-            }
-        }
-        // Last, so that the spans of the calls that ended above go out.
-        if let Some(spans) = self.spans {
-            spans.shut_down().await;
-        }
-        tracing::info!("shutdown complete");
-    }
 }
