@@ -97,7 +97,10 @@ async fn the_database_can_go_away_and_come_back() {
     server.restart().unwrap();
     assert!(health_becomes(&channel, ServingStatus::Serving, Duration::from_secs(10)).await);
     // New work succeeds without restarting the gateway (stale pooled
-    // connections may fail once each; a client retries UNAVAILABLE).
+    // connections may fail once each; a client retries UNAVAILABLE). A
+    // write that fails here was not applied (it is never UNKNOWN: a pooled
+    // connection is checked when taken, and the gateway knows no statement
+    // was sent on one found dead), or the retry would find its row.
     let mut succeeded = false;
     for _ in 0..40 {
         match execute(&mut client, "INSERT INTO t VALUES (2)", vec![]).await {
@@ -289,4 +292,127 @@ async fn shutdown_rolls_back_what_is_left_after_the_grace_period() {
         .await,
         "connections of the gateway remain after its exit"
     );
+}
+
+/// Kills, from another session, the gateway's connection running the
+/// statement whose text contains `marker`, once it runs.
+async fn kill_connection_running(url: &str, marker: &str) {
+    let running = format!(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%{marker}%' AND ID <> CONNECTION_ID()"
+    );
+    let started = Instant::now();
+    let id = loop {
+        if let Some(id) = query_i64(url, &running).await {
+            break id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the statement did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    run_direct(url, &format!("KILL CONNECTION {id}")).await;
+}
+
+/// Runs `sql` through the gateway in autocommit mode while its connection is
+/// killed (the statement must contain `marker`); returns the error.
+async fn killed_mid_statement(gateway: &TestGateway, sql: &str, marker: &str) -> tonic::Status {
+    let mut client = gateway.client.clone();
+    let sql = sql.to_string();
+    let call = tokio::spawn(async move { execute(&mut client, &sql, vec![]).await });
+    kill_connection_running(&gateway.url, marker).await;
+    call.await.unwrap().expect_err("its connection was killed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autocommit_statement_whose_connection_dies_has_an_unknown_outcome() {
+    let gateway = TestGateway::start().await;
+    gateway
+        .direct_exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await;
+    gateway.direct_exec("INSERT INTO t VALUES (1, 0)").await;
+    // A write killed while it runs: UNKNOWN (the gateway cannot tell whether
+    // it was applied; here InnoDB rolled it back).
+    let status = killed_mid_statement(
+        &gateway,
+        "UPDATE t SET v = v + 1 WHERE id = 1 AND SLEEP(10) = 0 /* m1 */",
+        "m1 */",
+    )
+    .await;
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert!(status.message().contains("autocommit"), "{status:?}");
+    assert_eq!(gateway.direct_i64("SELECT v FROM t").await, Some(0));
+
+    // A SELECT that writes through a function (to a table that is not
+    // transactional): the write stays although the connection died, so an
+    // UNAVAILABLE ("retry") would have been a lie.
+    gateway
+        .direct_exec("CREATE TABLE log (id INT) ENGINE=MyISAM")
+        .await;
+    gateway
+        .direct_exec(
+            "CREATE FUNCTION note() RETURNS INT MODIFIES SQL DATA \
+             BEGIN INSERT INTO log VALUES (1); RETURN SLEEP(10); END",
+        )
+        .await;
+    let status = killed_mid_statement(&gateway, "SELECT note() /* m2 */", "m2 */").await;
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert_eq!(
+        gateway.direct_i64("SELECT COUNT(*) FROM log").await,
+        Some(1)
+    );
+
+    // The same through ExecuteStream: the stream ends with UNKNOWN.
+    let mut client = gateway.client.clone();
+    let call = tokio::spawn(async move {
+        let mut stream = client
+            .execute_stream(ExecuteRequest {
+                sql: "SELECT note() /* m3 */".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        while stream.message().await?.is_some() {}
+        Ok::<_, tonic::Status>(())
+    });
+    kill_connection_running(&gateway.url, "m3 */").await;
+    let status = call.await.unwrap().expect_err("its connection was killed");
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert_eq!(
+        gateway.direct_i64("SELECT COUNT(*) FROM log").await,
+        Some(2)
+    );
+
+    // The gateway goes on serving.
+    let mut client = gateway.client.clone();
+    execute(&mut client, "UPDATE t SET v = v + 1 WHERE id = 1", vec![])
+        .await
+        .unwrap();
+    assert_eq!(gateway.direct_i64("SELECT v FROM t").await, Some(1));
+    gateway.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_session_whose_connection_dies_is_unavailable() {
+    const READER: &str = "reader-token-0123456789abcdef";
+    let tokens = token_file("outages-reader", &format!("{READER},alice,read-only\n"));
+    let gateway =
+        TestGateway::start_with(move |config| config.auth_tokens_file = Some(tokens)).await;
+    let mut client = gateway.client.clone();
+    let call = tokio::spawn(async move {
+        let read = ExecuteRequest {
+            sql: "SELECT SLEEP(10) /* m4 */".into(),
+            ..Default::default()
+        };
+        client.execute(as_caller(READER, read)).await
+    });
+    kill_connection_running(&gateway.url, "m4 */").await;
+    // Its READ ONLY session cannot have written: retrying is safe.
+    let status = call.await.unwrap().expect_err("its connection was killed");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(error_info(&status).0, "DATABASE_UNAVAILABLE");
+    gateway.shut_down().await;
 }

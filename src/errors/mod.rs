@@ -109,6 +109,14 @@ pub enum GatewayError {
     )]
     CommitOutcomeUnknown(String),
 
+    /// The connection failed (or the server ended it) while a statement
+    /// ran in autocommit mode, where it commits by itself: it may or may not
+    /// have been applied. Holds what went wrong, in words.
+    #[error(
+        "the connection to the database failed while the statement ran in autocommit mode, where it commits by itself; it may or may not have been applied: {0}"
+    )]
+    StatementOutcomeUnknown(String),
+
     /// A statement the gateway never runs, for any caller: server
     /// administration, account management, file access (PERMISSION_DENIED).
     #[error("{0}")]

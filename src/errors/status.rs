@@ -93,7 +93,10 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
             // Anything else the driver reports is the gateway's problem.
             _ => (Code::Internal, "DRIVER_ERROR"),
         },
-        GatewayError::CommitOutcomeUnknown(_) => (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN"),
+        // An autocommit statement is its own commit.
+        GatewayError::CommitOutcomeUnknown(_) | GatewayError::StatementOutcomeUnknown(_) => {
+            (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN")
+        }
         GatewayError::StatementNotAllowed(_) => (Code::PermissionDenied, "STATEMENT_NOT_ALLOWED"),
         GatewayError::ReadOnlyStatement(_) => (Code::PermissionDenied, "READ_ONLY_PRINCIPAL"),
         GatewayError::ImplicitCommit(_) => {
@@ -212,6 +215,11 @@ mod tests {
             ),
             (
                 GatewayError::CommitOutcomeUnknown("connection closed".into()),
+                Code::Unknown,
+                "COMMIT_OUTCOME_UNKNOWN",
+            ),
+            (
+                GatewayError::StatementOutcomeUnknown("connection reset".into()),
                 Code::Unknown,
                 "COMMIT_OUTCOME_UNKNOWN",
             ),

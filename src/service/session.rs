@@ -15,8 +15,10 @@ use crate::{
 
 /// The connection a call runs on, and how to let go of it afterwards.
 pub enum Session {
-    /// A pooled connection, autocommit.
-    Autocommit(PooledConn),
+    /// A pooled connection, autocommit, and whether its session may write
+    /// (not a READ ONLY session: a replica's, a read-only principal's); see
+    /// [`Session::check`].
+    Autocommit(PooledConn, bool),
     /// An open transaction.
     Transaction {
         /// The call's hold on the transaction.
@@ -78,7 +80,8 @@ impl Session {
                         .query_drop("SET SESSION TRANSACTION READ ONLY")
                         .await?;
                 }
-                Ok(Session::Autocommit(pooled))
+                let may_write = !read_only && !backend.read_only_sessions();
+                Ok(Session::Autocommit(pooled, may_write))
             }
         }
     }
@@ -100,7 +103,8 @@ impl Session {
                 .await?
         {
             let pooled = PooledConn::from_taken(read.conn, &read.backend, &principal.name);
-            return Ok(Session::Autocommit(pooled));
+            let may_write = !read.backend.read_only_sessions();
+            return Ok(Session::Autocommit(pooled, may_write));
         }
         let (transaction_id, begin) = (&request.transaction_id, request.begin.as_ref());
         Session::open(
@@ -117,7 +121,7 @@ impl Session {
     /// The connection to run on.
     pub fn conn(&mut self) -> &mut Conn {
         match self {
-            Session::Autocommit(pooled) => pooled.conn(),
+            Session::Autocommit(pooled, _) => pooled.conn(),
             Session::Transaction { lease, .. } => lease.conn(),
         }
     }
@@ -128,7 +132,7 @@ impl Session {
     /// statement (see `statement::SessionSqlMode`).
     pub fn conn_and_sql_mode(&mut self) -> (&mut Conn, Option<&SessionSqlMode>) {
         match self {
-            Session::Autocommit(pooled) => (pooled.conn(), None),
+            Session::Autocommit(pooled, _) => (pooled.conn(), None),
             Session::Transaction { lease, .. } => {
                 let (conn, sql_mode) = lease.conn_and_sql_mode();
                 (conn, Some(sql_mode))
@@ -139,7 +143,7 @@ impl Session {
     /// The backend the connection belongs to (to kill its statement).
     pub fn backend(&self) -> &Backend {
         match self {
-            Session::Autocommit(pooled) => pooled.backend(),
+            Session::Autocommit(pooled, _) => pooled.backend(),
             Session::Transaction { lease, .. } => lease.backend(),
         }
     }
@@ -152,14 +156,20 @@ impl Session {
     /// whether it ended the transaction (see `Lease::before_statement`).
     pub async fn before_statement(&mut self, statement: &Statement) -> Result<(), GatewayError> {
         match self {
-            Session::Autocommit(pooled) if statement.reads_leftovers() => {
-                pooled
-                    .conn()
-                    .query_drop(crate::transactions::CLEAR_LEFTOVERS)
-                    .await?;
-                Ok(())
+            Session::Autocommit(pooled, _) => {
+                let cleared = match statement.reads_leftovers() {
+                    true => {
+                        pooled
+                            .conn()
+                            .query_drop(crate::transactions::CLEAR_LEFTOVERS)
+                            .await
+                    }
+                    false => Ok(()),
+                };
+                // From here on, a statement sent is the client's (see `check`).
+                pooled.conn().forget_statements_sent();
+                Ok(cleared?)
             }
-            Session::Autocommit(_) => Ok(()),
             Session::Transaction { lease, .. } => {
                 lease
                     .before_statement(statement.reads_leftovers(), statement.calls())
@@ -199,10 +209,11 @@ impl Session {
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
         match self {
-            Session::Autocommit(pooled) => {
+            Session::Autocommit(pooled, may_write) => {
                 if may_change_identity {
                     pooled.needs(GiveBack::RestoreIdentity);
                 }
+                let outcome = outcome.map_err(|e| outcome_of_lost_statement(e, pooled, *may_write));
                 let at_rest = autocommit_at_rest(pooled.conn());
                 if outcome.is_ok() && !at_rest {
                     tracing::warn!(
@@ -274,7 +285,7 @@ impl Session {
                 .spawn(outcomes.clone().commit(lease, key, summary))
                 .await
                 .expect("committing does not panic"),
-            Session::Autocommit(pooled) => {
+            Session::Autocommit(pooled, _) => {
                 // Checked before anything ran: commit needs a transaction.
                 pooled.release();
                 Err(GatewayError::InvalidRequest(
@@ -288,7 +299,7 @@ impl Session {
     /// position that contains the write, when the database has replicas.
     pub async fn autocommit_write_position(&mut self) -> Option<String> {
         match self {
-            Session::Autocommit(pooled) if pooled.backend().commit_tokens() => {
+            Session::Autocommit(pooled, _) if pooled.backend().commit_tokens() => {
                 Backend::last_write_position(pooled.conn()).await
             }
             _ => None,
@@ -306,13 +317,32 @@ impl Session {
             return;
         }
         match self {
-            Session::Autocommit(pooled) => pooled.release(),
+            Session::Autocommit(pooled, _) => pooled.release(),
             Session::Transaction {
                 lease,
                 begun_here: true,
             } if matches!(outcome, Err(e) if !e.ended_by_statement()) => lease.rollback().await,
             Session::Transaction { lease, .. } => lease.release(outcome),
         }
+    }
+}
+
+/// The error of an autocommit call: when its connection was lost (or ended
+/// by the server) after the client's statement was sent, on a session that
+/// may write, the statement may have run and committed by itself (whatever
+/// its text says: a SELECT may call a function that writes), so the outcome
+/// is unknown. A statement never sent (the connection was found dead before:
+/// see [`mysql_async::Conn::statement_sent`]) or on a READ ONLY session
+/// keeps its error (UNAVAILABLE: nothing was applied).
+fn outcome_of_lost_statement(
+    error: GatewayError,
+    pooled: &mut PooledConn,
+    may_write: bool,
+) -> GatewayError {
+    if may_write && error.connection_lost() && pooled.conn().statement_sent() {
+        GatewayError::StatementOutcomeUnknown(error.to_string())
+    } else {
+        error
     }
 }
 

@@ -285,7 +285,9 @@ impl Lease {
                 self.let_go(false, GiveBack::Clean);
                 Ok(token)
             }
-            Err(e) if e.is_fatal() => {
+            // The connection lost, or ended by the server (killed, shutting
+            // down): COMMIT may have completed before the error.
+            Err(e) if crate::errors::mysql_codes::connection_lost(&e) => {
                 self.mark_ended(EndReason::CommitOutcomeUnknown);
                 self.let_go(false, GiveBack::Discard);
                 Err(GatewayError::CommitOutcomeUnknown(e.to_string()))

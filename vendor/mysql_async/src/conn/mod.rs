@@ -120,6 +120,10 @@ struct ConnInner {
     /// sqlgate patch: a COM_STMT_PREPARE was sent since the session was opened
     /// or reset (see `Conn::can_prepare_and_execute`).
     prepared_since_reset: bool,
+    /// sqlgate patch: a command that may run a statement (anything but a
+    /// prepare, reset, ping...) was written whole, or queued, since
+    /// `Conn::forget_statements_sent` (see `Conn::statement_sent`).
+    statement_sent: bool,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -175,6 +179,7 @@ impl ConnInner {
             reset_pending: false,
             reset_reply_pending: false,
             prepared_since_reset: false,
+            statement_sent: false,
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -1044,7 +1049,10 @@ impl Conn {
             self.inner.prepared_since_reset = true;
         }
         self.reset_seq_id();
-        self.write_packet(body).await
+        let runs_statement = may_run_statement(body[0]);
+        self.write_packet(body).await?;
+        self.inner.statement_sent |= runs_statement;
+        Ok(())
     }
 
     /// sqlgate patch: as `write_command_raw`, but the command stays in the
@@ -1057,12 +1065,33 @@ impl Conn {
         if body[0] == Command::COM_STMT_PREPARE as u8 {
             self.inner.prepared_since_reset = true;
         }
+        // Counted when queued: it leaves with the next write, which may
+        // fail after it went out whole.
+        self.inner.statement_sent |= may_run_statement(body[0]);
         let queued = self.inner.stream_mut()?.queue_command(&body);
         if let Err(e) = queued {
             self.close_broken_stream();
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// sqlgate patch: `true` when a command that may run a statement (any
+    /// command but COM_STMT_PREPARE, COM_RESET_CONNECTION, COM_PING,
+    /// COM_QUIT, COM_INIT_DB and the prepared statements' close, reset and
+    /// long data) was written whole, or queued to leave with the next write,
+    /// since the last [`Conn::forget_statements_sent`] (or since the
+    /// connection was opened). While it is `false`, no statement can have
+    /// reached the server since then: a write that fails leaves the command
+    /// it ends with incomplete on the server's side, and the server runs
+    /// only whole commands.
+    pub fn statement_sent(&self) -> bool {
+        self.inner.statement_sent
+    }
+
+    /// sqlgate patch: clears the flag of [`Conn::statement_sent`].
+    pub fn forget_statements_sent(&mut self) {
+        self.inner.statement_sent = false;
     }
 
     /// sqlgate patch: the next packet read is the first of a reply (after
@@ -1600,6 +1629,22 @@ impl Conn {
         }
         Ok(self)
     }
+}
+
+/// sqlgate patch: `false` for the commands that run no statement (see
+/// [`Conn::statement_sent`]).
+fn may_run_statement(command: u8) -> bool {
+    const RUN_NOTHING: [Command; 8] = [
+        Command::COM_STMT_PREPARE,
+        Command::COM_RESET_CONNECTION,
+        Command::COM_PING,
+        Command::COM_QUIT,
+        Command::COM_INIT_DB,
+        Command::COM_STMT_CLOSE,
+        Command::COM_STMT_RESET,
+        Command::COM_STMT_SEND_LONG_DATA,
+    ];
+    !RUN_NOTHING.iter().any(|c| *c as u8 == command)
 }
 
 #[cfg(test)]
@@ -3067,3 +3112,4 @@ mod test {
         }
     }
 }
+
