@@ -30,7 +30,11 @@ What the gateway changes compared with a MySQL driver (see README.md):
   default (create_engine(..., implicit_commit_ddl=True)) the dialect does
   what MySQL does: it commits the open transaction, then runs the DDL on
   its own. With implicit_commit_ddl=False the refusal surfaces as
-  sqlalchemy.exc.ProgrammingError;
+  sqlalchemy.exc.ProgrammingError. A transaction with a pending request_id
+  (below) is never committed implicitly: that commit would spend the id on
+  the work before the DDL and leave the work after it unprotected, so the
+  DDL raises ProgrammingError (nothing ran) and the transaction stays
+  open;
 - stream_results / yield_per use the driver's SSCursor (ExecuteStream);
   without them a result is capped by the gateway (RESULT_TOO_LARGE);
 - UPDATE rowcounts are rows *matched*, as with PyMySQL (the gateway's
@@ -296,6 +300,17 @@ class SqlgateDialect(MySQLDialect):
             conn = cursor.connection
             if (self.implicit_commit_ddl and error.reason == "IMPLICIT_COMMIT_IN_TRANSACTION"
                     and conn.transaction_id):
+                if conn.request_id:
+                    # The implicit commit would spend the id on the work
+                    # before the DDL, and the work after it would commit
+                    # with none: a retry with the same id would run that
+                    # part twice. Refuse instead (the refusal ran nothing;
+                    # the transaction stays open).
+                    raise self.dbapi.ProgrammingError(
+                        "DDL inside a transaction whose commit has a request_id: the implicit "
+                        "commit before the DDL would spend the id on the work before it and leave "
+                        "the work after it unprotected, so a retry could run that part twice; run "
+                        "the DDL in its own transaction or in AUTOCOMMIT, before or after") from error
                 # What MySQL does before DDL: commit the open transaction.
                 # The refusal ran nothing; without a transaction open the
                 # driver runs the statement on its own.

@@ -217,3 +217,44 @@ def test_sqlalchemy_aio_request_id_option_reaches_the_gateway(gateway_address):
         finally:
             await engine.dispose()
     asyncio.run(main())
+
+
+def test_ddl_in_a_transaction_with_a_request_id_is_refused_not_committed_implicitly(gateway_address):
+    # The implicit commit before DDL would spend the id on the work before it
+    # and leave the work after it unprotected (a retry would run it twice).
+    engine = sa.create_engine(f"sqlgate://{gateway_address}", pool_size=1, max_overflow=0)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE rid_ddl (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        rid = _rid()
+        replays = []
+        for attempt in (1, 2):  # the second attempt is the retry after a lost answer
+            with engine.connect() as conn:
+                conn.execution_options(request_id=rid)
+                conn.execute(sa.text("INSERT INTO rid_ddl (v) VALUES (1)"))
+                if attempt == 1:
+                    with pytest.raises(exc.ProgrammingError, match="request_id") as refused:
+                        conn.execute(sa.text("CREATE INDEX rid_ddl_v ON rid_ddl (v)"))
+                    assert "implicit commit" in str(refused.value)
+                # Nothing was committed: the transaction goes on, with its id.
+                conn.execute(sa.text("INSERT INTO rid_ddl (v) VALUES (2)"))
+                dbapi_conn = conn.connection.dbapi_connection
+                conn.commit()
+                replays.append(dbapi_conn.replayed)
+        assert replays == [False, True]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT v, COUNT(*) FROM rid_ddl GROUP BY v ORDER BY v")).all()
+            assert [tuple(r) for r in rows] == [(1, 1), (2, 1)]
+            indexes = conn.execute(sa.text("SHOW INDEX FROM rid_ddl WHERE Key_name = 'rid_ddl_v'")).all()
+            assert indexes == []
+        # Without a request id the DDL still commits implicitly, as in MySQL.
+        with engine.connect() as conn:
+            conn.execute(sa.text("INSERT INTO rid_ddl (v) VALUES (3)"))
+            conn.execute(sa.text("CREATE INDEX rid_ddl_v ON rid_ddl (v)"))
+            conn.rollback()
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT COUNT(*) FROM rid_ddl WHERE v = 3")) == 1
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS rid_ddl")
+        engine.dispose()
