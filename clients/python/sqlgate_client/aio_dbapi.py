@@ -31,8 +31,8 @@ from .dbapi import (  # noqa: F401 (the module's DB-API names)
     Error, IntegrityError, InterfaceError, InternalError, NotSupportedError, OperationalError,
     ProgrammingError, Time, TimeFromTicks, Timestamp, TimestampFromTicks, Warning, apilevel, paramstyle,
 )
-from .dbapi import (_C, _RETURNING, _describe, _ends_transaction, _is_read, _no_stream_request_id, _params,
-                    _row, _translate)
+from .dbapi import (_C, _RETURNING, _UNANSWERED_COMMIT, _describe, _ends_transaction, _is_read,
+                    _no_stream_request_id, _params, _row, _translate)
 
 threadsafety = 1
 
@@ -135,8 +135,13 @@ class AsyncConnection:
         if not transaction_id:
             return
         self._transaction_id = None
-        response = await self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
-                                                                request_id=request_id or ""))
+        try:
+            response = await self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
+                                                                    request_id=request_id or ""))
+        except Error as error:
+            if error.code in _UNANSWERED_COMMIT:
+                await self._quiet_rollback(transaction_id)  # see dbapi._UNANSWERED_COMMIT
+            raise
         self.replayed = response.replayed
 
     async def rollback(self):

@@ -116,6 +116,14 @@ class NotSupportedError(DatabaseError):
 
 _C = grpc.StatusCode
 
+# A Commit that failed with one of these may never have reached the gateway
+# instance that owns the transaction (the instance it went through died, or
+# the call was cut on the way): the owner then keeps the transaction open,
+# holding its locks, until --tx-idle-timeout. commit() rolls it back by id
+# (through whichever instance answers: it forwards); a COMMIT that did reach
+# the owner runs to its end, and the rollback then changes nothing.
+_UNANSWERED_COMMIT = (_C.UNAVAILABLE, _C.DEADLINE_EXCEEDED, _C.CANCELLED, _C.UNKNOWN)
+
 # MySQL/MariaDB error numbers that decide the class whatever the gRPC code.
 _INTEGRITY_ERRNOS = {
     1022,  # ER_DUP_KEY
@@ -447,7 +455,11 @@ class Connection:
         Whatever Commit answers, the transaction is over afterwards: on
         OperationalError with code UNKNOWN (COMMIT_OUTCOME_UNKNOWN), check
         whether the work is there before redoing it, or rerun the whole
-        transaction and commit it with the same request id.
+        transaction and commit it with the same request id. After a Commit
+        that got no answer (UNAVAILABLE, a deadline, a cancel, UNKNOWN) the
+        transaction is also rolled back by id, quietly: the Commit may never
+        have reached the gateway instance that owns it, which would keep it
+        open, holding its locks, until its idle timeout.
 
         request_id (an extension; default: Connection.request_id, which every
         commit() clears): the gateway records the commit under this id in the
@@ -463,8 +475,13 @@ class Connection:
         if not transaction_id:
             return
         self._transaction_id = None
-        response = self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
-                                                          request_id=request_id or ""))
+        try:
+            response = self._unary("Commit", pb.CommitRequest(transaction_id=transaction_id,
+                                                              request_id=request_id or ""))
+        except Error as error:
+            if error.code in _UNANSWERED_COMMIT:
+                self._quiet_rollback(transaction_id)  # see _UNANSWERED_COMMIT
+            raise
         self.replayed = response.replayed
 
     def rollback(self):

@@ -131,6 +131,32 @@ def test_closing_rolls_back_and_frees_the_locks(connect):
         conn.cursor()
 
 
+def test_a_commit_that_got_no_answer_rolls_back_by_id(connect):
+    # The Commit is lost on the way (as through a gateway instance that dies
+    # before forwarding it to the owner): the driver rolls the transaction
+    # back by id, so that it does not hold its locks until its idle timeout.
+    other = connect(autocommit=True, timeout=10)
+    other.cursor().execute("CREATE TABLE dbapi_lost_commit (id INT PRIMARY KEY)")
+    conn = connect()
+    conn.cursor().execute("INSERT INTO dbapi_lost_commit VALUES (1)")
+    unary = conn._unary
+    sent = []
+
+    def lossy(method, request):
+        sent.append(method)
+        if method == "Commit":
+            raise dbapi.OperationalError("the instance went away", code=grpc.StatusCode.UNAVAILABLE)
+        return unary(method, request)
+
+    conn._unary = lossy
+    with pytest.raises(dbapi.OperationalError):
+        conn.commit()
+    assert sent == ["Commit"]
+    # Were the row lock still held, this would wait (and fail at the deadline).
+    other.cursor().execute("INSERT INTO dbapi_lost_commit VALUES (1)")
+    assert count(other, "dbapi_lost_commit") == 1
+
+
 def test_context_manager_commits_or_rolls_back(gateway_address, connect):
     other = connect(autocommit=True)
     other.cursor().execute("CREATE TABLE dbapi_with (id INT PRIMARY KEY)")
