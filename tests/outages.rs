@@ -178,8 +178,7 @@ async fn a_commit_whose_connection_dies_has_an_unknown_outcome() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill();
     let status = commit.await.unwrap().unwrap_err();
-    assert_eq!(status.code(), Code::Unknown, "{status:?}");
-    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert_outcome_unknown(&status);
     gateway.shut_down().await;
 }
 
@@ -314,6 +313,13 @@ async fn kill_connection_running(url: &str, marker: &str) {
     run_direct(url, &format!("KILL CONNECTION {id}")).await;
 }
 
+/// Asserts `status` says the outcome is unknown (UNKNOWN /
+/// COMMIT_OUTCOME_UNKNOWN).
+fn assert_outcome_unknown(status: &tonic::Status) {
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert_eq!(error_info(status).0, "COMMIT_OUTCOME_UNKNOWN");
+}
+
 /// Runs `sql` through the gateway in autocommit mode while its connection is
 /// killed (the statement must contain `marker`); returns the error.
 async fn killed_mid_statement(gateway: &TestGateway, sql: &str, marker: &str) -> tonic::Status {
@@ -339,8 +345,7 @@ async fn an_autocommit_statement_whose_connection_dies_has_an_unknown_outcome() 
         "m1 */",
     )
     .await;
-    assert_eq!(status.code(), Code::Unknown, "{status:?}");
-    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert_outcome_unknown(&status);
     assert!(status.message().contains("autocommit"), "{status:?}");
     assert_eq!(gateway.direct_i64("SELECT v FROM t").await, Some(0));
 
@@ -357,8 +362,7 @@ async fn an_autocommit_statement_whose_connection_dies_has_an_unknown_outcome() 
         )
         .await;
     let status = killed_mid_statement(&gateway, "SELECT note() /* m2 */", "m2 */").await;
-    assert_eq!(status.code(), Code::Unknown, "{status:?}");
-    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert_outcome_unknown(&status);
     assert_eq!(
         gateway.direct_i64("SELECT COUNT(*) FROM log").await,
         Some(1)
@@ -379,8 +383,7 @@ async fn an_autocommit_statement_whose_connection_dies_has_an_unknown_outcome() 
     });
     kill_connection_running(&gateway.url, "m3 */").await;
     let status = call.await.unwrap().expect_err("its connection was killed");
-    assert_eq!(status.code(), Code::Unknown, "{status:?}");
-    assert_eq!(error_info(&status).0, "COMMIT_OUTCOME_UNKNOWN");
+    assert_outcome_unknown(&status);
     assert_eq!(
         gateway.direct_i64("SELECT COUNT(*) FROM log").await,
         Some(2)
