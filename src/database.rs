@@ -228,6 +228,11 @@ impl Backend {
         self.retired.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The longest wait for a pooled connection (--acquire-timeout).
+    pub fn acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
+    }
+
     /// True when its sessions are READ ONLY from the start.
     pub fn read_only_sessions(&self) -> bool {
         self.read_only_sessions

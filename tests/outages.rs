@@ -5,6 +5,10 @@ mod common;
 
 use std::{
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -13,6 +17,10 @@ use sqlgate::{
     api::{BeginRequest, CommitRequest, ExecuteRequest, database_client::DatabaseClient},
     config::Config,
     server::Gateway,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{UnixListener, UnixStream},
 };
 use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
@@ -417,5 +425,119 @@ async fn a_read_only_session_whose_connection_dies_is_unavailable() {
     let status = call.await.unwrap().expect_err("its connection was killed");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(error_info(&status).0, "DATABASE_UNAVAILABLE");
+    gateway.shut_down().await;
+}
+
+/// The COM_QUERY packet of `COMMIT`: length 7, sequence id 0, command 3.
+const COMMIT_PACKET: &[u8] = b"\x07\x00\x00\x00\x03COMMIT";
+
+/// Starts a unix-socket proxy in front of the test's database server that,
+/// when `cut` holds 1, forwards the next COMMIT and closes the connection
+/// (the server commits, the gateway gets no answer), and when it holds 2,
+/// closes it instead of forwarding the COMMIT (the server rolls back).
+/// Returns the database's URL through the proxy.
+async fn commit_cutting_proxy(
+    name: &str,
+    database: &str,
+    direct_url: &str,
+    cut: Arc<AtomicUsize>,
+) -> String {
+    let server: std::path::PathBuf = direct_url
+        .split("socket=")
+        .nth(1)
+        .expect("the test server is reached on a unix socket")
+        .replace("%2F", "/")
+        .into();
+    let path = std::env::temp_dir().join(format!("sqlgate-{name}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = UnixStream::connect(&server).await else {
+                continue;
+            };
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let (mut client_in, mut client_out) = client.into_split();
+                let (mut server_in, mut server_out) = server.into_split();
+                let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+                loop {
+                    tokio::select! {
+                        n = client_in.read(&mut up) => {
+                            let Ok(n @ 1..) = n else { return };
+                            let write = &up[..n];
+                            if write.windows(COMMIT_PACKET.len()).any(|w| w == COMMIT_PACKET) {
+                                match cut.swap(0, Ordering::SeqCst) {
+                                    1 => {
+                                        let _ = server_out.write_all(write).await;
+                                        return;
+                                    }
+                                    2 => return,
+                                    _ => {}
+                                }
+                            }
+                            if server_out.write_all(write).await.is_err() {
+                                return;
+                            }
+                        }
+                        n = server_in.read(&mut down) => {
+                            let Ok(n @ 1..) = n else { return };
+                            if client_out.write_all(&down[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    format!(
+        "mysql://root@localhost/{database}?socket={}",
+        path.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_settles_a_lost_commit_with_a_request_id_from_its_record() {
+    let (database, direct_url) = fresh_database().await;
+    run_direct(&direct_url, "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let cut = Arc::new(AtomicUsize::new(0));
+    let url = commit_cutting_proxy("settle", &database, &direct_url, cut.clone()).await;
+    // (Its checks through the proxy too, with nothing to cut.)
+    let gateway = TestGateway::start_on(database, url, |_| {}).await;
+    let mut client = gateway.client.clone();
+    let insert = |id: i64, request_id: &str| ExecuteRequest {
+        sql: "INSERT INTO t VALUES (?)".into(),
+        params: vec![int(id)],
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    // The COMMIT reached the server, its answer did not reach the gateway:
+    // the record says it committed, and the call answers so.
+    cut.store(1, Ordering::SeqCst);
+    let answer = client
+        .execute(insert(1, "settle-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cut.load(Ordering::SeqCst), 0, "the COMMIT was cut");
+    assert_eq!(answer.rows_affected, 1);
+    assert!(!answer.replayed);
+    assert_eq!(gateway.direct_ids().await, vec![1]);
+    // The COMMIT never reached the server: it rolled back, nothing was
+    // committed, and the call says so (ABORTED: rerun it).
+    cut.store(2, Ordering::SeqCst);
+    let status = client.execute(insert(2, "settle-2")).await.unwrap_err();
+    assert_eq!(cut.load(Ordering::SeqCst), 0, "the COMMIT was cut");
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert_eq!(gateway.direct_ids().await, vec![1]);
+    // The rerun with the same id runs it now, once.
+    let answer = client
+        .execute(insert(2, "settle-2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.replayed);
+    assert_eq!(gateway.direct_ids().await, vec![1, 2]);
     gateway.shut_down().await;
 }

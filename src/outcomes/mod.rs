@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     api,
     auth::{Principal, Role},
-    database::Database,
+    database::{Backend, Database},
     errors::{EndReason, GatewayError, mysql_codes},
     tasks::Tasks,
     transactions::{Lease, read_bound},
@@ -451,7 +451,16 @@ impl Outcomes {
             )
             .await;
         match written {
-            Ok(()) => Ok(Committed::Now(lease.commit().await?)),
+            Ok(()) => {
+                let backend = lease.backend().clone();
+                let principal = lease.transaction().owner().clone();
+                match lease.commit().await {
+                    Err(GatewayError::CommitOutcomeUnknown(detail)) => {
+                        self.settle(&backend, &principal, &key, detail).await
+                    }
+                    committed => Ok(Committed::Now(committed?)),
+                }
+            }
             // 1062: a duplicate key, once the transaction that wrote it
             // committed: this is a retry of recorded work.
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
@@ -481,6 +490,53 @@ impl Outcomes {
                     _ => GatewayError::Database(e),
                 })
             }
+        }
+    }
+}
+
+impl Outcomes {
+    /// After a COMMIT whose connection failed (`detail`), with its record
+    /// written in the transaction: asks the database how it ended, on a new
+    /// connection, by a locking read of the record under `key`, which waits
+    /// while the old transaction still holds it (its server has not noticed
+    /// the lost connection yet, or its COMMIT is still running). The record
+    /// there: it committed (answered as committed); absent: it ended without
+    /// committing (ABORTED: rerun it). When the database cannot say within
+    /// --acquire-timeout (unreachable, or the old session still open), the
+    /// outcome stays unknown, for the client's retry with the same id.
+    async fn settle(
+        &self,
+        backend: &Backend,
+        principal: &str,
+        key: &RequestKey,
+        detail: String,
+    ) -> Result<Committed, GatewayError> {
+        let limit = backend.acquire_timeout();
+        let wait = limit.as_secs().max(1);
+        let asked = async {
+            let mut conn = backend.acquire(principal).await?;
+            // The session is reset when the connection goes back.
+            conn.query_drop(format!("SET SESSION innodb_lock_wait_timeout = {wait}"))
+                .await?;
+            let recorded = self
+                .read(&mut conn, key, true, backend.commit_tokens())
+                .await?;
+            Ok::<_, GatewayError>(recorded.map(|recorded| recorded.commit_token))
+        };
+        match tokio::time::timeout(limit * 2, asked).await {
+            Ok(Ok(Some(token))) => {
+                tracing::info!(request_id = %key.request_id, "a COMMIT whose connection failed did commit (its record is there)");
+                Ok(Committed::Now(token))
+            }
+            Ok(Ok(None)) => {
+                tracing::info!(request_id = %key.request_id, "a COMMIT whose connection failed did not commit (no record)");
+                Err(GatewayError::TransactionAborted(EndReason::DatabaseAborted))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot learn how a COMMIT whose connection failed ended");
+                Err(GatewayError::CommitOutcomeUnknown(detail))
+            }
+            Err(_) => Err(GatewayError::CommitOutcomeUnknown(detail)),
         }
     }
 }

@@ -135,6 +135,11 @@ impl Transaction {
         &self.id
     }
 
+    /// The name of the principal it belongs to.
+    pub fn owner(&self) -> &Arc<str> {
+        &self.owner
+    }
+
     /// The idle timeout that applies to it.
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
