@@ -78,6 +78,10 @@ pub fn session_tracking_setup() -> Vec<String> {
     ]
 }
 
+/// The server's refusal of a statement that writes while it runs read-only
+/// (`ER_OPTION_PREVENTS_STATEMENT`, "running with the --read-only option").
+const READ_ONLY_REFUSAL: u16 = 1290;
+
 /// What to do with a connection when a call or a transaction lets go of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GiveBack {
@@ -126,6 +130,9 @@ pub struct Backend {
     privileges: Arc<account_checks::PrivilegeGate>,
     /// Set when its server stopped being the primary (see [`primary`]).
     retired: Arc<std::sync::atomic::AtomicBool>,
+    /// With several servers, a primary's backend asks for a check of the
+    /// primary when a call on it fails as if the server went away.
+    recheck: Option<primary::Recheck>,
 }
 
 impl Backend {
@@ -214,7 +221,21 @@ impl Backend {
                 settings.allow_admin_account,
             )),
             retired: Default::default(),
+            recheck: None,
         })
+    }
+
+    /// Notes the failure of a call on this backend: when it says the server
+    /// may be gone or demoted (the connection broke, or error 1290: the
+    /// server runs read-only) and this is the primary's backend, the primary
+    /// is checked now rather than at the next interval (see [`primary`]).
+    pub fn note_failure(&self, error: &GatewayError) {
+        if let Some(recheck) = &self.recheck
+            && !self.retired()
+            && (error.connection_lost() || error.mysql_errno() == Some(READ_ONLY_REFUSAL))
+        {
+            recheck.request();
+        }
     }
 
     /// True when writes report the replication position that contains them.
@@ -279,7 +300,12 @@ impl Backend {
             Ok::<_, mysql_async::Error>(conn)
         };
         match tokio::time::timeout(self.acquire_timeout, taken).await {
-            Ok(conn) => Ok(conn?),
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => {
+                let error = GatewayError::from(e);
+                self.note_failure(&error);
+                Err(error)
+            }
             Err(_) => Err(GatewayError::PoolExhausted(self.acquire_timeout)),
         }
     }
@@ -558,6 +584,21 @@ impl Database {
             Some(reader) if read_only => reader.clone(),
             _ => Login::MAIN,
         }
+    }
+
+    /// After an autocommit statement on the primary's `backend` failed with
+    /// `error`: true when the server refused the statement itself because
+    /// it runs read-only (error 1290, which the server answers before the
+    /// statement changes anything) and a check of the primary made after
+    /// the refusal found another server writable. The statement ran nothing
+    /// and may run once more, on the new primary.
+    pub async fn primary_moved_after_refusal(
+        &self,
+        backend: &Backend,
+        error: &GatewayError,
+    ) -> bool {
+        matches!(error, GatewayError::Database(mysql_async::Error::Server(e)) if e.code == READ_ONLY_REFUSAL)
+            && self.primary.moved_after_refusal(backend).await
     }
 
     /// The primary's backend serving `principal` (see [`Database::login_of`]).

@@ -98,6 +98,12 @@ pub fn record_primary_switch() {
     counter!("sqlgate_primary_switches_total").increment(1);
 }
 
+/// The gateway checked which server is the writable primary (several
+/// servers in --database-url): at its interval, or sooner when calls failed.
+pub fn record_primary_check() {
+    counter!("sqlgate_primary_checks_total").increment(1);
+}
+
 /// A transaction ended, for `reason` (a label such as `committed`).
 pub fn record_transaction_end(reason: &'static str) {
     counter!("sqlgate_transactions_ended_total", "reason" => reason).increment(1);

@@ -8,16 +8,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use sqlgate::{
     api::{self, database_client::DatabaseClient},
-    embedded::{EmbeddedDatabase, ReplicatedPair},
+    embedded::ReplicatedPair,
 };
 use tonic::Code;
 use tonic::transport::Channel;
 
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
-
-async fn count(server: &EmbeddedDatabase, sql: &str) -> i64 {
-    query_i64(&server.url("app"), sql).await.unwrap()
-}
 
 /// Inserts row `id` through the gateway; `judge` says whether the outcome
 /// is the one awaited.
@@ -32,43 +28,14 @@ async fn insert(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
-    let dir = std::env::temp_dir().join(format!("sqlgate-failover-{}", std::process::id()));
-    let pair = ReplicatedPair::start(&dir)
-        .await
-        .expect("a primary and a replica start");
-    let ReplicatedPair { primary, replica } = &pair;
-    on(primary, "CREATE DATABASE app").await;
-    on(primary, "CREATE TABLE app.t (id INT PRIMARY KEY)").await;
     // The gateway's account, on both servers through replication. Not a
     // least-privilege one on purpose: READ_ONLY ADMIN lets it write to a
     // read-only server, so only the gateway's choice of server keeps writes
     // off the old primary below. SLAVE MONITOR reads the replication status.
-    on(
-        primary,
-        "CREATE USER 'gw'@'127.0.0.1' IDENTIFIED BY 'gw-pass'",
-    )
-    .await;
-    on(
-        primary,
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO 'gw'@'127.0.0.1'",
-    )
-    .await;
-    on(
-        primary,
-        "GRANT SLAVE MONITOR, READ_ONLY ADMIN ON *.* TO 'gw'@'127.0.0.1'",
-    )
-    .await;
-    assert!(
-        pair.wait_until_caught_up(Duration::from_secs(20))
-            .await
-            .unwrap()
-    );
+    let pair = failover_pair("failover", "READ_ONLY ADMIN").await;
+    let ReplicatedPair { primary, replica } = &pair;
     // The replica is writable (read_only = 0) but replicating: not the primary.
-    let url = format!(
-        "mysql://gw:gw-pass@127.0.0.1:{},127.0.0.1:{}/app?prefer_socket=false",
-        replica.tcp_port().unwrap(),
-        primary.tcp_port().unwrap(),
-    );
+    let url = servers_url("gw", "gw-pass", &[replica, primary]);
     let gateway = TestGateway::start_on("app".into(), url, |config| {
         config.database.replicas.primary_check_interval = CHECK_INTERVAL;
     })
@@ -79,7 +46,7 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
         .await
         .expect("a write goes to the primary");
     assert_eq!(
-        count(primary, "SELECT COUNT(*) FROM t WHERE id = 1").await,
+        count_on(primary, "SELECT COUNT(*) FROM t WHERE id = 1").await,
         1
     );
     // Open across the switch, with a write not committed.
@@ -90,15 +57,7 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
 
     // The operator's failover: the old primary read-only, the replica
     // caught up and promoted.
-    on(primary, "SET GLOBAL read_only = 1").await;
-    assert!(
-        pair.wait_until_caught_up(Duration::from_secs(20))
-            .await
-            .unwrap()
-    );
-    on(replica, "STOP SLAVE").await;
-    on(replica, "RESET SLAVE ALL").await;
-    on(replica, "SET GLOBAL read_only = 0").await;
+    promote_replica(&pair).await;
     let promoted = Instant::now();
 
     // New writes reach the new primary within the documented time (about
@@ -113,7 +72,8 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
         let on_new = format!("SELECT COUNT(*) FROM t WHERE id = {id}");
         let mut client = client.clone();
         async move {
-            execute(&mut client, &sql, vec![]).await.is_ok() && count(replica, &on_new).await == 1
+            execute(&mut client, &sql, vec![]).await.is_ok()
+                && count_on(replica, &on_new).await == 1
         }
     })
     .await;
@@ -135,7 +95,7 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
     assert_eq!(status.code(), Code::Aborted, "{status:?}");
     for server in [primary, replica] {
         assert_eq!(
-            count(server, "SELECT COUNT(*) FROM t WHERE id IN (2, 3)").await,
+            count_on(server, "SELECT COUNT(*) FROM t WHERE id IN (2, 3)").await,
             0
         );
     }
@@ -159,11 +119,11 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
         tokio::time::sleep(CHECK_INTERVAL / 4).await; // spread over several checks
     }
     assert_eq!(
-        count(primary, "SELECT COUNT(*) FROM t WHERE id >= 100").await,
+        count_on(primary, "SELECT COUNT(*) FROM t WHERE id >= 100").await,
         0
     );
     assert_eq!(
-        count(replica, "SELECT COUNT(*) FROM t WHERE id >= 100").await,
+        count_on(replica, "SELECT COUNT(*) FROM t WHERE id >= 100").await,
         20
     );
     // Both read-only (mid-failover): no server to write to, said so; then
@@ -185,17 +145,150 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
     .await;
     assert!(resumed, "writes resume on the primary");
     assert_eq!(
-        count(replica, "SELECT COUNT(*) FROM t WHERE id = 1001").await,
+        count_on(replica, "SELECT COUNT(*) FROM t WHERE id = 1001").await,
         1
     );
     assert_eq!(
-        count(primary, "SELECT COUNT(*) FROM t WHERE id >= 1000").await,
+        count_on(primary, "SELECT COUNT(*) FROM t WHERE id >= 1000").await,
         0
     );
     // The first write is on the new primary, by replication.
     assert_eq!(
-        count(replica, "SELECT COUNT(*) FROM t WHERE id = 1").await,
+        count_on(replica, "SELECT COUNT(*) FROM t WHERE id = 1").await,
         1
     );
     gateway.shut_down().await;
+}
+
+/// The gateway's `sqlgate_primary_checks_total`.
+fn checks(metrics_port: u16) -> f64 {
+    sample(
+        &scrape(metrics_port).expect("metrics"),
+        "sqlgate_primary_checks_total",
+    )
+    .unwrap_or(0.0)
+}
+
+/// With a check interval far longer than the test: only the re-checks that
+/// failing calls ask for can make the gateway follow the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_calls_make_the_gateway_check_the_primary_at_once_but_not_too_often() {
+    // A least-privilege account: the demoted primary refuses its writes
+    // with error 1290.
+    let mut pair = failover_pair("recheck", "").await;
+    let url = servers_url("gw", "gw-pass", &[&pair.primary, &pair.replica]);
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let gateway = GatewayProcess::start(
+        [
+            "--database-url",
+            &url,
+            "--primary-check-interval",
+            "1h",
+            "--metrics-listen",
+            &metrics,
+        ],
+        &[],
+    );
+    let mut client = gateway.client().await;
+    execute(&mut client, "INSERT INTO t VALUES (1)", vec![])
+        .await
+        .expect("a write goes to the primary");
+    assert_eq!(count_on(&pair.primary, "SELECT COUNT(*) FROM t").await, 1);
+
+    // Demoted and replaced: the first write after the switch is refused by
+    // the old primary (1290, nothing ran), which makes the gateway check at
+    // once, find the new primary, and run the write there: it succeeds.
+    promote_replica(&pair).await;
+    let promoted = Instant::now();
+    execute(&mut client, "INSERT INTO t VALUES (2)", vec![])
+        .await
+        .expect("the write refused by the demoted primary runs on the new one");
+    println!(
+        "promotion to a successful write (refused once, run again): {:?}",
+        promoted.elapsed()
+    );
+    assert!(promoted.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        count_on(&pair.replica, "SELECT COUNT(*) FROM t WHERE id = 2").await,
+        1
+    );
+    assert_eq!(
+        count_on(&pair.primary, "SELECT COUNT(*) FROM t WHERE id = 2").await,
+        0
+    );
+    // The new primary dies while the old one stays read-only: the first
+    // call fails on its broken connection, and the calls of a storm that
+    // follows all hear that no server is writable. They ask for checks;
+    // the gateway runs them one at a time, at most one per 100 ms.
+    pair.replica.kill();
+    let before = (checks(metrics_port), Instant::now());
+    let storm: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(1) {
+                    let status = execute(&mut client, "INSERT INTO t VALUES (4)", vec![])
+                        .await
+                        .expect_err("no server is writable");
+                    codes.push((status.code(), reason(&status)));
+                }
+                codes
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for client in storm {
+        codes.push(client.await.unwrap());
+    }
+    let (checked, took) = (checks(metrics_port) - before.0, before.1.elapsed());
+    println!(
+        "{} failing calls in {took:?} made {checked} checks",
+        codes.iter().map(Vec::len).sum::<usize>()
+    );
+    assert!(checked >= 1.0, "the failures made the gateway check");
+    let most = (took.as_millis() / 100) as f64 + 2.0;
+    assert!(checked <= most, "{checked} checks in {took:?}");
+    // Each client's calls fail on the dead server until a check finds it
+    // gone (a few, within the rate limit's gap), then hear that no server
+    // is writable, for good.
+    for calls in &codes {
+        let first = calls
+            .iter()
+            .position(|(_, reason)| reason == "NO_WRITABLE_PRIMARY")
+            .unwrap_or_else(|| panic!("calls hear that no server is writable: {calls:?}"));
+        assert!(
+            calls[..first]
+                .iter()
+                .all(|(code, _)| matches!(code, Code::Unavailable | Code::Unknown)),
+            "{calls:?}"
+        );
+        assert!(
+            calls[first..]
+                .iter()
+                .all(|(code, reason)| *code == Code::Unavailable && reason == "NO_WRITABLE_PRIMARY"),
+            "{calls:?}"
+        );
+    }
+
+    // The operator makes the old primary writable again: the next calls'
+    // re-checks find it, long before the interval.
+    on(&pair.primary, "SET GLOBAL read_only = 0").await;
+    let writable = Instant::now();
+    let resumed = eventually(Duration::from_secs(5), || {
+        insert(&client, 5, |result| result.is_ok())
+    })
+    .await;
+    println!(
+        "old primary writable to a successful write: {:?}",
+        writable.elapsed()
+    );
+    assert!(resumed, "writes resume on the old primary");
+    assert_eq!(
+        count_on(&pair.primary, "SELECT COUNT(*) FROM t WHERE id = 5").await,
+        1
+    );
+    gateway.stop().await;
 }

@@ -78,6 +78,8 @@ pub(super) struct Logins {
     /// Set for good when the server stopped being the primary the gateway
     /// writes to (see `primary`): transactions on its backends end.
     retired: Arc<AtomicBool>,
+    /// The primary's checks, asked for by failures (a primary's logins).
+    recheck: Option<super::primary::Recheck>,
 }
 
 impl Logins {
@@ -97,7 +99,15 @@ impl Logins {
             commit_tokens,
             backends: Default::default(),
             retired: Default::default(),
+            recheck: None,
         }
+    }
+
+    /// The same logins, whose backends ask `recheck` for a check of the
+    /// primary when a call on them fails as if the server went away.
+    pub(super) fn watched_by(mut self, recheck: Option<super::primary::Recheck>) -> Logins {
+        self.recheck = recheck;
+        self
     }
 
     /// The backend of `login`, made now if this is its first use (which
@@ -120,6 +130,7 @@ impl Logins {
         let mut backend = Backend::new(&connect, settings, self.tasks.clone(), login.read_only)?;
         backend.commit_tokens = self.commit_tokens;
         backend.retired = self.retired.clone();
+        backend.recheck = self.recheck.clone();
         backends.insert(login, backend.clone());
         Ok(backend)
     }

@@ -14,11 +14,24 @@
 //! writable one again. While no server is writable, calls that need the
 //! primary fail with UNAVAILABLE (`NO_WRITABLE_PRIMARY`).
 //!
+//! A call that finds the primary gone does not wait for the next interval:
+//! a connection error on the primary's connection, error 1290 (the server
+//! runs read-only: it was demoted), or no writable primary known, asks the
+//! task for a check now ([`Recheck`]). Such re-checks are coalesced (one
+//! runs at a time, and requests made while one runs lead to one more) and
+//! rate-limited (at most one per [`RECHECK_GAP`], or per interval when that
+//! is shorter), so that an error storm does not hammer the servers.
+//!
 //! With one server (the usual URL) nothing is checked: no task, no query.
 use std::{
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
+
+use tokio::sync::{Notify, watch};
 
 use mysql_async::{Row, prelude::Queryable};
 
@@ -55,6 +68,73 @@ struct Current {
     logins: Logins,
 }
 
+/// The shortest time between two checks that calls asked for.
+pub const RECHECK_GAP: Duration = Duration::from_millis(100);
+
+/// Asks the checking task for a check now, and waits for one; cheap to
+/// clone. The backends of the primary hold one (see `Backend::note_failure`).
+#[derive(Clone)]
+pub struct Recheck {
+    inner: Arc<RecheckInner>,
+}
+
+struct RecheckInner {
+    /// Wakes the checking task; a request made while a check runs is kept
+    /// (one permit), so that requests coalesce into one more check.
+    wake: Notify,
+    /// How many checks have started.
+    started: AtomicU64,
+    /// How many checks have finished.
+    finished: watch::Sender<u64>,
+}
+
+impl Recheck {
+    fn new() -> Recheck {
+        Recheck {
+            inner: Arc::new(RecheckInner {
+                wake: Notify::new(),
+                started: AtomicU64::new(0),
+                finished: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// Asks for a check soon; never waits.
+    pub fn request(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Asks for a check and waits, at most `patience`, until one that
+    /// started after this call has finished. False when none finished in
+    /// time.
+    pub async fn after_now(&self, patience: Duration) -> bool {
+        let wanted = self.inner.started.load(Ordering::SeqCst) + 1;
+        let mut finished = self.inner.finished.subscribe();
+        self.request();
+        tokio::time::timeout(patience, finished.wait_for(|done| *done >= wanted))
+            .await
+            .is_ok_and(|done| done.is_ok())
+    }
+
+    /// Runs `check` as one counted check.
+    async fn run(&self, check: impl Future<Output = ()>) {
+        self.inner.started.fetch_add(1, Ordering::SeqCst);
+        crate::stats::record_primary_check();
+        check.await;
+        self.inner.finished.send_modify(|done| *done += 1);
+    }
+
+    /// Waits for the next check's time: `interval`, or sooner when a call
+    /// asks (but not before `gap` since the last check ended).
+    async fn next(&self, interval: Duration, gap: Duration) {
+        let last = tokio::time::Instant::now();
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = self.inner.wake.notified() => tokio::time::sleep_until(last + gap).await,
+        }
+    }
+}
+
 /// The primary's backends; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Primary {
@@ -63,6 +143,8 @@ pub(super) struct Primary {
     settings: PoolConfig,
     tasks: Tasks,
     commit_tokens: bool,
+    /// With several servers: asks the checking task for a check now.
+    recheck: Option<Recheck>,
 }
 
 impl Primary {
@@ -93,13 +175,15 @@ impl Primary {
                 })
             })
             .collect::<Result<Vec<_>, mysql_async::Error>>()?;
+        let recheck = several.then(Recheck::new);
         let logins = Logins::new(
             servers[0].connect.clone(),
             settings,
             tasks.clone(),
             false,
             commit_tokens,
-        );
+        )
+        .watched_by(recheck.clone());
         let primary = Primary {
             servers: Arc::new(servers),
             current: Arc::new(RwLock::new(Current {
@@ -110,13 +194,15 @@ impl Primary {
             settings,
             tasks,
             commit_tokens,
+            recheck,
         };
-        if several {
+        if let Some(recheck) = primary.recheck.clone() {
             let watcher = primary.clone();
+            let gap = RECHECK_GAP.min(interval);
             primary.tasks.spawn_loop(async move {
                 loop {
-                    watcher.check().await;
-                    tokio::time::sleep(interval).await;
+                    recheck.run(watcher.check()).await;
+                    recheck.next(interval, gap).await;
                 }
             });
         }
@@ -127,6 +213,10 @@ impl Primary {
     pub(super) fn backend(&self, login: &Login) -> Result<Backend, GatewayError> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         if current.index.is_none() {
+            // Perhaps one was promoted since the last check.
+            if let Some(recheck) = &self.recheck {
+                recheck.request();
+            }
             return Err(GatewayError::NoWritablePrimary(self.describe()));
         }
         Ok(current.logins.backend(login)?)
@@ -158,9 +248,29 @@ impl Primary {
     /// Finds the primary now, once, when several servers are named (at
     /// start, so that the first calls need not wait for the task).
     pub(super) async fn find_now(&self) {
-        if self.servers.len() > 1 {
-            self.check().await;
+        if let Some(recheck) = &self.recheck {
+            recheck.run(self.check()).await;
         }
+    }
+
+    /// After the primary's backend `backend` refused a write because its
+    /// server is read-only: waits for a check that started after the
+    /// refusal, and says whether it found another server writable, whose
+    /// backends calls get now (the refused call may run there).
+    pub(super) async fn moved_after_refusal(&self, backend: &super::Backend) -> bool {
+        let Some(recheck) = &self.recheck else {
+            return false;
+        };
+        // A check asks each server, each within the acquire timeout.
+        let patience = self.settings.acquire_timeout * (self.servers.len() as u32 + 1);
+        recheck.after_now(patience).await
+            && backend.retired()
+            && self
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .index
+                .is_some()
     }
 
     /// Checks the current primary and, when it is not writable, looks for
@@ -210,7 +320,8 @@ impl Primary {
             self.tasks.clone(),
             false,
             self.commit_tokens,
-        );
+        )
+        .watched_by(self.recheck.clone());
         let old = std::mem::replace(
             &mut *current,
             Current {

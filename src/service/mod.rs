@@ -99,10 +99,15 @@ impl DatabaseService {
         }
     }
 
+    /// Runs an Execute call. `may_rerun`: an autocommit statement that the
+    /// primary refused because it was demoted (error 1290, nothing ran) may
+    /// run once more on the new primary (see
+    /// [`Database::primary_moved_after_refusal`]).
     async fn execute(
         &self,
         mut request: api::ExecuteRequest,
         principal: &Principal,
+        may_rerun: bool,
     ) -> Result<api::ExecuteResponse, GatewayError> {
         let in_transaction = !request.transaction_id.is_empty() || request.begin.is_some();
         if request.commit && !in_transaction {
@@ -173,6 +178,18 @@ impl DatabaseService {
                 commit_token = session.autocommit_write_position().await;
             }
             session.close(&outcome).await;
+        }
+        if let Err(e) = &outcome
+            && may_rerun
+            && !in_transaction
+            && !own_transaction
+            && !statement.calls()
+            && self.database.primary_moved_after_refusal(&backend, e).await
+        {
+            tracing::info!(
+                "running an autocommit statement refused by the demoted primary again, on the new primary"
+            );
+            return Box::pin(self.execute(request, principal, false)).await;
         }
         let result = outcome?;
         Ok(api::ExecuteResponse {
@@ -351,7 +368,7 @@ impl database_server::Database for DatabaseService {
             request.metadata(),
         );
         let request = request.into_inner();
-        let work = deadline::within(limit, self.execute(request, &principal));
+        let work = deadline::within(limit, self.execute(request, &principal, true));
         serve(log, &principal, |r| r.rows.len() as u64, work).await
     }
 

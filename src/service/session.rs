@@ -208,6 +208,9 @@ impl Session {
         plain_read: bool,
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
+        if let Err(e) = &outcome {
+            self.backend().note_failure(e);
+        }
         match self {
             Session::Autocommit(pooled, may_write) => {
                 if may_change_identity {

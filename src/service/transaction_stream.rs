@@ -288,7 +288,8 @@ async fn run_statement(
         ..Default::default()
     };
     let limit = service.limits.statement_timeout;
-    let outcome = super::deadline::within(limit, service.execute(request, &open.principal)).await;
+    let outcome =
+        super::deadline::within(limit, service.execute(request, &open.principal, false)).await;
     let outcome = match outcome {
         Ok(result) => statement_outcome::Outcome::Result(result),
         Err(error) if service.transactions.is_open(&open.id, &open.principal) => {

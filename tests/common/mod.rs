@@ -4,11 +4,14 @@
 #![allow(dead_code)]
 
 mod calls;
+mod failover;
 mod process;
 mod streams;
 mod transfers;
 #[allow(unused_imports)] // not every test binary uses all of them
 pub use calls::*;
+#[allow(unused_imports)] // only the failover tests run a replicated pair
+pub use failover::*;
 #[allow(unused_imports)] // not every test binary starts gateway processes
 pub use process::GatewayProcess;
 #[allow(unused_imports)] // only the memory tests hold raw streams

@@ -1,0 +1,80 @@
+//! A primary and its replica (real GTID replication) for the tests of a
+//! gateway that follows the primary, and the operator's failover.
+use std::time::Duration;
+
+use sqlgate::embedded::{EmbeddedDatabase, ReplicatedPair};
+
+use super::{on, query_i64};
+
+/// Starts a replicated pair named `name` with database `app`, a table
+/// `app.t (id INT PRIMARY KEY)`, and account `gw`@`127.0.0.1` (password
+/// `gw-pass`) granted DML on `app.*`, SLAVE MONITOR, and `extra` global
+/// privileges when not empty (e.g. `READ_ONLY ADMIN`); waits until the
+/// replica has all of it.
+pub async fn failover_pair(name: &str, extra: &str) -> ReplicatedPair {
+    let dir = std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id()));
+    let pair = ReplicatedPair::start(&dir)
+        .await
+        .expect("a primary and a replica start");
+    let primary = &pair.primary;
+    on(primary, "CREATE DATABASE app").await;
+    on(primary, "CREATE TABLE app.t (id INT PRIMARY KEY)").await;
+    on(
+        primary,
+        "CREATE USER 'gw'@'127.0.0.1' IDENTIFIED BY 'gw-pass'",
+    )
+    .await;
+    on(
+        primary,
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO 'gw'@'127.0.0.1'",
+    )
+    .await;
+    let global = match extra {
+        "" => "SLAVE MONITOR".to_string(),
+        extra => format!("SLAVE MONITOR, {extra}"),
+    };
+    on(
+        primary,
+        &format!("GRANT {global} ON *.* TO 'gw'@'127.0.0.1'"),
+    )
+    .await;
+    caught_up(&pair).await;
+    pair
+}
+
+/// Waits until the replica has applied everything the primary has.
+pub async fn caught_up(pair: &ReplicatedPair) {
+    assert!(
+        pair.wait_until_caught_up(Duration::from_secs(20))
+            .await
+            .unwrap(),
+        "the replica catches up"
+    );
+}
+
+/// The operator's failover: the old primary read-only, the replica caught
+/// up and promoted (`STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0`).
+pub async fn promote_replica(pair: &ReplicatedPair) {
+    on(&pair.primary, "SET GLOBAL read_only = 1").await;
+    caught_up(pair).await;
+    on(&pair.replica, "STOP SLAVE").await;
+    on(&pair.replica, "RESET SLAVE ALL").await;
+    on(&pair.replica, "SET GLOBAL read_only = 0").await;
+}
+
+/// A `--database-url` naming `servers` in this order, as `user`.
+pub fn servers_url(user: &str, password: &str, servers: &[&EmbeddedDatabase]) -> String {
+    let hosts: Vec<String> = servers
+        .iter()
+        .map(|server| format!("127.0.0.1:{}", server.tcp_port().unwrap()))
+        .collect();
+    format!(
+        "mysql://{user}:{password}@{}/app?prefer_socket=false",
+        hosts.join(",")
+    )
+}
+
+/// Counts with `sql` in database `app` of `server`, directly.
+pub async fn count_on(server: &EmbeddedDatabase, sql: &str) -> i64 {
+    query_i64(&server.url("app"), sql).await.unwrap()
+}
