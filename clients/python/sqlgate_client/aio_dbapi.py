@@ -31,8 +31,8 @@ from .dbapi import (  # noqa: F401 (the module's DB-API names)
     Error, IntegrityError, InterfaceError, InternalError, NotSupportedError, OperationalError,
     ProgrammingError, Time, TimeFromTicks, Timestamp, TimestampFromTicks, Warning, apilevel, paramstyle,
 )
-from .dbapi import (_C, _RETURNING, _UNANSWERED_COMMIT, _describe, _ends_transaction, _is_read,
-                    _no_stream_request_id, _params, _row, _translate)
+from .dbapi import (_C, _RETURNING, _UNANSWERED_COMMIT, _add_params, _describe, _ends_transaction, _is_read,
+                    _no_stream_request_id, _row, _translate)
 
 threadsafety = 1
 
@@ -272,7 +272,7 @@ class AsyncConnection:
             return header.columns, rows, 0, 0
         return header.columns, rows, summary.rows_affected, summary.last_insert_id
 
-    async def _execute_batch(self, statements, request_id=None):
+    async def _execute_batch(self, statements, request_id=None, batch=None):
         """As dbapi.Connection._execute_batch: returns (results, replayed)."""
         self._check_open()
         await self._finish_stream()
@@ -281,8 +281,11 @@ class AsyncConnection:
         if not statements:
             return [], False
         if self._autocommit and self._fits_one_batch(statements):
-            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True,
-                                             request_id=request_id or "")
+            if batch is None:
+                request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True)
+            else:
+                request = batch
+            request.request_id = request_id or ""
             response = await self._unary("ExecuteBatch", request)
             return list(response.results), response.replayed
         results, transaction_id, began = [], self._transaction_id, False
@@ -371,8 +374,11 @@ class AsyncCursor:
     async def executemany(self, sql, seq_of_params, *, request_id=None):
         self._check_open()
         self._reset()
-        statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
-        self._set_batch_result(*await self.connection._execute_batch(statements, request_id))
+        batch = pb.ExecuteBatchRequest(combine_inserts=True)
+        add = batch.statements.add
+        for p in seq_of_params:
+            _add_params(add(sql=sql).params, p)
+        self._set_batch_result(*await self.connection._execute_batch(batch.statements, request_id, batch))
         return self.rowcount
 
     async def fetchone(self):

@@ -40,7 +40,7 @@ from sqlgate.v1 import sqlgate_pb2_grpc as pb_grpc  # noqa: E402
 
 from .errors import ends_transaction as _ends_transaction  # noqa: E402
 from .errors import from_rpc_error  # noqa: E402
-from .values import from_value, to_value  # noqa: E402
+from .values import add_values, from_value  # noqa: E402
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
@@ -289,13 +289,18 @@ def _describe(column):
     return (column.name, column.type, None, column.length, precision, scale, column.nullable)
 
 
-def _params(params):
-    if params is None:
-        return []
+def _check_params(params):
     if isinstance(params, (str, bytes, bytearray)) or isinstance(params, dict):
         raise ProgrammingError("parameters must be a sequence (paramstyle is qmark: `?`)")
+
+
+def _add_params(repeated, params):
+    """Appends params, converted, to a request's repeated Value field (in place: see add_values)."""
+    if params is None:
+        return
+    _check_params(params)
     try:
-        return [to_value(p) for p in params]
+        add_values(repeated, params)
     except TypeError as error:
         raise ProgrammingError(str(error)) from None
 
@@ -576,7 +581,8 @@ class Connection:
         """An ExecuteRequest in the current transaction mode; returns (request, began)."""
         self._check_transaction()
         self._check_request_id(request_id)
-        request = pb.ExecuteRequest(sql=sql, params=_params(params), request_id=request_id or "")
+        request = pb.ExecuteRequest(sql=sql, request_id=request_id or "")
+        _add_params(request.params, params)
         began = False
         if not self._autocommit:
             if self._transaction_id:
@@ -659,11 +665,13 @@ class Connection:
             return header.columns, rows, 0, 0
         return header.columns, rows, summary.rows_affected, summary.last_insert_id
 
-    def _execute_batch(self, statements, request_id=None):
+    def _execute_batch(self, statements, request_id=None, batch=None):
         """Runs statements (pb.Statement) with ExecuteBatch; returns (their
         results, replayed). With a request_id (autocommit only), a batch that
         needs several calls carries it on its Commit: a replay then has no
-        results (the rerun's were rolled back)."""
+        results (the rerun's were rolled back). `batch`: an
+        ExecuteBatchRequest with combine_inserts whose statements are
+        `statements`, sent as it is when one call does (no copy)."""
         self._check_open()
         self._finish_stream()
         self._check_transaction()
@@ -671,8 +679,11 @@ class Connection:
         if not statements:
             return [], False
         if self._autocommit and self._fits_one_batch(statements):
-            request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True,
-                                             request_id=request_id or "")
+            if batch is None:
+                request = pb.ExecuteBatchRequest(statements=statements, combine_inserts=True)
+            else:
+                request = batch
+            request.request_id = request_id or ""
             response = self._unary("ExecuteBatch", request)
             return list(response.results), response.replayed
         results, transaction_id, began = [], self._transaction_id, False
@@ -813,8 +824,11 @@ class Cursor:
         batch that needed several calls has rowcount -1."""
         self._check_open()
         self._reset()
-        statements = [pb.Statement(sql=sql, params=_params(p)) for p in seq_of_params]
-        self._set_batch_result(*self.connection._execute_batch(statements, request_id))
+        batch = pb.ExecuteBatchRequest(combine_inserts=True)
+        add = batch.statements.add
+        for p in seq_of_params:
+            _add_params(add(sql=sql).params, p)
+        self._set_batch_result(*self.connection._execute_batch(batch.statements, request_id, batch))
         return self.rowcount
 
     def _set_batch_result(self, results, replayed):
