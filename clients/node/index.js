@@ -56,6 +56,8 @@ function integerValue(digits) {
 function numberValue(v) {
   if (!Number.isFinite(v)) throw new TypeError(`cannot send ${v} as a SQL value: MariaDB and MySQL have no NaN or Infinity`);
   if (!Number.isInteger(v)) return { doubleValue: v };
+  // Exact as a number: no BigInt and no decimal text for protobufjs to parse.
+  if (Number.isSafeInteger(v)) return { int64Value: v };
   const text = String(v);
   return /e/i.test(text) ? { doubleValue: v } : integerValue(text);
 }

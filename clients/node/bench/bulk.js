@@ -1,7 +1,8 @@
 'use strict';
 // Bulk inserts through sqlgate (executeMany: ExecuteBatch with
 // combineInserts) and through mysql2 (`query('INSERT ... VALUES ?', [rows])`
-// and 300 single execute()s in one transaction) on the same private MariaDB,
+// and 300 single execute()s in one transaction, as unary calls and on a
+// Transaction stream) on the same private MariaDB,
 // side by side in one run. Not a test: prints a table (BENCHMARKS.md).
 //   SQLGATE_BIN=target/release/sqlgate node clients/node/bench/bulk.js [rows] [repeat]
 const mysql = require('mysql2/promise');
@@ -25,6 +26,11 @@ async function main() {
     '300 single inserts in a transaction': {
       mysql2: async () => { await my.beginTransaction(); for (const r of rows.slice(0, 300)) await my.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); await my.commit(); },
       sqlgate: async () => { const tx = await gateway.client.begin(); for (const r of rows.slice(0, 300)) await gateway.client.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r, { transactionId: tx }); await gateway.client.commit(tx); },
+    },
+    // The same on sqlgate's Transaction stream: one gRPC stream, a message per statement.
+    '300 single inserts in a transaction (sqlgate: transactionStream)': {
+      mysql2: async () => { await my.beginTransaction(); for (const r of rows.slice(0, 300)) await my.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); await my.commit(); },
+      sqlgate: async () => { const tx = gateway.client.transactionStream(); await tx.begun; for (const r of rows.slice(0, 300)) await tx.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); await tx.commit(); },
     },
   };
   console.log(`| case | mysql2 (s) | sqlgate (s) | ratio |  (best of ${repeat}, alternating)`);
