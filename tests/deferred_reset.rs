@@ -7,7 +7,6 @@
 mod common;
 
 use std::{
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -19,7 +18,7 @@ use common::*;
 use sqlgate::{api, config::Config};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{UnixListener, UnixStream},
+    net::UnixStream,
 };
 
 /// A COM_RESET_CONNECTION packet: length 1, sequence id 0, command 0x1f.
@@ -45,20 +44,9 @@ struct Proxy {
 
 impl Proxy {
     async fn start(name: &str, database: &str, direct_url: &str) -> Proxy {
-        let server: PathBuf = direct_url
-            .split("socket=")
-            .nth(1)
-            .expect("the test server is reached on a unix socket")
-            .replace("%2F", "/")
-            .into();
-        let path = std::env::temp_dir().join(format!("sqlgate-{name}-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).unwrap();
+        let (server, listener, url) = proxy_listener(name, database, direct_url);
         let proxy = Proxy {
-            url: format!(
-                "mysql://root@localhost/{database}?socket={}",
-                path.display()
-            ),
+            url,
             pipelined: Arc::default(),
             alone: Arc::default(),
             cut: Arc::default(),

@@ -20,7 +20,7 @@ use sqlgate::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{UnixListener, UnixStream},
+    net::UnixStream,
 };
 use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
@@ -442,15 +442,7 @@ async fn commit_cutting_proxy(
     direct_url: &str,
     cut: Arc<AtomicUsize>,
 ) -> String {
-    let server: std::path::PathBuf = direct_url
-        .split("socket=")
-        .nth(1)
-        .expect("the test server is reached on a unix socket")
-        .replace("%2F", "/")
-        .into();
-    let path = std::env::temp_dir().join(format!("sqlgate-{name}-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
+    let (server, listener, url) = proxy_listener(name, database, direct_url);
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let Ok(server) = UnixStream::connect(&server).await else {
@@ -491,10 +483,7 @@ async fn commit_cutting_proxy(
             });
         }
     });
-    format!(
-        "mysql://root@localhost/{database}?socket={}",
-        path.display()
-    )
+    url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

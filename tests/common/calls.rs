@@ -231,3 +231,27 @@ pub async fn running(gateway: &TestGateway, prefix: &str) -> i64 {
         .await
         .unwrap_or(0)
 }
+
+/// A unix-socket proxy's place in front of the test server of `direct_url`
+/// (reached on a unix socket): the server's socket, a listener on a fresh
+/// socket named after `name`, and the URL of `database` through it.
+pub fn proxy_listener(
+    name: &str,
+    database: &str,
+    direct_url: &str,
+) -> (std::path::PathBuf, tokio::net::UnixListener, String) {
+    let server = direct_url
+        .split("socket=")
+        .nth(1)
+        .expect("the test server is reached on a unix socket")
+        .replace("%2F", "/")
+        .into();
+    let path = std::env::temp_dir().join(format!("sqlgate-{name}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let url = format!(
+        "mysql://root@localhost/{database}?socket={}",
+        path.display()
+    );
+    (server, listener, url)
+}
