@@ -490,12 +490,23 @@ impl Database {
                 ..read_write.clone()
             })
             .collect();
+        let replicas = replicas
+            .iter()
+            .map(|options| {
+                let replica_logins =
+                    login::Logins::new(options.clone(), settings, tasks.clone(), true, false);
+                replica_logins.backend(&Login::MAIN)?;
+                Ok((crate::config::redact_url(&options.url), replica_logins))
+            })
+            .collect::<Result<Vec<_>, mysql_async::Error>>()?;
+        let replicas = replicas::Replicas::start(replicas, replica_settings, &tasks);
         let primary = primary::Primary::new(
             servers,
             settings,
             tasks.clone(),
             commit_tokens,
             replica_settings.primary_check_interval,
+            replicas.clone(),
         )?;
         let logins = primary.logins();
         // Made now, so that a bad URL fails at start.
@@ -522,20 +533,11 @@ impl Database {
                 Ok(login)
             })
             .transpose()?;
-        let replicas = replicas
-            .iter()
-            .map(|options| {
-                let replica_logins =
-                    login::Logins::new(options.clone(), settings, tasks.clone(), true, false);
-                replica_logins.backend(&Login::MAIN)?;
-                Ok((crate::config::redact_url(&options.url), replica_logins))
-            })
-            .collect::<Result<Vec<_>, mysql_async::Error>>()?;
         Ok(Database {
             primary,
             reader,
             accounts,
-            replicas: replicas::Replicas::start(replicas, replica_settings, &tasks),
+            replicas,
             tasks,
         })
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sqlgate::{
-    api::{self, database_client::DatabaseClient},
+    api::{self, ReadConsistency, database_client::DatabaseClient, read_consistency::Bound},
     embedded::ReplicatedPair,
 };
 use tonic::Code;
@@ -291,4 +291,262 @@ async fn failing_calls_make_the_gateway_check_the_primary_at_once_but_not_too_of
         1
     );
     gateway.stop().await;
+}
+
+const ALICE: &str = "alice-token-0123456789abcdef";
+const BOB: &str = "bob-token-0123456789abcdef";
+
+/// Runs `request` as the principal of `token`.
+async fn execute_as(
+    client: &DatabaseClient<Channel>,
+    token: &str,
+    request: api::ExecuteRequest,
+) -> Result<api::ExecuteResponse, tonic::Status> {
+    let mut client = client.clone();
+    client
+        .execute(as_caller(token, request))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Two principals mapped to database accounts of their own
+/// (`--database-accounts-file`) across a switch: each principal's pool
+/// moves to the new primary, where its writes land under its own account;
+/// a transaction each had open on the old primary ends ABORTED; and none
+/// of their connections stays on the old primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principals_with_their_own_accounts_follow_the_primary() {
+    let pair = failover_pair("accounts", "").await;
+    let ReplicatedPair { primary, replica } = &pair;
+    on(
+        primary,
+        "CREATE TABLE app.who (id INT PRIMARY KEY, account VARCHAR(200))",
+    )
+    .await;
+    for user in ["alice_db", "bob_db"] {
+        on(
+            primary,
+            &format!("CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{user}-pw'"),
+        )
+        .await;
+        on(
+            primary,
+            &format!("GRANT SELECT, INSERT ON app.* TO '{user}'@'127.0.0.1'"),
+        )
+        .await;
+    }
+    caught_up(&pair).await;
+    let tokens = token_file(
+        "failover-accounts",
+        &format!("{ALICE},alice,read-write\n{BOB},bob,read-write\n"),
+    );
+    let accounts = private_file(
+        "failover-accounts",
+        "alice_db alice_db-pw alice\nbob_db bob_db-pw bob\n",
+    );
+    let url = servers_url("gw", "gw-pass", &[primary, replica]);
+    let gateway = TestGateway::start_on("app".into(), url, |config| {
+        config.database.replicas.primary_check_interval = CHECK_INTERVAL;
+        config.auth_tokens_file = Some(tokens);
+        config.database.accounts_file = Some(accounts);
+    })
+    .await;
+    let client = gateway.client.clone();
+    let principals = [(ALICE, "alice_db", 0), (BOB, "bob_db", 100)];
+    let write = |token: &'static str, id: i64| {
+        let client = client.clone();
+        async move {
+            execute_as(
+                &client,
+                token,
+                statement_in(
+                    &format!("INSERT INTO who VALUES ({id}, CURRENT_USER())"),
+                    "",
+                ),
+            )
+            .await
+        }
+    };
+    let mut open = Vec::new();
+    for (token, _, base) in principals {
+        write(token, base + 1).await.expect("writes to the primary");
+        let begun = execute_as(
+            &client,
+            token,
+            api::ExecuteRequest {
+                sql: format!("INSERT INTO who VALUES ({}, CURRENT_USER())", base + 2),
+                begin: Some(Default::default()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("begins on the primary");
+        open.push((token, begun.transaction_id));
+    }
+    assert_eq!(
+        count_on(primary, "SELECT COUNT(*) FROM who WHERE id IN (1, 101)").await,
+        2
+    );
+
+    promote_replica(&pair).await;
+    for (token, account, base) in principals {
+        // The first write may still go to the old primary, which refuses it
+        // (1290): it runs again on the new primary.
+        let moved = eventually(Duration::from_secs(5), || async move {
+            write(token, base + 3).await.is_ok()
+        })
+        .await;
+        assert!(moved, "{account}'s writes reach the new primary");
+        assert_eq!(
+            count_on(
+                replica,
+                &format!(
+                    "SELECT COUNT(*) FROM who WHERE id = {} AND account = '{account}@127.0.0.1'",
+                    base + 3
+                )
+            )
+            .await,
+            1,
+            "{account}'s write is on the new primary, under its own account"
+        );
+    }
+    // The transactions open on the old primary end ABORTED, nothing of them
+    // anywhere.
+    for (token, id) in &open {
+        let status = execute_as(&client, token, statement_in("SELECT 1", id))
+            .await
+            .expect_err("the transaction on the old primary is over");
+        assert_eq!(status.code(), Code::Aborted, "{status:?}");
+        assert_eq!(reason(&status), "TRANSACTION_ABORTED");
+    }
+    for server in [primary, replica] {
+        assert_eq!(
+            count_on(server, "SELECT COUNT(*) FROM who WHERE id IN (2, 102)").await,
+            0
+        );
+    }
+    // None of the principals' connections stays on the old primary.
+    let gone = eventually(Duration::from_secs(5), || async {
+        count_on(
+            primary,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER IN ('alice_db', 'bob_db')",
+        )
+        .await
+            == 0
+    })
+    .await;
+    assert!(
+        gone,
+        "the principals' connections to the old primary are closed"
+    );
+    assert_eq!(
+        count_on(primary, "SELECT COUNT(*) FROM who WHERE id IN (3, 103)").await,
+        0
+    );
+    gateway.shut_down().await;
+}
+
+/// (v of row `id` of `r`, the server id that answered) for a read that may
+/// go to a replica as `bound` allows, and how long it took.
+async fn read_v(
+    client: &DatabaseClient<Channel>,
+    id: i64,
+    bound: Bound,
+) -> ((Option<i64>, i64), Duration) {
+    let started = Instant::now();
+    let response = execute_as(
+        client,
+        "",
+        api::ExecuteRequest {
+            sql: format!("SELECT (SELECT v FROM r WHERE id = {id}), @@server_id"),
+            read_consistency: Some(ReadConsistency { bound: Some(bound) }),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the read is served");
+    let int = |value: &api::Value| text_of(value).map(|v| v.parse::<i64>().unwrap());
+    let row = &response.rows[0].values;
+    (
+        (int(&row[0]), int(&row[1]).expect("a server id")),
+        started.elapsed(),
+    )
+}
+
+/// Replica reads across a switch (`--replica-url` naming the replica that
+/// gets promoted): reads with a commit token of the new primary neither
+/// wait out --replica-wait on the promoted server (`MASTER_GTID_WAIT` waits
+/// on `@@gtid_slave_pos`, which its own writes do not advance) nor miss the
+/// write, and the promoted server leaves the replica rotation at once,
+/// although replicas are checked only once an hour here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_reads_keep_working_when_the_replica_is_promoted() {
+    let pair = failover_pair("replica-switch", "").await;
+    let ReplicatedPair { primary, replica } = &pair;
+    on(primary, "CREATE TABLE app.r (id INT PRIMARY KEY, v INT)").await;
+    caught_up(&pair).await;
+    let url = servers_url("gw", "gw-pass", &[primary, replica]);
+    let replica_url = servers_url("gw", "gw-pass", &[replica]);
+    const WAIT: Duration = Duration::from_secs(3);
+    let gateway = TestGateway::start_on("app".into(), url, move |config| {
+        config.database.replicas.primary_check_interval = CHECK_INTERVAL;
+        config.database.replica_urls = vec![replica_url];
+        config.database.replicas.check_interval = Duration::from_secs(3600);
+        config.database.replicas.wait = WAIT;
+    })
+    .await;
+    let client = gateway.client.clone();
+    let write = |id: i64| {
+        let mut client = client.clone();
+        async move {
+            execute(
+                &mut client,
+                &format!("INSERT INTO r VALUES ({id}, {id}0)"),
+                vec![],
+            )
+            .await
+        }
+    };
+    let before = write(1).await.expect("writes to the primary").commit_token;
+    assert!(before.starts_with("0-1-"), "{before}");
+    let ((v, _), _) = read_v(&client, 1, Bound::MinCommitToken(before.clone())).await;
+    assert_eq!(v, Some(10), "a read with the token sees the write");
+    let ((_, server), _) = read_v(&client, 1, staleness(60)).await;
+    assert_eq!(server, 2, "the replica serves reads that allow it");
+
+    promote_replica(&pair).await;
+    let moved = eventually(Duration::from_secs(5), || async {
+        execute(&mut client.clone(), "INSERT INTO r VALUES (2, 20)", vec![])
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(moved, "writes reach the new primary");
+    let after = write(3)
+        .await
+        .expect("writes to the new primary")
+        .commit_token;
+    assert!(
+        after.starts_with("0-2-"),
+        "issued by the new primary: {after}"
+    );
+    // Tokens of both primaries are honoured, without waiting out
+    // --replica-wait, by the promoted server as the primary.
+    for (id, token, v) in [(3, &after, 30), (1, &before, 10)] {
+        let ((read, server), took) =
+            read_v(&client, id, Bound::MinCommitToken(token.clone())).await;
+        assert_eq!(read, Some(v), "a read with {token} sees its write");
+        assert_eq!(server, 2);
+        assert!(took < WAIT / 2, "read with {token} took {took:?}");
+    }
+    // Reads that allow a replica still work, on the new primary: the
+    // promoted server is no replica any more, and the old primary is none.
+    let ((v, server), took) = read_v(&client, 3, staleness(60)).await;
+    assert_eq!((v, server), (Some(30), 2));
+    assert!(took < WAIT / 2, "{took:?}");
+    gateway.shut_down().await;
+}
+
+fn staleness(seconds: i64) -> Bound {
+    Bound::MaxStaleness(prost_types::Duration { seconds, nanos: 0 })
 }

@@ -145,6 +145,8 @@ pub(super) struct Primary {
     commit_tokens: bool,
     /// With several servers: asks the checking task for a check now.
     recheck: Option<Recheck>,
+    /// Told when the primary changes (a promoted replica leaves rotation).
+    replicas: super::replicas::Replicas,
 }
 
 impl Primary {
@@ -156,6 +158,7 @@ impl Primary {
         tasks: Tasks,
         commit_tokens: bool,
         interval: Duration,
+        replicas: super::replicas::Replicas,
     ) -> Result<Primary, mysql_async::Error> {
         let several = servers.len() > 1;
         // One connection kept open per server for the checks.
@@ -195,6 +198,7 @@ impl Primary {
             tasks,
             commit_tokens,
             recheck,
+            replicas,
         };
         if let Some(recheck) = primary.recheck.clone() {
             let watcher = primary.clone();
@@ -333,6 +337,9 @@ impl Primary {
         // Its transactions end at their next call; its pools close once
         // their connections are dropped.
         old.logins.retire();
+        if from.is_some() {
+            self.replicas.primary_changed();
+        }
         crate::stats::record_primary_switch();
         match to {
             Some(i) => {

@@ -56,6 +56,8 @@ pub struct Replicas {
     settings: ReplicaConfig,
     /// Spreads reads over the replicas that qualify.
     next: Arc<AtomicUsize>,
+    /// Wakes the checking task before its interval (the primary changed).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// How fresh a read must be, when a replica may serve it.
@@ -99,6 +101,7 @@ impl Replicas {
             ),
             settings,
             next: Default::default(),
+            wake: Default::default(),
         };
         if !replicas.replicas.is_empty() {
             let checked = replicas.clone();
@@ -107,11 +110,31 @@ impl Replicas {
                     for replica in checked.replicas.iter() {
                         replica.check(checked.settings).await;
                     }
-                    tokio::time::sleep(checked.settings.check_interval).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(checked.settings.check_interval) => {}
+                        () = checked.wake.notified() => {}
+                    }
                 }
             });
         }
         replicas
+    }
+
+    /// The gateway switched to another primary (see `primary`): the
+    /// promoted server may be one of the replicas, where `MASTER_GTID_WAIT`
+    /// would wait out --replica-wait for tokens it issued itself (it waits
+    /// on `@@gtid_slave_pos`, which its own writes do not advance). Every
+    /// replica leaves rotation now and is checked at once: the ones still
+    /// replicating come back, a promoted one (no replication running) stays
+    /// out. Reads go to the primary meanwhile.
+    pub(super) fn primary_changed(&self) {
+        if self.replicas.is_empty() {
+            return;
+        }
+        for replica in self.replicas.iter() {
+            *replica.health.write().unwrap_or_else(|e| e.into_inner()) = Health::Out;
+        }
+        self.wake.notify_one();
     }
 
     /// A replica connection that honours `bound`, logged in as `login` for

@@ -58,7 +58,13 @@ impl ReplicatedPair {
             data_dir: with_suffix("-replica"),
             remove_on_stop: true,
             tcp_port: Some(free_port()?),
-            extra_args: vec!["--server-id=2".into()],
+            // A binary log of its own, as a replica that may be promoted
+            // has: once promoted, its writes get GTIDs (commit tokens).
+            extra_args: vec![
+                "--server-id=2".into(),
+                "--log-bin".into(),
+                "--log-slave-updates".into(),
+            ],
             principals: Vec::new(),
             outcomes_schema: String::new(),
         })?;
