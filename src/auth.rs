@@ -45,8 +45,11 @@ impl Principal {
     /// one principal, so there are no roles to keep apart: it has the
     /// schema role (it may install code, as before roles existed).
     pub fn anonymous() -> Principal {
+        // One shared name: a call without authentication allocates nothing
+        // for its principal (cloning bumps a reference count).
+        static ANONYMOUS: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "".into());
         Principal {
-            name: "".into(),
+            name: ANONYMOUS.clone(),
             role: Role::Schema,
         }
     }

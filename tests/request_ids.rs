@@ -466,3 +466,49 @@ async fn a_lost_commit_answer_is_replayed_by_another_instance() {
         Some(1)
     );
 }
+
+/// The record is written as text (no PREPARE after each reset): a request id
+/// with quotes, backslashes and non-ASCII characters is stored byte for byte,
+/// even when the call's own SQL set `NO_BACKSLASH_ESCAPES` and `ANSI_QUOTES`
+/// on the session before the record is written, and a retry (whose record
+/// collides with it only if the bytes are the same) is answered from it.
+#[tokio::test]
+async fn request_ids_with_quotes_backslashes_and_non_ascii_are_recorded_exactly() {
+    let gateway = TestGateway::start().await;
+    create_t(&gateway).await;
+    gateway.direct_exec("INSERT INTO t (id, v) VALUES (1, 0)").await;
+    let mut client = gateway.client.clone();
+    let id = "it's \\' a \"q\" \\\\ ü 日本 '' \\0 --";
+    let mut answers = Vec::new();
+    for _attempt in 0..2 {
+        let tx = bump_in_transaction(&mut client, 1).await;
+        client
+            .execute(ExecuteRequest {
+                sql: "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI_QUOTES')"
+                    .into(),
+                transaction_id: tx.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("the session's sql_mode is set");
+        let answer = client
+            .commit(commit_with_id(&tx, id))
+            .await
+            .expect("the commit goes through or is replayed")
+            .into_inner();
+        answers.push(answer.replayed);
+    }
+    // The first committed; the retry was answered from its record (its own
+    // transaction rolled back).
+    assert_eq!(answers, [false, true]);
+    assert_eq!(count(&gateway, "SELECT v FROM t WHERE id = 1").await, 1);
+    let mut conn = gateway.direct().await;
+    let stored: Vec<String> = mysql_async::prelude::Queryable::query(
+        &mut conn,
+        "SELECT HEX(request_id) FROM sqlgate_outcomes",
+    )
+    .await
+    .expect("the outcomes table can be read");
+    let expected: String = id.bytes().map(|b| format!("{b:02X}")).collect();
+    assert_eq!(stored, vec![expected]);
+}

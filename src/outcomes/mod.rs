@@ -436,19 +436,20 @@ impl Outcomes {
         let Some(key) = key.filter(|_| !lease.transaction().read_only()) else {
             return Ok(Committed::Now(lease.commit().await?));
         };
+        let statement_results = summary.encoded_statements();
+        let record = table::Record {
+            principal: &key.principal,
+            request_id: key.request_id.as_bytes(),
+            fingerprint: &key.fingerprint.0,
+            rows_affected: summary.rows_affected,
+            last_insert_id: summary.last_insert_id,
+            statement_results: statement_results.as_deref(),
+        };
+        // As text: no PREPARE, which the reset after every call would
+        // otherwise force again each time (see `table::insert`).
         let written = lease
             .conn()
-            .exec_drop(
-                table::insert(self.schema()),
-                (
-                    &key.principal,
-                    &key.request_id,
-                    &key.fingerprint.0[..],
-                    summary.rows_affected,
-                    summary.last_insert_id,
-                    summary.encoded_statements(),
-                ),
-            )
+            .query_drop(table::insert(self.schema(), &record))
             .await;
         match written {
             Ok(()) => {

@@ -69,14 +69,64 @@ pub fn select(schema: &str, locking: bool) -> String {
     )
 }
 
-/// Writes a record: principal, request id, fingerprint, rows affected, last
-/// insert id, statement results (parameters).
-pub fn insert(schema: &str) -> String {
-    format!(
+/// The values of a record, as [`insert`] writes them.
+pub struct Record<'a> {
+    /// The principal, as stored.
+    pub principal: &'a [u8],
+    /// The client's request id.
+    pub request_id: &'a [u8],
+    /// The call's fingerprint.
+    pub fingerprint: &'a [u8],
+    /// Rows affected.
+    pub rows_affected: u64,
+    /// Last insert id.
+    pub last_insert_id: u64,
+    /// A batch's statement results, encoded.
+    pub statement_results: Option<&'a [u8]>,
+}
+
+/// Writes `record`, as text: every value is the gateway's own, so the
+/// statement is sent in one COM_QUERY instead of a PREPARE (which a reset of
+/// the connection would force again for every call) and an EXECUTE. Bytes go
+/// as hexadecimal literals (`X'…'`), which mean the same bytes under every
+/// `sql_mode` and character set (no quote or backslash to escape, so
+/// `NO_BACKSLASH_ESCAPES` or `ANSI_QUOTES` set by the call's own SQL change
+/// nothing), numbers as decimal digits.
+pub fn insert(schema: &str, record: &Record<'_>) -> String {
+    use std::fmt::Write;
+    let hex_len = 2 * (record.principal.len()
+        + record.request_id.len()
+        + record.fingerprint.len()
+        + record.statement_results.map_or(0, <[u8]>::len));
+    let mut sql = String::with_capacity(400 + schema.len() + hex_len);
+    let _ = write!(
+        sql,
         "INSERT INTO {}.`{VIEW}` (account, principal, request_id, fingerprint, rows_affected, \
-         last_insert_id, statement_results) VALUES ({ACCOUNT}, ?, ?, ?, ?, ?, ?)",
+         last_insert_id, statement_results) VALUES ({ACCOUNT}, ",
         quoted(schema)
-    )
+    );
+    for bytes in [record.principal, record.request_id, record.fingerprint] {
+        hex_literal(&mut sql, bytes);
+        sql.push_str(", ");
+    }
+    let _ = write!(sql, "{}, {}, ", record.rows_affected, record.last_insert_id);
+    match record.statement_results {
+        Some(bytes) => hex_literal(&mut sql, bytes),
+        None => sql.push_str("NULL"),
+    }
+    sql.push(')');
+    sql
+}
+
+/// Appends `bytes` as a hexadecimal string literal, `X'…'` (`X''` when empty).
+fn hex_literal(sql: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    sql.push_str("X'");
+    for byte in bytes {
+        sql.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        sql.push(char::from(DIGITS[usize::from(byte & 0xF)]));
+    }
+    sql.push('\'');
 }
 
 /// Checks that the view can be read (it exists and the account may).
@@ -91,4 +141,34 @@ pub fn purge(schema: &str) -> String {
         "DELETE FROM {}.`{TABLE}` WHERE created_at < NOW(6) - INTERVAL ? MICROSECOND LIMIT {PURGE_BATCH}",
         quoted(schema)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_written_with_hexadecimal_literals() {
+        let record = Record {
+            principal: b"",
+            request_id: "a'b\\c\"d é".as_bytes(),
+            fingerprint: &[0, 0xff, 0x10],
+            rows_affected: u64::MAX,
+            last_insert_id: 7,
+            statement_results: None,
+        };
+        let sql = insert("s`x", &record);
+        assert!(sql.starts_with("INSERT INTO `s``x`.`sqlgate_outcomes_mine` ("), "{sql}");
+        assert!(
+            sql.ends_with(
+                "X'', X'6127625C63226420C3A9', X'00FF10', 18446744073709551615, 7, NULL)"
+            ),
+            "{sql}"
+        );
+        let with_results = Record {
+            statement_results: Some(&[1, 2]),
+            ..record
+        };
+        assert!(insert("s", &with_results).ends_with(", 7, X'0102')"));
+    }
 }

@@ -105,7 +105,7 @@ impl BatchWriter {
     }
 
     /// Buffers one formatted line (or several, as one write).
-    fn append(&self, line: &[u8], urgent: bool) {
+    pub(super) fn append(&self, line: &[u8], urgent: bool) {
         let mut state = self.shared.lock();
         if state.closed {
             drop(state);

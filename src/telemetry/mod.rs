@@ -12,6 +12,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
+mod access_line;
 mod log_writer;
 mod spans;
 pub use spans::{SpanExport, install as export_spans};
@@ -57,6 +58,9 @@ pub fn init(format: LogFormat) -> LogGuard {
     };
     if installed.is_ok() {
         let _ = WRITER.set(writer);
+        if format == LogFormat::Text && !colours {
+            access_line::enable();
+        }
     }
     LogGuard {
         _writer: installed.is_ok().then_some(guard),
@@ -153,23 +157,50 @@ impl RpcLog {
     /// Logs the end of the RPC: its outcome, rows and duration.
     pub fn finish(mut self, rows: u64, error: Option<&tonic::Status>) {
         let _entered = self.span.enter();
-        self.span.record("rows", rows);
         let elapsed = self.started.elapsed();
         let code = error.map_or(tonic::Code::Ok, |status| status.code());
         crate::stats::record_rpc(self.method, code, elapsed);
         if let Some(exported) = self.exported.take() {
             spans::end(exported, rows, error);
         }
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        match error {
-            None => tracing::info!(duration_ms, code = "OK", "rpc finished"),
-            Some(status) => tracing::info!(
-                duration_ms,
-                code = ?status.code(),
-                error = status.message(),
-                "rpc failed"
-            ),
+        // The text format's line, written straight into the log buffer
+        // (the same bytes tracing would write, for less CPU per call).
+        if access_line::enabled()
+            && tracing::enabled!(target: access_line::TARGET, tracing::Level::INFO)
+            && let Some(writer) = WRITER.get()
+            && let Some(line) = access_line::format(
+                &self.span,
+                rows,
+                elapsed,
+                error,
+                std::time::SystemTime::now(),
+            )
+        {
+            writer.append(line.as_bytes(), false);
+            return;
         }
+        log_through_tracing(&self.span, rows, elapsed, error);
+    }
+}
+
+/// The access line as a tracing event in `span` (entered), for the JSON
+/// format, coloured text, and loggers [`access_line::format`] cannot read.
+fn log_through_tracing(
+    span: &Span,
+    rows: u64,
+    elapsed: std::time::Duration,
+    error: Option<&tonic::Status>,
+) {
+    span.record("rows", rows);
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    match error {
+        None => tracing::info!(duration_ms, code = "OK", "rpc finished"),
+        Some(status) => tracing::info!(
+            duration_ms,
+            code = ?status.code(),
+            error = status.message(),
+            "rpc failed"
+        ),
     }
 }
 
