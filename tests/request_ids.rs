@@ -476,7 +476,9 @@ async fn a_lost_commit_answer_is_replayed_by_another_instance() {
 async fn request_ids_with_quotes_backslashes_and_non_ascii_are_recorded_exactly() {
     let gateway = TestGateway::start().await;
     create_t(&gateway).await;
-    gateway.direct_exec("INSERT INTO t (id, v) VALUES (1, 0)").await;
+    gateway
+        .direct_exec("INSERT INTO t (id, v) VALUES (1, 0)")
+        .await;
     let mut client = gateway.client.clone();
     let id = "it's \\' a \"q\" \\\\ ü 日本 '' \\0 --";
     let mut answers = Vec::new();
@@ -484,8 +486,9 @@ async fn request_ids_with_quotes_backslashes_and_non_ascii_are_recorded_exactly(
         let tx = bump_in_transaction(&mut client, 1).await;
         client
             .execute(ExecuteRequest {
-                sql: "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI_QUOTES')"
-                    .into(),
+                sql:
+                    "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI_QUOTES')"
+                        .into(),
                 transaction_id: tx.clone(),
                 ..Default::default()
             })

@@ -94,10 +94,11 @@ pub struct Record<'a> {
 /// nothing), numbers as decimal digits.
 pub fn insert(schema: &str, record: &Record<'_>) -> String {
     use std::fmt::Write;
-    let hex_len = 2 * (record.principal.len()
-        + record.request_id.len()
-        + record.fingerprint.len()
-        + record.statement_results.map_or(0, <[u8]>::len));
+    let hex_len = 2
+        * (record.principal.len()
+            + record.request_id.len()
+            + record.fingerprint.len()
+            + record.statement_results.map_or(0, <[u8]>::len));
     let mut sql = String::with_capacity(400 + schema.len() + hex_len);
     let _ = write!(
         sql,
@@ -158,7 +159,10 @@ mod tests {
             statement_results: None,
         };
         let sql = insert("s`x", &record);
-        assert!(sql.starts_with("INSERT INTO `s``x`.`sqlgate_outcomes_mine` ("), "{sql}");
+        assert!(
+            sql.starts_with("INSERT INTO `s``x`.`sqlgate_outcomes_mine` ("),
+            "{sql}"
+        );
         assert!(
             sql.ends_with(
                 "X'', X'6127625C63226420C3A9', X'00FF10', 18446744073709551615, 7, NULL)"
