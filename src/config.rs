@@ -43,6 +43,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether an autocommit read on a freshly reset session may run as text
+/// (COM_QUERY with its parameters as literals) instead of PREPARE + EXECUTE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextProtocol {
+    /// When the statement's text ran binary before and its result converts
+    /// exactly (see README, "The text protocol after a reset").
+    Auto,
+    /// Always the binary protocol.
+    Off,
+}
+
 /// When a pooled connection may go back without COM_RESET_CONNECTION.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionReuse {
@@ -115,6 +126,15 @@ pub struct ServeArgs {
     /// its own.
     #[arg(long, env = "SQLGATE_RESET_DELAY", default_value = "5ms", value_parser = humantime::parse_duration)]
     pub reset_delay: Duration,
+
+    /// `auto`: an autocommit plain read on a freshly reset session, whose
+    /// statement text ran on the binary protocol before, goes as one
+    /// COM_QUERY with its parameters written as exact literals instead of a
+    /// PREPARE and an EXECUTE (cheaper for the database); anything that could
+    /// answer differently (column metadata, warnings, errors) runs binary.
+    /// `off`: always PREPARE + EXECUTE.
+    #[arg(long, env = "SQLGATE_TEXT_PROTOCOL", value_enum, default_value_t = TextProtocol::Auto)]
+    pub text_protocol: TextProtocol,
 
     /// Most transactions open at once; must be below --pool-max so that
     /// autocommit calls always have connections left.

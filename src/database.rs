@@ -113,6 +113,8 @@ pub struct Backend {
     acquire_timeout: Duration,
     /// Plain reads may give their connection back without a reset.
     session_reuse: bool,
+    /// Autocommit reads after a reset may go as text (--text-protocol).
+    text_protocol: bool,
     /// Its sessions are READ ONLY from the start (setup commands).
     read_only_sessions: bool,
     /// Most statements the pool keeps prepared on the server
@@ -212,6 +214,7 @@ impl Backend {
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
             session_reuse,
+            text_protocol: settings.text_protocol == crate::config::TextProtocol::Auto,
             read_only_sessions: read_only,
             cached_statements: settings.max.saturating_mul(settings.statement_cache_size),
             default_role: Default::default(),
@@ -252,6 +255,12 @@ impl Backend {
     /// The longest wait for a pooled connection (--acquire-timeout).
     pub fn acquire_timeout(&self) -> Duration {
         self.acquire_timeout
+    }
+
+    /// True when autocommit reads after a reset may go as text
+    /// (--text-protocol auto).
+    pub fn text_protocol(&self) -> bool {
+        self.text_protocol
     }
 
     /// True when its sessions are READ ONLY from the start.

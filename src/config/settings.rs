@@ -3,7 +3,7 @@
 //! registry, the calls' to the service, and so on.
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use super::{LogFormat, ServeArgs, SessionReuse};
+use super::{LogFormat, ServeArgs, SessionReuse, TextProtocol};
 
 /// Where the gateway's database is.
 #[derive(Debug, Clone)]
@@ -67,6 +67,8 @@ pub struct PoolConfig {
     /// Longest wait of an idle connection for its deferred reset; zero:
     /// reset on return (--reset-delay).
     pub reset_delay: Duration,
+    /// Autocommit reads after a reset may go as text (--text-protocol).
+    pub text_protocol: TextProtocol,
     /// The pools' database accounts may hold global administrative
     /// privileges (--allow-admin-account); without it the gateway refuses
     /// to start on, or hand out connections of, such an account.
@@ -480,6 +482,7 @@ impl ServeArgs {
                 found_rows: self.found_rows,
                 statement_cache_size: self.statement_cache_size,
                 reset_delay: self.reset_delay,
+                text_protocol: self.text_protocol,
                 allow_admin_account: self.allow_admin_account,
             },
             transactions: TransactionConfig {

@@ -4,7 +4,9 @@
 //! server refuses to stack several statements in one, and values come back
 //! typed. Only the first result set is returned (a CALL's later sets are read
 //! and dropped).
-use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, prelude::Queryable};
+use mysql_async::{
+    BinaryProtocol, Conn, Params, QueryResult, prelude::Protocol, prelude::Queryable,
+};
 use prost::bytes::BytesMut;
 
 use crate::{
@@ -18,6 +20,7 @@ pub mod guard;
 mod multirow;
 mod placeholders;
 mod session_mode;
+mod text_path;
 mod typed_params;
 
 pub use multirow::combine;
@@ -141,6 +144,14 @@ impl Statement {
     /// keeps): see `Session::before_statement`.
     pub fn reads_leftovers(&self) -> bool {
         self.reads_leftovers
+    }
+
+    /// The text under which the text protocol's path remembers this
+    /// statement, when it may take that path at all (see `text_path`): an
+    /// autocommit plain read that reads nothing an earlier statement left.
+    fn text_path_key(&self) -> Option<&str> {
+        let plain = self.plain_read && self.mode_dependent.is_none() && !self.reads_leftovers;
+        (plain && text_path::shape_allows(&self.sql, self.params.len())).then_some(&self.sql)
     }
 
     /// True when the statement is a CALL of a stored procedure, which may
@@ -366,8 +377,41 @@ pub async fn run_to_completion(
     limits: ResultLimits,
     bytes_used: &mut u64,
 ) -> Result<StatementResult, GatewayError> {
+    // An autocommit statement (no `sql_mode` to keep) on a session that would
+    // have to PREPARE it (a fresh reset) may go as text (`text_path`).
+    let text_key =
+        (backend.text_protocol() && sql_mode.is_none() && conn.can_prepare_and_execute())
+            .then(|| statement.text_path_key())
+            .flatten();
+    if let Some(sql) = text_key {
+        if let Some((text, expected)) = text_path::query_for(sql, &statement.params) {
+            let before = *bytes_used;
+            let output =
+                text_path::run(backend, conn, sql, text, &expected, limits, bytes_used).await?;
+            if let Some(output) = output {
+                return Ok(output);
+            }
+            *bytes_used = before;
+        }
+    }
     let connection_id = conn.id();
-    let mut result = statement.start(conn, sql_mode).await?;
+    let result = statement.start(conn, sql_mode).await?;
+    let columns = result.columns();
+    let output = read_result(backend, connection_id, result, limits, bytes_used).await?;
+    if let (Some(sql), Some(columns), 0) = (text_key, columns, output.warning_count) {
+        text_path::remember(sql, columns);
+    }
+    Ok(output)
+}
+
+/// Reads a whole result (either protocol) within `limits`.
+async fn read_result<P: Protocol>(
+    backend: &Backend,
+    connection_id: u32,
+    mut result: QueryResult<'_, 'static, P>,
+    limits: ResultLimits,
+    bytes_used: &mut u64,
+) -> Result<StatementResult, GatewayError> {
     let columns = result.columns();
     let columns = columns.as_deref().unwrap_or(&[]);
     let converter = RowConverter::new(columns);
@@ -421,10 +465,10 @@ pub async fn run_to_completion(
 /// Abandons a result that is still being sent: kills the statement on the
 /// server so that the rest need not be read, then reads what is already on
 /// the way, leaving the connection clean for its next statement.
-pub async fn stop_reading(
+pub async fn stop_reading<P: Protocol>(
     backend: &Backend,
     connection_id: u32,
-    result: QueryResult<'_, 'static, BinaryProtocol>,
+    result: QueryResult<'_, 'static, P>,
 ) {
     backend.kill_query(connection_id).await;
     if let Err(e) = result.drop_result().await {
