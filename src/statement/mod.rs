@@ -383,16 +383,16 @@ pub async fn run_to_completion(
         (backend.text_protocol() && sql_mode.is_none() && conn.can_prepare_and_execute())
             .then(|| statement.text_path_key())
             .flatten();
-    if let Some(sql) = text_key {
-        if let Some((text, expected)) = text_path::query_for(sql, &statement.params) {
-            let before = *bytes_used;
-            let output =
-                text_path::run(backend, conn, sql, text, &expected, limits, bytes_used).await?;
-            if let Some(output) = output {
-                return Ok(output);
-            }
-            *bytes_used = before;
+    if let Some(sql) = text_key
+        && let Some((text, expected)) = text_path::query_for(sql, &statement.params)
+    {
+        let before = *bytes_used;
+        let output =
+            text_path::run(backend, conn, sql, text, &expected, limits, bytes_used).await?;
+        if let Some(output) = output {
+            return Ok(output);
         }
+        *bytes_used = before;
     }
     let connection_id = conn.id();
     let result = statement.start(conn, sql_mode).await?;
