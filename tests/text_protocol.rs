@@ -2,9 +2,9 @@
 //! statements and parameters through a gateway with the text path and one
 //! forced binary (`off`), on the same database, over a table with a column of
 //! every type (edge values, NULLs, several character sets), parameters of
-//! every kind, expressions, errors and warnings. Each statement runs twice on
+//! every kind, expressions, errors and warnings. Each statement runs 3 times on
 //! the `auto` gateway (the first run, binary, teaches it the columns); the
-//! server's prepare counter tells which second runs went as text, and the
+//! server's prepare counter tells which later runs went as text, and the
 //! statements that must go as text (a column of each type, a parameter of
 //! each kind) are checked to have.
 mod common;
@@ -93,18 +93,24 @@ async fn compare(
     sql: &str,
     params: &[Value],
 ) -> (bool, Answer) {
-    // The prepare counter is the server's: one comparison at a time.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = ONE_AT_A_TIME.lock().await;
     let expected = answer(binary, sql, params).await;
     let first = answer(text, sql, params).await;
     assert_eq!(first, expected, "first run of {sql} {params:?}");
-    let (_, prepares_before) = reset_and_prepare_counters(&text.url).await;
-    let second = answer(text, sql, params).await;
-    let (_, prepares_after) = reset_and_prepare_counters(&text.url).await;
-    assert_eq!(second, expected, "second run of {sql} {params:?}");
-    (prepares_after == prepares_before, expected)
+    // Another gateway of this binary starting may prepare something at the
+    // same moment: a text path is one that prepares nothing in one of two runs.
+    let mut as_text = false;
+    for run in ["second", "third"] {
+        let (_, prepares_before) = reset_and_prepare_counters(&text.url).await;
+        let again = answer(text, sql, params).await;
+        let (_, prepares_after) = reset_and_prepare_counters(&text.url).await;
+        assert_eq!(again, expected, "{run} run of {sql} {params:?}");
+        as_text |= prepares_after == prepares_before;
+    }
+    (as_text, expected)
 }
+
+/// The server's prepare counter tells the paths apart: one test at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn gateways() -> (TestGateway, TestGateway) {
     let (database, url) = fresh_database().await;
@@ -130,6 +136,7 @@ async fn gateways() -> (TestGateway, TestGateway) {
 /// point).
 #[tokio::test]
 async fn every_column_type_reads_the_same_on_both_paths() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (binary, text) = gateways().await;
     for id in 1..=3 {
         compare(&binary, &text, "SELECT * FROM m WHERE id = ?", &[int(id)]).await;
@@ -163,6 +170,7 @@ async fn every_column_type_reads_the_same_on_both_paths() {
 /// parameter selects, and has its character set, collation and coercibility.
 #[tokio::test]
 async fn every_parameter_kind_reads_the_same_on_both_paths() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (binary, text) = gateways().await;
     let must_go_text = [
         (
@@ -306,6 +314,7 @@ async fn every_parameter_kind_reads_the_same_on_both_paths() {
 /// statement that ran as text before are the binary path's.
 #[tokio::test]
 async fn expressions_errors_and_warnings_are_the_binary_paths() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (binary, text) = gateways().await;
     for (sql, params) in [
         ("SELECT ?", vec![int(5)]),
