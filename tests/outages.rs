@@ -528,5 +528,34 @@ async fn the_gateway_settles_a_lost_commit_with_a_request_id_from_its_record() {
         .into_inner();
     assert!(!answer.replayed);
     assert_eq!(gateway.direct_ids().await, vec![1, 2]);
+    // A Commit of an interactive transaction: settled the same way, and a
+    // later Commit of its id says the same (not UNKNOWN).
+    for (id, cut_at, committed) in [(3, 1, true), (4, 2, false)] {
+        let tx = begin_on(&mut client).await;
+        client
+            .execute(statement_in(&format!("INSERT INTO t VALUES ({id})"), &tx))
+            .await
+            .unwrap();
+        cut.store(cut_at, Ordering::SeqCst);
+        let commit = CommitRequest {
+            transaction_id: tx.clone(),
+            request_id: format!("settle-tx-{id}"),
+        };
+        let first = client.commit(commit).await;
+        assert_eq!(cut.load(Ordering::SeqCst), 0, "the COMMIT was cut");
+        let again = client
+            .commit(CommitRequest {
+                transaction_id: tx,
+                ..Default::default()
+            })
+            .await;
+        for answer in [first, again] {
+            match committed {
+                true => assert!(answer.is_ok(), "{answer:?}"),
+                false => assert_eq!(answer.unwrap_err().code(), Code::Aborted),
+            }
+        }
+    }
+    assert_eq!(gateway.direct_ids().await, vec![1, 2, 3]);
     gateway.shut_down().await;
 }

@@ -454,10 +454,23 @@ impl Outcomes {
         match written {
             Ok(()) => {
                 let backend = lease.backend().clone();
-                let principal = lease.transaction().owner().clone();
+                let (transactions, transaction) = lease.settlement();
                 match lease.commit().await {
                     Err(GatewayError::CommitOutcomeUnknown(detail)) => {
-                        self.settle(&backend, &principal, &key, detail).await
+                        let settled = self
+                            .settle(&backend, transaction.owner(), &key, detail)
+                            .await;
+                        let end = match &settled {
+                            Ok(Committed::Now(token)) => {
+                                Some((EndReason::Committed, token.as_deref()))
+                            }
+                            Err(GatewayError::TransactionAborted(reason)) => Some((*reason, None)),
+                            _ => None,
+                        };
+                        if let Some((reason, token)) = end {
+                            transactions.settled(&transaction, reason, token);
+                        }
+                        settled
                     }
                     committed => Ok(Committed::Now(committed?)),
                 }

@@ -262,6 +262,12 @@ impl Lease {
         drop(self);
     }
 
+    /// Where to record how the transaction ended once a COMMIT whose
+    /// outcome was unknown is settled ([`Transactions::settled`]).
+    pub fn settlement(&self) -> (Transactions, Arc<Transaction>) {
+        (self.transactions.clone(), self.transaction.clone())
+    }
+
     /// Commits and ends the transaction.
     ///
     /// Once COMMIT is sent, its outcome is recorded whatever happens to the

@@ -552,6 +552,28 @@ impl Transactions {
     }
 
     /// Removes an ended transaction from the registry and remembers why it ended.
+    /// Remembers how `transaction`, ended already with its outcome unknown
+    /// (a COMMIT whose connection failed), turned out to end, once the
+    /// database said (see `outcomes`): later calls on its id are answered
+    /// with that.
+    pub fn settled(
+        &self,
+        transaction: &Transaction,
+        reason: EndReason,
+        commit_token: Option<&str>,
+    ) {
+        if transaction.id_unseen.load(Ordering::SeqCst) {
+            return;
+        }
+        lock(&self.inner.ended).insert(
+            transaction.id.as_str(),
+            &transaction.owner,
+            reason,
+            commit_token,
+            Instant::now(),
+        );
+    }
+
     fn forget(&self, transaction: &Transaction, reason: EndReason, commit_token: Option<&str>) {
         transaction.ended.store(true, Ordering::SeqCst);
         crate::stats::record_transaction_end(reason.label());

@@ -64,15 +64,20 @@ impl Tombstones {
             return;
         }
         let ends = self.principals.entry(owner.clone()).or_default();
+        let end = End {
+            reason,
+            commit_token: commit_token.map(Box::from),
+        };
+        if let Some(known) = ends.reasons.get_mut(id) {
+            // Settled later (a COMMIT whose outcome was unknown): in place.
+            *known = end;
+            return;
+        }
         if ends.order.len() >= self.per_principal
             && let Some((_, oldest)) = ends.order.pop_front()
         {
             ends.reasons.remove(&oldest);
         }
-        let end = End {
-            reason,
-            commit_token: commit_token.map(Box::from),
-        };
         ends.reasons.insert(id.to_string(), end);
         ends.order.push_back((now, id.to_string()));
     }
