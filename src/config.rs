@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod servers;
 mod settings;
 
-pub use servers::server_urls;
+pub use servers::{resolvable_host, server_urls, with_address};
 
 pub use settings::{
     CallConfig, Config, DatabaseConfig, DatabaseTarget, FleetConfig, PeerTls, PoolConfig,

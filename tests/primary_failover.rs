@@ -35,7 +35,10 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
     let pair = failover_pair("failover", "READ_ONLY ADMIN").await;
     let ReplicatedPair { primary, replica } = &pair;
     // The replica is writable (read_only = 0) but replicating: not the primary.
-    let url = servers_url("gw", "gw-pass", &[replica, primary]);
+    // Both named `localhost`: each check resolves the name again, and every
+    // address it has is a server (127.0.0.1 here; ::1 too where /etc/hosts
+    // says so, which the servers do not listen on: unreachable, skipped).
+    let url = servers_url("gw", "gw-pass", &[replica, primary]).replace("127.0.0.1", "localhost");
     let gateway = TestGateway::start_on("app".into(), url, |config| {
         config.database.replicas.primary_check_interval = CHECK_INTERVAL;
     })
@@ -138,6 +141,15 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
     })
     .await;
     assert!(refused, "calls say that no server is writable");
+    // The servers they name are the addresses `localhost` resolved to.
+    let status = execute(&mut client, "INSERT INTO t VALUES (1000)", vec![])
+        .await
+        .unwrap_err();
+    for server in [primary, replica] {
+        let address = format!("127.0.0.1:{}", server.tcp_port().unwrap());
+        assert!(status.message().contains(&address), "{status:?}");
+    }
+    assert!(!status.message().contains("localhost"), "{status:?}");
     on(replica, "SET GLOBAL read_only = 0").await;
     let resumed = eventually(Duration::from_secs(5), || {
         insert(&client, 1001, |result| result.is_ok())

@@ -110,6 +110,11 @@ impl Logins {
         self
     }
 
+    /// The server these logins log in to.
+    pub(super) fn server(&self) -> &ConnectOptions {
+        &self.server
+    }
+
     /// The backend of `login`, made now if this is its first use (which
     /// opens no connection yet). Fails only on a URL the driver refuses.
     pub(super) fn backend(&self, login: &Login) -> Result<Backend, mysql_async::Error> {

@@ -1,6 +1,8 @@
 //! Following the primary: `--database-url` naming several servers
 //! (`mysql://u:p@host1:3306,host2:3307/db`), of which the gateway writes
-//! only to the writable one.
+//! only to the writable one. A server named by a DNS name stands for every
+//! address the name resolves to, resolved again at every check (see
+//! `config::resolvable_host`): each address is a server of its own.
 //!
 //! A server is the primary when `@@global.read_only = 0` and it does not
 //! replicate (no row of `SHOW ALL SLAVES STATUS` has a replication thread
@@ -63,8 +65,8 @@ enum Role {
 
 /// The server written to, and its backends.
 struct Current {
-    /// Its index in `servers`; `None` while no server is known writable.
-    index: Option<usize>,
+    /// The server; `None` while no server is known writable.
+    server: Option<Arc<Server>>,
     logins: Logins,
 }
 
@@ -138,7 +140,11 @@ impl Recheck {
 /// The primary's backends; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Primary {
-    servers: Arc<Vec<Server>>,
+    /// The servers as --database-url names them (names not resolved).
+    entries: Arc<Vec<ConnectOptions>>,
+    /// The servers found at the last check: each address of a name that
+    /// resolves to several counts as a server.
+    servers: Arc<RwLock<Vec<Arc<Server>>>>,
     current: Arc<RwLock<Current>>,
     settings: PoolConfig,
     tasks: Tasks,
@@ -160,27 +166,12 @@ impl Primary {
         interval: Duration,
         replicas: super::replicas::Replicas,
     ) -> Result<Primary, mysql_async::Error> {
-        let several = servers.len() > 1;
-        // One connection kept open per server for the checks.
-        let probe_settings = PoolConfig {
-            min: 1,
-            max: 1,
-            ..settings
-        };
-        let servers = servers
-            .into_iter()
-            .map(|connect| {
-                Ok(Server {
-                    name: crate::config::redact_url(&connect.url),
-                    probe: Backend::new(&connect, probe_settings, tasks.clone(), false)?,
-                    connect,
-                    warned: Default::default(),
-                })
-            })
-            .collect::<Result<Vec<_>, mysql_async::Error>>()?;
+        // Several servers named, or one name with several addresses.
+        let several = servers.len() > 1 || servers.first().is_some_and(has_several_addresses);
+        let first = Arc::new(Server::new(servers[0].clone(), settings, &tasks)?);
         let recheck = several.then(Recheck::new);
         let logins = Logins::new(
-            servers[0].connect.clone(),
+            first.connect.clone(),
             settings,
             tasks.clone(),
             false,
@@ -188,12 +179,13 @@ impl Primary {
         )
         .watched_by(recheck.clone());
         let primary = Primary {
-            servers: Arc::new(servers),
+            entries: Arc::new(servers),
             current: Arc::new(RwLock::new(Current {
                 // With one server, it is the primary: nothing to check.
-                index: (!several).then_some(0),
+                server: (!several).then(|| first.clone()),
                 logins,
             })),
+            servers: Arc::new(RwLock::new(vec![first])),
             settings,
             tasks,
             commit_tokens,
@@ -216,7 +208,7 @@ impl Primary {
     /// The current primary's backend of `login`.
     pub(super) fn backend(&self, login: &Login) -> Result<Backend, GatewayError> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        if current.index.is_none() {
+        if current.server.is_none() {
             // Perhaps one was promoted since the last check.
             if let Some(recheck) = &self.recheck {
                 recheck.request();
@@ -236,13 +228,14 @@ impl Primary {
     /// Every backend of the current primary, for closing.
     pub(super) fn all(&self) -> Vec<Backend> {
         let mut all = self.logins().all();
-        all.extend(self.servers.iter().map(|server| server.probe.clone()));
+        all.extend(self.servers().iter().map(|server| server.probe.clone()));
         all
     }
 
     /// The servers, for an error saying none is writable.
     fn describe(&self) -> String {
-        let names: Vec<&str> = self.servers.iter().map(|s| s.name.as_str()).collect();
+        let servers = self.servers();
+        let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
         format!(
             "none of the database servers ({}) is a writable primary (@@read_only = 0, not replicating) at the moment; the gateway checks again every --primary-check-interval",
             names.join(", ")
@@ -266,57 +259,102 @@ impl Primary {
             return false;
         };
         // A check asks each server, each within the acquire timeout.
-        let patience = self.settings.acquire_timeout * (self.servers.len() as u32 + 1);
+        let patience = self.settings.acquire_timeout * (self.servers().len() as u32 + 1);
         recheck.after_now(patience).await
             && backend.retired()
             && self
                 .current
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .index
+                .server
                 .is_some()
     }
 
+    /// The servers found at the last check.
+    fn servers(&self) -> Vec<Arc<Server>> {
+        self.servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Resolves the names of --database-url again: every address is a
+    /// server (one already known keeps its probe connection).
+    async fn resolve(&self) -> Vec<Arc<Server>> {
+        let mut connects = Vec::new();
+        for entry in self.entries.iter() {
+            connects.extend(addresses_of(entry, self.settings.acquire_timeout).await);
+        }
+        let known = self.servers();
+        let servers: Vec<Arc<Server>> = connects
+            .into_iter()
+            .filter_map(|connect| {
+                if let Some(server) = known.iter().find(|s| s.connect.url == connect.url) {
+                    return Some(server.clone());
+                }
+                match Server::new(connect, self.settings, &self.tasks) {
+                    Ok(server) => Some(Arc::new(server)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot use a resolved address of a database server");
+                        None
+                    }
+                }
+            })
+            .collect();
+        if servers.is_empty() {
+            return known;
+        }
+        *self.servers.write().unwrap_or_else(|e| e.into_inner()) = servers.clone();
+        servers
+    }
+
     /// Checks the current primary and, when it is not writable, looks for
-    /// the one that is.
+    /// the one that is, among the addresses the names resolve to now.
     async fn check(&self) {
-        let index = self.current.read().unwrap_or_else(|e| e.into_inner()).index;
-        if let Some(index) = index {
-            match self.servers[index]
-                .role(self.settings.acquire_timeout)
-                .await
-            {
+        let servers = self.resolve().await;
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .server
+            .clone();
+        if let Some(server) = &current {
+            match server.role(self.settings.acquire_timeout).await {
                 Role::Writable => return,
                 other => {
-                    tracing::warn!(server = %self.servers[index].name, role = ?other, "the primary is no longer writable")
+                    tracing::warn!(server = %server.name, role = ?other, "the primary is no longer writable")
                 }
             }
         }
         let mut found = None;
-        for (i, server) in self.servers.iter().enumerate() {
-            if Some(i) == index {
+        for server in &servers {
+            if current
+                .as_ref()
+                .is_some_and(|c| c.connect.url == server.connect.url)
+            {
                 continue;
             }
             match server.role(self.settings.acquire_timeout).await {
                 Role::Writable => {
-                    found = Some(i);
+                    found = Some(server.clone());
                     break;
                 }
                 other => tracing::debug!(server = %server.name, role = ?other, "not the primary"),
             }
         }
-        self.switch(index, found);
+        self.switch(current, found);
     }
 
     /// Makes server `to` the primary (`None`: none is), unless it already is.
-    fn switch(&self, from: Option<usize>, to: Option<usize>) {
+    fn switch(&self, from: Option<Arc<Server>>, to: Option<Arc<Server>>) {
+        let url = |server: &Option<Arc<Server>>| server.as_ref().map(|s| s.connect.url.clone());
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if current.index != from || from == to {
+        if url(&current.server) != url(&from) || url(&from) == url(&to) {
             return;
         }
-        let connect = match to {
-            Some(i) => self.servers[i].connect.clone(),
-            None => self.servers[from.unwrap_or(0)].connect.clone(),
+        let connect = match (&to, &from) {
+            (Some(server), _) | (None, Some(server)) => server.connect.clone(),
+            (None, None) => current.logins.server().clone(),
         };
         let fresh = Logins::new(
             connect,
@@ -329,7 +367,7 @@ impl Primary {
         let old = std::mem::replace(
             &mut *current,
             Current {
-                index: to,
+                server: to.clone(),
                 logins: fresh,
             },
         );
@@ -342,8 +380,8 @@ impl Primary {
         }
         crate::stats::record_primary_switch();
         match to {
-            Some(i) => {
-                tracing::warn!(primary = %self.servers[i].name, "writing to a new primary")
+            Some(server) => {
+                tracing::warn!(primary = %server.name, "writing to a new primary")
             }
             None => tracing::error!("no writable primary: calls that need it fail until one is"),
         }
@@ -351,6 +389,26 @@ impl Primary {
 }
 
 impl Server {
+    /// `connect`'s server, with its probe connection (made lazily).
+    fn new(
+        connect: ConnectOptions,
+        settings: PoolConfig,
+        tasks: &Tasks,
+    ) -> Result<Server, mysql_async::Error> {
+        // One connection kept open per server for the checks.
+        let probe_settings = PoolConfig {
+            min: 1,
+            max: 1,
+            ..settings
+        };
+        Ok(Server {
+            name: crate::config::redact_url(&connect.url),
+            probe: Backend::new(&connect, probe_settings, tasks.clone(), false)?,
+            connect,
+            warned: Default::default(),
+        })
+    }
+
     /// Asks the server what it is, within `timeout`.
     async fn role(&self, timeout: Duration) -> Role {
         let asked = async {
@@ -401,4 +459,62 @@ async fn replicating(conn: &mut mysql_async::Conn) -> Result<bool, mysql_async::
     Ok(rows
         .iter()
         .any(|row| running(row, "Slave_IO_Running") || running(row, "Slave_SQL_Running")))
+}
+
+/// True when `entry` names its server by a DNS name that resolves to
+/// several addresses now (asked once, at start: a single server otherwise
+/// costs no check).
+fn has_several_addresses(entry: &ConnectOptions) -> bool {
+    use std::net::ToSocketAddrs;
+    let Some((host, port)) = crate::config::resolvable_host(&entry.url, entry.ssl_ca.is_some())
+    else {
+        return false;
+    };
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .is_ok_and(|addresses| distinct_ips(addresses).len() > 1)
+}
+
+/// The servers `entry` stands for: one per address its DNS name resolves to
+/// now (the URL naming the address), or `entry` itself when it names an
+/// address, a socket, uses TLS (whose certificate names the host), or the
+/// name cannot be resolved within `timeout` (the driver tries then).
+async fn addresses_of(entry: &ConnectOptions, timeout: Duration) -> Vec<ConnectOptions> {
+    let Some((host, port)) = crate::config::resolvable_host(&entry.url, entry.ssl_ca.is_some())
+    else {
+        return vec![entry.clone()];
+    };
+    match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await {
+        Ok(Ok(addresses)) => {
+            let ips = distinct_ips(addresses);
+            if ips.is_empty() {
+                return vec![entry.clone()];
+            }
+            ips.into_iter()
+                .map(|ip| ConnectOptions {
+                    url: crate::config::with_address(&entry.url, ip),
+                    ..entry.clone()
+                })
+                .collect()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(host, error = %e, "cannot resolve a database server's name");
+            vec![entry.clone()]
+        }
+        Err(_) => {
+            tracing::warn!(host, "no answer resolving a database server's name");
+            vec![entry.clone()]
+        }
+    }
+}
+
+/// The distinct IP addresses of `addresses`, in their order.
+fn distinct_ips(addresses: impl Iterator<Item = std::net::SocketAddr>) -> Vec<std::net::IpAddr> {
+    let mut ips = Vec::new();
+    for address in addresses {
+        if !ips.contains(&address.ip()) {
+            ips.push(address.ip());
+        }
+    }
+    ips
 }
