@@ -13,7 +13,7 @@
 //!   (`FOUND_ROWS`, `ROW_COUNT`, warnings, diagnostics), no placeholder that
 //!   follows a word that would make a literal of another type (`DATE ?`,
 //!   `_utf8mb4 ?`, `N ?`) or directly follows another (`? ?`: adjacent string
-//!   literals concatenate).
+//!   literals concatenate); at most 4 KiB of text, 64 KiB with the literals.
 //! - **the parameters** ([`push_literal`]): integers (not `i64::MIN`, which is
 //!   a DECIMAL negated), finite doubles and floats as shortest round-trip
 //!   digits with an exponent (`1e-1`: the server types it DOUBLE, the same
@@ -49,6 +49,15 @@ use crate::{database::Backend, errors::GatewayError, values::CellKind};
 
 /// Statement texts whose columns are remembered (cleared when full).
 const MAX_KNOWN: usize = 2048;
+
+/// Longest statement text (with placeholders) that may go as text: the
+/// remembered texts stay small.
+const MAX_SQL_LEN: usize = 4096;
+
+/// Longest text with its literals: a long parameter stays bound (the
+/// binary protocol sends it as long data; a text query could exceed
+/// max_allowed_packet).
+const MAX_TEXT_LEN: usize = 64 * 1024;
 
 /// Words that keep a statement on the binary protocol (see the module docs).
 const BINARY_WORDS: [&str; 7] = [
@@ -91,7 +100,8 @@ fn known() -> std::sync::MutexGuard<'static, HashMap<Box<str>, Known>> {
 /// True when the text of a statement with `params` parameters may take the
 /// text path (see the module docs).
 pub(super) fn shape_allows(sql: &str, params: usize) -> bool {
-    if placeholders::unambiguous_placeholders(sql) != Some(params)
+    if sql.len() > MAX_SQL_LEN
+        || placeholders::unambiguous_placeholders(sql) != Some(params)
         || sql.contains(';')
         || mentions_any(sql, &BINARY_WORDS)
     {
@@ -136,6 +146,9 @@ pub(super) fn query_for(sql: &str, params: &[MyValue]) -> Option<(String, Arc<[C
             text.push(' ');
         }
         text.push_str(piece);
+        if text.len() > MAX_TEXT_LEN {
+            return None;
+        }
     }
     Some((text, columns))
 }
@@ -348,6 +361,8 @@ mod tests {
             )
             .is_none()
         );
+        let long = MyValue::Bytes(vec![b'a'; MAX_TEXT_LEN]);
+        assert!(query_for(sql, &[MyValue::Int(1), MyValue::Int(2), long]).is_none());
         keep_binary(sql);
         assert!(query_for(sql, &[MyValue::Int(1), MyValue::Int(2), MyValue::NULL]).is_none());
     }
