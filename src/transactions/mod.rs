@@ -552,10 +552,10 @@ impl Transactions {
     }
 
     /// Removes an ended transaction from the registry and remembers why it ended.
-    /// Remembers how `transaction`, ended already with its outcome unknown
-    /// (a COMMIT whose connection failed), turned out to end, once the
-    /// database said (see `outcomes`): later calls on its id are answered
-    /// with that.
+    /// Remembers how `transaction` ended (unless its id was never shown),
+    /// also later for one that ended with its outcome unknown (a COMMIT
+    /// whose connection failed) once the database said (see `outcomes`):
+    /// later calls on its id are answered with that.
     pub fn settled(
         &self,
         transaction: &Transaction,
@@ -579,16 +579,7 @@ impl Transactions {
         crate::stats::record_transaction_end(reason.label());
         lock(&self.inner.open).remove(&transaction.id);
         self.note_change();
-        if transaction.id_unseen.load(Ordering::SeqCst) {
-            return;
-        }
-        lock(&self.inner.ended).insert(
-            transaction.id.as_str(),
-            &transaction.owner,
-            reason,
-            commit_token,
-            Instant::now(),
-        );
+        self.settled(transaction, reason, commit_token);
     }
 }
 
