@@ -29,11 +29,30 @@ async fn batch(
     statements: Vec<Statement>,
     combine_inserts: bool,
 ) -> Result<api::ExecuteBatchResponse, tonic::Status> {
+    batch_request(gateway, "", statements, combine_inserts).await
+}
+
+/// A batch with `combine_inserts` inside `transaction_id`.
+async fn batch_in(
+    gateway: &TestGateway,
+    transaction_id: &str,
+    statements: Vec<Statement>,
+) -> Result<api::ExecuteBatchResponse, tonic::Status> {
+    batch_request(gateway, transaction_id, statements, true).await
+}
+
+async fn batch_request(
+    gateway: &TestGateway,
+    transaction_id: &str,
+    statements: Vec<Statement>,
+    combine_inserts: bool,
+) -> Result<api::ExecuteBatchResponse, tonic::Status> {
     let mut client = gateway.client.clone();
     client
         .execute_batch(ExecuteBatchRequest {
             statements,
             combine_inserts,
+            transaction_id: transaction_id.into(),
             ..Default::default()
         })
         .await
@@ -144,5 +163,59 @@ async fn statements_that_are_not_plain_inserts_run_one_at_a_time() {
             .direct_i64("SELECT qty FROM t WHERE name = 'same'")
             .await,
         Some(3)
+    );
+}
+
+#[tokio::test]
+async fn inside_a_transaction_a_batch_undoes_only_itself_and_warns_as_alone() {
+    // A batch that starts with a run of rows inside an open transaction:
+    // its first multi-row INSERT is undone to the batch's own savepoint.
+    let gateway = TestGateway::start().await;
+    table(&gateway).await;
+    let tx = begin(&gateway, None).await;
+    execute_in(&gateway, &tx, "SET SESSION sql_mode = ''", vec![])
+        .await
+        .unwrap();
+    execute_in(&gateway, &tx, INSERT, vec![text("before"), int(0)])
+        .await
+        .unwrap();
+    // Fails as alone (NULL into NOT NULL: an error one row at a time, only a
+    // warning combined): nothing of it stays, the transaction goes on.
+    let mut failing: Vec<Statement> = (0..5).map(|i| insert(&format!("c{i}"), i)).collect();
+    failing[3].params[1] = null();
+    let failed = batch_in(&gateway, &tx, failing).await.unwrap_err();
+    let (_, metadata) = error_info(&failed);
+    assert_eq!(metadata["errno"], "1048");
+    assert_eq!(metadata["statement_index"], "3");
+    // Warns as alone: a name one character too long is cut, with a warning
+    // for that statement only.
+    let mut warning: Vec<Statement> = (0..5).map(|i| insert(&format!("d{i}"), i)).collect();
+    warning[2].params[0] = text(&"x".repeat(3001));
+    let warned = batch_in(&gateway, &tx, warning).await.unwrap();
+    let warnings: Vec<u32> = warned.results.iter().map(|r| r.warning_count).collect();
+    assert_eq!(warnings, [0, 0, 1, 0, 0]);
+    assert!(warned.results.iter().all(|r| r.rows_affected == 1));
+    // Exact when combined.
+    let rows: Vec<Statement> = (0..5).map(|i| insert(&format!("e{i}"), i)).collect();
+    let combined = batch_in(&gateway, &tx, rows).await.unwrap();
+    assert!(
+        combined
+            .results
+            .iter()
+            .all(|r| r.rows_affected == 1 && r.warning_count == 0)
+    );
+    commit(&gateway, &tx).await.unwrap();
+    assert_eq!(gateway.direct_i64("SELECT COUNT(*) FROM t").await, Some(11));
+    assert_eq!(
+        gateway
+            .direct_i64("SELECT COUNT(*) FROM t WHERE name LIKE 'c%'")
+            .await,
+        Some(0)
+    );
+    assert_eq!(
+        gateway
+            .direct_i64("SELECT COUNT(*) FROM t WHERE name = REPEAT('x', 3000)")
+            .await,
+        Some(1)
     );
 }

@@ -72,7 +72,7 @@ pub(super) async fn execute_batch(
                 Proceed::Run(lease) => lease,
                 Proceed::Replay(recorded) => return Ok(Proceed::Replay(recorded)),
             };
-            let outcome = run_all(service, &mut lease, &statements, combine).await;
+            let outcome = run_all(service, &mut lease, &statements, combine, None).await;
             Ok(Proceed::Run((lease, outcome)))
         };
         let (lease, outcome) = match deadline::within(limit, work).await? {
@@ -152,7 +152,7 @@ async fn run_in_savepoint(
         .conn()
         .query_drop(format!("SAVEPOINT {SAVEPOINT}"))
         .await?;
-    let outcome = run_all(service, lease, statements, combine).await;
+    let outcome = run_all(service, lease, statements, combine, Some(SAVEPOINT)).await;
     let undo = match &outcome {
         Ok(_) => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
         // After an error that ended the transaction there is nothing to undo.
@@ -163,11 +163,14 @@ async fn run_in_savepoint(
     outcome
 }
 
+/// `savepoint`: a savepoint set just before the batch's first statement,
+/// if any (inside an open transaction).
 async fn run_all(
     service: &DatabaseService,
     lease: &mut Lease,
     statements: &[Statement],
     combine_inserts: bool,
+    savepoint: Option<&str>,
 ) -> Result<Vec<api::StatementResult>, GatewayError> {
     let limits = service.result_limits(0);
     let mut bytes_used = 0;
@@ -175,8 +178,15 @@ async fn run_all(
     let mut index = 0;
     while index < statements.len() {
         if combine_inserts && let Some((end, row)) = batch_rows::run_at(statements, index) {
-            batch_rows::run_combined(lease, statements, index..end, row, &mut results, limits)
-                .await?;
+            // Nothing ran since the batch's savepoint: its first chunk can
+            // be undone to that one instead of one of its own.
+            let undo_to = savepoint.filter(|_| index == 0);
+            let rows = batch_rows::Run {
+                run: index..end,
+                row,
+                undo_to,
+            };
+            batch_rows::run_combined(lease, statements, rows, &mut results, limits).await?;
             index = end;
             continue;
         }

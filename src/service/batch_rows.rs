@@ -3,7 +3,9 @@
 //! [`crate::statement::guard::values_row`]), is sent as multi-row INSERTs,
 //! one round trip per chunk instead of one per statement.
 //!
-//! Each chunk runs after a savepoint. When it fails with an error that
+//! Each chunk runs after a savepoint (its own, or for a run that starts a
+//! batch inside an open transaction the batch's, set just before it: one
+//! round trip less). When it fails with an error that
 //! leaves the transaction open (a duplicate key, a NULL in a NOT NULL
 //! column, …), or succeeds with warnings or a row count other than its
 //! number of rows (where one row at a time could have read differently:
@@ -11,7 +13,9 @@
 //! in a multi-row one without strict mode), the chunk is undone to the
 //! savepoint and its statements run one at a time, so rows, errors (naming
 //! the failing statement) and warnings are exactly those of the batch
-//! without combining.
+//! without combining. The chunks' savepoint is not released: the batch's
+//! end (COMMIT, or releasing or rolling back to the batch's savepoint, which
+//! drops the savepoints set after it) discards it, one round trip less.
 use std::ops::Range;
 
 use mysql_async::prelude::Queryable;
@@ -48,6 +52,17 @@ pub(super) fn run_at(statements: &[Statement], start: usize) -> Option<(usize, R
     Some((start + 1 + same, row))
 }
 
+/// A run of statements to combine (see [`run_at`]).
+pub(super) struct Run<'a> {
+    /// The statements' indexes in the batch.
+    pub run: Range<usize>,
+    /// The row's byte range in their SQL.
+    pub row: Range<usize>,
+    /// A savepoint set just before `run.start`'s statement, which undoes
+    /// exactly the first chunk.
+    pub undo_to: Option<&'a str>,
+}
+
 /// Runs `statements[run]` (see [`run_at`]) as multi-row INSERTs, pushing one
 /// result per statement: `rows_affected` 1, `warning_count` 0, and
 /// `last_insert_id` 0 except for the first statement of each INSERT sent,
@@ -55,8 +70,7 @@ pub(super) fn run_at(statements: &[Statement], start: usize) -> Option<(usize, R
 pub(super) async fn run_combined(
     lease: &mut Lease,
     statements: &[Statement],
-    run: Range<usize>,
-    row: Range<usize>,
+    Run { run, row, undo_to }: Run<'_>,
     results: &mut Vec<api::StatementResult>,
     limits: ResultLimits,
 ) -> Result<(), GatewayError> {
@@ -70,16 +84,21 @@ pub(super) async fn run_combined(
         .before_statement(false, false)
         .await
         .map_err(|e| in_batch(run.start, e))?;
-    let savepoint = format!("SAVEPOINT {ROWS_SAVEPOINT}");
     let mut start = run.start;
     while start < run.end {
         let end = (start + chunk).min(run.end);
         let rows = &statements[start..end];
-        lease
-            .conn()
-            .query_drop(savepoint.as_str())
-            .await
-            .map_err(|e| in_batch(start, e.into()))?;
+        let savepoint = match undo_to.filter(|_| start == run.start) {
+            Some(savepoint) => savepoint,
+            None => {
+                lease
+                    .conn()
+                    .query_drop(format!("SAVEPOINT {ROWS_SAVEPOINT}"))
+                    .await
+                    .map_err(|e| in_batch(start, e.into()))?;
+                ROWS_SAVEPOINT
+            }
+        };
         let combined = statement::combine(rows, row.clone());
         let backend = lease.backend().clone();
         let mut bytes_used = 0;
@@ -111,7 +130,7 @@ pub(super) async fn run_combined(
             // One statement at a time, as without combining.
             lease
                 .conn()
-                .query_drop(format!("ROLLBACK TO SAVEPOINT {ROWS_SAVEPOINT}"))
+                .query_drop(format!("ROLLBACK TO SAVEPOINT {savepoint}"))
                 .await
                 .map_err(|e| in_batch(start, e.into()))?;
             for (index, statement) in (start..end).zip(rows) {
@@ -121,11 +140,6 @@ pub(super) async fn run_combined(
         }
         start = end;
     }
-    lease
-        .conn()
-        .query_drop(format!("RELEASE SAVEPOINT {ROWS_SAVEPOINT}"))
-        .await
-        .map_err(|e| in_batch(run.end - 1, e.into()))?;
     Ok(())
 }
 
