@@ -387,6 +387,43 @@ async fn expressions_errors_and_warnings_are_the_binary_paths() {
     text.shut_down().await;
 }
 
+/// A plain read by its text that writes through a view (a function writing
+/// a MyISAM table, which no rollback undoes), then fails on some values: a
+/// text run that fails is run again binary, so it must not have written.
+/// Every call writes exactly once, on both gateways.
+#[tokio::test]
+async fn a_view_that_writes_is_written_once_per_call() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (binary, text) = gateways().await;
+    binary
+        .direct_exec("CREATE TABLE audit (n INT) ENGINE=MyISAM")
+        .await;
+    binary
+        .direct_exec(
+            "CREATE FUNCTION audited() RETURNS INT MODIFIES SQL DATA \
+             BEGIN INSERT INTO audit VALUES (1); RETURN 1; END",
+        )
+        .await;
+    binary
+        .direct_exec("CREATE VIEW audited_v AS SELECT audited() AS a")
+        .await;
+    let sql = "SELECT CAST(a AS UNSIGNED) - ? AS x FROM audited_v";
+    let (as_text, answer) = compare(&binary, &text, sql, &[int(0)]).await;
+    assert!(matches!(answer, Answer::Result(_)), "{answer:?}");
+    assert!(!as_text, "a statement that writes stays binary");
+    // Out of range once the function has written.
+    let (_, answer) = compare(&binary, &text, sql, &[int(5)]).await;
+    assert!(matches!(answer, Answer::Error { .. }), "{answer:?}");
+    // Two calls on the binary gateway, six on the text one.
+    assert_eq!(
+        binary.direct_i64("SELECT COUNT(*) FROM audit").await,
+        Some(8),
+        "one write per call"
+    );
+    binary.shut_down().await;
+    text.shut_down().await;
+}
+
 fn text_value(v: &str) -> Value {
     text(v)
 }

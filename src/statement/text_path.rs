@@ -32,10 +32,17 @@
 //!   through both paths). A binary run whose columns differ from the
 //!   remembered ones (metadata that depends on the values) also ends the
 //!   text path for that statement.
-//! - **errors**: a plain read changes nothing, so a text run that fails with
-//!   a server error is run again binary and the binary answer is returned
-//!   (errno, state and message as the binary path gives them); an interrupted
-//!   statement (a deadline's KILL) is not run again.
+//! - **errors**: a text run that fails with a server error is run again
+//!   binary and the binary answer is returned (errno, state and message as
+//!   the binary path gives them); an interrupted statement (a deadline's
+//!   KILL) is not run again.
+//! - **running twice**: a statement dropped after its text run is run again,
+//!   so the text run must not have written anything. Its text says it is a
+//!   plain read, but a view may call a function that writes (a MyISAM log, a
+//!   sequence's NEXTVAL), which no text shows: every text run goes as
+//!   `SET STATEMENT tx_read_only=1 FOR …`, a READ ONLY transaction of its
+//!   own, where the server refuses any write before making it (error 1792);
+//!   that statement then runs binary, once, and stays binary.
 use std::{
     collections::HashMap,
     fmt::Write,
@@ -72,6 +79,16 @@ const BINARY_WORDS: [&str; 7] = [
 
 /// Words after which a quoted literal would be read as another type.
 const LITERAL_PREFIXES: [&str; 6] = ["N", "X", "B", "DATE", "TIME", "TIMESTAMP"];
+
+/// Put before every text run: the statement runs in a READ ONLY
+/// transaction of its own, so that it can write nothing (a view may call a
+/// function that writes, which the text cannot show). One that tries fails
+/// with [`READ_ONLY_REFUSAL`] before writing and runs binary: a statement
+/// that may be run again after its text run must not have written.
+const READ_ONLY_PREFIX: &str = "SET STATEMENT tx_read_only=1 FOR ";
+
+/// `ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION`: the text run tried to write.
+const READ_ONLY_REFUSAL: u16 = 1792;
 
 /// Server errors of an interrupted statement, which is not run again.
 const INTERRUPTED: [u16; 3] = [1317, 1969, 3024];
@@ -137,7 +154,8 @@ pub(super) fn query_for(sql: &str, params: &[MyValue]) -> Option<(String, Arc<[C
     if !columns.iter().all(converts_exactly) {
         return None;
     }
-    let mut text = String::with_capacity(sql.len() + params.len() * 8);
+    let mut text = String::with_capacity(READ_ONLY_PREFIX.len() + sql.len() + params.len() * 8);
+    text.push_str(READ_ONLY_PREFIX);
     let mut params = params.iter();
     for (index, piece) in sql.split('?').enumerate() {
         if index > 0 {
@@ -244,6 +262,10 @@ pub(super) async fn run(
     let connection_id = conn.id();
     let result = match conn.query_iter(text).await {
         Ok(result) => result,
+        Err(mysql_async::Error::Server(e)) if e.code == READ_ONLY_REFUSAL => {
+            keep_binary(sql);
+            return Ok(None);
+        }
         Err(e) if run_binary_after(&e) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
@@ -352,7 +374,7 @@ mod tests {
             query_for(sql, &[MyValue::Int(1), MyValue::Int(-2), MyValue::NULL]).expect("known now");
         assert_eq!(
             text,
-            "SELECT  1 +1, 2- -2  FROM known_shape_test WHERE a =  NULL "
+            "SET STATEMENT tx_read_only=1 FOR SELECT  1 +1, 2- -2  FROM known_shape_test WHERE a =  NULL "
         );
         assert!(
             query_for(
