@@ -164,7 +164,8 @@ pub fn check_statement(sql: &str, context: GuardContext) -> Result<Checked<'_>, 
         // The server runs the body: check it as the statement.
         let checked = check_statement(body, context)?;
         return Ok(Checked {
-            sql: sql.trim_matches(|c: char| c.is_ascii() && (lexer::is_blank(c as u8) || c == ';')),
+            sql: sql
+                .trim_end_matches(|c: char| c.is_ascii() && (lexer::is_blank(c as u8) || c == ';')),
             // Never reused without a reset (the reuse classifier reads plain text).
             plain_read: false,
             ..checked

@@ -806,6 +806,10 @@ fn version_comments_every_server_runs_are_read_as_their_body() {
     );
     let checked = check_statement("/*!40101 SET NAMES utf8mb4 */;", PLAIN).unwrap();
     assert_eq!(checked.sql, "/*!40101 SET NAMES utf8mb4 */");
+    // What is sent is a prefix of the text, as for any statement (found by
+    // never_panics_on_sql_like_text: leading blanks were trimmed too).
+    let checked = check_statement("\n /*!SET NAMES utf8mb4*/ ;", PLAIN).unwrap();
+    assert_eq!(checked.sql, "\n /*!SET NAMES utf8mb4*/");
     assert_eq!(checked.kind, StatementKind::Set);
     // The body is checked like any statement; other versions and forms stay refused.
     assert_refused(
