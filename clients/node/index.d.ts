@@ -199,6 +199,12 @@ export interface TransactionHelperOptions extends BeginOptions, CallOptions {
   options?: Record<string, unknown>;
   /** Called with the ABORTED (or RESOURCE_EXHAUSTED) error and the number of the rerun (1, 2, ...) before each rerun. */
   onRetry?: (error: SqlgateError, attempt: number) => void | Promise<void>;
+  /**
+   * Run each attempt on one Transaction stream (default true): tx.execute() is a message of it; tx.stream(),
+   * tx.executeBatch() and an execute() with commit, readConsistency or requestId are unary calls with tx.id.
+   * false: Begin, unary calls with the id, Commit.
+   */
+  stream?: boolean;
 }
 
 /** The open transaction handed to `transaction(fn)`. */

@@ -22,73 +22,18 @@ const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
   oneofs: true,
 });
 const { sqlgate } = grpc.loadPackageDefinition(definition);
+const { Decimal, toValue, encodeStatements } = require('./encode');
+const { fromValue, result, begun, leanBatchResponse } = require('./results');
+const { transactionStream, streamTransaction } = require('./transaction-stream');
 
-/** Exact decimal text, sent as decimal_value. */
-class Decimal {
-  constructor(text) { this.text = String(text); }
-  toString() { return this.text; }
-}
-
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const UINT64_MAX = 2n ** 64n - 1n;
-
-/**
- * A whole number given as its exact decimal digits (a BigInt, or a number's
- * String() without an exponent): int64 or uint64 when it fits, else exact
- * DECIMAL text. Never wrapped.
- */
-function integerValue(digits) {
-  const n = BigInt(digits);
-  if (n >= INT64_MIN && n <= INT64_MAX) return { int64Value: digits };
-  if (n > INT64_MAX && n <= UINT64_MAX) return { uint64Value: digits };
-  return { decimalValue: digits };
-}
-
-/**
- * A JavaScript number as a sqlgate Value, typed as MariaDB types the literal
- * mysql2's query() writes for it (`String(n)`): a whole number without an
- * exponent (|n| < 1e21) is an integer (int64, uint64, or exact DECIMAL text
- * beyond 64 bits), a whole number written with an exponent (1e21,
- * -1e300, Number.MAX_VALUE) is a DOUBLE, and a fraction is a DOUBLE (as
- * mysql2's execute() sends it). NaN and ±Infinity have no SQL value.
- */
-function numberValue(v) {
-  if (!Number.isFinite(v)) throw new TypeError(`cannot send ${v} as a SQL value: MariaDB and MySQL have no NaN or Infinity`);
-  if (!Number.isInteger(v)) return { doubleValue: v };
-  // Exact as a number: no BigInt and no decimal text for protobufjs to parse.
-  if (Number.isSafeInteger(v)) return { int64Value: v };
-  const text = String(v);
-  return /e/i.test(text) ? { doubleValue: v } : integerValue(text);
-}
-
-/** A JavaScript value as a sqlgate Value. */
-function toValue(v) {
-  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
-  if (typeof v === 'bigint') return integerValue(v.toString());
-  if (typeof v === 'number') return numberValue(v);
-  if (typeof v === 'boolean') return { boolValue: v };
-  if (typeof v === 'string') return { stringValue: v };
-  if (Buffer.isBuffer(v)) return { bytesValue: v };
-  if (v instanceof Uint8Array) return { bytesValue: Buffer.from(v.buffer, v.byteOffset, v.byteLength) };
-  if (v instanceof Decimal) return { decimalValue: v.text };
-  throw new TypeError(`cannot send a ${typeof v} as a SQL value; use null, bigint, number, boolean, string, Buffer or Decimal`);
-}
-
-/** A sqlgate Value as a JavaScript value. */
-function fromValue(value) {
-  switch (value.kind) {
-    case 'nullValue': return null;
-    case 'int64Value': return BigInt(value.int64Value);
-    case 'uint64Value': return BigInt(value.uint64Value);
-    case 'doubleValue': return value.doubleValue;
-    case 'floatValue': return value.floatValue;
-    case 'boolValue': return value.boolValue;
-    case 'bytesValue': return value.bytesValue;
-    case 'jsonValue': return JSON.parse(value.jsonValue);
-    default: return value[value.kind]; // string, decimal, date, datetime, time: exact text
-  }
-}
+/** The methods' definitions (path, serializers), for calls whose request is encoded already. */
+const SERVICE = sqlgate.v1.Database.service;
+const encoded = (bytes) => bytes;
+/** An ExecuteBatchResponse: { lean: [results, commitToken, replayed] } when leanBatchResponse reads it, else protobufjs's object. */
+const batchResponse = (bytes) => {
+  const lean = leanBatchResponse(bytes);
+  return lean ? { lean } : SERVICE.ExecuteBatch.responseDeserialize(bytes);
+};
 
 const ISOLATION = {
   'READ UNCOMMITTED': 'ISOLATION_LEVEL_READ_UNCOMMITTED',
@@ -134,41 +79,6 @@ function transactionOptions({ isolation, readOnly, idleTimeoutMs, readConsistenc
   return options;
 }
 
-function durationMs(duration) {
-  if (!duration) return null;
-  return Number(duration.seconds || 0) * 1000 + Math.round((duration.nanos || 0) / 1e6);
-}
-
-function column(c) {
-  return {
-    name: c.name || '',
-    table: c.table || '',
-    database: c.database || '',
-    type: c.type || '',
-    unsigned: Boolean(c.unsigned),
-    nullable: Boolean(c.nullable),
-    binary: Boolean(c.binary),
-    length: c.length || 0,
-    decimals: c.decimals || 0,
-  };
-}
-
-function result(response) {
-  return {
-    columns: (response.columns || []).map(column),
-    rows: (response.rows || []).map((row) => (row.values || []).map(fromValue)),
-    rowsAffected: BigInt(response.rowsAffected || 0),
-    lastInsertId: BigInt(response.lastInsertId || 0),
-    warningCount: response.warningCount || 0,
-    truncated: Boolean(response.truncated),
-    transactionId: response.transactionId || '',
-    commitToken: response.commitToken || '',
-    // The call's requestId was recorded already: nothing ran now, and the
-    // counts are the recorded ones (no rows).
-    replayed: Boolean(response.replayed),
-  };
-}
-
 /** The errors of a commit that do not say whether it committed (the answer was lost). */
 const UNANSWERED_COMMIT = new Set([grpc.status.UNKNOWN, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED]);
 
@@ -210,6 +120,7 @@ class Client {
     const channel = { ...channelOptions };
     if (tls && typeof tls === 'object' && tls.serverName) channel['grpc.ssl_target_name_override'] = tls.serverName;
     this.stub = new sqlgate.v1.Database(target, credentials || channelCredentials(tls), channel);
+    this.service = SERVICE;
     this.token = token || null;
     this.deadlineMs = deadlineMs || null;
     // Transactions a call reported as ended, with the error that ended them:
@@ -225,13 +136,17 @@ class Client {
 
   /** Remembers `transactionId` as ended when `error` ends it; returns `error`. */
   noteFailure(transactionId, error) {
-    if (transactionId && endsTransaction(error) && !this.endedTransactions.has(transactionId)) {
-      this.endedTransactions.set(transactionId, error);
-      if (this.endedTransactions.size > MAX_ENDED_TRANSACTIONS) {
-        this.endedTransactions.delete(this.endedTransactions.keys().next().value);
-      }
-    }
+    if (transactionId && endsTransaction(error)) this.noteEnded(transactionId, error);
     return error;
+  }
+
+  /** Remembers `transactionId` as ended by `error` (unless it is already). */
+  noteEnded(transactionId, error) {
+    if (this.endedTransactions.has(transactionId)) return;
+    this.endedTransactions.set(transactionId, error);
+    if (this.endedTransactions.size > MAX_ENDED_TRANSACTIONS) {
+      this.endedTransactions.delete(this.endedTransactions.keys().next().value);
+    }
   }
 
   /** A call of transaction `transactionId` ('' for none): refused when it ended, noting an ending failure. */
@@ -258,6 +173,18 @@ class Client {
   call(method, request, { deadlineMs } = {}) {
     return new Promise((resolve, reject) => {
       this.stub[method](request, this.metadata(), this.callOptions(deadlineMs),
+        (error, response) => (error ? reject(wrapError(error)) : resolve(response)));
+    });
+  }
+
+  /**
+   * A unary call of method `name` ('ExecuteBatch') whose request is encoded
+   * already (`bytes`); the answer is read by `deserialize` (protobufjs's by default).
+   */
+  callEncoded(name, bytes, { deadlineMs } = {}, deserialize = SERVICE[name].responseDeserialize) {
+    const def = SERVICE[name];
+    return new Promise((resolve, reject) => {
+      this.stub.makeUnaryRequest(def.path, encoded, deserialize, bytes, this.metadata(), this.callOptions(deadlineMs),
         (error, response) => (error ? reject(wrapError(error)) : resolve(response)));
     });
   }
@@ -305,8 +232,7 @@ class Client {
 
   /** Starts a transaction; returns {transactionId, idleTimeoutMs, maxLifetimeMs}. */
   async beginTransaction(options = {}, { deadlineMs } = {}) {
-    const response = await this.call('begin', { options: transactionOptions(options) }, { deadlineMs });
-    return { transactionId: response.transactionId, idleTimeoutMs: durationMs(response.idleTimeout), maxLifetimeMs: durationMs(response.maxLifetime) };
+    return begun(await this.call('begin', { options: transactionOptions(options) }, { deadlineMs }));
   }
 
   /** Commits; returns the commit token ('' unless the gateway has replicas). */
@@ -348,18 +274,25 @@ class Client {
    * that commits at the end, or inside `transactionId` without committing.
    */
   async executeBatch(statements, { transactionId = '', options, deadlineMs, combineInserts = false, requestId } = {}) {
-    const request = {
-      statements: statements.map((s) => (Array.isArray(s) ? { sql: s[0], params: (s[1] || []).map(toValue) } : { sql: s.sql, params: (s.params || []).map(toValue) })),
-      transactionId,
-      combineInserts,
-    };
+    // The statements written straight from the values (encode.js), then the
+    // request's other fields as protobufjs encodes them: one message.
+    const rest = { transactionId, combineInserts };
     // A committing batch's requestId (see execute).
-    if (requestId) request.requestId = requestId;
-    if (options) request.options = transactionOptions(options);
-    const response = await this.inTransaction(transactionId, () => this.call('executeBatch', request, { deadlineMs }));
-    const results = (response.results || []).map((r) => ({ ...result(r), replayed: Boolean(response.replayed) }));
+    if (requestId) rest.requestId = requestId;
+    if (options) rest.options = transactionOptions(options);
+    const request = Buffer.concat([encodeStatements(statements), SERVICE.ExecuteBatch.requestSerialize(rest)]);
+    const response = await this.inTransaction(transactionId, () => this.callEncoded('ExecuteBatch', request, { deadlineMs }, batchResponse));
+    let results;
+    let commitToken;
+    if (response.lean) {
+      [results, commitToken] = response.lean;
+      if (response.lean[2]) for (const r of results) r.replayed = true;
+    } else {
+      results = (response.results || []).map((r) => ({ ...result(r), replayed: Boolean(response.replayed) }));
+      commitToken = response.commitToken || '';
+    }
     // The committing batch's commit token ('' inside a transaction or without replicas).
-    Object.defineProperty(results, 'commitToken', { value: response.commitToken || '', enumerable: false });
+    Object.defineProperty(results, 'commitToken', { value: commitToken, enumerable: false });
     return results;
   }
 
@@ -422,60 +355,7 @@ class Client {
    * rolls the transaction back at once.
    */
   transactionStream(options = {}, { deadlineMs } = {}) {
-    const call = this.stub.transaction(this.metadata(), this.callOptions(deadlineMs));
-    const pending = [];
-    let failure = null;
-    const fail = (error) => {
-      failure = failure || error;
-      while (pending.length) pending.shift().reject(failure);
-    };
-    call.on('data', (message) => {
-      const waiter = pending.shift();
-      if (waiter) waiter.resolve(message);
-    });
-    call.on('error', (error) => fail(wrapError(error)));
-    call.on('end', () => fail(new Error('the Transaction stream ended')));
-    const send = (request) => new Promise((resolve, reject) => {
-      if (failure) return reject(failure);
-      pending.push({ resolve, reject });
-      call.write(request);
-    });
-    const begun = send({ begin: transactionOptions(options) }).then((message) => ({
-      transactionId: message.begun.transactionId,
-      idleTimeoutMs: durationMs(message.begun.idleTimeout),
-      maxLifetimeMs: durationMs(message.begun.maxLifetime),
-    }));
-    begun.catch(() => {});
-    const stream = {
-      begun,
-      replayed: false,
-      execute: async (sql, params = [], { maxRows = 0 } = {}) => {
-        const message = await send({ statement: { sql, params: params.map(toValue), maxRows } });
-        const outcome = message.statement;
-        if (outcome.outcome === 'error') {
-          const status = outcome.error;
-          throw new SqlgateError(statusError(status));
-        }
-        return result(outcome.result);
-      },
-      // requestId: see Client.commitResult; `replayed` is then set on the stream.
-      commit: async ({ requestId } = {}) => {
-        const message = await send({ commit: requestId ? { requestId } : {} });
-        call.end();
-        stream.replayed = Boolean(message.committed.replayed);
-        return message.committed.commitToken || '';
-      },
-      // After a failure the stream is over and the gateway has rolled the
-      // transaction back (or a statement committed it): nothing to roll back.
-      rollback: async () => {
-        if (failure) return false;
-        const message = await send({ rollback: {} });
-        call.end();
-        return Boolean(message.rolledBack.rolledBack);
-      },
-      cancel: () => call.cancel(),
-    };
-    return stream;
+    return transactionStream(this, transactionOptions(options), { deadlineMs });
   }
 
   /**
@@ -490,6 +370,14 @@ class Client {
    * and is thrown.
    * `tx` has id, attempt, execute(sql, params), stream(sql, params) and
    * executeBatch(statements).
+   * Each run is one Transaction stream (`stream: true`, the default):
+   * tx.execute() is a message of it, so the transaction costs one HTTP/2
+   * stream, not one per call; tx.stream(), tx.executeBatch() and an
+   * execute() with commit, readConsistency or requestId are unary calls with
+   * tx.id, sent once the stream's earlier messages are answered. `deadlineMs`
+   * (else the client's) bounds each call, as with unary calls: a message
+   * unanswered for that long cancels the stream, which rolls the transaction
+   * back. `stream: false` runs Begin, unary calls with the id, and Commit.
    * Every run's commit carries one request id (`requestId`, or a random UUID
    * per transaction() call), so a commit whose answer was lost (UNKNOWN,
    * UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED: the gateway or its database
@@ -499,13 +387,15 @@ class Client {
    */
   async transaction(work, {
     retries = 24, backoffMs = 10, maxBackoffMs = 1000, isolation, readOnly, idleTimeoutMs, options, onRetry, deadlineMs,
-    requestId = randomUUID(),
+    requestId = randomUUID(), stream = true,
   } = {}) {
     const beginOptions = options || { isolation, readOnly, idleTimeoutMs };
     for (let attempt = 0; ; attempt++) {
-      let id;
+      let run;
       try {
-        id = await this.begin(beginOptions, { deadlineMs });
+        run = stream
+          ? await streamTransaction(this, transactionOptions(beginOptions), { deadlineMs, attempt })
+          : await this.unaryTransaction(beginOptions, { deadlineMs, attempt });
       } catch (error) {
         const retry = retryableCause(error);
         if (!retry || attempt >= retries) throw error;
@@ -513,21 +403,14 @@ class Client {
         await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));
         continue;
       }
-      const tx = {
-        id,
-        attempt,
-        execute: (sql, params = [], opts = {}) => this.execute(sql, params, { deadlineMs, ...opts, transactionId: id, begin: undefined }),
-        stream: (sql, params = [], opts = {}) => this.stream(sql, params, { deadlineMs, ...opts, transactionId: id }),
-        executeBatch: (statements, opts = {}) => this.executeBatch(statements, { deadlineMs, ...opts, transactionId: id }),
-      };
       let committing = false;
       try {
-        const value = await work(tx);
+        const value = await work(run.tx);
         committing = true;
-        await this.commit(id, { deadlineMs, requestId });
+        await run.commit(requestId);
         return value;
       } catch (error) {
-        await this.rollback(id).catch(() => {});
+        await run.rollback().catch(() => {});
         // The commit was sent (not refused by the client for a transaction it
         // knows ended) and its answer says nothing of the outcome.
         const unanswered = committing && error instanceof SqlgateError && !error.transactionEnded
@@ -538,6 +421,22 @@ class Client {
         await sleep(retryDelay(attempt, backoffMs, maxBackoffMs));
       }
     }
+  }
+
+  /** One run of transaction() with `{ stream: false }`: Begin, unary calls with the id, Commit. */
+  async unaryTransaction(beginOptions, { deadlineMs, attempt }) {
+    const id = await this.begin(beginOptions, { deadlineMs });
+    return {
+      tx: {
+        id,
+        attempt,
+        execute: (sql, params = [], opts = {}) => this.execute(sql, params, { deadlineMs, ...opts, transactionId: id, begin: undefined }),
+        stream: (sql, params = [], opts = {}) => this.stream(sql, params, { deadlineMs, ...opts, transactionId: id }),
+        executeBatch: (statements, opts = {}) => this.executeBatch(statements, { deadlineMs, ...opts, transactionId: id }),
+      },
+      commit: (requestId) => this.commit(id, { deadlineMs, requestId }),
+      rollback: () => this.rollback(id),
+    };
   }
 
   close() { this.stub.close(); }

@@ -5,7 +5,8 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { randomUUID } = require('node:crypto');
-const { SqlgateError, status } = require('..');
+const { EventEmitter } = require('node:events');
+const { Client, SqlgateError, status, grpc } = require('..');
 const { startGateway } = require('./gateway');
 
 let gateway;
@@ -41,7 +42,7 @@ test('a write with a requestId runs once; a reused id is refused', async () => {
   );
 });
 
-test('transaction(fn) reruns a commit whose answer was lost, and the work is applied once', async () => {
+test('transaction(fn) on unary calls reruns a commit whose answer was lost, and the work is applied once', async () => {
   const realCommit = client.commit.bind(client);
   const ids = [];
   client.commit = async (transactionId, options = {}) => {
@@ -62,7 +63,7 @@ test('transaction(fn) reruns a commit whose answer was lost, and the work is app
     await client.transaction(async (tx) => {
       runs += 1;
       await tx.execute('UPDATE rid SET n = n + 10 WHERE id = 1');
-    });
+    }, { stream: false });
   } finally {
     delete client.commit;
   }
@@ -75,6 +76,42 @@ test('transaction(fn) reruns a commit whose answer was lost, and the work is app
   await client.execute('UPDATE rid SET n = n + 10 WHERE id = 1', [], { transactionId: id });
   assert.strictEqual((await client.commitResult(id, { requestId: ids[0] })).replayed, true);
   assert.deepStrictEqual((await client.execute('SELECT n FROM rid WHERE id = 1')).rows, [[11n]]);
+});
+
+test('transaction(fn) on a Transaction stream reruns a commit whose answer was lost, and the work is applied once', async () => {
+  // The first stream's `committed` answer never reaches the client: its
+  // stream fails UNAVAILABLE instead, as when the gateway goes away after COMMIT.
+  const lossy = new Client(gateway.address);
+  const { stub } = lossy;
+  const open = stub.makeBidiStreamRequest;
+  let lost = 0;
+  stub.makeBidiStreamRequest = (...args) => {
+    const real = open.apply(stub, args);
+    const seen = new EventEmitter();
+    let dropped = false;
+    real.on('data', (message) => {
+      if (message.committed && lost++ === 0) {
+        dropped = true;
+        seen.emit('error', Object.assign(new Error('answer lost'), { code: status.UNAVAILABLE, details: 'the gateway went away', metadata: new grpc.Metadata() }));
+      } else if (!dropped) seen.emit('data', message);
+    });
+    real.on('error', (error) => { if (!dropped) seen.emit('error', error); });
+    real.on('end', () => { if (!dropped) seen.emit('end'); });
+    return Object.assign(seen, { write: (m) => real.write(m), end: () => real.end(), cancel: () => real.cancel() });
+  };
+  const retried = [];
+  let runs = 0;
+  try {
+    await lossy.transaction(async (tx) => {
+      runs += 1;
+      await tx.execute('UPDATE rid SET n = n + 1000 WHERE id = 1');
+    }, { onRetry: (error) => retried.push(error.code) });
+  } finally {
+    lossy.close();
+  }
+  assert.strictEqual(runs, 2);
+  assert.deepStrictEqual(retried, [status.UNAVAILABLE]);
+  assert.deepStrictEqual((await client.execute('SELECT n FROM rid WHERE id = 1')).rows, [[1011n]], 'applied once');
 });
 
 test('a Transaction stream commit takes a requestId', async () => {
