@@ -195,24 +195,44 @@ class Writer {
     this.raw(b);
   }
 
+  /** A DOUBLE value's field. */
+  double(d) {
+    this.varint((DOUBLE << 3) | 1);
+    this.ensure(8);
+    this.pos = this.buf.writeDoubleLE(d, this.pos);
+  }
+
   /** One sqlgate.v1.Value of the JavaScript value `v`, as field `tag` of its message. */
   value(tag, v) {
-    const [kind, payload] = valueKind(v);
     this.varint(tag);
     const start = this.fork();
+    // The common kinds first, typed as valueKind types them, with nothing allocated.
+    if (typeof v === 'string') {
+      this.string((STRING << 3) | 2, v);
+    } else if (typeof v === 'number' && Number.isSafeInteger(v)) {
+      this.varint(INT64 << 3);
+      this.integer(v);
+    } else if (typeof v === 'number' && Number.isFinite(v) && !Number.isInteger(v)) {
+      this.double(v);
+    } else if (v === null || v === undefined) {
+      this.varint(NULL << 3);
+      this.varint(0);
+    } else {
+      this.kind(valueKind(v));
+    }
+    this.join(start);
+  }
+
+  /** A Value's field as valueKind gives it. */
+  kind([kind, payload]) {
     switch (kind) {
       case NULL: this.varint(NULL << 3); this.varint(0); break;
       case INT64: case UINT64: this.varint(kind << 3); this.integer(payload); break;
-      case DOUBLE:
-        this.varint((DOUBLE << 3) | 1);
-        this.ensure(8);
-        this.pos = this.buf.writeDoubleLE(payload, this.pos);
-        break;
+      case DOUBLE: this.double(payload); break;
       case BOOL: this.varint(BOOL << 3); this.varint(payload ? 1 : 0); break;
       case BYTES: this.bytes((BYTES << 3) | 2, payload); break;
       default: this.string((kind << 3) | 2, payload); // STRING, DECIMAL
     }
-    this.join(start);
   }
 
   /** The written bytes (a copy: the writer's buffer is larger). */
@@ -245,7 +265,9 @@ function encodeStatements(statements) {
   let lastSql = null;
   let sql = null;
   for (const s of statements) {
-    const [text, params] = Array.isArray(s) ? [s[0], s[1] || []] : [s.sql, s.params || []];
+    const pair = Array.isArray(s);
+    const text = pair ? s[0] : s.sql;
+    const params = (pair ? s[1] : s.params) || [];
     if (text !== lastSql) {
       lastSql = text;
       // As protobufjs's fromObject: no field for a missing sql, else its text.

@@ -79,6 +79,19 @@ function transactionOptions({ isolation, readOnly, idleTimeoutMs, readConsistenc
   return options;
 }
 
+/**
+ * An ExecuteBatchRequest's bytes: the statements written straight from the
+ * values (encode.js), then the request's other fields as protobufjs encodes
+ * them (an encoded message followed by another is the two merged).
+ */
+function batchRequest(statements, { transactionId = '', options, combineInserts = false, requestId } = {}) {
+  const rest = { transactionId, combineInserts };
+  // A committing batch's requestId (see Client.execute).
+  if (requestId) rest.requestId = requestId;
+  if (options) rest.options = transactionOptions(options);
+  return Buffer.concat([encodeStatements(statements), SERVICE.ExecuteBatch.requestSerialize(rest)]);
+}
+
 /** The errors of a commit that do not say whether it committed (the answer was lost). */
 const UNANSWERED_COMMIT = new Set([grpc.status.UNKNOWN, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED]);
 
@@ -273,14 +286,18 @@ class Client {
    * Runs [{sql, params}] (or [sql, params] pairs) in order in one transaction
    * that commits at the end, or inside `transactionId` without committing.
    */
-  async executeBatch(statements, { transactionId = '', options, deadlineMs, combineInserts = false, requestId } = {}) {
-    // The statements written straight from the values (encode.js), then the
-    // request's other fields as protobufjs encodes them: one message.
-    const rest = { transactionId, combineInserts };
-    // A committing batch's requestId (see execute).
-    if (requestId) rest.requestId = requestId;
-    if (options) rest.options = transactionOptions(options);
-    const request = Buffer.concat([encodeStatements(statements), SERVICE.ExecuteBatch.requestSerialize(rest)]);
+  executeBatch(statements, options = {}) {
+    let request;
+    try {
+      request = batchRequest(statements, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.sendBatch(request, options);
+  }
+
+  /** Sends an ExecuteBatchRequest made by batchRequest(); resolves to executeBatch()'s results. */
+  async sendBatch(request, { transactionId = '', deadlineMs } = {}) {
     const response = await this.inTransaction(transactionId, () => this.callEncoded('ExecuteBatch', request, { deadlineMs }, batchResponse));
     let results;
     let commitToken;
@@ -311,15 +328,26 @@ class Client {
     const statements = rows.map((params) => [sql, params]);
     let results = [];
     // Each batch in turn; an error's statementIndex counts from the first row.
+    // The next batch is encoded while the gateway runs the one before.
     const runAll = async (inTransaction, batchOptions) => {
+      const opts = { transactionId: inTransaction, deadlineMs, combineInserts: true, ...batchOptions };
+      const encode = (start) => batchRequest(statements.slice(start, start + maxBatchStatements), opts);
+      let next = encode(0);
       for (let start = 0; start < statements.length; start += maxBatchStatements) {
-        const chunk = statements.slice(start, start + maxBatchStatements);
+        const sent = this.sendBatch(next, opts);
+        let unencodable = null;
         try {
-          results = results.concat(await this.executeBatch(chunk, { transactionId: inTransaction, deadlineMs, combineInserts: true, ...batchOptions }));
+          next = start + maxBatchStatements < statements.length ? encode(start + maxBatchStatements) : null;
+        } catch (error) {
+          unencodable = error; // thrown once the batch sent has its answer, as without the overlap
+        }
+        try {
+          results = results.concat(await sent);
         } catch (error) {
           if (typeof error.statementIndex === 'number') error.statementIndex += start;
           throw error;
         }
+        if (unencodable) throw unencodable;
       }
     };
     if (statements.length <= maxBatchStatements || transactionId) {

@@ -83,13 +83,49 @@ function readVarint(buf, pos) {
   throw new RangeError('varint longer than 10 bytes');
 }
 
+/** A length-delimited field's [start, end] after its tag at `pos`. */
+function span(buf, pos) {
+  const [length, start] = readVarint(buf, pos);
+  const end = start + Number(length);
+  if (end > buf.length) throw new RangeError('truncated message');
+  return [start, end];
+}
+
+/**
+ * The ExecuteResponse (`full`) or StatementResult between `pos` and `end` as
+ * result() returns it, when it has no columns or rows (the answer of an
+ * INSERT, UPDATE, DELETE); else null.
+ */
+function leanResult(buf, pos, end, full) {
+  const r = {
+    columns: [], rows: [], rowsAffected: 0n, lastInsertId: 0n, warningCount: 0, truncated: false, transactionId: '', commitToken: '', replayed: false,
+  };
+  while (pos < end) {
+    const tag = buf[pos++];
+    let v;
+    if (tag === 0x18) [r.rowsAffected, pos] = readVarint(buf, pos);
+    else if (tag === 0x20) [r.lastInsertId, pos] = readVarint(buf, pos);
+    else if (tag === 0x28) { [v, pos] = readVarint(buf, pos); r.warningCount = Number(BigInt.asUintN(32, v)); } else if (full && (tag === 0x30 || tag === 0x48)) {
+      [v, pos] = readVarint(buf, pos);
+      r[tag === 0x30 ? 'truncated' : 'replayed'] = v !== 0n;
+    } else if (full && (tag === 0x3a || tag === 0x42)) {
+      const [start, stop] = span(buf, pos);
+      r[tag === 0x3a ? 'transactionId' : 'commitToken'] = buf.toString('utf8', start, stop);
+      pos = stop;
+    } else {
+      return null; // columns, rows, or a field this reader does not know
+    }
+  }
+  return pos === end ? r : null;
+}
+
 /**
  * An ExecuteBatchResponse as [results, commitToken, replayed], read straight
  * from its bytes when no result has columns or rows (the batches of
  * executeMany: one result per row, all counts), else null: protobufjs then
  * decodes it as every other answer. 5000 results through protobufjs cost more
  * client CPU than encoding the request did (a Long and its decimal text per
- * count); the values are the same (test/bulk.test.js compares them).
+ * count); the values are the same (test/encode.test.js compares them).
  */
 function leanBatchResponse(buf) {
   const results = [];
@@ -99,27 +135,15 @@ function leanBatchResponse(buf) {
   while (pos < buf.length) {
     const tag = buf[pos++];
     if (tag === 0x0a) { // results
-      let length;
-      [length, pos] = readVarint(buf, pos);
-      const end = pos + Number(length);
-      let rowsAffected = 0n;
-      let lastInsertId = 0n;
-      let warningCount = 0;
-      while (pos < end) {
-        const field = buf[pos++];
-        if (field === 0x18) [rowsAffected, pos] = readVarint(buf, pos);
-        else if (field === 0x20) [lastInsertId, pos] = readVarint(buf, pos);
-        else if (field === 0x28) { let w; [w, pos] = readVarint(buf, pos); warningCount = Number(BigInt.asUintN(32, w)); } else return null; // columns, rows, or unknown
-      }
-      if (pos !== end) return null;
-      results.push({
-        columns: [], rows: [], rowsAffected, lastInsertId, warningCount, truncated: false, transactionId: '', commitToken: '', replayed: false,
-      });
+      const [start, end] = span(buf, pos);
+      const r = leanResult(buf, start, end, false);
+      if (!r) return null;
+      results.push(r);
+      pos = end;
     } else if (tag === 0x12) { // commit_token
-      let length;
-      [length, pos] = readVarint(buf, pos);
-      commitToken = buf.toString('utf8', pos, pos + Number(length));
-      pos += Number(length);
+      const [start, end] = span(buf, pos);
+      commitToken = buf.toString('utf8', start, end);
+      pos = end;
     } else if (tag === 0x18) { // replayed
       let flag;
       [flag, pos] = readVarint(buf, pos);
@@ -128,8 +152,23 @@ function leanBatchResponse(buf) {
       return null;
     }
   }
-  if (pos !== buf.length) return null;
   return [results, commitToken, replayed];
 }
 
-module.exports = { fromValue, result, begun, leanBatchResponse };
+/**
+ * A TransactionResponse that is a statement's result without columns or
+ * rows, read straight from its bytes: { statement: { outcome: 'result',
+ * converted } } with `converted` as result() returns it; else null
+ * (protobufjs decodes it).
+ */
+function leanStatementResponse(buf) {
+  if (buf[0] !== 0x12) return null; // statement
+  const [start, end] = span(buf, 1);
+  if (end !== buf.length || buf[start] !== 0x0a) return null; // StatementOutcome.result
+  const [from, to] = span(buf, start + 1);
+  if (to !== end) return null;
+  const converted = leanResult(buf, from, to, true);
+  return converted && { statement: { outcome: 'result', converted } };
+}
+
+module.exports = { fromValue, result, begun, leanBatchResponse, leanStatementResponse };

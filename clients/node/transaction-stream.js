@@ -8,7 +8,7 @@
 const grpc = require('@grpc/grpc-js');
 const { SqlgateError, statusError, wrapError } = require('./errors');
 const { encodeTransactionStatement } = require('./encode');
-const { result, begun } = require('./results');
+const { result, begun, leanStatementResponse } = require('./results');
 
 /** The DEADLINE_EXCEEDED of the client's own timer for one message of a stream. */
 function deadlineError(ms, what) {
@@ -35,7 +35,9 @@ class StreamCall {
   constructor(client, { deadlineMs, messageDeadlineMs = 0, onFailure = () => {} }) {
     const def = client.service.Transaction;
     const serialize = (request) => (Buffer.isBuffer(request) ? request : def.requestSerialize(request));
-    this.call = client.stub.makeBidiStreamRequest(def.path, serialize, def.responseDeserialize, client.metadata(), client.callOptions(deadlineMs));
+    // A statement's counts read straight from the bytes (results.js), anything else by protobufjs.
+    const deserialize = (bytes) => leanStatementResponse(bytes) || def.responseDeserialize(bytes);
+    this.call = client.stub.makeBidiStreamRequest(def.path, serialize, deserialize, client.metadata(), client.callOptions(deadlineMs));
     this.messageDeadlineMs = messageDeadlineMs;
     this.onFailure = onFailure;
     this.pending = []; // {resolve, reject, timer}, in the order sent
@@ -96,11 +98,14 @@ class StreamCall {
   }
 
   /** Runs a statement: its result, or its in-band SqlgateError (the transaction stays open). */
-  async statement(sql, params, maxRows, ms) {
-    const message = await this.send(encodeTransactionStatement(sql, params, maxRows), 'statement', ms);
-    const outcome = message.statement;
-    if (outcome.outcome === 'error') throw new SqlgateError(statusError(outcome.error));
-    return result(outcome.result);
+  statement(sql, params, maxRows, ms) {
+    let request;
+    try {
+      request = encodeTransactionStatement(sql, params, maxRows);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.send(request, 'statement', ms).then(statementResult);
   }
 
   /** Commits: resolves to the CommitResponse ({commitToken, replayed}). */
@@ -121,6 +126,13 @@ class StreamCall {
   }
 
   cancel() { this.call.cancel(); }
+}
+
+/** A statement's answer: its result, or its in-band error thrown. */
+function statementResult(message) {
+  const outcome = message.statement;
+  if (outcome.outcome === 'error') throw new SqlgateError(statusError(outcome.error));
+  return outcome.converted || result(outcome.result);
 }
 
 /** Client.transactionStream(): see index.d.ts. */
@@ -187,7 +199,14 @@ async function streamTransaction(client, beginOptions, { deadlineMs, attempt }) 
           return unary(() => client.execute(sql, params, { deadlineMs, ...opts, transactionId: id, begin: undefined }));
         }
       }
-      return client.inTransaction(id, () => stream.statement(sql, params, opts.maxRows || 0, opts.deadlineMs === undefined ? stream.messageDeadlineMs : opts.deadlineMs));
+      // As client.inTransaction(), without an async function's promises per call.
+      try {
+        client.checkNotEnded(id);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const ms = opts.deadlineMs === undefined ? stream.messageDeadlineMs : opts.deadlineMs;
+      return stream.statement(sql, params, opts.maxRows || 0, ms).catch((error) => { throw client.noteFailure(id, error); });
     },
     stream: (sql, params = [], opts = {}) => (async function* unaryStream() {
       await stream.idle();

@@ -2,7 +2,7 @@
 // Where the time of a bulk case goes: wall time, and the CPU of this process
 // (the client), of the gateway and of MariaDB (from /proc/<pid>/stat, 10 ms
 // ticks) per run, mysql2 and sqlgate alternating (BENCHMARKS.md).
-//   SQLGATE_BIN=target/release/sqlgate node clients/node/bench/cpu.js single|stream|bulk [runs]
+//   SQLGATE_BIN=target/release/sqlgate node clients/node/bench/cpu.js single|stream|tx|auto|bulk [runs]
 const fs = require('fs'); const path = require('path'); const { execSync } = require('child_process');
 const mysql = require('mysql2/promise');
 const { startGateway } = require('../test/gateway');
@@ -26,16 +26,21 @@ async function main() {
       single: async () => { const tx = await gateway.client.begin(); for (const r of rows.slice(0, 300)) await gateway.client.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r, { transactionId: tx }); await gateway.client.commit(tx); },
       bulk: () => gateway.client.executeMany('INSERT INTO bench (name, qty) VALUES (?, ?)', rows),
       stream: async () => { const tx = gateway.client.transactionStream(); await tx.begun; for (const r of rows.slice(0, 300)) await tx.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); await tx.commit(); },
+      // Client.transaction(): one Transaction stream per run since issue 21.
+      tx: () => gateway.client.transaction(async (tx) => { for (const r of rows.slice(0, 300)) await tx.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); }),
+      auto: async () => { for (const r of rows.slice(0, 300)) await gateway.client.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); },
     },
   };
   runs.mysql2.stream = runs.mysql2.single;
+  runs.mysql2.tx = runs.mysql2.single;
+  runs.mysql2.auto = async () => { for (const r of rows.slice(0, 300)) await my.execute('INSERT INTO bench (name, qty) VALUES (?, ?)', r); };
   const N = Number(process.argv[3] || 10);
   for (const who of ['mysql2', 'sqlgate', 'mysql2', 'sqlgate']) {
     await runs[who][mode]();
     const c0 = process.cpuUsage(); const g0 = ticks(gpid); const m0 = ticks(mpid); const t0 = process.hrtime.bigint();
     for (let i = 0; i < N; i++) await runs[who][mode]();
     const wall = Number(process.hrtime.bigint() - t0) / 1e6 / N; const c = process.cpuUsage(c0);
-    console.log(`${who} ${mode}: wall ${wall.toFixed(1)} ms/run, node CPU ${((c.user + c.system) / 1000 / N).toFixed(1)}, gateway ${((ticks(gpid) - g0) / N).toFixed(1)}, mariadb ${((ticks(mpid) - m0) / N).toFixed(1)} ms/run`);
+    console.log(`${who} ${mode}: wall ${wall.toFixed(1)} ms/run, node CPU ${((c.user + c.system) / 1000 / N).toFixed(1)} (system ${(c.system / 1000 / N).toFixed(1)}), gateway ${((ticks(gpid) - g0) / N).toFixed(1)}, mariadb ${((ticks(mpid) - m0) / N).toFixed(1)} ms/run`);
   }
   await my.end(); await gateway.stop(); await mariadb.stop();
 }

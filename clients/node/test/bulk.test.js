@@ -55,4 +55,11 @@ test('executeMany writes and reports what mysql2 bulk insert does', async () => 
   assert.strictEqual(sqlgateError.errno, 1062);
   assert.strictEqual(sqlgateError.statementIndex, 1200);
   assert.deepStrictEqual(await contents('bulk_sqlgate'), await contents('bulk_mysql2'));
+
+  // A value with no SQL meaning in a later batch (encoded while the first
+  // batch runs): the TypeError, and nothing of the call written either.
+  const unsendable = Array.from({ length: 1500 }, (_, i) => [`nan ${i}`, '1', null]);
+  unsendable[1300] = ['nan', Number.NaN, null];
+  await assert.rejects(gateway.client.executeMany('INSERT INTO bulk_sqlgate (name, price, born) VALUES (?, ?, ?)', unsendable), TypeError);
+  assert.deepStrictEqual(await contents('bulk_sqlgate'), await contents('bulk_mysql2'));
 });

@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { Client, Decimal, toValue } = require('..');
 const { encodeStatements, encodeTransactionStatement } = require('../encode');
-const { result, leanBatchResponse } = require('../results');
+const { result, leanBatchResponse, leanStatementResponse } = require('../results');
 
 const client = new Client('127.0.0.1:1'); // never connects: only its method definitions are used
 const { ExecuteBatch, Transaction } = client.service;
@@ -83,4 +83,25 @@ test('an ExecuteBatchResponse of counts read straight from its bytes: what proto
   assert.strictEqual(leanBatchResponse(withRows), null);
   const withColumns = ExecuteBatch.responseSerialize({ results: [{ columns: [{ name: 'a' }] }] });
   assert.strictEqual(leanBatchResponse(withColumns), null);
+});
+
+test('a Transaction stream\'s statement result of counts read straight from its bytes: what protobufjs reads', () => {
+  const { Transaction: T } = client.service;
+  const answers = [
+    { rowsAffected: '1', lastInsertId: '18446744073709551615', warningCount: 3, truncated: true, transactionId: 'tx-é', commitToken: 'gtid', replayed: true },
+    { rowsAffected: '0' },
+    {},
+  ];
+  for (const answer of answers) {
+    const bytes = T.responseSerialize({ statement: { result: answer } });
+    const { converted } = leanStatementResponse(bytes).statement;
+    assert.deepStrictEqual(converted, result(T.responseDeserialize(bytes).statement.result));
+  }
+  for (const other of [
+    { statement: { result: { columns: [{ name: 'a' }] } } },
+    { statement: { result: { rows: [{ values: [{ nullValue: 'NULL_VALUE' }] }] } } },
+    { statement: { error: { code: 6, message: 'duplicate' } } },
+    { begun: { transactionId: 'x' } },
+    { committed: { commitToken: '' } },
+  ]) assert.strictEqual(leanStatementResponse(T.responseSerialize(other)), null, JSON.stringify(other));
 });
