@@ -117,6 +117,15 @@ pub enum GatewayError {
     )]
     StatementOutcomeUnknown(String),
 
+    /// The call's time limit passed and the gateway could not learn that
+    /// its autocommit statement (or its COMMIT) was stopped before it
+    /// committed: it may or may not have been applied. Holds what happened,
+    /// in words.
+    #[error(
+        "{0}; it may or may not have been applied: check before retrying, or retry with the same request_id"
+    )]
+    OutcomeUnknownAfterDeadline(String),
+
     /// A statement the gateway never runs, for any caller: server
     /// administration, account management, file access (PERMISSION_DENIED).
     #[error("{0}")]
@@ -429,6 +438,13 @@ impl GatewayError {
             GatewayError::InTransaction { open, .. } => !open,
             _ => false,
         }
+    }
+
+    /// True when the server says the statement was interrupted: killed
+    /// (1317, `KILL QUERY`) or stopped by the server's own time limit
+    /// (1969, 3024).
+    pub fn interrupted(&self) -> bool {
+        matches!(self.mysql_errno(), Some(1317 | 1969 | 3024))
     }
 
     /// True when the connection to the database is lost (or unusable): the

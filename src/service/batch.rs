@@ -6,9 +6,7 @@
 //! the transaction stays usable.
 use mysql_async::prelude::Queryable;
 
-use std::time::Duration;
-
-use super::{DatabaseService, batch_rows, deadline, replay};
+use super::{DatabaseService, batch_rows, deadline::CallDeadline, replay};
 use crate::{
     api,
     auth::Principal,
@@ -24,7 +22,7 @@ pub(super) async fn execute_batch(
     service: &DatabaseService,
     request: api::ExecuteBatchRequest,
     principal: &Principal,
-    limit: Duration,
+    deadline: CallDeadline,
 ) -> Result<api::ExecuteBatchResponse, GatewayError> {
     if request.statements.is_empty() {
         return Err(GatewayError::InvalidRequest("statements is empty".into()));
@@ -53,8 +51,10 @@ pub(super) async fn execute_batch(
     }
     let combine = request.combine_inserts;
     let key = service.outcomes.batch_key(&request, principal).await?;
-    // The time limit covers the statements; COMMIT, once sent, runs to its
-    // end and its outcome is recorded, even if the call is dropped.
+    // The time limit covers the statements (a batch stopped there rolls
+    // back); COMMIT, once sent, runs to its end and its outcome is recorded,
+    // even if the call is dropped: the call waits for it until the client's
+    // own deadline is about to pass, then answers UNKNOWN.
     if request.transaction_id.is_empty() {
         let work = async {
             let lease = service
@@ -75,7 +75,7 @@ pub(super) async fn execute_batch(
             let outcome = run_all(service, &mut lease, &statements, combine, None).await;
             Ok(Proceed::Run((lease, outcome)))
         };
-        let (lease, outcome) = match deadline::within(limit, work).await? {
+        let (lease, outcome) = match deadline.until(work).await? {
             Proceed::Run(ran) => ran,
             Proceed::Replay(recorded) => return Ok(replay::batch(recorded)),
         };
@@ -88,12 +88,14 @@ pub(super) async fn execute_batch(
                         .collect(),
                 );
                 let commit = service.outcomes.clone().commit(lease, key, summary);
-                let committed = service
-                    .database
-                    .tasks()
-                    .spawn(commit)
-                    .await
-                    .expect("committing does not panic")?;
+                let commit = service.database.tasks().spawn(commit);
+                let how =
+                    "retry with the same request_id, or check whether the batch's work is there";
+                let committed = deadline
+                    .commit_outcome(how, async {
+                        commit.await.expect("committing does not panic")
+                    })
+                    .await?;
                 Ok(match committed {
                     Committed::Now(token) => api::ExecuteBatchResponse {
                         results,

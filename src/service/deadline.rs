@@ -6,6 +6,8 @@
 //! server (see `PooledConn` and `Lease`) and the client gets DEADLINE_EXCEEDED.
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tonic::metadata::MetadataMap;
 
 use crate::errors::GatewayError;
@@ -20,9 +22,193 @@ pub fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
 
 /// [`client_timeout`] from the request's HTTP headers.
 pub fn client_timeout_in(headers: &tonic::codegen::http::HeaderMap) -> Option<Duration> {
+    client_timeouts(headers).map(|(stop, _)| stop)
+}
+
+/// The client's deadline as two points: when the gateway stops the call's
+/// work ([`client_timeout`]: the deadline less a margin of a fifth, at most
+/// 100 ms) and the latest it still answers (three quarters of the margin
+/// later), so that what a stopped statement did (see
+/// [`CallDeadline::stop_or_learn`]: a KILL and its answer) can reach the
+/// client before its own timer gives up.
+fn client_timeouts(headers: &tonic::codegen::http::HeaderMap) -> Option<(Duration, Duration)> {
     let timeout = parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)?;
-    let margin = (timeout / 10).min(Duration::from_millis(20));
-    Some(timeout - margin)
+    let margin = (timeout / 5).min(Duration::from_millis(100));
+    Some((timeout - margin, timeout - margin / 4))
+}
+
+/// The time limit of one unary call: the client's deadline, capped by
+/// `--statement-timeout`, from the moment the call was taken up.
+#[derive(Debug, Clone, Copy)]
+pub struct CallDeadline {
+    /// The limit, as configured or asked for (for messages).
+    pub limit: Duration,
+    /// When the call's work is stopped.
+    pub stop_at: Instant,
+    /// The latest the client still takes an answer (its own deadline less
+    /// a small margin), if it set one.
+    answer_by: Option<Instant>,
+}
+
+/// What happened to a statement that ran into its time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It finished before its limit.
+    No,
+    /// Its answer (of any kind) came after the KILL was sent: the
+    /// connection is at rest, but a KILL may still be on its way to it.
+    Answered,
+    /// No answer came in time: it may still run.
+    Unanswered,
+}
+
+impl CallDeadline {
+    /// The deadline of a call whose request carries `headers`, starting now.
+    pub fn of(headers: &tonic::codegen::http::HeaderMap, statement_timeout: Duration) -> Self {
+        let now = Instant::now();
+        match client_timeouts(headers) {
+            Some((stop, answer)) if stop <= statement_timeout => CallDeadline {
+                limit: stop,
+                stop_at: now + stop,
+                answer_by: Some(now + answer),
+            },
+            client => CallDeadline {
+                limit: statement_timeout,
+                stop_at: now + statement_timeout,
+                answer_by: client.map(|(_, answer)| now + answer),
+            },
+        }
+    }
+
+    /// A deadline of `limit` from now, with no client deadline behind it
+    /// (a Transaction stream's statement: the stream has its own).
+    pub fn after(limit: Duration) -> Self {
+        CallDeadline {
+            limit,
+            stop_at: Instant::now() + limit,
+            answer_by: None,
+        }
+    }
+
+    /// Runs `work` until the call's work is stopped, as [`until`]; a limit
+    /// that is [`already_expired`] fails at once.
+    pub async fn until<T>(
+        &self,
+        work: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        if already_expired(self.limit) {
+            return Err(GatewayError::DeadlineExceeded(self.limit));
+        }
+        until(self.stop_at, self.limit, work).await
+    }
+
+    /// The latest moment to wait for what a stopped statement (or a COMMIT
+    /// in flight) did: `wait` after the stop, and never past the client's
+    /// own deadline.
+    fn answer_by(&self, wait: Duration) -> Instant {
+        let own = self.stop_at + wait;
+        self.answer_by.map_or(own, |client| client.min(own))
+    }
+
+    /// Runs `statement` until the call's limit. Past it, a statement that
+    /// cannot have committed anything by itself (`may_commit` false: in a
+    /// transaction, which is then rolled back, or on a READ ONLY session)
+    /// is dropped (the caller's session kills it) and the call fails with
+    /// DEADLINE_EXCEEDED. One that may have (an autocommit statement,
+    /// whatever its text: a SELECT may call a function that writes) may
+    /// have finished and committed before the KILL lands, so its own
+    /// connection is asked: `kill` is sent and the statement's answer is
+    /// awaited, at most `wait` (and never past the client's own deadline):
+    /// - interrupted (1317, or the server's own limit): it was stopped,
+    ///   DEADLINE_EXCEEDED. Not for a CALL (`calls`): the statements of a
+    ///   procedure commit one by one in autocommit mode, so an interrupted
+    ///   one may have committed part of its work (UNKNOWN);
+    /// - a result: it completed, and the call answers it (the client is
+    ///   still waiting: the truth is at hand);
+    /// - any other error: the statement's own (a lost connection is the
+    ///   caller's to judge, as for any autocommit statement: UNKNOWN);
+    /// - no answer in time: UNKNOWN / COMMIT_OUTCOME_UNKNOWN.
+    pub async fn stop_or_learn<T, K>(
+        &self,
+        statement: impl Future<Output = Result<T, GatewayError>>,
+        may_commit: bool,
+        calls: bool,
+        wait: Duration,
+        kill: K,
+    ) -> (Result<T, GatewayError>, Stopped)
+    where
+        K: Future<Output = ()>,
+    {
+        if already_expired(self.limit) {
+            return (Err(GatewayError::DeadlineExceeded(self.limit)), Stopped::No);
+        }
+        let mut statement = std::pin::pin!(statement);
+        let stopped = tokio::select! {
+            biased;
+            outcome = &mut statement => return (outcome, Stopped::No),
+            () = tokio::time::sleep_until(self.stop_at) => GatewayError::DeadlineExceeded(self.limit),
+        };
+        if !may_commit {
+            return (Err(stopped), Stopped::Unanswered);
+        }
+        let mut kill = std::pin::pin!(kill);
+        let mut killed = false;
+        let answer = tokio::time::timeout_at(self.answer_by(wait), async {
+            loop {
+                tokio::select! {
+                    outcome = &mut statement => break outcome,
+                    () = &mut kill, if !killed => killed = true,
+                }
+            }
+        })
+        .await;
+        let outcome = match answer {
+            Err(_) => {
+                return (
+                    Err(GatewayError::OutcomeUnknownAfterDeadline(format!(
+                        "the statement was still running after {:?}, and no answer came after the gateway asked the database to stop it",
+                        self.limit
+                    ))),
+                    Stopped::Unanswered,
+                );
+            }
+            Ok(Err(e)) if e.interrupted() && calls => {
+                Err(GatewayError::OutcomeUnknownAfterDeadline(format!(
+                    "the procedure was stopped after {:?}; in autocommit mode the statements it ran before commit one by one",
+                    self.limit
+                )))
+            }
+            Ok(Err(e)) if e.interrupted() => Err(stopped),
+            Ok(outcome) => {
+                if outcome.is_ok() {
+                    tracing::info!(limit = ?self.limit, "the statement completed before the KILL of its time limit landed; answering its result");
+                }
+                outcome
+            }
+        };
+        (outcome, Stopped::Answered)
+    }
+
+    /// Waits for a COMMIT in flight (it runs to its end whatever happens to
+    /// the call, so the call waits for its outcome past its own limit) until
+    /// the client's own deadline is about to pass; then fails with UNKNOWN /
+    /// COMMIT_OUTCOME_UNKNOWN, which says how to learn the outcome (`how`).
+    pub async fn commit_outcome<T>(
+        &self,
+        how: &str,
+        commit: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let Some(answer_by) = self.answer_by else {
+            return commit.await;
+        };
+        tokio::time::timeout_at(answer_by, commit)
+            .await
+            .unwrap_or_else(|_| {
+                Err(GatewayError::OutcomeUnknownAfterDeadline(format!(
+                    "the client's deadline was about to pass while COMMIT was in flight; COMMIT runs to its end: {how}"
+                )))
+            })
+    }
 }
 
 /// True when a time limit is over before anything started: zero, or below

@@ -32,6 +32,7 @@ mod session;
 mod stream;
 mod transaction_stream;
 
+use deadline::CallDeadline;
 use stream::StreamSettings;
 
 pub use respond::WithErrorInfo;
@@ -76,9 +77,12 @@ impl DatabaseService {
     /// The time limit of a unary call: the client's deadline, capped by
     /// --statement-timeout.
     fn time_limit<T>(&self, request: &Request<T>) -> std::time::Duration {
-        let statement_timeout = self.limits.statement_timeout;
-        deadline::client_timeout(request.metadata())
-            .map_or(statement_timeout, |client| client.min(statement_timeout))
+        self.call_deadline(request).limit
+    }
+
+    /// The time limit of a unary call, starting now (see [`CallDeadline`]).
+    fn call_deadline<T>(&self, request: &Request<T>) -> CallDeadline {
+        CallDeadline::of(request.metadata().as_ref(), self.limits.statement_timeout)
     }
 
     /// The rules `principal`'s statements must follow, in a transaction or not.
@@ -99,15 +103,17 @@ impl DatabaseService {
         }
     }
 
-    /// Runs an Execute call. `may_rerun`: an autocommit statement that the
-    /// primary refused because it was demoted (error 1290, nothing ran) may
-    /// run once more on the new primary (see
-    /// [`Database::primary_moved_after_refusal`]).
+    /// Runs an Execute call within `deadline` (see
+    /// [`CallDeadline::stop_or_learn`] for a statement that runs into it).
+    /// `may_rerun`: an autocommit statement that the primary refused
+    /// because it was demoted (error 1290, nothing ran) may run once more on
+    /// the new primary (see [`Database::primary_moved_after_refusal`]).
     async fn execute(
         &self,
         mut request: api::ExecuteRequest,
         principal: &Principal,
         may_rerun: bool,
+        deadline: CallDeadline,
     ) -> Result<api::ExecuteResponse, GatewayError> {
         let in_transaction = !request.transaction_id.is_empty() || request.begin.is_some();
         if request.commit && !in_transaction {
@@ -126,31 +132,54 @@ impl DatabaseService {
         let rules = self.rules(principal, in_transaction || own_transaction);
         let (statement, bound) = checked_statement(&request, rules)?;
         tracing::debug!(sql = statement.sql(), "execute");
-        let session = Session::open_for(
+        let session = deadline.until(Session::open_for(
             &self.database,
             &self.transactions,
             &request,
             principal,
             statement.plain_read(),
             bound.as_ref(),
-        )
-        .await?;
-        let mut session = match session
-            .unless_recorded(&self.outcomes, key.as_ref())
-            .await?
-        {
+        ));
+        let session = deadline
+            .until(async {
+                session
+                    .await?
+                    .unless_recorded(&self.outcomes, key.as_ref())
+                    .await
+            })
+            .await?;
+        let mut session = match session {
             Proceed::Run(session) => session,
             Proceed::Replay(recorded) => return Ok(replay::execute(recorded)),
         };
         let limits = self.result_limits(request.max_rows);
         let backend = session.backend().clone();
-        let outcome = match session.before_statement(&statement).await {
-            Ok(()) => {
-                let (conn, sql_mode) = session.conn_and_sql_mode();
-                statement::run_to_completion(&backend, conn, sql_mode, &statement, limits, &mut 0)
-                    .await
+        let connection_id = session.conn().id();
+        let may_commit = session.commits_by_itself();
+        let run = async {
+            session.before_statement(&statement).await?;
+            let (conn, sql_mode) = session.conn_and_sql_mode();
+            statement::run_to_completion(&backend, conn, sql_mode, &statement, limits, &mut 0).await
+        };
+        let (outcome, stopped) = deadline
+            .stop_or_learn(
+                run,
+                may_commit,
+                statement.calls(),
+                backend.acquire_timeout(),
+                backend.kill_query(connection_id),
+            )
+            .await;
+        session.stopped(stopped);
+        let outcome = match outcome {
+            // Stopped half-way, nothing committed: dropping the session
+            // kills the statement and, in a transaction, ends it as
+            // interrupted.
+            Err(e) if e.is_deadline() => {
+                drop(session);
+                return Err(e);
             }
-            Err(e) => Err(e),
+            outcome => outcome,
         };
         // A truncated result was stopped half-way (its statement killed).
         let plain_read = statement.plain_read() && outcome.as_ref().is_ok_and(|r| !r.truncated);
@@ -169,7 +198,9 @@ impl DatabaseService {
                 statements: None,
             };
             let tasks = self.database.tasks();
-            match session.commit(tasks, &self.outcomes, key, summary).await? {
+            let commit = session.commit(tasks, &self.outcomes, key, summary);
+            let how = "call Commit with the transaction's id, or retry with the same request_id, to learn whether it committed";
+            match deadline.commit_outcome(how, commit).await? {
                 Committed::Now(token) => commit_token = token,
                 Committed::Replayed(recorded) => return Ok(replay::execute(recorded)),
             }
@@ -189,7 +220,7 @@ impl DatabaseService {
             tracing::info!(
                 "running an autocommit statement refused by the demoted primary again, on the new primary"
             );
-            return Box::pin(self.execute(request, principal, false)).await;
+            return Box::pin(self.execute(request, principal, false, deadline)).await;
         }
         let result = outcome?;
         Ok(api::ExecuteResponse {
@@ -360,7 +391,7 @@ impl database_server::Database for DatabaseService {
             Routed::Here(request) => request,
             Routed::Forwarded(answer) => return answer,
         };
-        let limit = self.time_limit(&request);
+        let deadline = self.call_deadline(&request);
         let principal = Principal::of(&request);
         let log = RpcLog::start(
             "Execute",
@@ -368,7 +399,7 @@ impl database_server::Database for DatabaseService {
             request.metadata(),
         );
         let request = request.into_inner();
-        let work = deadline::within(limit, self.execute(request, &principal, true));
+        let work = self.execute(request, &principal, true, deadline);
         serve(log, &principal, |r| r.rows.len() as u64, work).await
     }
 
@@ -438,6 +469,7 @@ impl database_server::Database for DatabaseService {
             Routed::Here(request) => request,
             Routed::Forwarded(answer) => return answer,
         };
+        let deadline = self.call_deadline(&request);
         let principal = Principal::of(&request);
         let log = RpcLog::start(
             "Commit",
@@ -446,9 +478,11 @@ impl database_server::Database for DatabaseService {
         );
         let request = request.into_inner();
         serve(log, &principal, |_| 0, async {
-            let committed = self
-                .commit_transaction(&request.transaction_id, &principal, &request.request_id)
-                .await?;
+            let commit =
+                self.commit_transaction(&request.transaction_id, &principal, &request.request_id);
+            let how =
+                "call Commit again (or with the same request_id) to learn whether it committed";
+            let committed = deadline.commit_outcome(how, commit).await?;
             Ok(replay::commit(committed))
         })
         .await
@@ -514,7 +548,7 @@ impl database_server::Database for DatabaseService {
             Routed::Here(request) => request,
             Routed::Forwarded(answer) => return answer,
         };
-        let limit = self.time_limit(&request);
+        let deadline = self.call_deadline(&request);
         let principal = Principal::of(&request);
         let log = RpcLog::start(
             "ExecuteBatch",
@@ -524,7 +558,7 @@ impl database_server::Database for DatabaseService {
         let request = request.into_inner();
         let rows =
             |r: &api::ExecuteBatchResponse| r.results.iter().map(|s| s.rows.len() as u64).sum();
-        let work = batch::execute_batch(self, request, &principal, limit);
+        let work = batch::execute_batch(self, request, &principal, deadline);
         serve(log, &principal, rows, work).await
     }
 }

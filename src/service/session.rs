@@ -8,6 +8,7 @@ use crate::{
     database::{Backend, Database, GiveBack, PooledConn, replicas::ReadBound},
     errors::GatewayError,
     outcomes::{Committed, Outcomes, Proceed, RequestKey, Summary},
+    service::deadline::Stopped,
     statement::{SessionSqlMode, Statement},
     tasks::Tasks,
     transactions::{Lease, Transactions},
@@ -116,6 +117,27 @@ impl Session {
             plain_read,
         )
         .await
+    }
+
+    /// True when a statement run on this session commits by itself: an
+    /// autocommit session that may write (see [`Session::check`]).
+    pub fn commits_by_itself(&self) -> bool {
+        matches!(self, Session::Autocommit(_, true))
+    }
+
+    /// After a statement that ran into its time limit (see
+    /// [`super::deadline::CallDeadline::stop_or_learn`]): an autocommit connection that
+    /// answered may still get the KILL sent to it, so it is closed rather
+    /// than reused; one that did not answer still runs the statement, which
+    /// is killed again before the connection goes back.
+    pub fn stopped(&mut self, stopped: Stopped) {
+        if let Session::Autocommit(pooled, _) = self {
+            match stopped {
+                Stopped::No => {}
+                Stopped::Answered => pooled.needs(GiveBack::Discard),
+                Stopped::Unanswered => pooled.needs(GiveBack::Running),
+            }
+        }
     }
 
     /// The connection to run on.

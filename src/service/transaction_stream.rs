@@ -287,9 +287,10 @@ async fn run_statement(
         max_rows: statement.max_rows,
         ..Default::default()
     };
-    let limit = service.limits.statement_timeout;
-    let outcome =
-        super::deadline::within(limit, service.execute(request, &open.principal, false)).await;
+    let deadline = super::deadline::CallDeadline::after(service.limits.statement_timeout);
+    let outcome = service
+        .execute(request, &open.principal, false, deadline)
+        .await;
     let outcome = match outcome {
         Ok(result) => statement_outcome::Outcome::Result(result),
         Err(error) if service.transactions.is_open(&open.id, &open.principal) => {
