@@ -282,6 +282,30 @@ function encodeStatements(statements) {
   return w.finish();
 }
 
+/** A uint64 field (max_rows) from a number, BigInt or decimal text, when it is not 0. */
+function writeUint64(w, tag, n) {
+  if (!n || n === '0') return;
+  w.varint(tag);
+  w.integer(typeof n === 'bigint' ? n : Math.trunc(Number(n)));
+}
+
+/**
+ * An ExecuteRequest of (sql, params) and the scalar fields transactionId,
+ * maxRows, commit and requestId; `begin` and `readConsistency` are appended
+ * by the caller (protobufjs's encoding of them), when set.
+ */
+function encodeExecute(sql, params, { transactionId = '', maxRows = 0, commit = false, requestId = '' } = {}) {
+  const text = sql === null || sql === undefined ? '' : String(sql); // as protobufjs's fromObject
+  const w = new Writer(32 + 3 * text.length + 16 * params.length);
+  if (text) w.string((1 << 3) | 2, text);
+  writeParams(w, params);
+  if (transactionId) w.string((3 << 3) | 2, transactionId);
+  writeUint64(w, 5 << 3, maxRows);
+  if (commit) { w.varint(6 << 3); w.varint(1); }
+  if (requestId) w.string((8 << 3) | 2, requestId);
+  return w.finish();
+}
+
 /** A TransactionRequest whose `statement` is (sql, params, maxRows). */
 function encodeTransactionStatement(sql, params, maxRows = 0) {
   const w = new Writer(32 + 3 * sql.length + 16 * params.length);
@@ -289,9 +313,9 @@ function encodeTransactionStatement(sql, params, maxRows = 0) {
   const start = w.fork();
   w.string((1 << 3) | 2, sql);
   writeParams(w, params);
-  if (maxRows) { w.varint(3 << 3); w.integer(typeof maxRows === 'bigint' ? maxRows : Math.trunc(Number(maxRows))); }
+  writeUint64(w, 3 << 3, maxRows);
   w.join(start);
   return w.finish();
 }
 
-module.exports = { Decimal, toValue, valueKind, encodeStatements, encodeTransactionStatement, Writer };
+module.exports = { Decimal, toValue, valueKind, encodeStatements, encodeExecute, encodeTransactionStatement, Writer };

@@ -22,13 +22,18 @@ const definition = protoLoader.loadSync('sqlgate/v1/sqlgate.proto', {
   oneofs: true,
 });
 const { sqlgate } = grpc.loadPackageDefinition(definition);
-const { Decimal, toValue, encodeStatements } = require('./encode');
-const { fromValue, result, begun, leanBatchResponse } = require('./results');
+const { Decimal, toValue, encodeStatements, encodeExecute } = require('./encode');
+const { fromValue, result, begun, leanBatchResponse, leanResult } = require('./results');
 const { transactionStream, streamTransaction } = require('./transaction-stream');
 
 /** The methods' definitions (path, serializers), for calls whose request is encoded already. */
 const SERVICE = sqlgate.v1.Database.service;
 const encoded = (bytes) => bytes;
+/** An ExecuteResponse: { converted } when leanResult reads it (no columns or rows), else protobufjs's object. */
+const executeResponse = (bytes) => {
+  const converted = leanResult(bytes, 0, bytes.length, true);
+  return converted ? { converted } : SERVICE.Execute.responseDeserialize(bytes);
+};
 /** An ExecuteBatchResponse: { lean: [results, commitToken, replayed] } when leanBatchResponse reads it, else protobufjs's object. */
 const batchResponse = (bytes) => {
   const lean = leanBatchResponse(bytes);
@@ -209,13 +214,20 @@ class Client {
    * recorded id answers that outcome (`replayed: true`) instead of running.
    */
   async execute(sql, params = [], { transactionId = '', maxRows = 0, begin, commit = false, readConsistency: consistency, deadlineMs, requestId } = {}) {
-    const request = { sql, params: params.map(toValue), transactionId, maxRows };
-    if (requestId) request.requestId = requestId;
+    // Written straight from the values (encode.js); the message-valued
+    // fields, when set, as protobufjs encodes them, appended.
+    let request = encodeExecute(sql, params, { transactionId, maxRows, commit, requestId });
     const bound = readConsistency(consistency);
-    if (bound) request.readConsistency = bound;
-    if (begin) request.begin = transactionOptions(begin === true ? {} : begin);
-    if (commit) request.commit = true;
-    return this.inTransaction(transactionId, async () => result(await this.call('execute', request, { deadlineMs })));
+    if (bound || begin) {
+      const more = {};
+      if (bound) more.readConsistency = bound;
+      if (begin) more.begin = transactionOptions(begin === true ? {} : begin);
+      request = Buffer.concat([request, SERVICE.Execute.requestSerialize(more)]);
+    }
+    return this.inTransaction(transactionId, async () => {
+      const response = await this.callEncoded('Execute', request, { deadlineMs }, executeResponse);
+      return response.converted || result(response);
+    });
   }
 
   /** Streams a result: an async iterator of rows (arrays of JS values). */

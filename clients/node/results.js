@@ -171,4 +171,4 @@ function leanStatementResponse(buf) {
   return converted && { statement: { outcome: 'result', converted } };
 }
 
-module.exports = { fromValue, result, begun, leanBatchResponse, leanStatementResponse };
+module.exports = { fromValue, result, begun, leanResult, leanBatchResponse, leanStatementResponse };

@@ -64,6 +64,7 @@ async function main() {
   for (const [name, runs] of Object.entries(cases)) {
     if (!name.includes(only)) continue;
     const best = { mysql2: Infinity, sqlgate: Infinity };
+    for (const who of Object.keys(best)) await timed(runs[who]); // warm-up (JIT, prepared statements), not counted
     for (let i = 0; i < repeat; i++) for (const who of Object.keys(best)) best[who] = Math.min(best[who], await timed(runs[who]));
     console.log(`| ${name} | ${best.mysql2.toFixed(3)} | ${best.sqlgate.toFixed(3)} | ${(best.sqlgate / best.mysql2).toFixed(2)}x |`);
   }

@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { Client, Decimal, toValue } = require('..');
-const { encodeStatements, encodeTransactionStatement } = require('../encode');
+const { encodeStatements, encodeTransactionStatement, encodeExecute } = require('../encode');
 const { result, leanBatchResponse, leanStatementResponse } = require('../results');
 
 const client = new Client('127.0.0.1:1'); // never connects: only its method definitions are used
@@ -104,4 +104,17 @@ test('a Transaction stream\'s statement result of counts read straight from its 
     { begun: { transactionId: 'x' } },
     { committed: { commitToken: '' } },
   ]) assert.strictEqual(leanStatementResponse(T.responseSerialize(other)), null, JSON.stringify(other));
+});
+
+test('an ExecuteRequest: the same bytes as protobufjs, with and without its scalar fields', () => {
+  const { Execute } = client.service;
+  const fields = [{}, { transactionId: 'tx-9', maxRows: 2 ** 40, commit: true, requestId: 'req-1' }, { maxRows: 7n }];
+  for (const extra of fields) {
+    const reference = Execute.requestSerialize({ sql: 'SELECT ?', params: VALUES.map(toValue), ...extra });
+    assert.ok(encodeExecute('SELECT ?', VALUES, extra).equals(reference), JSON.stringify(extra, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  }
+  // The message-valued fields appended (decoded: the same request).
+  const more = { begin: { isolation: 'ISOLATION_LEVEL_SERIALIZABLE' }, readConsistency: { strong: true } };
+  const appended = Buffer.concat([encodeExecute('SELECT 1', [], { transactionId: 't' }), Execute.requestSerialize(more)]);
+  assert.deepStrictEqual(Execute.requestDeserialize(appended), Execute.requestDeserialize(Execute.requestSerialize({ sql: 'SELECT 1', params: [], transactionId: 't', ...more })));
 });

@@ -54,7 +54,7 @@ test('transaction() sends begin, statements and commit on one stream: no unary c
   const over = await countingUnary(() => run(true, 's-'));
   assert.deepStrictEqual(over.calls, [], 'no unary call');
   const unary = await countingUnary(() => run(false, 'u-'));
-  assert.deepStrictEqual(unary.calls, ['begin', 'execute', 'execute', 'execute', 'execute', 'commit']);
+  assert.deepStrictEqual(unary.calls, ['begin', 'Execute', 'Execute', 'Execute', 'Execute', 'commit']);
   const shape = ({ a, b, updated, read }) => ({
     a: [a.rowsAffected, a.lastInsertId > 0n, a.columns.length],
     b: [b.rowsAffected, b.lastInsertId === a.lastInsertId + 1n],
@@ -79,7 +79,7 @@ test('tx.executeBatch and tx.stream are unary calls in the stream\'s transaction
     assert.deepStrictEqual(count.rows, [[3n]], 'the stream sees the unary calls\' rows');
     assert.deepStrictEqual(await names().then((all) => all.filter((n) => n.startsWith('m-'))), [], 'nothing committed yet');
   }));
-  assert.deepStrictEqual(calls, ['ExecuteBatch', 'executeStream', 'execute'], 'the last: names(), from outside the transaction');
+  assert.deepStrictEqual(calls, ['ExecuteBatch', 'executeStream', 'Execute'], 'the last: names(), from outside the transaction');
   assert.deepStrictEqual((await names()).filter((n) => n.startsWith('m-')), ['m-1', 'm-2', 'm-3']);
 });
 
