@@ -172,15 +172,6 @@ async fn writes_follow_a_promoted_replica_and_never_reach_the_old_primary() {
     gateway.shut_down().await;
 }
 
-/// The gateway's `sqlgate_primary_checks_total`.
-fn checks(metrics_port: u16) -> f64 {
-    sample(
-        &scrape(metrics_port).expect("metrics"),
-        "sqlgate_primary_checks_total",
-    )
-    .unwrap_or(0.0)
-}
-
 /// With a check interval far longer than the test: only the re-checks that
 /// failing calls ask for can make the gateway follow the primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +225,7 @@ async fn failing_calls_make_the_gateway_check_the_primary_at_once_but_not_too_of
     // follows all hear that no server is writable. They ask for checks;
     // the gateway runs them one at a time, at most one per 100 ms.
     pair.replica.kill();
-    let before = (checks(metrics_port), Instant::now());
+    let before = (primary_checks(metrics_port), Instant::now());
     let storm: Vec<_> = (0..8)
         .map(|_| {
             let mut client = client.clone();
@@ -255,7 +246,7 @@ async fn failing_calls_make_the_gateway_check_the_primary_at_once_but_not_too_of
     for client in storm {
         codes.push(client.await.unwrap());
     }
-    let (checked, took) = (checks(metrics_port) - before.0, before.1.elapsed());
+    let (checked, took) = (primary_checks(metrics_port) - before.0, before.1.elapsed());
     println!(
         "{} failing calls in {took:?} made {checked} checks",
         codes.iter().map(Vec::len).sum::<usize>()

@@ -79,6 +79,10 @@ pub(super) async fn execute_batch(
             Proceed::Run(ran) => ran,
             Proceed::Replay(recorded) => return Ok(replay::batch(recorded)),
         };
+        if let Err(error) = &outcome {
+            // A lost connection or 1290: the primary is checked now.
+            lease.backend().note_failure(error);
+        }
         match outcome {
             Ok(results) => {
                 let summary = Summary::batch(
@@ -131,6 +135,9 @@ pub(super) async fn execute_batch(
             .checkout(&request.transaction_id, principal)
             .await?;
         let outcome = run_in_savepoint(service, &mut lease, &statements, combine).await;
+        if let Err(error) = &outcome {
+            lease.backend().note_failure(error);
+        }
         if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
             lease.abandon();
         } else {

@@ -294,14 +294,22 @@ impl Lease {
             // The connection lost, or ended by the server (killed, shutting
             // down): COMMIT may have completed before the error.
             Err(e) if crate::errors::mysql_codes::connection_lost(&e) => {
+                let detail = e.to_string();
+                // The primary may be gone: checked now (see `note_failure`).
+                self.transaction
+                    .backend
+                    .note_failure(&GatewayError::Database(e));
                 self.mark_ended(EndReason::CommitOutcomeUnknown);
                 self.let_go(false, GiveBack::Discard);
-                Err(GatewayError::CommitOutcomeUnknown(e.to_string()))
+                Err(GatewayError::CommitOutcomeUnknown(detail))
             }
             Err(e) => {
+                let error = GatewayError::Database(e);
+                // 1290: the primary was demoted under the transaction.
+                self.transaction.backend.note_failure(&error);
                 // A failed COMMIT leaves nothing committed: roll back what is left.
                 self.end(EndReason::DatabaseAborted);
-                Err(GatewayError::Database(e))
+                Err(error)
             }
         }
     }

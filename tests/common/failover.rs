@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlgate::embedded::{EmbeddedDatabase, ReplicatedPair};
 
-use super::{on, query_i64};
+use super::{on, query_i64, sample, scrape};
 
 /// Starts a replicated pair named `name` with database `app`, a table
 /// `app.t (id INT PRIMARY KEY)`, and account `gw`@`127.0.0.1` (password
@@ -77,4 +77,14 @@ pub fn servers_url(user: &str, password: &str, servers: &[&EmbeddedDatabase]) ->
 /// Counts with `sql` in database `app` of `server`, directly.
 pub async fn count_on(server: &EmbeddedDatabase, sql: &str) -> i64 {
     query_i64(&server.url("app"), sql).await.unwrap()
+}
+
+/// The `sqlgate_primary_checks_total` of the gateway whose metrics listen
+/// on `metrics_port`.
+pub fn primary_checks(metrics_port: u16) -> f64 {
+    sample(
+        &scrape(metrics_port).expect("metrics"),
+        "sqlgate_primary_checks_total",
+    )
+    .unwrap_or(0.0)
 }
