@@ -60,9 +60,12 @@ async function main() {
       sqlgate: () => client.executeMany(INSERT, rows),
     },
   };
-  // Warm-up, not counted: one run of every case on both sides first (JIT, prepared statements,
-  // MariaDB's buffer pool); else the first case found mysql2 at half its later speed.
-  for (const [name, runs] of Object.entries(cases)) if (name.includes(only)) for (const who of ['mysql2', 'sqlgate']) await timed(runs[who]);
+  // Warm-up, not counted: three runs of every case on both sides first (V8's JIT, prepared
+  // statements, MariaDB's buffer pool); with one, the first case measured still found both
+  // sides at up to half their later speed.
+  for (let i = 0; i < 3; i++) {
+    for (const [name, runs] of Object.entries(cases)) if (name.includes(only)) for (const who of ['mysql2', 'sqlgate']) await timed(runs[who]);
+  }
   console.log(`| case | mysql2 (s) | sqlgate (s) | ratio |  (best of ${repeat}, alternating)`);
   console.log('|---|---|---|---|');
   for (const [name, runs] of Object.entries(cases)) {
