@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Written by hand so that streams can send rows encoded straight from
         // MySQL cells (see src/api/row_batch.rs); the wire format is the proto's.
         .extern_path(".sqlgate.v1.RowBatch", "crate::api::RowBatch")
+        // Written by hand so that Execute can send column descriptions
+        // encoded once per result shape (see src/api/execute_response.rs).
+        .extern_path(".sqlgate.v1.ExecuteResponse", "crate::api::ExecuteResponse")
         // google.rpc.Status (in-band statement errors of Transaction streams)
         // is tonic-types' own, which is what tonic's statuses carry.
         .extern_path(".google.rpc", "::tonic_types::pb")

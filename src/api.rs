@@ -3,7 +3,9 @@
 
 tonic::include_proto!("sqlgate.v1");
 
+mod execute_response;
 mod row_batch;
+pub use execute_response::{COLUMNS as EXECUTE_RESPONSE_COLUMNS, ExecuteResponse};
 pub use row_batch::{ROW_VALUES, RowBatch};
 
 /// The encoded `FileDescriptorSet` of the API, served by gRPC reflection.

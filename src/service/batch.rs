@@ -237,7 +237,7 @@ pub(super) async fn run_one(
         .await
         .map_err(|e| in_batch(index, e))?;
     Ok(api::StatementResult {
-        columns: result.columns,
+        columns: crate::statement::describe_columns(&result.columns),
         rows: result.rows,
         rows_affected: result.rows_affected,
         last_insert_id: result.last_insert_id,

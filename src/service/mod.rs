@@ -223,17 +223,17 @@ impl DatabaseService {
             return Box::pin(self.execute(request, principal, false, deadline)).await;
         }
         let result = outcome?;
-        Ok(api::ExecuteResponse {
-            columns: result.columns,
-            rows: result.rows,
-            rows_affected: result.rows_affected,
-            last_insert_id: result.last_insert_id,
-            warning_count: result.warning_count,
-            truncated: result.truncated,
-            transaction_id,
-            commit_token: commit_token.unwrap_or_default(),
-            replayed: false,
-        })
+        // The column descriptions go as bytes encoded once per result shape.
+        let mut response = api::ExecuteResponse::default();
+        response.set_encoded_columns(crate::values::encoded_columns(&result.columns));
+        response.rows = result.rows;
+        response.rows_affected = result.rows_affected;
+        response.last_insert_id = result.last_insert_id;
+        response.warning_count = result.warning_count;
+        response.truncated = result.truncated;
+        response.transaction_id = transaction_id;
+        response.commit_token = commit_token.unwrap_or_default();
+        Ok(response)
     }
 
     /// Commits `principal`'s transaction `id`, recording its outcome under

@@ -7,13 +7,12 @@ use crate::{
 
 /// An Execute answered from its record: no columns or rows.
 pub(super) fn execute(recorded: Recorded) -> api::ExecuteResponse {
-    api::ExecuteResponse {
-        rows_affected: recorded.summary.rows_affected,
-        last_insert_id: recorded.summary.last_insert_id,
-        commit_token: recorded.commit_token.unwrap_or_default(),
-        replayed: true,
-        ..Default::default()
-    }
+    let mut response = api::ExecuteResponse::default();
+    response.rows_affected = recorded.summary.rows_affected;
+    response.last_insert_id = recorded.summary.last_insert_id;
+    response.commit_token = recorded.commit_token.unwrap_or_default();
+    response.replayed = true;
+    response
 }
 
 /// An ExecuteBatch answered from its record: each statement's counts, no rows.

@@ -4,6 +4,8 @@
 //! server refuses to stack several statements in one, and values come back
 //! typed. Only the first result set is returned (a CALL's later sets are read
 //! and dropped).
+use std::sync::Arc;
+
 use mysql_async::{
     BinaryProtocol, Conn, Params, QueryResult, prelude::Protocol, prelude::Queryable,
 };
@@ -350,8 +352,10 @@ pub struct ResultLimits {
 /// A whole statement result, for Execute and ExecuteBatch.
 #[derive(Debug, Default)]
 pub struct StatementResult {
-    /// Column descriptions.
-    pub columns: Vec<api::Column>,
+    /// The result's columns as the server described them (empty for a
+    /// statement without a result set): see [`describe_columns`] and
+    /// `values::encoded_columns` for what clients get.
+    pub columns: Arc<[mysql_async::Column]>,
     /// Rows (within the limits).
     pub rows: Vec<api::Row>,
     /// Rows changed.
@@ -412,11 +416,10 @@ async fn read_result<P: Protocol>(
     limits: ResultLimits,
     bytes_used: &mut u64,
 ) -> Result<StatementResult, GatewayError> {
-    let columns = result.columns();
-    let columns = columns.as_deref().unwrap_or(&[]);
-    let converter = RowConverter::new(columns);
+    let columns = result.columns().unwrap_or_default();
+    let converter = RowConverter::new(&columns);
     let mut output = StatementResult {
-        columns: describe_columns(columns),
+        columns,
         ..StatementResult::default()
     };
     let mut stopped_early = false;

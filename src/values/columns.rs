@@ -1,8 +1,13 @@
-//! Result columns: the metadata clients see (name, MySQL type name, flags).
+//! Result columns: the metadata clients see (name, MySQL type name, flags),
+//! and its protobuf encoding kept per result shape.
+use std::{cell::RefCell, num::NonZeroUsize};
+
+use lru::LruCache;
 use mysql_async::{
     Column,
     consts::{ColumnFlags, ColumnType},
 };
+use prost::bytes::{Bytes, BytesMut};
 
 use super::CellKind;
 use crate::api;
@@ -84,4 +89,82 @@ fn blob_name(length: u32, binary: bool) -> &'static str {
         false if size(16_777_215) => "MEDIUMTEXT",
         false => "LONGTEXT",
     }
+}
+
+/// Result shapes whose encoded descriptions each thread keeps (least
+/// recently used first out).
+const CACHED_SHAPES: usize = 128;
+
+/// A shape whose key and encoding together are larger than this is encoded
+/// afresh for every call instead of kept (very wide results), bytes.
+const MAX_CACHED_SHAPE_BYTES: usize = 8 << 10;
+
+/// The encoded descriptions of recent result shapes, per thread (no lock on
+/// the hot path; a tokio worker sees the shapes of the calls it runs), and
+/// the key being built.
+struct Shapes {
+    encoded: LruCache<Box<[u8]>, Bytes>,
+    key: Vec<u8>,
+}
+
+thread_local! {
+    static SHAPES: RefCell<Shapes> = RefCell::new(Shapes {
+        encoded: LruCache::new(NonZeroUsize::new(CACHED_SHAPES).expect("not zero")),
+        key: Vec::new(),
+    });
+}
+
+/// The descriptions of `columns` ([`describe_column`]) as protobuf bytes:
+/// consecutive `columns` fields of `ExecuteResponse` (field
+/// [`api::EXECUTE_RESPONSE_COLUMNS`]), the same bytes as encoding
+/// `describe_column` of each. Kept per result shape, so that a statement
+/// sent again costs a lookup instead of building and encoding its
+/// descriptions.
+pub(crate) fn encoded_columns(columns: &[Column]) -> Bytes {
+    if columns.is_empty() {
+        return Bytes::new();
+    }
+    SHAPES.with(|shapes| {
+        let Ok(mut shapes) = shapes.try_borrow_mut() else {
+            return encode_columns(columns);
+        };
+        let Shapes { encoded, key } = &mut *shapes;
+        key.clear();
+        for column in columns {
+            shape_key(column, key);
+        }
+        if let Some(bytes) = encoded.get(key.as_slice()) {
+            return bytes.clone();
+        }
+        let bytes = encode_columns(columns);
+        if key.len() + bytes.len() <= MAX_CACHED_SHAPE_BYTES {
+            encoded.put(key.as_slice().into(), bytes.clone());
+        }
+        bytes
+    })
+}
+
+fn encode_columns(columns: &[Column]) -> Bytes {
+    let mut bytes = BytesMut::new();
+    for column in columns {
+        prost::encoding::message::encode(
+            api::EXECUTE_RESPONSE_COLUMNS,
+            &describe_column(column),
+            &mut bytes,
+        );
+    }
+    bytes.freeze()
+}
+
+/// Appends to `key` everything [`describe_column`] reads of `column`.
+fn shape_key(column: &Column, key: &mut Vec<u8>) {
+    for text in [column.name_ref(), column.table_ref(), column.schema_ref()] {
+        key.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        key.extend_from_slice(text);
+    }
+    key.extend_from_slice(&column.column_length().to_le_bytes());
+    key.extend_from_slice(&column.character_set().to_le_bytes());
+    key.push(column.column_type() as u8);
+    key.extend_from_slice(&column.flags().bits().to_le_bytes());
+    key.push(column.decimals());
 }

@@ -43,7 +43,7 @@ mod columns;
 mod params;
 
 pub(crate) use cell::{CellKind, approximate_size, cell_to_value};
-pub(crate) use columns::describe_column;
+pub(crate) use columns::{describe_column, encoded_columns};
 pub use params::{decimal_scale, param_to_mysql};
 
 #[cfg(test)]

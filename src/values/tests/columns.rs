@@ -270,3 +270,53 @@ fn columns_are_described() {
     assert!(described.unsigned && !described.nullable);
     assert_eq!(described.length, 20);
 }
+
+/// The cached encoding of a result shape is what encoding its descriptions
+/// gives, and a shape differing in anything a description reads is another
+/// entry.
+#[test]
+fn encoded_columns_are_the_descriptions_encoded() {
+    use prost::Message;
+    let id = Column::new(ColumnType::MYSQL_TYPE_LONGLONG)
+        .with_name(b"id")
+        .with_table(b"t")
+        .with_schema(b"db")
+        .with_flags(ColumnFlags::UNSIGNED_FLAG | ColumnFlags::NOT_NULL_FLAG)
+        .with_column_length(20)
+        .with_character_set(63);
+    let name = col(ColumnType::MYSQL_TYPE_VAR_STRING, 45)
+        .with_name(b"name")
+        .with_table(b"t")
+        .with_schema(b"db")
+        .with_column_length(400);
+    let variants = [
+        vec![id.clone(), name.clone()],
+        vec![name.clone(), id.clone()],
+        vec![id.clone().with_name(b"ID"), name.clone()],
+        vec![id.clone(), name.clone().with_character_set(BINARY_CHARSET)],
+        vec![id.clone(), name.clone().with_column_length(401)],
+        vec![id.clone(), name.clone().with_decimals(2)],
+        vec![
+            id.clone().with_flags(ColumnFlags::NOT_NULL_FLAG),
+            name.clone(),
+        ],
+        vec![id.clone().with_table(b"u"), name.clone()],
+        vec![id.clone().with_schema(b"db2"), name.clone()],
+        vec![id.clone()],
+        vec![],
+    ];
+    // Twice: built, then from the cache.
+    for _ in 0..2 {
+        for columns in &variants {
+            let described: Vec<api::Column> = columns.iter().map(describe_column).collect();
+            let mut response = api::ExecuteResponse::default();
+            response.set_encoded_columns(encoded_columns(columns));
+            let bytes = response.encode_to_vec();
+            let decoded = api::ExecuteResponse::decode(bytes.as_slice()).unwrap();
+            assert_eq!(decoded.columns, described);
+            let mut plain = api::ExecuteResponse::default();
+            plain.columns = described;
+            assert_eq!(bytes, plain.encode_to_vec());
+        }
+    }
+}
