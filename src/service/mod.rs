@@ -399,7 +399,9 @@ impl database_server::Database for DatabaseService {
             request.metadata(),
         );
         let request = request.into_inner();
-        let work = self.execute(request, &principal, true, deadline);
+        // Boxed: the statement's future is large, and moving it into the
+        // span and the trait's boxed future copied it each time.
+        let work = Box::pin(self.execute(request, &principal, true, deadline));
         serve(log, &principal, |r| r.rows.len() as u64, work).await
     }
 

@@ -11,8 +11,6 @@ pub use self::{read_packet::ReadPacket, write_packet::WritePacket};
 use bytes::BytesMut;
 use futures_core::{ready, stream};
 use mysql_common::proto::codec::PacketCodec as PacketCodecInner;
-#[cfg(unix)]
-use tokio::io::AsyncWriteExt;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ErrorKind::Interrupted, ReadBuf},
     net::TcpStream,
@@ -179,7 +177,7 @@ impl Endpoint {
             }
             #[cfg(unix)]
             Endpoint::Socket(socket) => {
-                let _ = socket.write(&[]).await?;
+                std::future::poll_fn(|cx| socket.poll_check(cx)).await?;
                 Ok(())
             }
             Endpoint::Plain(None) => unreachable!(),

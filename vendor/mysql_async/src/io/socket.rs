@@ -35,6 +35,32 @@ impl Socket {
     }
 }
 
+impl Socket {
+    /// sqlgate patch: checks that the idle connection is alive without a
+    /// system call when nothing arrived on it, as `CheckTcpStream` does for
+    /// TCP: a socket the server closed (or wrote to) is readable, and
+    /// reading it tells which. (It was a zero-length write, one `sendto`
+    /// per pool checkout.)
+    pub(crate) fn poll_check(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.inner.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                let mut buf = [0_u8; 1];
+                match self.inner.try_read(&mut buf) {
+                    Ok(0) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "broken pipe",
+                    ))),
+                    Ok(_) => Poll::Ready(Err(io::Error::other("stream should be empty"))),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => Poll::Ready(Ok(())),
+                    Err(err) => Poll::Ready(Err(err)),
+                }
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl AsyncRead for Socket {
     fn poll_read(
         mut self: Pin<&mut Self>,
