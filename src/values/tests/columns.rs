@@ -253,15 +253,20 @@ fn column_descriptions() {
     assert!(!describe_column(&text).binary);
 }
 
-#[test]
-fn columns_are_described() {
-    let column = Column::new(ColumnType::MYSQL_TYPE_LONGLONG)
+/// `id BIGINT UNSIGNED NOT NULL` of table `db.t`.
+fn id_column() -> Column {
+    Column::new(ColumnType::MYSQL_TYPE_LONGLONG)
         .with_name(b"id")
         .with_table(b"t")
         .with_schema(b"db")
         .with_flags(ColumnFlags::UNSIGNED_FLAG | ColumnFlags::NOT_NULL_FLAG)
         .with_column_length(20)
-        .with_character_set(63);
+        .with_character_set(63)
+}
+
+#[test]
+fn columns_are_described() {
+    let column = id_column();
     let described = describe_column(&column);
     assert_eq!(described.name, "id");
     assert_eq!(described.table, "t");
@@ -277,13 +282,7 @@ fn columns_are_described() {
 #[test]
 fn encoded_columns_are_the_descriptions_encoded() {
     use prost::Message;
-    let id = Column::new(ColumnType::MYSQL_TYPE_LONGLONG)
-        .with_name(b"id")
-        .with_table(b"t")
-        .with_schema(b"db")
-        .with_flags(ColumnFlags::UNSIGNED_FLAG | ColumnFlags::NOT_NULL_FLAG)
-        .with_column_length(20)
-        .with_character_set(63);
+    let id = id_column();
     let name = col(ColumnType::MYSQL_TYPE_VAR_STRING, 45)
         .with_name(b"name")
         .with_table(b"t")
