@@ -1,13 +1,15 @@
 'use strict';
-// A lean protobuf encoder for the requests that carry many statements:
-// ExecuteBatchRequest (executeMany, executeBatch) and a Transaction stream's
-// statement. It writes the wire format straight from JavaScript values, with
-// no sqlgate.v1.Value objects, no protobufjs fromObject and no second pass:
-// protobufjs spent 15-35 ms of client CPU on the 5000 statements of one
-// executeMany (BENCHMARKS.md). The value typing is toValue's (index.js),
-// written once here: `valueKind` decides, both paths use it. The bytes are
-// those protobufjs writes for the same values (test/encode.test.js compares
-// them), except that a statement's max_rows 0 is left out (proto3's default).
+// A lean protobuf encoder for the requests that carry statements:
+// ExecuteRequest, ExecuteBatchRequest (executeMany, executeBatch) and a
+// Transaction stream's statement. It writes the wire format straight from
+// JavaScript values, with no sqlgate.v1.Value objects, no protobufjs
+// fromObject and no second pass: protobufjs spent 23-36 ms of client CPU on
+// the 5000 statements of one executeMany, this 1.7 ms (BENCHMARKS.md). How a
+// value is typed is written once, in `valueKind` (toValue, exported by
+// index.js, uses it too; Writer.value writes the common kinds without it,
+// typed the same). The bytes are those protobufjs writes for the same values
+// (test/encode.test.js compares them), except that a statement's max_rows 0
+// is left out (proto3's default).
 
 /** Exact decimal text, sent as decimal_value. */
 class Decimal {
