@@ -13,8 +13,8 @@ use std::{
 use common::*;
 use sqlgate::api::{
     CommitRequest, ExecuteBatchRequest, ExecuteRequest, Statement, TransactionCommit,
-    TransactionRequest, TransactionStatement, transaction_request::Request as Step,
-    transaction_response::Response as Answer,
+    TransactionRequest, TransactionStatement, execute_stream_response::Part,
+    transaction_request::Request as Step, transaction_response::Response as Answer,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -190,6 +190,38 @@ async fn an_autocommit_write_that_commits_before_its_kill_lands_answers_what_it_
         .into_inner();
     assert_eq!(answer.rows_affected, 1);
 
+    // ExecuteStream: the same, before its result starts.
+    proxy.hold(KILL);
+    let call = tokio::spawn({
+        let mut client = client.clone();
+        async move {
+            let mut stream = client
+                .execute_stream(slow_insert(5, 0.8))
+                .await?
+                .into_inner();
+            let mut parts = Vec::new();
+            while let Some(message) = stream.message().await? {
+                parts.extend(message.part);
+            }
+            Ok::<_, tonic::Status>(parts)
+        }
+    });
+    proxy.wait_held().await;
+    assert!(
+        eventually(Duration::from_secs(5), || has_row(&gateway, 5)).await,
+        "the streamed statement commits while its KILL is held back"
+    );
+    proxy.release();
+    let parts = call
+        .await
+        .unwrap()
+        .expect("the statement completed: its result is the answer");
+    let summary = parts.iter().find_map(|part| match part {
+        Part::Summary(summary) => Some(summary.rows_affected),
+        _ => None,
+    });
+    assert_eq!(summary, Some(1), "{parts:?}");
+
     // The client's deadline: no answer to the KILL before it passes. The
     // gateway cannot know, and says so (UNKNOWN); the row does come.
     proxy.hold(KILL);
@@ -213,7 +245,7 @@ async fn an_autocommit_write_that_commits_before_its_kill_lands_answers_what_it_
         assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
         assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
     }
-    assert_eq!(gateway.direct_ids().await, vec![1, 2]);
+    assert_eq!(gateway.direct_ids().await, vec![1, 2, 5]);
     gateway.shut_down().await;
 }
 

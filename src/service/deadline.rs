@@ -102,6 +102,21 @@ impl CallDeadline {
         until(self.stop_at, self.limit, work).await
     }
 
+    /// Runs `work` (a whole ExecuteStream) until the latest moment the
+    /// client still takes an answer, if it set a deadline: its statement is
+    /// stopped earlier, at the call's limit (see [`Self::stop_or_learn`]);
+    /// past it, `work` is dropped and the call fails with DEADLINE_EXCEEDED.
+    pub async fn until_answer<T>(
+        &self,
+        work: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        match self.answer_by {
+            Some(answer_by) => until(answer_by, self.limit, work).await,
+            // No timer in the hot loop when the client set no deadline.
+            None => work.await,
+        }
+    }
+
     /// The latest moment to wait for what a stopped statement (or a COMMIT
     /// in flight) did: `wait` after the stop, and never past the client's
     /// own deadline.
@@ -172,13 +187,7 @@ impl CallDeadline {
                     Stopped::Unanswered,
                 );
             }
-            Ok(Err(e)) if e.interrupted() && calls => {
-                Err(GatewayError::OutcomeUnknownAfterDeadline(format!(
-                    "the procedure was stopped after {:?}; in autocommit mode the statements it ran before commit one by one",
-                    self.limit
-                )))
-            }
-            Ok(Err(e)) if e.interrupted() => Err(stopped),
+            Ok(Err(e)) => Err(self.after_kill(e, calls)),
             Ok(outcome) => {
                 if outcome.is_ok() {
                     tracing::info!(limit = ?self.limit, "the statement completed before the KILL of its time limit landed; answering its result");
@@ -187,6 +196,21 @@ impl CallDeadline {
             }
         };
         (outcome, Stopped::Answered)
+    }
+
+    /// The error a statement answered after its KILL (`calls`: a CALL): an
+    /// interruption is the KILL's (DEADLINE_EXCEEDED; for a CALL, whose
+    /// statements commit one by one in autocommit mode, UNKNOWN); any other
+    /// error is the statement's own.
+    pub fn after_kill(&self, error: GatewayError, calls: bool) -> GatewayError {
+        match error.interrupted() {
+            true if calls => GatewayError::OutcomeUnknownAfterDeadline(format!(
+                "the procedure was stopped after {:?}; in autocommit mode the statements it ran before commit one by one",
+                self.limit
+            )),
+            true => GatewayError::DeadlineExceeded(self.limit),
+            false => error,
+        }
     }
 
     /// Waits for a COMMIT in flight (it runs to its end whatever happens to

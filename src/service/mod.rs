@@ -420,8 +420,7 @@ impl database_server::Database for DatabaseService {
             batch_bytes: self.limits.stream_batch_bytes,
             stall_timeout: self.limits.stream_stall_timeout,
             client_max_rows: (request.get_ref().max_rows > 0).then_some(request.get_ref().max_rows),
-            start_limit: self.time_limit(&request),
-            client_timeout: deadline::client_timeout(request.metadata()),
+            deadline: self.call_deadline(&request),
             // Same rule as Execute: in a transaction when it names or begins one.
             rules: self.rules(
                 &Principal::of(&request),

@@ -18,7 +18,11 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{ExecuteStreamStream, Session, checked_statement, deadline, status_for};
+use super::{
+    ExecuteStreamStream, Session, checked_statement,
+    deadline::{CallDeadline, Stopped},
+    status_for,
+};
 use crate::{
     api::{self, ExecuteStreamResponse, execute_stream_response::Part},
     auth::Principal,
@@ -42,10 +46,9 @@ pub struct StreamSettings {
     pub stall_timeout: Duration,
     /// The client's max_rows, if any.
     pub client_max_rows: Option<u64>,
-    /// Limit until the result starts (client deadline or --statement-timeout).
-    pub start_limit: Duration,
-    /// The client's deadline for the whole stream, if it set one.
-    pub client_timeout: Option<Duration>,
+    /// The limit until the result starts (client deadline or
+    /// --statement-timeout); the client's deadline bounds the whole stream.
+    pub deadline: CallDeadline,
     /// The rules the caller's statement must follow.
     pub rules: StatementRules,
 }
@@ -82,11 +85,7 @@ pub fn start(
                     settings,
                     &sender,
                 );
-                match settings.client_timeout {
-                    Some(limit) => deadline::within(limit, work).await,
-                    // No timer in the hot loop when the client set no deadline.
-                    None => work.await,
-                }
+                settings.deadline.until_answer(work).await
             };
             tokio::select! {
                 outcome = work => match outcome {
@@ -159,21 +158,10 @@ async fn stream_result(
         bound.as_ref(),
     );
     // One deadline for everything until the result starts.
-    let start_by = tokio::time::Instant::now() + settings.start_limit;
-    let mut session = deadline::until(start_by, settings.start_limit, open).await?;
+    let mut session = settings.deadline.until(open).await?;
     let transaction_id = session.begun_transaction_id().unwrap_or_default();
     let outcome = match session.before_statement(&statement).await {
-        Ok(()) => {
-            send_rows(
-                &mut session,
-                &statement,
-                settings,
-                start_by,
-                sender,
-                transaction_id,
-            )
-            .await
-        }
+        Ok(()) => send_rows(&mut session, &statement, settings, sender, transaction_id).await,
         Err(e) => Err(e),
     };
     let outcome = session
@@ -189,61 +177,45 @@ async fn send_rows(
     session: &mut Session,
     statement: &Statement,
     settings: StreamSettings,
-    start_by: tokio::time::Instant,
     sender: &Sender,
     transaction_id: String,
 ) -> Result<u64, GatewayError> {
     let connection_id = session.conn().id();
     let backend = session.backend().clone();
+    let may_commit = session.commits_by_itself();
     let (conn, sql_mode) = session.conn_and_sql_mode();
-    let mut result = deadline::until(
-        start_by,
-        settings.start_limit,
-        statement.start(conn, sql_mode),
-    )
-    .await?;
-    let columns = result.columns();
-    let columns = columns.as_deref().unwrap_or(&[]);
-    let converter = RowConverter::new(columns);
-    let header = Part::Header(api::ResultHeader {
-        columns: describe_columns(columns),
-        transaction_id,
-    });
-    send(sender, header, settings.stall_timeout).await?;
-
-    // Rows go out already encoded: no protobuf value is built per cell.
-    // Sized for a full batch up front, so that it rarely grows while filling.
-    let capacity = settings.batch_bytes.min(MAX_PREALLOCATED_BATCH) as usize + BATCH_SLACK;
-    let mut batch = BytesMut::with_capacity(capacity);
-    let mut batch_rows = 0usize;
-    let mut scratch = Vec::new();
-    let mut row_count = 0u64;
-    let mut truncated = false;
-    while let Some(row) = result.next().await? {
-        if settings.client_max_rows.is_some_and(|max| row_count >= max) {
-            truncated = true;
-            break;
+    // An autocommit statement that runs into the limit before its result
+    // starts may have completed (a write's result is its OK): its own
+    // answer tells (see `CallDeadline::stop_or_learn`).
+    let (started, stopped) = settings
+        .deadline
+        .stop_or_learn(
+            statement.start(conn, sql_mode),
+            may_commit,
+            statement.calls(),
+            backend.acquire_timeout(),
+            backend.kill_query(connection_id),
+        )
+        .await;
+    let streamed = match started {
+        Ok(result) => {
+            let parts = Parts {
+                backend: &backend,
+                connection_id,
+                settings,
+                sender,
+            };
+            let stopped = stopped != Stopped::No;
+            match parts.stream(result, transaction_id, stopped).await {
+                // The KILL landed after the result started.
+                Err(e) if stopped => Err(settings.deadline.after_kill(e, statement.calls())),
+                streamed => streamed,
+            }
         }
-        converter.encode_row(&row, &mut scratch, &mut batch)?;
-        batch_rows += 1;
-        row_count += 1;
-        if batch.len() as u64 >= settings.batch_bytes {
-            send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
-            batch.reserve(capacity);
-        }
-    }
-    if batch_rows > 0 {
-        send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
-    }
-    let mut summary = api::ResultSummary {
-        rows_affected: result.affected_rows(),
-        last_insert_id: result.last_insert_id().unwrap_or(0),
-        warning_count: u32::from(result.warnings()),
-        truncated,
-        row_count,
-        commit_token: String::new(),
+        Err(e) => Err(e),
     };
-    finish_result(&backend, connection_id, result, truncated).await?;
+    session.stopped(stopped);
+    let mut summary = streamed?;
     if !statement.plain_read() {
         // An autocommit write's position, when the database has replicas.
         summary.commit_token = session
@@ -251,8 +223,85 @@ async fn send_rows(
             .await
             .unwrap_or_default();
     }
+    let row_count = summary.row_count;
     send(sender, Part::Summary(summary), settings.stall_timeout).await?;
     Ok(row_count)
+}
+
+/// Where a started result goes.
+struct Parts<'a> {
+    backend: &'a Backend,
+    connection_id: u32,
+    settings: StreamSettings,
+    sender: &'a Sender,
+}
+
+impl Parts<'_> {
+    /// Sends the header and the rows of `result`; its summary, to send once
+    /// the connection is at rest. `stopped`: a KILL was sent after the
+    /// result started (a SELECT's columns come before its rows are made):
+    /// the first row is read before the header goes, so that a statement
+    /// the KILL interrupted sends nothing.
+    async fn stream(
+        &self,
+        mut result: QueryResult<'_, 'static, BinaryProtocol>,
+        transaction_id: String,
+        stopped: bool,
+    ) -> Result<api::ResultSummary, GatewayError> {
+        let (settings, sender) = (self.settings, self.sender);
+        let mut first = match stopped {
+            true => Some(result.next().await?),
+            false => None,
+        };
+        let columns = result.columns();
+        let columns = columns.as_deref().unwrap_or(&[]);
+        let converter = RowConverter::new(columns);
+        let header = Part::Header(api::ResultHeader {
+            columns: describe_columns(columns),
+            transaction_id,
+        });
+        send(sender, header, settings.stall_timeout).await?;
+
+        // Rows go out already encoded: no protobuf value is built per cell.
+        // Sized for a full batch up front, so that it rarely grows while filling.
+        let capacity = settings.batch_bytes.min(MAX_PREALLOCATED_BATCH) as usize + BATCH_SLACK;
+        let mut batch = BytesMut::with_capacity(capacity);
+        let mut batch_rows = 0usize;
+        let mut scratch = Vec::new();
+        let mut row_count = 0u64;
+        let mut truncated = false;
+        loop {
+            let row = match first.take() {
+                Some(row) => row,
+                None => result.next().await?,
+            };
+            let Some(row) = row else { break };
+            if settings.client_max_rows.is_some_and(|max| row_count >= max) {
+                truncated = true;
+                break;
+            }
+            converter.encode_row(&row, &mut scratch, &mut batch)?;
+            batch_rows += 1;
+            row_count += 1;
+            if batch.len() as u64 >= settings.batch_bytes {
+                send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
+                batch.reserve(capacity);
+            }
+        }
+        if batch_rows > 0 {
+            send_batch(sender, &mut batch, &mut batch_rows, settings).await?;
+        }
+        let summary = api::ResultSummary {
+            rows_affected: result.affected_rows(),
+            last_insert_id: result.last_insert_id().unwrap_or(0),
+            warning_count: u32::from(result.warnings()),
+            truncated,
+            row_count,
+            commit_token: String::new(),
+        };
+        finish_result(self.backend, self.connection_id, result, truncated).await?;
+        Ok(summary)
+    }
 }
 
 /// Leaves the connection clean: stops a truncated result, or reads the
