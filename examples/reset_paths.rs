@@ -7,6 +7,8 @@
 //! `RATE` is the total queries per second the clients are paced to (0: as
 //! fast as they go). Each mode runs for `SECONDS` per round, one after the
 //! other; MariaDB's CPU is read from `/proc/MARIADB_PID/stat` around each.
+//! `RESET_PATHS_MODES=ResetQuery,OwnedExecute` runs only the modes named
+//! (e.g. to profile the server during one of them).
 use mysql_async::{
     Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Statement, prelude::Queryable,
 };
@@ -29,20 +31,30 @@ enum Mode {
     ResetQuery,
     /// (d) COM_QUERY with the value inlined, on an owned connection.
     OwnedQuery,
+    /// (c) as the text path sends it: `SET STATEMENT tx_read_only=1 FOR`
+    /// in front of the query.
+    ResetQueryReadOnly,
+    /// (d) with the same prefix.
+    OwnedQueryReadOnly,
     /// The reset's own cost: the reset with a COM_PING.
     ResetPing,
     /// A COM_PING on an owned connection.
     OwnedPing,
 }
 
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 8] = [
     Mode::OwnedExecute,
     Mode::ResetPrepareExecute,
     Mode::ResetQuery,
+    Mode::ResetQueryReadOnly,
     Mode::OwnedQuery,
+    Mode::OwnedQueryReadOnly,
     Mode::ResetPing,
     Mode::OwnedPing,
 ];
+
+/// The prefix the text path puts before every text run.
+const READ_ONLY: &str = "SET STATEMENT tx_read_only=1 FOR ";
 
 /// User + system CPU of `pid` in milliseconds.
 fn cpu_ms(pid: u32) -> u64 {
@@ -78,6 +90,16 @@ async fn one(
             .get_conn()
             .await?
             .query::<Row, _>(inlined(id))
+            .await?
+            .len(),
+        Mode::ResetQueryReadOnly => pool
+            .get_conn()
+            .await?
+            .query::<Row, _>(format!("{READ_ONLY}{}", inlined(id)))
+            .await?
+            .len(),
+        Mode::OwnedQueryReadOnly => owned
+            .query::<Row, _>(format!("{READ_ONLY}{}", inlined(id)))
             .await?
             .len(),
         Mode::ResetPing => pool.get_conn().await?.ping().await.map(|_| 1)?,
@@ -123,8 +145,16 @@ async fn main() -> mysql_async::Result<()> {
         .with_reset_connection(true)
         .with_deferred_reset(Some(Duration::from_millis(5)));
     let pool = Pool::new(OptsBuilder::from_opts(opts.clone()).pool_opts(pool_opts));
+    let only = std::env::var("RESET_PATHS_MODES").ok();
+    let modes: Vec<Mode> = MODES
+        .into_iter()
+        .filter(|mode| {
+            only.as_deref()
+                .is_none_or(|only| only.split(',').any(|name| name == format!("{mode:?}")))
+        })
+        .collect();
     for round in 0..rounds {
-        for mode in MODES {
+        for &mode in &modes {
             let before = cpu_ms(pid);
             let start = Instant::now();
             let deadline = start + Duration::from_secs(seconds);

@@ -95,6 +95,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 data_dir: std::env::temp_dir()
                     .join(format!("sqlgate-bench-{}", std::process::id())),
                 remove_on_stop: true,
+                // More mariadbd options, e.g. `--session-track-system-variables=`
+                // (BENCHMARKS.md, "MariaDB's CPU per point select, call by call").
+                extra_args: std::env::var("SQLGATE_BENCH_MARIADB_ARGS")
+                    .map(|args| args.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default(),
                 ..Default::default()
             })?;
             let url = server.url("sqlgate");
