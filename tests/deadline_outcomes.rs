@@ -16,11 +16,7 @@ use sqlgate::api::{
     TransactionRequest, TransactionStatement, execute_stream_response::Part,
     transaction_request::Request as Step, transaction_response::Response as Answer,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::UnixStream,
-    sync::{Notify, watch},
-};
+use tokio::sync::{Notify, watch};
 use tonic::Code;
 
 /// What the gateway sends to stop a statement.
@@ -41,56 +37,34 @@ struct HoldingProxy {
 
 impl HoldingProxy {
     fn start(name: &str, database: &str, direct_url: &str) -> HoldingProxy {
-        let (server, listener, url) = proxy_listener(name, database, direct_url);
         let pattern: Arc<Mutex<Option<&'static [u8]>>> = Arc::default();
         let held = Arc::new(Notify::new());
         let (open, _) = watch::channel(true);
-        let proxy = HoldingProxy {
-            url,
-            pattern: pattern.clone(),
-            held: held.clone(),
-            open: open.clone(),
-        };
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = UnixStream::connect(&server).await else {
-                    continue;
-                };
-                let (pattern, held, mut open) = (pattern.clone(), held.clone(), open.subscribe());
-                tokio::spawn(async move {
-                    let (mut client_in, mut client_out) = client.into_split();
-                    let (mut server_in, mut server_out) = server.into_split();
-                    let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-                    loop {
-                        tokio::select! {
-                            n = client_in.read(&mut up) => {
-                                let Ok(n @ 1..) = n else { return };
-                                let write = &up[..n];
-                                let hold = pattern.lock().unwrap().is_some_and(|p| {
-                                    write.windows(p.len()).any(|w| w == p)
-                                });
-                                if hold {
-                                    held.notify_one();
-                                    if open.wait_for(|open| *open).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                if server_out.write_all(write).await.is_err() {
-                                    return;
-                                }
-                            }
-                            n = server_in.read(&mut down) => {
-                                let Ok(n @ 1..) = n else { return };
-                                if client_out.write_all(&down[..n]).await.is_err() {
-                                    return;
-                                }
-                            }
+        let judge = {
+            let (pattern, held, open) = (pattern.clone(), held.clone(), open.clone());
+            move |write: &[u8]| {
+                let hold = pattern
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|p| write.windows(p.len()).any(|w| w == p));
+                let (held, mut open) = (held.clone(), open.subscribe());
+                async move {
+                    if hold {
+                        held.notify_one();
+                        if open.wait_for(|open| *open).await.is_err() {
+                            return Verdict::Close;
                         }
                     }
-                });
+                    Verdict::Forward
+                }
             }
-        });
-        proxy
+        };
+        HoldingProxy {
+            url: judging_proxy(name, database, direct_url, judge),
+            pattern,
+            held,
+            open,
+        }
     }
 
     /// Holds back every packet containing `pattern` from now on.

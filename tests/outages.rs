@@ -18,10 +18,6 @@ use sqlgate::{
     config::Config,
     server::Gateway,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::UnixStream,
-};
 use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
@@ -436,54 +432,23 @@ const COMMIT_PACKET: &[u8] = b"\x07\x00\x00\x00\x03COMMIT";
 /// (the server commits, the gateway gets no answer), and when it holds 2,
 /// closes it instead of forwarding the COMMIT (the server rolls back).
 /// Returns the database's URL through the proxy.
-async fn commit_cutting_proxy(
+fn commit_cutting_proxy(
     name: &str,
     database: &str,
     direct_url: &str,
     cut: Arc<AtomicUsize>,
 ) -> String {
-    let (server, listener, url) = proxy_listener(name, database, direct_url);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = UnixStream::connect(&server).await else {
-                continue;
-            };
-            let cut = cut.clone();
-            tokio::spawn(async move {
-                let (mut client_in, mut client_out) = client.into_split();
-                let (mut server_in, mut server_out) = server.into_split();
-                let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-                loop {
-                    tokio::select! {
-                        n = client_in.read(&mut up) => {
-                            let Ok(n @ 1..) = n else { return };
-                            let write = &up[..n];
-                            if write.windows(COMMIT_PACKET.len()).any(|w| w == COMMIT_PACKET) {
-                                match cut.swap(0, Ordering::SeqCst) {
-                                    1 => {
-                                        let _ = server_out.write_all(write).await;
-                                        return;
-                                    }
-                                    2 => return,
-                                    _ => {}
-                                }
-                            }
-                            if server_out.write_all(write).await.is_err() {
-                                return;
-                            }
-                        }
-                        n = server_in.read(&mut down) => {
-                            let Ok(n @ 1..) = n else { return };
-                            if client_out.write_all(&down[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    url
+    judging_proxy(name, database, direct_url, move |write: &[u8]| {
+        let commit = write
+            .windows(COMMIT_PACKET.len())
+            .any(|w| w == COMMIT_PACKET);
+        let verdict = match commit.then(|| cut.swap(0, Ordering::SeqCst)) {
+            Some(1) => Verdict::ForwardAndClose,
+            Some(2) => Verdict::Close,
+            _ => Verdict::Forward,
+        };
+        async move { verdict }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,7 +456,7 @@ async fn the_gateway_settles_a_lost_commit_with_a_request_id_from_its_record() {
     let (database, direct_url) = fresh_database().await;
     run_direct(&direct_url, "CREATE TABLE t (id INT PRIMARY KEY)").await;
     let cut = Arc::new(AtomicUsize::new(0));
-    let url = commit_cutting_proxy("settle", &database, &direct_url, cut.clone()).await;
+    let url = commit_cutting_proxy("settle", &database, &direct_url, cut.clone());
     // (Its checks through the proxy too, with nothing to cut.)
     let gateway = TestGateway::start_on(database, url, |_| {}).await;
     let mut client = gateway.client.clone();

@@ -179,20 +179,7 @@ async fn failing_calls_make_the_gateway_check_the_primary_at_once_but_not_too_of
     // A least-privilege account: the demoted primary refuses its writes
     // with error 1290.
     let mut pair = failover_pair("recheck", "").await;
-    let url = servers_url("gw", "gw-pass", &[&pair.primary, &pair.replica]);
-    let metrics_port = free_port();
-    let metrics = format!("127.0.0.1:{metrics_port}");
-    let gateway = GatewayProcess::start(
-        [
-            "--database-url",
-            &url,
-            "--primary-check-interval",
-            "1h",
-            "--metrics-listen",
-            &metrics,
-        ],
-        &[],
-    );
+    let (gateway, metrics_port) = gateway_checking_only_when_asked(&pair);
     let mut client = gateway.client().await;
     execute(&mut client, "INSERT INTO t VALUES (1)", vec![])
         .await

@@ -94,20 +94,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_or_a_commit_that_fails_on_the_primary_makes_the_gateway_check_it_at_once() {
     let pair = failover_pair("recheck-commit", "").await;
-    let url = servers_url("gw", "gw-pass", &[&pair.primary, &pair.replica]);
-    let metrics_port = free_port();
-    let metrics = format!("127.0.0.1:{metrics_port}");
-    let gateway = GatewayProcess::start(
-        [
-            "--database-url",
-            &url,
-            "--primary-check-interval",
-            "1h",
-            "--metrics-listen",
-            &metrics,
-        ],
-        &[],
-    );
+    let (gateway, metrics_port) = gateway_checking_only_when_asked(&pair);
     let mut client = gateway.client().await;
     execute(&mut client, "INSERT INTO t VALUES (1)", vec![])
         .await

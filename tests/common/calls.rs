@@ -255,3 +255,63 @@ pub fn proxy_listener(
     );
     (server, listener, url)
 }
+
+/// What a [`judging_proxy`] does with a packet from the gateway.
+pub enum Verdict {
+    /// Passes it on.
+    Forward,
+    /// Passes it on, then closes the connection (the server runs it, the
+    /// gateway gets no answer).
+    ForwardAndClose,
+    /// Closes the connection instead (the server never gets it).
+    Close,
+}
+
+/// Starts a unix-socket proxy in front of the test server of `direct_url`
+/// (see [`proxy_listener`]): each packet from the gateway waits for the
+/// verdict of `judge` (whose future may wait) before it goes on. Returns the
+/// URL of `database` through the proxy.
+pub fn judging_proxy<J, F>(name: &str, database: &str, direct_url: &str, judge: J) -> String
+where
+    J: Fn(&[u8]) -> F + Clone + Send + 'static,
+    F: Future<Output = Verdict> + Send,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, listener, url) = proxy_listener(name, database, direct_url);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::UnixStream::connect(&server).await else {
+                continue;
+            };
+            let judge = judge.clone();
+            tokio::spawn(async move {
+                let (mut client_in, mut client_out) = client.into_split();
+                let (mut server_in, mut server_out) = server.into_split();
+                let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+                loop {
+                    tokio::select! {
+                        n = client_in.read(&mut up) => {
+                            let Ok(n @ 1..) = n else { return };
+                            let write = &up[..n];
+                            let close = match judge(write).await {
+                                Verdict::Forward => false,
+                                Verdict::ForwardAndClose => true,
+                                Verdict::Close => return,
+                            };
+                            if server_out.write_all(write).await.is_err() || close {
+                                return;
+                            }
+                        }
+                        n = server_in.read(&mut down) => {
+                            let Ok(n @ 1..) = n else { return };
+                            if client_out.write_all(&down[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlgate::embedded::{EmbeddedDatabase, ReplicatedPair};
 
-use super::{on, query_i64, sample, scrape};
+use super::{GatewayProcess, free_port, on, query_i64, sample, scrape};
 
 /// Starts a replicated pair named `name` with database `app`, a table
 /// `app.t (id INT PRIMARY KEY)`, and account `gw`@`127.0.0.1` (password
@@ -87,4 +87,26 @@ pub fn primary_checks(metrics_port: u16) -> f64 {
         "sqlgate_primary_checks_total",
     )
     .unwrap_or(0.0)
+}
+
+/// A gateway process on `pair` (primary first) as the least-privilege
+/// account, whose check interval is far longer than a test: only the
+/// re-checks that failing calls ask for can make it follow the primary.
+/// Returns it and the port of its metrics (see [`primary_checks`]).
+pub fn gateway_checking_only_when_asked(pair: &ReplicatedPair) -> (GatewayProcess, u16) {
+    let url = servers_url("gw", "gw-pass", &[&pair.primary, &pair.replica]);
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let gateway = GatewayProcess::start(
+        [
+            "--database-url",
+            &url,
+            "--primary-check-interval",
+            "1h",
+            "--metrics-listen",
+            &metrics,
+        ],
+        &[],
+    );
+    (gateway, metrics_port)
 }
