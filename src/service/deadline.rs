@@ -309,6 +309,52 @@ mod tests {
     }
 
     #[test]
+    fn a_client_deadline_stops_a_fifth_early_and_answers_before_it_passes() {
+        let mut headers = tonic::codegen::http::HeaderMap::new();
+        headers.insert("grpc-timeout", "1S".parse().unwrap());
+        let now = Instant::now();
+        let deadline = CallDeadline::of(&headers, Duration::from_secs(30));
+        assert_eq!(deadline.limit, Duration::from_millis(900));
+        let answer_by = deadline.answer_by(Duration::from_secs(5)) - now;
+        assert!(answer_by >= Duration::from_millis(975) && answer_by < Duration::from_secs(1));
+        // A shorter --statement-timeout stops first; the client's deadline
+        // still bounds the wait for the answer.
+        let deadline = CallDeadline::of(&headers, Duration::from_millis(300));
+        assert_eq!(deadline.limit, Duration::from_millis(300));
+        let answer_by = deadline.answer_by(Duration::from_secs(5)) - now;
+        assert!(answer_by >= Duration::from_millis(975) && answer_by < Duration::from_secs(1));
+        let unbounded = CallDeadline::after(Duration::from_millis(300));
+        let answer_by = unbounded.answer_by(Duration::from_secs(5)) - now;
+        assert!(answer_by >= Duration::from_millis(5300));
+    }
+
+    #[test]
+    fn an_interruption_after_the_kill_is_the_kill_s() {
+        let server = |code| {
+            GatewayError::Database(mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: String::new(),
+                state: String::new(),
+            }))
+        };
+        let deadline = CallDeadline::after(Duration::from_millis(300));
+        for code in [1317, 1969, 3024] {
+            assert!(matches!(
+                deadline.after_kill(server(code), false),
+                GatewayError::DeadlineExceeded(_)
+            ));
+            assert!(matches!(
+                deadline.after_kill(server(code), true),
+                GatewayError::OutcomeUnknownAfterDeadline(_)
+            ));
+        }
+        assert_eq!(
+            deadline.after_kill(server(1062), false).mysql_errno(),
+            Some(1062)
+        );
+    }
+
+    #[test]
     fn zero_timeouts_are_already_expired() {
         let mut metadata = MetadataMap::new();
         metadata.insert("grpc-timeout", "0m".parse().unwrap());
