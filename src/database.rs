@@ -187,13 +187,14 @@ impl Backend {
             .pool_opts(pool_opts)
             .stmt_cache_size(settings.statement_cache_size)
             .setup(setup);
-        // Its idle connections are kept a minute (not closed as they come
-        // back): a KILL then costs one round trip, not a new login, and its
-        // answer reaches a client whose deadline passes (see
+        // One idle connection is kept once made (the start-up checks make
+        // it), a second for a minute (not closed as they come back): a KILL
+        // then costs one round trip, not a new login, and its answer
+        // reaches a client whose deadline passes (see
         // `CallDeadline::stop_or_learn`).
         let control = OptsBuilder::from_opts(opts).pool_opts(
             PoolOpts::default()
-                .with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2"))
+                .with_constraints(PoolConstraints::new(1, 2).expect("1 <= 2"))
                 .with_inactive_connection_ttl(Duration::from_secs(60)),
         );
         Ok(Backend {
