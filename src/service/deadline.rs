@@ -215,21 +215,24 @@ impl CallDeadline {
 
     /// Waits for a COMMIT in flight (it runs to its end whatever happens to
     /// the call, so the call waits for its outcome past its own limit) until
-    /// the client's own deadline is about to pass; then fails with UNKNOWN /
-    /// COMMIT_OUTCOME_UNKNOWN, which says how to learn the outcome (`how`).
+    /// the client's own deadline is about to pass, or, when the client set
+    /// none, for the call's limit (`--statement-timeout`) from now: a server
+    /// that never answers cannot hold the call for ever. Then fails with
+    /// UNKNOWN / COMMIT_OUTCOME_UNKNOWN, which says how to learn the outcome
+    /// (`how`).
     pub async fn commit_outcome<T>(
         &self,
         how: &str,
         commit: impl Future<Output = Result<T, GatewayError>>,
     ) -> Result<T, GatewayError> {
-        let Some(answer_by) = self.answer_by else {
-            return commit.await;
-        };
+        let answer_by = self
+            .answer_by
+            .unwrap_or_else(|| Instant::now() + self.limit);
         tokio::time::timeout_at(answer_by, commit)
             .await
             .unwrap_or_else(|_| {
                 Err(GatewayError::OutcomeUnknownAfterDeadline(format!(
-                    "the client's deadline was about to pass while COMMIT was in flight; COMMIT runs to its end: {how}"
+                    "the call's deadline was about to pass while COMMIT was in flight; COMMIT runs to its end: {how}"
                 )))
             })
     }
@@ -306,6 +309,31 @@ mod tests {
                 .unwrap(),
             7
         );
+    }
+
+    /// Without a client deadline, a COMMIT that never answers is waited for
+    /// the call's limit from when it was sent, then answered UNKNOWN.
+    #[tokio::test]
+    async fn a_commit_that_never_answers_is_unknown_after_the_limit() {
+        let limit = Duration::from_millis(200);
+        let deadline = CallDeadline::of(&tonic::codegen::http::HeaderMap::new(), limit);
+        tokio::time::sleep(limit).await;
+        let sent = Instant::now();
+        let outcome: Result<(), _> = deadline
+            .commit_outcome("ask again", std::future::pending())
+            .await;
+        assert!(matches!(
+            outcome,
+            Err(GatewayError::OutcomeUnknownAfterDeadline(ref message)) if message.contains("ask again")
+        ));
+        let waited = sent.elapsed();
+        assert!(
+            waited >= limit && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        // One that answers in time is its answer.
+        let answered = deadline.commit_outcome("", async { Ok(7) }).await;
+        assert_eq!(answered.unwrap(), 7);
     }
 
     #[test]
