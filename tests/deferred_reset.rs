@@ -255,6 +255,56 @@ async fn an_idle_connection_does_not_keep_a_named_lock_for_long() {
     }
 }
 
+/// A connection taken again before its deferred reset is due owes the reset
+/// of its latest return, due a delay after that return: the background reset
+/// armed at an earlier return does not act on it. (It did: a connection in
+/// steady use was reset in a round trip of its own whenever the timer of an
+/// earlier return found it idle between two calls.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_in_steady_use_is_not_reset_alone() {
+    let delay = Duration::from_millis(800);
+    let (database, url) = fresh_database().await;
+    let proxy = Proxy::start("steady-reset", &database, &url).await;
+    let gateway = TestGateway::start_on(database, proxy.url.clone(), one_connection(delay)).await;
+    let mut client = gateway.client.clone();
+    // A call every third of the delay: each return's timer falls due while
+    // the connection idles between two later calls, owing a later reset.
+    let mut calls = Vec::new();
+    for _ in 0..12 {
+        let start = std::time::Instant::now();
+        execute(&mut client, "SELECT 1", vec![]).await.unwrap();
+        calls.push((start, std::time::Instant::now()));
+        tokio::time::sleep(delay / 3).await;
+    }
+    let alone = proxy.alone.load(Ordering::SeqCst);
+    // The connection idled at most from a call's start to the next call's
+    // end: where that was longer than the delay (a stalled machine), it was
+    // rightly reset alone.
+    let idle_spells_over_the_delay = calls
+        .windows(2)
+        .filter(|pair| pair[1].1 - pair[0].0 >= delay)
+        .count();
+    assert!(
+        alone <= idle_spells_over_the_delay,
+        "{alone} resets sent alone in steady use ({idle_spells_over_the_delay} idle spells over the delay)"
+    );
+    assert!(
+        proxy.pipelined.load(Ordering::SeqCst) >= 11 - alone,
+        "the other calls took their resets with them"
+    );
+    // Left idle, it is reset in the background once, a delay after its last
+    // return.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            proxy.alone.load(Ordering::SeqCst) > alone
+        })
+        .await,
+        "the idle connection is reset alone"
+    );
+    assert_eq!(proxy.alone.load(Ordering::SeqCst), alone + 1);
+    gateway.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_at_its_pipelined_reset_fails_the_call() {
     let (database, url) = fresh_database().await;

@@ -114,6 +114,11 @@ struct ConnInner {
     /// sqlgate patch: a COM_RESET_CONNECTION is owed: it is sent together with
     /// the next command (see `Conn::defer_reset`).
     reset_pending: bool,
+    /// sqlgate patch: which debt `reset_pending` is: the number the pool gave
+    /// the return that made the connection owe its reset (see
+    /// `Conn::defer_reset`), so that a background reset armed for one debt
+    /// never acts on a later one.
+    reset_debt: u64,
     /// sqlgate patch: the reply of a COM_RESET_CONNECTION sent together with a
     /// command comes before the command's reply.
     reset_reply_pending: bool,
@@ -177,6 +182,7 @@ impl ConnInner {
             session_state_changed: false,
             reuse_tag: None,
             reset_pending: false,
+            reset_debt: 0,
             reset_reply_pending: false,
             prepared_since_reset: false,
             statement_sent: false,
@@ -1120,7 +1126,11 @@ impl Conn {
     /// the session-state baseline. Returns `false`, changing nothing, when the
     /// reset cannot be deferred: the server lacks COM_RESET_CONNECTION, setup
     /// commands must run after it, or the protocol is compressed.
-    pub(crate) fn defer_reset(&mut self) -> bool {
+    ///
+    /// `debt` numbers this debt, if the connection did not owe a reset yet
+    /// (one it still owes keeps its number: it has owed it since then); the
+    /// number owed is returned, for `Conn::owes_reset`.
+    pub(crate) fn defer_reset(&mut self, debt: u64) -> Option<u64> {
         let supported = if self.inner.is_mariadb {
             self.inner.version >= (10, 2, 4)
         } else {
@@ -1131,7 +1141,10 @@ impl Conn {
             || self.inner.opts.compression().is_some()
             || self.inner.stream.is_none()
         {
-            return false;
+            return None;
+        }
+        if !self.inner.reset_pending {
+            self.inner.reset_debt = debt;
         }
         self.inner.stmt_cache.clear();
         self.inner.infile_handler = None;
@@ -1139,12 +1152,13 @@ impl Conn {
         self.inner.session_state_changed = true;
         self.inner.prepared_since_reset = false;
         self.inner.reset_pending = true;
-        true
+        Some(self.inner.reset_debt)
     }
 
-    /// sqlgate patch: `true` while a deferred reset has not been sent yet.
-    pub(crate) fn reset_pending(&self) -> bool {
-        self.inner.reset_pending
+    /// sqlgate patch: `true` while the deferred reset numbered `debt` (see
+    /// `Conn::defer_reset`) has not been sent yet.
+    pub(crate) fn owes_reset(&self, debt: u64) -> bool {
+        self.inner.reset_pending && self.inner.reset_debt == debt
     }
 
     /// sqlgate patch: sends the deferred reset before the command whose first

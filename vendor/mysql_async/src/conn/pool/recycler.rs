@@ -11,11 +11,13 @@ use futures_util::{stream::futures_unordered::FuturesUnordered, FutureExt};
 use tokio::sync::mpsc;
 
 use std::{
+    collections::VecDeque,
     future::Future,
     pin::Pin,
     sync::{atomic::Ordering, Arc},
     task::{Context, Poll},
 };
+use tokio::time::{Instant, Sleep};
 
 use super::{IdlingConn, Inner};
 use crate::{queryable::transaction::TxStatus, BoxFuture, Conn, PoolOpts};
@@ -29,9 +31,16 @@ pub(crate) struct Recycler {
     discarded: usize,
     cleaning: FuturesUnordered<BoxFuture<'static, Conn>>,
     reset: FuturesUnordered<BoxFuture<'static, Conn>>,
-    /// sqlgate patch: connections returned with a deferred reset, by id, each
-    /// after the delay at which it is reset in the background if still idle.
-    deferred_resets: FuturesUnordered<Pin<Box<dyn Future<Output = u32> + Send>>>,
+    /// sqlgate patch: background resets of idle connections owing theirs
+    /// since the delay (see `Recycler::defer_reset`).
+    idle_resets: FuturesUnordered<BoxFuture<'static, Conn>>,
+    /// sqlgate patch: the deferred resets, in the order they fall due (the
+    /// delay is the same for all): when, and the debt's number.
+    deferred_resets: VecDeque<(Instant, u64)>,
+    /// sqlgate patch: one timer, set to the first deferred reset due.
+    deferred_timer: Option<Pin<Box<Sleep>>>,
+    /// sqlgate patch: the number of the last debt (see `Conn::defer_reset`).
+    last_debt: u64,
 
     // Option<Conn> so that we have a way to send a "I didn't make a Conn after all" signal
     dropped: mpsc::UnboundedReceiver<Option<Conn>>,
@@ -52,14 +61,22 @@ impl Recycler {
             discarded: 0,
             cleaning: FuturesUnordered::new(),
             reset: FuturesUnordered::new(),
-            deferred_resets: FuturesUnordered::new(),
+            idle_resets: FuturesUnordered::new(),
+            deferred_resets: VecDeque::new(),
+            deferred_timer: None,
+            last_debt: 0,
             dropped,
             pool_opts,
             eof: false,
         }
     }
 
-    fn conn_return(&mut self, conn: Conn, pool_is_closed: bool) {
+    /// Puts `conn` back in the pool, where the next caller takes it first,
+    /// or (sqlgate patch) last when `cold`: a connection that was idle long
+    /// enough to be reset in the background is not needed by the current
+    /// load, and should not displace one that is (the pool hands out the
+    /// last returned first).
+    fn conn_return(&mut self, conn: Conn, pool_is_closed: bool, cold: bool) {
         let mut exchange = self.inner.exchange.lock().unwrap();
         if pool_is_closed || exchange.available.len() >= self.pool_opts.active_bound() {
             drop(exchange);
@@ -81,7 +98,11 @@ impl Recycler {
                 .unwrap()
                 .record(conn.inner.active_since.elapsed().as_micros() as u64)
                 .ok();
-            exchange.available.push_back(conn.into());
+            if cold {
+                exchange.available.push_front(conn.into());
+            } else {
+                exchange.available.push_back(conn.into());
+            }
             self.inner
                 .metrics
                 .connections_in_pool
@@ -91,39 +112,77 @@ impl Recycler {
     }
 
     /// sqlgate patch: defers the reset of `conn` when the pool says so (see
-    /// `PoolOpts::with_deferred_reset`), with a background reset due if it
-    /// is still idle after the delay.
+    /// `PoolOpts::with_deferred_reset`), with a background reset due after
+    /// the delay, which only acts if the connection is idle in the pool then
+    /// and still owes this very reset (`Conn::owes_reset`): a connection
+    /// taken and returned again in the meantime owes a later one, due later.
     fn defer_reset(&mut self, conn: &mut Conn) -> bool {
         let Some(delay) = self.pool_opts.deferred_reset() else {
             return false;
         };
-        if !conn.defer_reset() {
+        let Some(debt) = conn.defer_reset(self.last_debt + 1) else {
             return false;
+        };
+        self.last_debt = self.last_debt.max(debt);
+        // A delay too long to reckon: no background reset.
+        let Some(due) = Instant::now().checked_add(delay) else {
+            return true;
+        };
+        if self.deferred_resets.len() > 2 * self.pool_opts.constraints().max() + 64 {
+            self.forget_paid_debts();
         }
-        let id = conn.id();
-        self.deferred_resets
-            .push(tokio::time::sleep(delay).map(move |_| id).boxed());
+        self.deferred_resets.push_back((due, debt));
         true
     }
 
-    /// sqlgate patch: takes the idle connection `id` out of the pool if it
-    /// still owes its deferred reset, to reset it now.
-    fn reset_if_idle(&mut self, id: u32) {
+    /// sqlgate patch: keeps only the deferred resets still owed by idle
+    /// connections, so that a long delay under a busy load does not pile up
+    /// one entry per return. (A connection taken out still owing its reset
+    /// gets an entry again when it comes back.)
+    fn forget_paid_debts(&mut self) {
+        let exchange = self.inner.exchange.lock().unwrap();
+        let idle = &exchange.available.connections;
+        self.deferred_resets
+            .retain(|&(_, debt)| idle.iter().any(|idle| idle.conn.owes_reset(debt)));
+    }
+
+    /// sqlgate patch: takes out of the pool, to reset them now, the idle
+    /// connections that still owe the deferred resets due by `now`.
+    fn reset_idle_debtors(&mut self, now: Instant) {
         let mut exchange = self.inner.exchange.lock().unwrap();
-        let conns = &mut exchange.available.connections;
-        let Some(at) = conns
-            .iter()
-            .position(|idle| idle.conn.id() == id && idle.conn.reset_pending())
-        else {
-            return;
-        };
-        let idle = conns.remove(at).expect("found");
-        self.inner
-            .metrics
-            .connections_in_pool
-            .fetch_sub(1, Ordering::Relaxed);
-        drop(exchange);
-        self.reset.push(idle.conn.reset_for_pool().boxed());
+        while let Some(&(due, debt)) = self.deferred_resets.front() {
+            if due > now {
+                break;
+            }
+            self.deferred_resets.pop_front();
+            let conns = &mut exchange.available.connections;
+            let Some(at) = conns.iter().position(|idle| idle.conn.owes_reset(debt)) else {
+                continue;
+            };
+            let idle = conns.remove(at).expect("found");
+            self.inner
+                .metrics
+                .connections_in_pool
+                .fetch_sub(1, Ordering::Relaxed);
+            self.idle_resets.push(idle.conn.reset_for_pool().boxed());
+        }
+    }
+
+    /// sqlgate patch: resets the idle connections whose deferred resets are
+    /// due, and sets the timer to the next one.
+    fn poll_deferred_resets(&mut self, cx: &mut Context<'_>) {
+        while let Some(&(due, _)) = self.deferred_resets.front() {
+            let timer = self
+                .deferred_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if timer.deadline() != due {
+                timer.as_mut().reset(due);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            self.reset_idle_debtors(due.max(Instant::now()));
+        }
     }
 
     fn conn_decision(&mut self, mut conn: Conn, close: bool) {
@@ -147,7 +206,7 @@ impl Recycler {
                 .fetch_add(1, Ordering::Relaxed);
             self.discard.push(conn.close_conn().boxed());
         } else if conn.inner.reset_upon_returning_to_a_pool && self.defer_reset(&mut conn) {
-            self.conn_return(conn, false);
+            self.conn_return(conn, false, false);
         } else if conn.inner.reset_upon_returning_to_a_pool {
             self.inner
                 .metrics
@@ -155,7 +214,7 @@ impl Recycler {
                 .fetch_add(1, Ordering::Relaxed);
             self.reset.push(conn.reset_for_pool().boxed());
         } else {
-            self.conn_return(conn, false);
+            self.conn_return(conn, false, false);
         }
     }
 }
@@ -228,16 +287,24 @@ impl Future for Recycler {
         }
 
         // sqlgate patch: connections idle since their deferred reset was due.
-        while let Poll::Ready(Some(id)) = Pin::new(&mut self.deferred_resets).poll_next(cx) {
-            self.reset_if_idle(id);
-        }
+        self.poll_deferred_resets(cx);
 
         // let's iterate through connections being successfully reset
         loop {
-            match Pin::new(&mut self.reset).poll_next(cx) {
-                Poll::Pending | Poll::Ready(None) => break,
-                Poll::Ready(Some(Ok(conn))) => self.conn_return(conn, close),
-                Poll::Ready(Some(Err(e))) => {
+            // sqlgate patch: and those reset for having been idle, put back
+            // where they are taken last.
+            let (reset, cold) = match Pin::new(&mut self.reset).poll_next(cx) {
+                Poll::Pending | Poll::Ready(None) => {
+                    match Pin::new(&mut self.idle_resets).poll_next(cx) {
+                        Poll::Pending | Poll::Ready(None) => break,
+                        Poll::Ready(Some(reset)) => (reset, true),
+                    }
+                }
+                Poll::Ready(Some(reset)) => (reset, false),
+            };
+            match reset {
+                Ok(conn) => self.conn_return(conn, close, cold),
+                Err(e) => {
                     // an error during reset.
                     // replace with a new connection
                     self.discarded += 1;
@@ -299,6 +366,7 @@ impl Future for Recycler {
             && self.cleaning.is_empty()
             && self.discard.is_empty()
             && self.reset.is_empty()
+            && self.idle_resets.is_empty()
         {
             // we know that all Pool handles have been dropped (self.dropped.poll returned None).
 
