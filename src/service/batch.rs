@@ -51,12 +51,20 @@ pub(super) async fn execute_batch(
     }
     let combine = request.combine_inserts;
     let key = service.outcomes.batch_key(&request, principal).await?;
-    // The time limit covers the statements (a batch stopped there rolls
-    // back); COMMIT, once sent, runs to its end and its outcome is recorded,
-    // even if the call is dropped: the call waits for it until the client's
-    // own deadline is about to pass, then answers UNKNOWN.
-    if request.transaction_id.is_empty() {
-        let work = async {
+    // The time limit covers the statements, in the batch's own transaction
+    // or an open one (a batch stopped there rolls back and ends the
+    // transaction); COMMIT, once sent, runs to its end and its outcome is
+    // recorded, even if the call is dropped: the call waits for it until the
+    // client's own deadline is about to pass, then answers UNKNOWN.
+    let own_transaction = request.transaction_id.is_empty();
+    if !own_transaction && request.options.is_some() {
+        return Err(GatewayError::InvalidRequest(
+            "options apply only to a batch's own transaction; leave them unset with transaction_id"
+                .into(),
+        ));
+    }
+    let work = async {
+        let mut lease = if own_transaction {
             let lease = service
                 .transactions
                 .begin(request.options.as_ref(), principal)
@@ -64,90 +72,98 @@ pub(super) async fn execute_batch(
             // The client never sees this transaction's id: its end is not
             // remembered (see `Transaction::note_id_unseen`).
             lease.transaction().note_id_unseen();
-            let mut lease = match service
+            match service
                 .outcomes
                 .unless_recorded(lease, key.as_ref())
                 .await?
             {
                 Proceed::Run(lease) => lease,
                 Proceed::Replay(recorded) => return Ok(Proceed::Replay(recorded)),
-            };
-            let outcome = run_all(service, &mut lease, &statements, combine, None).await;
-            Ok(Proceed::Run((lease, outcome)))
-        };
-        let (lease, outcome) = match deadline.until(work).await? {
-            Proceed::Run(ran) => ran,
-            Proceed::Replay(recorded) => return Ok(replay::batch(recorded)),
-        };
-        if let Err(error) = &outcome {
-            // A lost connection or 1290: the primary is checked now.
-            lease.backend().note_failure(error);
-        }
-        match outcome {
-            Ok(results) => {
-                let summary = Summary::batch(
-                    results
-                        .iter()
-                        .map(|r| (r.rows_affected, r.last_insert_id))
-                        .collect(),
-                );
-                let commit = service.outcomes.clone().commit(lease, key, summary);
-                let commit = service.database.tasks().spawn(commit);
-                let how =
-                    "retry with the same request_id, or check whether the batch's work is there";
-                let committed = deadline
-                    .commit_outcome(how, async {
-                        commit.await.expect("committing does not panic")
-                    })
-                    .await?;
-                Ok(match committed {
-                    Committed::Now(token) => api::ExecuteBatchResponse {
-                        results,
-                        commit_token: token.unwrap_or_default(),
-                        replayed: false,
-                    },
-                    Committed::Replayed(recorded) => replay::batch(recorded),
-                })
             }
-            Err(error) if error.is_deadline() => {
-                lease.abandon();
-                Err(error)
-            }
-            Err(error) if error.ended_by_statement() => {
-                // Committed by the statement itself: nothing to roll back.
-                let outcome = Err(error);
-                lease.release::<api::ExecuteBatchResponse>(&outcome);
-                outcome
-            }
-            Err(error) => {
-                lease.rollback().await;
-                Err(error.transaction_rolled_back())
-            }
-        }
-    } else {
-        if request.options.is_some() {
-            return Err(GatewayError::InvalidRequest(
-                "options apply only to a batch's own transaction; leave them unset with transaction_id".into(),
-            ));
-        }
-        let mut lease = service
-            .transactions
-            .checkout(&request.transaction_id, principal)
-            .await?;
-        let outcome = run_in_savepoint(service, &mut lease, &statements, combine).await;
-        if let Err(error) = &outcome {
-            lease.backend().note_failure(error);
-        }
-        if matches!(outcome, Err(GatewayError::DeadlineExceeded(_))) {
-            lease.abandon();
         } else {
-            lease.release(&outcome);
+            service
+                .transactions
+                .checkout(&request.transaction_id, principal)
+                .await?
+        };
+        let outcome = match own_transaction {
+            true => run_all(service, &mut lease, &statements, combine, None).await,
+            false => run_in_savepoint(service, &mut lease, &statements, combine).await,
+        };
+        Ok(Proceed::Run((lease, outcome)))
+    };
+    // Past the limit, the work is dropped with its lease: the statement is
+    // killed and the transaction ends as interrupted.
+    let (lease, outcome) = match deadline.until(work).await? {
+        Proceed::Run(ran) => ran,
+        Proceed::Replay(recorded) => return Ok(replay::batch(recorded)),
+    };
+    let outcome = match outcome {
+        // Stopped half-way (not expected here: the limit drops the work).
+        Err(error) if error.is_deadline() => {
+            lease.abandon();
+            return Err(error);
         }
-        Ok(api::ExecuteBatchResponse {
+        outcome => outcome,
+    };
+    if let Err(error) = &outcome {
+        // A lost connection or 1290: the primary is checked now.
+        lease.backend().note_failure(error);
+    }
+    if !own_transaction {
+        lease.release(&outcome);
+        return Ok(api::ExecuteBatchResponse {
             results: outcome?,
             commit_token: String::new(),
             replayed: false,
-        })
+        });
+    }
+    match outcome {
+        Ok(results) => {
+            let summary = Summary::batch(
+                results
+                    .iter()
+                    .map(|r| (r.rows_affected, r.last_insert_id))
+                    .collect(),
+            );
+            let commit = service.outcomes.clone().commit(lease, key, summary);
+            let commit = service.database.tasks().spawn(commit);
+            let how = "retry with the same request_id, or check whether the batch's work is there";
+            let committed = deadline
+                .commit_outcome(how, async {
+                    commit.await.expect("committing does not panic")
+                })
+                .await?;
+            Ok(match committed {
+                Committed::Now(token) => api::ExecuteBatchResponse {
+                    results,
+                    commit_token: token.unwrap_or_default(),
+                    replayed: false,
+                },
+                Committed::Replayed(recorded) => replay::batch(recorded),
+            })
+        }
+        Err(error) if error.ended_by_statement() => {
+            // Committed by the statement itself: nothing to roll back.
+            let outcome = Err(error);
+            lease.release::<api::ExecuteBatchResponse>(&outcome);
+            outcome
+        }
+        Err(error) => {
+            // Bounded as Execute's steps after its statement: a ROLLBACK
+            // that does not answer is dropped with the lease (the
+            // connection's command killed, the server rolls back).
+            let after = deadline.after_statement(lease.backend().acquire_timeout());
+            if tokio::time::timeout_at(after, lease.rollback())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "no answer to the ROLLBACK of a failed batch; abandoning its transaction"
+                );
+            }
+            Err(error.transaction_rolled_back())
+        }
     }
 }
 
@@ -227,6 +243,7 @@ pub(super) async fn run_one(
         statement,
         limits,
         bytes_used,
+        None,
     )
     .await;
     if statement.may_change_identity() {

@@ -110,6 +110,7 @@ pub(super) async fn run_combined(
             &combined,
             limits,
             &mut bytes_used,
+            None,
         )
         .await;
         let exact = match &outcome {

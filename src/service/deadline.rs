@@ -125,9 +125,26 @@ impl CallDeadline {
         self.answer_by.map_or(own, |client| client.min(own))
     }
 
+    /// The bound of a call's steps after its statement answered: the
+    /// session's check (a COM_PING after a failed statement in a
+    /// transaction, the release of a CALL's savepoint), an autocommit
+    /// write's replication position, and letting go of the session (the
+    /// ROLLBACK of a transaction that a failed call began). `wait`
+    /// (--acquire-timeout, the bound of the gateway's own round trips:
+    /// a KILL, a connection's checkout) from now, and never past the
+    /// client's own deadline: the statement may have used up the call's
+    /// limit, and a server that answers takes one round trip, but one that
+    /// stopped answering (a stopped or partitioned server) must not hold the
+    /// call for ever.
+    pub fn after_statement(&self, wait: Duration) -> Instant {
+        let own = Instant::now() + wait;
+        self.answer_by.map_or(own, |client| client.min(own))
+    }
+
     /// Runs `statement` until the call's limit. Past it, a statement that
-    /// cannot have committed anything by itself (`may_commit` false: in a
-    /// transaction, which is then rolled back, or on a READ ONLY session)
+    /// cannot have committed anything by itself (`may_commit`, asked at
+    /// that moment, false: in a transaction, which is then rolled back, on
+    /// a READ ONLY session, or still in its READ ONLY text-path run)
     /// is dropped (the caller's session kills it) and the call fails with
     /// DEADLINE_EXCEEDED. One that may have (an autocommit statement,
     /// whatever its text: a SELECT may call a function that writes) may
@@ -146,7 +163,7 @@ impl CallDeadline {
     pub async fn stop_or_learn<T, K>(
         &self,
         statement: impl Future<Output = Result<T, GatewayError>>,
-        may_commit: bool,
+        may_commit: impl FnOnce() -> bool,
         calls: bool,
         wait: Duration,
         kill: K,
@@ -163,7 +180,7 @@ impl CallDeadline {
             outcome = &mut statement => return (outcome, Stopped::No),
             () = tokio::time::sleep_until(self.stop_at) => GatewayError::DeadlineExceeded(self.limit),
         };
-        if !may_commit {
+        if !may_commit() {
             return (Err(stopped), Stopped::Unanswered);
         }
         let mut kill = std::pin::pin!(kill);

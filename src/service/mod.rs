@@ -156,15 +156,21 @@ impl DatabaseService {
         let backend = session.backend().clone();
         let connection_id = session.conn().id();
         let may_commit = session.commits_by_itself();
+        // False while only a READ ONLY text-path run was sent.
+        let may_write = std::sync::atomic::AtomicBool::new(false);
         let run = async {
             session.before_statement(&statement).await?;
             let (conn, sql_mode) = session.conn_and_sql_mode();
-            statement::run_to_completion(&backend, conn, sql_mode, &statement, limits, &mut 0).await
+            let written = Some(&may_write);
+            statement::run_to_completion(
+                &backend, conn, sql_mode, &statement, limits, &mut 0, written,
+            )
+            .await
         };
         let (outcome, stopped) = deadline
             .stop_or_learn(
                 run,
-                may_commit,
+                || may_commit && may_write.load(std::sync::atomic::Ordering::Relaxed),
                 statement.calls(),
                 backend.acquire_timeout(),
                 backend.kill_query(connection_id),
@@ -183,8 +189,16 @@ impl DatabaseService {
         };
         // A truncated result was stopped half-way (its statement killed).
         let plain_read = statement.plain_read() && outcome.as_ref().is_ok_and(|r| !r.truncated);
+        // The steps after the statement are bounded (see `after_statement`).
+        let after = deadline.after_statement(backend.acquire_timeout());
         let outcome = session
-            .check(statement.may_change_identity(), plain_read, outcome)
+            .check_by(
+                after,
+                statement.calls(),
+                statement.may_change_identity(),
+                plain_read,
+                outcome,
+            )
             .await;
         let transaction_id = match own_transaction {
             true => String::new(),
@@ -206,9 +220,9 @@ impl DatabaseService {
             }
         } else {
             if outcome.is_ok() && !statement.plain_read() {
-                commit_token = session.autocommit_write_position().await;
+                commit_token = session.autocommit_write_position(after).await;
             }
-            session.close(&outcome).await;
+            session.close(after, &outcome).await;
         }
         if let Err(e) = &outcome
             && may_rerun

@@ -224,7 +224,7 @@ impl Session {
     /// transaction open, with no warning (which the next user could read
     /// with SHOW WARNINGS), and the server reported no change of session
     /// state, the connection goes back without a reset ([`GiveBack::Reuse`]).
-    pub async fn check<T>(
+    async fn check<T>(
         &mut self,
         may_change_identity: bool,
         plain_read: bool,
@@ -269,6 +269,46 @@ impl Session {
                 } else {
                     outcome
                 }
+            }
+        }
+    }
+
+    /// [`Session::check`] within `by` (see
+    /// [`super::deadline::CallDeadline::after_statement`]). Only a
+    /// transaction's check waits for the server (a COM_PING after a failed
+    /// statement, the release of a CALL's savepoint); when no answer comes in
+    /// time, whether the transaction is still open is unknown, so it ends
+    /// (see [`Session::close`]: dropped, its connection's command killed,
+    /// the transaction rolled back on the server as interrupted) and the
+    /// call answers what that means for the client's data: after a CALL
+    /// (`calls`), whose procedure may have committed the transaction's work
+    /// before, UNKNOWN / COMMIT_OUTCOME_UNKNOWN; after any other statement,
+    /// which cannot end the transaction (the guard refuses those that commit
+    /// implicitly), DEADLINE_EXCEEDED: nothing of the transaction committed.
+    pub async fn check_by<T>(
+        &mut self,
+        by: tokio::time::Instant,
+        calls: bool,
+        may_change_identity: bool,
+        plain_read: bool,
+        outcome: Result<T, GatewayError>,
+    ) -> Result<T, GatewayError> {
+        let checked = self.check(may_change_identity, plain_read, outcome);
+        let checked = tokio::time::timeout_at(by, checked).await;
+        match checked {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let waited = self.backend().acquire_timeout();
+                tracing::warn!(
+                    ?waited,
+                    "no answer to the check of the transaction after its statement; ending it"
+                );
+                Err(match calls {
+                    true => GatewayError::OutcomeUnknownAfterDeadline(format!(
+                        "the server did not answer within {waited:?} whether the transaction was still open after the CALL (a procedure may commit); the gateway ended the transaction"
+                    )),
+                    false => GatewayError::DeadlineExceeded(waited),
+                })
             }
         }
     }
@@ -321,11 +361,27 @@ impl Session {
     }
 
     /// After an autocommit statement that may have written, the replication
-    /// position that contains the write, when the database has replicas.
-    pub async fn autocommit_write_position(&mut self) -> Option<String> {
+    /// position that contains the write, when the database has replicas;
+    /// asked until `by` (see
+    /// [`super::deadline::CallDeadline::after_statement`]). The write has
+    /// committed by then: a position not read in time (or at all) is none,
+    /// and the call still answers the statement's result; the connection,
+    /// its question unanswered, is closed.
+    pub async fn autocommit_write_position(&mut self, by: tokio::time::Instant) -> Option<String> {
         match self {
             Session::Autocommit(pooled, _) if pooled.backend().commit_tokens() => {
-                Backend::last_write_position(pooled.conn()).await
+                let asked = Backend::last_write_position(pooled.conn());
+                let asked = tokio::time::timeout_at(by, asked).await;
+                match asked {
+                    Ok(position) => position,
+                    Err(_) => {
+                        tracing::warn!(
+                            "no answer when reading the replication position of a write; answering without a commit token"
+                        );
+                        pooled.needs(GiveBack::Discard);
+                        None
+                    }
+                }
             }
             _ => None,
         }
@@ -333,14 +389,30 @@ impl Session {
 
     /// Lets go after the call. A transaction begun by a call that failed is
     /// rolled back: its client never learned its id. A call stopped by its
-    /// time limit, or a stream whose client stalled, is abandoned.
-    pub async fn close<T>(self, outcome: &Result<T, GatewayError>) {
-        if matches!(outcome, Err(e) if e.is_deadline()) {
+    /// time limit (or whose outcome it left unknown), or a stream whose
+    /// client stalled, is abandoned. Waits for the server until `by` (see
+    /// [`super::deadline::CallDeadline::after_statement`]): a ROLLBACK that
+    /// does not answer in time is dropped with its transaction, whose
+    /// connection is killed and cleaned (the server rolls back).
+    pub async fn close<T>(self, by: tokio::time::Instant, outcome: &Result<T, GatewayError>) {
+        if matches!(outcome, Err(e) if e.is_deadline() || matches!(e, GatewayError::OutcomeUnknownAfterDeadline(_)))
+        {
             // Stopped half-way: dropping kills the statement and, in a
             // transaction, ends it as interrupted.
             drop(self);
             return;
         }
+        if tokio::time::timeout_at(by, self.let_go(outcome))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "no answer to the ROLLBACK of a transaction that a failed call began; abandoning it"
+            );
+        }
+    }
+
+    async fn let_go<T>(self, outcome: &Result<T, GatewayError>) {
         match self {
             Session::Autocommit(pooled, _) => pooled.release(),
             Session::Transaction {

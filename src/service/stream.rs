@@ -164,12 +164,21 @@ async fn stream_result(
         Ok(()) => send_rows(&mut session, &statement, settings, sender, transaction_id).await,
         Err(e) => Err(e),
     };
+    let after = settings
+        .deadline
+        .after_statement(session.backend().acquire_timeout());
     let outcome = session
         // Streams always reset their connection (a stream may stop
         // half-way; its truncation is not tracked here).
-        .check(statement.may_change_identity(), false, outcome)
+        .check_by(
+            after,
+            statement.calls(),
+            statement.may_change_identity(),
+            false,
+            outcome,
+        )
         .await;
-    session.close(&outcome).await;
+    session.close(after, &outcome).await;
     outcome
 }
 
@@ -191,7 +200,7 @@ async fn send_rows(
         .deadline
         .stop_or_learn(
             statement.start(conn, sql_mode),
-            may_commit,
+            || may_commit,
             statement.calls(),
             backend.acquire_timeout(),
             backend.kill_query(connection_id),
@@ -218,8 +227,9 @@ async fn send_rows(
     let mut summary = streamed?;
     if !statement.plain_read() {
         // An autocommit write's position, when the database has replicas.
+        let after = settings.deadline.after_statement(backend.acquire_timeout());
         summary.commit_token = session
-            .autocommit_write_position()
+            .autocommit_write_position(after)
             .await
             .unwrap_or_default();
     }

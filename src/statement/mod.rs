@@ -372,7 +372,10 @@ pub struct StatementResult {
 ///
 /// `bytes_used` counts bytes already returned by earlier statements of the
 /// same response (ExecuteBatch caps the batch as a whole). `sql_mode`: see
-/// [`Statement::start`].
+/// [`Statement::start`]. `may_write`, if given, turns true when the
+/// statement is sent in a form that may write: not (yet) when it runs as a
+/// text-path read, READ ONLY (see `text_path`), until it falls back to
+/// the binary protocol.
 pub async fn run_to_completion(
     backend: &Backend,
     conn: &mut Conn,
@@ -380,6 +383,7 @@ pub async fn run_to_completion(
     statement: &Statement,
     limits: ResultLimits,
     bytes_used: &mut u64,
+    may_write: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<StatementResult, GatewayError> {
     // An autocommit statement (no `sql_mode` to keep) on a session that would
     // have to PREPARE it (a fresh reset) may go as text (`text_path`).
@@ -397,6 +401,9 @@ pub async fn run_to_completion(
             return Ok(output);
         }
         *bytes_used = before;
+    }
+    if let Some(may_write) = may_write {
+        may_write.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let connection_id = conn.id();
     let result = statement.start(conn, sql_mode).await?;

@@ -5,6 +5,7 @@
 
 mod calls;
 mod failover;
+mod holding;
 mod process;
 mod streams;
 mod transfers;
@@ -12,6 +13,8 @@ mod transfers;
 pub use calls::*;
 #[allow(unused_imports)] // only the failover tests run a replicated pair
 pub use failover::*;
+#[allow(unused_imports)] // only the deadline tests hold packets back
+pub use holding::*;
 #[allow(unused_imports)] // not every test binary starts gateway processes
 pub use process::GatewayProcess;
 #[allow(unused_imports)] // only the memory tests hold raw streams
