@@ -146,6 +146,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SQLGATE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub acquire_timeout: Duration,
 
+    /// TCP keepalive on the gateway's TCP connections to the database (pool,
+    /// control and KILL connections, replicas): probes start after this long
+    /// idle, every third of it, and a server that answers none of three (or
+    /// leaves data unacknowledged for twice this, TCP_USER_TIMEOUT) is taken
+    /// as gone, so that a partitioned server cannot hold a read for ever.
+    /// 0s turns it off. Unix-socket connections have no use for it.
+    #[arg(long, env = "SQLGATE_DATABASE_TCP_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub database_tcp_keepalive: Duration,
+
     /// Longest a statement may run when the client sets no deadline (a
     /// client's grpc-timeout applies when it is shorter). For ExecuteStream it
     /// bounds the time until the result starts.

@@ -134,8 +134,12 @@ impl Backend {
         read_only: bool,
     ) -> Result<Backend, mysql_async::Error> {
         // --found-rows: rows matched for UPDATE (CLIENT_FOUND_ROWS).
+        // --database-tcp-keepalive: on every TCP connection these options
+        // open (pool, control, probes, replicas), so that a partitioned
+        // server cannot hold a read for ever (driver patch 7).
         let mut opts: Opts = OptsBuilder::from_opts(Opts::from_url(&connect.url)?)
             .client_found_rows(settings.found_rows)
+            .tcp_keepalive(Some(settings.tcp_keepalive).filter(|d| !d.is_zero()))
             .into();
         if let Some(user) = &connect.user {
             opts = OptsBuilder::from_opts(opts)

@@ -69,6 +69,9 @@ pub struct PoolConfig {
     pub reset_delay: Duration,
     /// Autocommit reads after a reset may go as text (--text-protocol).
     pub text_protocol: TextProtocol,
+    /// TCP keepalive of database connections; zero: off
+    /// (--database-tcp-keepalive).
+    pub tcp_keepalive: Duration,
     /// The pools' database accounts may hold global administrative
     /// privileges (--allow-admin-account); without it the gateway refuses
     /// to start on, or hand out connections of, such an account.
@@ -483,6 +486,7 @@ impl ServeArgs {
                 statement_cache_size: self.statement_cache_size,
                 reset_delay: self.reset_delay,
                 text_protocol: self.text_protocol,
+                tcp_keepalive: self.database_tcp_keepalive,
                 allow_admin_account: self.allow_admin_account,
             },
             transactions: TransactionConfig {

@@ -365,8 +365,7 @@ impl Stream {
 
         #[cfg(any(unix, windows))]
         if let Some(duration) = keepalive {
-            socket2::SockRef::from(&tcp_stream)
-                .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(duration))?;
+            set_keepalive(&tcp_stream, duration)?;
         }
 
         Ok(Stream {
@@ -497,6 +496,26 @@ impl stream::Stream for Stream {
             Poll::Ready(None)
         }
     }
+}
+
+/// sqlgate patch: TCP keepalive that notices a silent peer in about twice
+/// `time`: probes after `time` idle, every third of it (at least a second),
+/// three unanswered probes end the connection; on Linux, TCP_USER_TIMEOUT
+/// of twice `time` also ends one whose sent data stays unacknowledged that
+/// long (keepalive does not probe while data is in flight). Upstream sets
+/// only the idle time, leaving the system's interval (75 s) and count (9).
+#[cfg(any(unix, windows))]
+fn set_keepalive(tcp_stream: &TcpStream, time: Duration) -> io::Result<()> {
+    let socket = socket2::SockRef::from(tcp_stream);
+    let keepalive = socket2::TcpKeepalive::new().with_time(time);
+    #[cfg(any(target_os = "linux", target_os = "android", windows, target_vendor = "apple"))]
+    let keepalive = keepalive.with_interval((time / 3).max(Duration::from_secs(1)));
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    let keepalive = keepalive.with_retries(3);
+    socket.set_tcp_keepalive(&keepalive)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket.set_tcp_user_timeout(Some(time * 2))?;
+    Ok(())
 }
 
 #[cfg(test)]
