@@ -96,7 +96,8 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         // An autocommit statement is its own commit.
         GatewayError::CommitOutcomeUnknown(_)
         | GatewayError::StatementOutcomeUnknown(_)
-        | GatewayError::OutcomeUnknownAfterDeadline(_) => (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN"),
+        | GatewayError::OutcomeUnknownAfterDeadline(_)
+        | GatewayError::CompletedPastDeadline => (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN"),
         GatewayError::StatementNotAllowed(_) => (Code::PermissionDenied, "STATEMENT_NOT_ALLOWED"),
         GatewayError::ReadOnlyStatement(_) => (Code::PermissionDenied, "READ_ONLY_PRINCIPAL"),
         GatewayError::ImplicitCommit(_) => {

@@ -48,6 +48,11 @@ pub struct CallDeadline {
     /// The latest the client still takes an answer (its own deadline less
     /// a small margin), if it set one.
     answer_by: Option<Instant>,
+    /// When the client's deadline stops the call's work (a margin before
+    /// `answer_by`), if it set one: it bounds a whole ExecuteStream, which
+    /// `stop_at` (capped by --statement-timeout) bounds until its result
+    /// starts only.
+    client_stop: Option<Instant>,
 }
 
 /// What happened to a statement that ran into its time limit.
@@ -71,11 +76,13 @@ impl CallDeadline {
                 limit: stop,
                 stop_at: now + stop,
                 answer_by: Some(now + answer),
+                client_stop: Some(now + stop),
             },
             client => CallDeadline {
                 limit: statement_timeout,
                 stop_at: now + statement_timeout,
                 answer_by: client.map(|(_, answer)| now + answer),
+                client_stop: client.map(|(stop, _)| now + stop),
             },
         }
     }
@@ -87,6 +94,7 @@ impl CallDeadline {
             limit,
             stop_at: Instant::now() + limit,
             answer_by: None,
+            client_stop: None,
         }
     }
 
@@ -183,17 +191,7 @@ impl CallDeadline {
         if !may_commit() {
             return (Err(stopped), Stopped::Unanswered);
         }
-        let mut kill = std::pin::pin!(kill);
-        let mut killed = false;
-        let answer = tokio::time::timeout_at(self.answer_by(wait), async {
-            loop {
-                tokio::select! {
-                    outcome = &mut statement => break outcome,
-                    () = &mut kill, if !killed => killed = true,
-                }
-            }
-        })
-        .await;
+        let answer = kill_and_wait(self.answer_by(wait), statement, kill).await;
         let outcome = match answer {
             Err(_) => {
                 return (
@@ -213,6 +211,49 @@ impl CallDeadline {
             }
         };
         (outcome, Stopped::Answered)
+    }
+
+    /// When the client's deadline stops an ExecuteStream whose result has
+    /// started, if it set one.
+    pub fn client_stop(&self) -> Option<Instant> {
+        self.client_stop
+    }
+
+    /// An ExecuteStream's result stopped mid-rows by the client's deadline
+    /// ([`Self::client_stop`]) on a session where its statement may have
+    /// committed by itself (autocommit, may write: a SELECT may call a
+    /// function that writes). The server may have finished (and committed)
+    /// while rows were still on their way, so `kill` is sent and the rest
+    /// of the result (`rest`, read and discarded) is awaited until the
+    /// client's answer is due:
+    /// - interrupted: stopped before its end, nothing committed
+    ///   (DEADLINE_EXCEEDED; UNKNOWN for a CALL, see [`Self::after_kill`]);
+    /// - its end: it completed, and committed whatever it wrote, but its rows
+    ///   could not all reach the client: UNKNOWN / COMMIT_OUTCOME_UNKNOWN,
+    ///   saying so ([`GatewayError::CompletedPastDeadline`]);
+    /// - any other error: the statement's own;
+    /// - no answer in time: UNKNOWN.
+    pub async fn stop_mid_result<K>(
+        &self,
+        rest: impl Future<Output = Result<(), GatewayError>>,
+        kill: K,
+        calls: bool,
+    ) -> (GatewayError, Stopped)
+    where
+        K: Future<Output = ()>,
+    {
+        let answer_by = self.answer_by.unwrap_or_else(Instant::now);
+        match kill_and_wait(answer_by, std::pin::pin!(rest), kill).await {
+            Ok(Err(e)) => (self.after_kill(e, calls), Stopped::Answered),
+            Ok(Ok(())) => (GatewayError::CompletedPastDeadline, Stopped::Answered),
+            Err(_) => (
+                GatewayError::OutcomeUnknownAfterDeadline(
+                    "the client's deadline passed while the statement's rows were being sent, and no answer came after the gateway asked the database to stop it"
+                        .into(),
+                ),
+                Stopped::Unanswered,
+            ),
+        }
     }
 
     /// The error a statement answered after its KILL (`calls`: a CALL): an
@@ -253,6 +294,28 @@ impl CallDeadline {
                 )))
             })
     }
+}
+
+/// Sends `kill` while waiting for `statement`'s answer, until `answer_by`.
+async fn kill_and_wait<T, K>(
+    answer_by: Instant,
+    mut statement: std::pin::Pin<&mut impl Future<Output = Result<T, GatewayError>>>,
+    kill: K,
+) -> Result<Result<T, GatewayError>, tokio::time::error::Elapsed>
+where
+    K: Future<Output = ()>,
+{
+    let mut kill = std::pin::pin!(kill);
+    let mut killed = false;
+    tokio::time::timeout_at(answer_by, async {
+        loop {
+            tokio::select! {
+                outcome = &mut statement => break outcome,
+                () = &mut kill, if !killed => killed = true,
+            }
+        }
+    })
+    .await
 }
 
 /// True when a time limit is over before anything started: zero, or below

@@ -206,18 +206,44 @@ async fn send_rows(
             backend.kill_query(connection_id),
         )
         .await;
+    let mut stopped = stopped;
     let streamed = match started {
-        Ok(result) => {
-            let parts = Parts {
-                backend: &backend,
-                connection_id,
-                settings,
-                sender,
+        Ok(mut result) => {
+            let parts = Parts { settings, sender };
+            let killed = stopped != Stopped::No;
+            let streaming = parts.stream(&mut result, transaction_id, killed);
+            // The client's deadline bounds the rows too. Where the statement
+            // may have committed by itself, it is stopped a margin early, so
+            // that what it did can still be learned (`stop_mid_result`);
+            // elsewhere the whole stream is dropped at the deadline (see
+            // `start`), which stops it.
+            let streamed = match settings.deadline.client_stop().filter(|_| may_commit) {
+                None => streaming.await,
+                Some(stop) => match tokio::time::timeout_at(stop, streaming).await {
+                    Ok(streamed) => streamed,
+                    Err(_) => {
+                        let rest = async { Ok(result.drop_result().await?) };
+                        let kill = backend.kill_query(connection_id);
+                        let calls = statement.calls();
+                        let (error, how) =
+                            settings.deadline.stop_mid_result(rest, kill, calls).await;
+                        stopped = how;
+                        session.stopped(stopped);
+                        return Err(error);
+                    }
+                },
             };
-            let stopped = stopped != Stopped::No;
-            match parts.stream(result, transaction_id, stopped).await {
+            let streamed = match streamed {
+                Ok((summary, truncated)) => {
+                    finish_result(&backend, connection_id, result, truncated)
+                        .await
+                        .map(|()| summary)
+                }
+                Err(e) => Err(e),
+            };
+            match streamed {
                 // The KILL landed after the result started.
-                Err(e) if stopped => Err(settings.deadline.after_kill(e, statement.calls())),
+                Err(e) if killed => Err(settings.deadline.after_kill(e, statement.calls())),
                 streamed => streamed,
             }
         }
@@ -240,24 +266,23 @@ async fn send_rows(
 
 /// Where a started result goes.
 struct Parts<'a> {
-    backend: &'a Backend,
-    connection_id: u32,
     settings: StreamSettings,
     sender: &'a Sender,
 }
 
 impl Parts<'_> {
     /// Sends the header and the rows of `result`; its summary, to send once
-    /// the connection is at rest. `stopped`: a KILL was sent after the
+    /// the connection is at rest (see `finish_result`), and whether the rows
+    /// were truncated. `stopped`: a KILL was sent after the
     /// result started (a SELECT's columns come before its rows are made):
     /// the first row is read before the header goes, so that a statement
     /// the KILL interrupted sends nothing.
     async fn stream(
         &self,
-        mut result: QueryResult<'_, 'static, BinaryProtocol>,
+        result: &mut QueryResult<'_, 'static, BinaryProtocol>,
         transaction_id: String,
         stopped: bool,
-    ) -> Result<api::ResultSummary, GatewayError> {
+    ) -> Result<(api::ResultSummary, bool), GatewayError> {
         let (settings, sender) = (self.settings, self.sender);
         let mut first = match stopped {
             true => Some(result.next().await?),
@@ -309,8 +334,7 @@ impl Parts<'_> {
             row_count,
             commit_token: String::new(),
         };
-        finish_result(self.backend, self.connection_id, result, truncated).await?;
-        Ok(summary)
+        Ok((summary, truncated))
     }
 }
 
