@@ -293,6 +293,10 @@ impl Session {
         plain_read: bool,
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
+        if let Session::Autocommit(..) = self {
+            // Nothing to wait for: no timer on the hot path.
+            return self.check(may_change_identity, plain_read, outcome).await;
+        }
         let checked = self.check(may_change_identity, plain_read, outcome);
         let checked = tokio::time::timeout_at(by, checked).await;
         match checked {
@@ -400,6 +404,11 @@ impl Session {
             // Stopped half-way: dropping kills the statement and, in a
             // transaction, ends it as interrupted.
             drop(self);
+            return;
+        }
+        if let Session::Autocommit(pooled, _) = self {
+            // Never waits: no timer on the hot path.
+            pooled.release();
             return;
         }
         if tokio::time::timeout_at(by, self.let_go(outcome))
