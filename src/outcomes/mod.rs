@@ -429,7 +429,7 @@ impl Outcomes {
     /// is written, COMMIT runs to its end whatever happens to the call.
     pub async fn commit(
         self,
-        mut lease: Lease,
+        lease: Lease,
         key: Option<RequestKey>,
         summary: Summary,
     ) -> Result<Committed, GatewayError> {
@@ -446,38 +446,33 @@ impl Outcomes {
             statement_results: statement_results.as_deref(),
         };
         // As text: no PREPARE, which the reset after every call would
-        // otherwise force again each time (see `table::insert`).
-        let written = lease
-            .conn()
-            .query_drop(table::insert(self.schema(), &record))
-            .await;
-        match written {
-            Ok(()) => {
-                let backend = lease.backend().clone();
-                let (transactions, transaction) = lease.settlement();
-                match lease.commit().await {
-                    Err(GatewayError::CommitOutcomeUnknown(detail)) => {
-                        let settled = self
-                            .settle(&backend, transaction.owner(), &key, detail)
-                            .await;
-                        let end = match &settled {
-                            Ok(Committed::Now(token)) => {
-                                Some((EndReason::Committed, token.as_deref()))
-                            }
-                            Err(GatewayError::TransactionAborted(reason)) => Some((*reason, None)),
-                            _ => None,
-                        };
-                        if let Some((reason, token)) = end {
-                            transactions.settled(&transaction, reason, token);
-                        }
-                        settled
+        // otherwise force again each time (see `table::insert`); in the
+        // same query as the COMMIT, which the server runs only if the
+        // INSERT succeeded (one round trip: see `Lease::commit_after`).
+        let insert = table::insert(self.schema(), &record);
+        let backend = lease.backend().clone();
+        let (transactions, transaction) = lease.settlement();
+        match lease.commit_after(&insert).await {
+            Ok(committed) => match committed {
+                Err(GatewayError::CommitOutcomeUnknown(detail)) => {
+                    let settled = self
+                        .settle(&backend, transaction.owner(), &key, detail)
+                        .await;
+                    let end = match &settled {
+                        Ok(Committed::Now(token)) => Some((EndReason::Committed, token.as_deref())),
+                        Err(GatewayError::TransactionAborted(reason)) => Some((*reason, None)),
+                        _ => None,
+                    };
+                    if let Some((reason, token)) = end {
+                        transactions.settled(&transaction, reason, token);
                     }
-                    committed => Ok(Committed::Now(committed?)),
+                    settled
                 }
-            }
+                committed => Ok(Committed::Now(committed?)),
+            },
             // 1062: a duplicate key, once the transaction that wrote it
             // committed: this is a retry of recorded work.
-            Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+            Err((mut lease, mysql_async::Error::Server(e))) if e.code == 1062 => {
                 let tokens = lease.backend().commit_tokens();
                 let recorded = self.read(lease.conn(), &key, true, tokens).await;
                 lease.rollback().await;
@@ -487,7 +482,7 @@ impl Outcomes {
                     None => Err(GatewayError::TransactionAborted(EndReason::DatabaseAborted)),
                 }
             }
-            Err(e) => {
+            Err((lease, e)) => {
                 lease.rollback().await;
                 Err(match &e {
                     // Not a deadlock or a lost connection: the account

@@ -67,7 +67,7 @@ pub(super) async fn execute_batch(
         let mut lease = if own_transaction {
             let lease = service
                 .transactions
-                .begin(request.options.as_ref(), principal)
+                .begin(request.options.as_ref(), principal, false)
                 .await?;
             // The client never sees this transaction's id: its end is not
             // remembered (see `Transaction::note_id_unseen`).

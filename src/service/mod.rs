@@ -300,7 +300,7 @@ impl DatabaseService {
     ) -> Result<api::BeginResponse, GatewayError> {
         let lease = self
             .transactions
-            .begin(request.options.as_ref(), principal)
+            .begin(request.options.as_ref(), principal, true)
             .await?;
         let response = api::BeginResponse {
             transaction_id: lease.transaction().id().to_string(),

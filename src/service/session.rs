@@ -62,7 +62,9 @@ impl Session {
                 begun_here: false,
             }),
             (true, Some(options)) => Ok(Session::Transaction {
-                lease: transactions.begin(Some(options), principal).await?,
+                // START TRANSACTION leaves with the first statement (see
+                // `commits_by_itself` and `check`).
+                lease: transactions.begin(Some(options), principal, true).await?,
                 begun_here: true,
             }),
             (true, None) => {
@@ -119,10 +121,16 @@ impl Session {
         .await
     }
 
-    /// True when a statement run on this session commits by itself: an
-    /// autocommit session that may write (see [`Session::check`]).
+    /// True when a statement run on this session may commit by itself: an
+    /// autocommit session that may write (see [`Session::check`]), or a
+    /// transaction whose START TRANSACTION the database has not confirmed
+    /// yet (it leaves with the first statement: see
+    /// [`Lease::start_unconfirmed`]).
     pub fn commits_by_itself(&self) -> bool {
-        matches!(self, Session::Autocommit(_, true))
+        match self {
+            Session::Autocommit(_, may_write) => *may_write,
+            Session::Transaction { lease, .. } => lease.start_unconfirmed(),
+        }
     }
 
     /// After a statement that ran into its time limit (see

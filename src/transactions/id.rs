@@ -1,5 +1,8 @@
 //! Transaction ids: what a client holds to name its transaction.
-use std::{fmt, net::SocketAddr};
+use std::{
+    fmt::{self, Write},
+    net::SocketAddr,
+};
 
 /// A transaction's id: 128 random bits, written as 32 lowercase hex digits,
 /// followed by `-`, the owner's instance epoch (8 hex digits, drawn when the
@@ -47,9 +50,12 @@ impl TransactionId {
     pub(crate) fn new_random(owner: Option<(SocketAddr, Epoch)>) -> TransactionId {
         let mut bytes = [0u8; DIGITS / 2];
         getrandom::fill(&mut bytes).expect("the operating system's random source works");
-        let mut text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut text = String::with_capacity(DIGITS + 32);
+        for b in bytes {
+            let _ = write!(text, "{b:02x}");
+        }
         if let Some((owner, Epoch(epoch))) = owner {
-            text.push_str(&format!("-{epoch:08x}-{owner}"));
+            let _ = write!(text, "-{epoch:08x}-{owner}");
         }
         TransactionId(text)
     }

@@ -73,6 +73,21 @@ impl Lease {
         (conn, &self.transaction.sql_mode)
     }
 
+    /// True while the transaction's START TRANSACTION, deferred to leave
+    /// with its first command (see [`Transactions::begin`]), has not been
+    /// confirmed by the database: not sent yet, its answer not read yet, or
+    /// it failed. A statement sent meanwhile runs in autocommit mode if it
+    /// failed, so it may commit by itself: a call stopped by its time limit
+    /// must learn its answer (see `Session::commits_by_itself`), and
+    /// [`Lease::check_still_open`] judges the outcome.
+    ///
+    /// [`Transactions::begin`]: super::Transactions::begin
+    pub fn start_unconfirmed(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|conn| conn.deferred_query_unconfirmed())
+    }
+
     /// Before a statement runs in the transaction.
     ///
     /// A statement that reads what the session's previous statement left
@@ -136,12 +151,24 @@ impl Lease {
     /// After a CALL, the savepoint [`Lease::before_statement`] set is
     /// released (a round trip): when it is gone, the procedure ended the
     /// transaction, whatever the status flag says.
+    ///
+    /// A transaction whose START TRANSACTION left with this call's first
+    /// command (see [`Lease::start_unconfirmed`]) is judged the same way: if
+    /// it failed, the statement ran on its own in autocommit mode, which the
+    /// status flags show (no transaction open): a success was committed
+    /// (`TransactionEndedByStatement`, saying so). A connection lost before
+    /// START's answer was read leaves the statement's outcome unknown.
     pub async fn check_still_open<T>(
         &mut self,
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
         let marker = self.call_marker.take();
         let known = match &outcome {
+            Err(e) if e.connection_lost() && self.start_unconfirmed() => {
+                return Err(GatewayError::StatementOutcomeUnknown(format!(
+                    "{e}; the connection was lost before the database confirmed that the transaction began, so the statement may have run (and committed) on its own"
+                )));
+            }
             Err(e) if e.connection_lost() || e.is_deadline() || e.ended_by_statement() => {
                 return outcome;
             }
@@ -188,6 +215,18 @@ impl Lease {
             Ok(_) => None,
             Err(e) => Some(e),
         };
+        if let Some(start) = self.conn().deferred_query_error() {
+            let start = start.to_string();
+            tracing::warn!(transaction_id = %self.transaction.id, error = %start, "the transaction did not begin on the database");
+            return Err(GatewayError::TransactionEndedByStatement(match error {
+                None => format!(
+                    "the transaction did not begin on the database (START TRANSACTION failed: {start}): this statement ran on its own in autocommit mode and was committed, and the transaction is over"
+                ),
+                Some(e) => format!(
+                    "the transaction did not begin on the database (START TRANSACTION failed: {start}): this statement ran on its own in autocommit mode and failed ({e}), so nothing was committed; the transaction is over"
+                ),
+            }));
+        }
         tracing::warn!(transaction_id = %self.transaction.id, "a statement ended the transaction on the database");
         Err(GatewayError::TransactionEndedByStatement(match error {
             None => "this statement ended the transaction on the database (it commits implicitly, or ran COMMIT inside a stored procedure): the transaction's earlier statements and this one were committed, and the transaction is over".to_string(),
@@ -237,6 +276,11 @@ impl Lease {
     /// lifetime has passed meanwhile.
     pub fn release<T>(mut self, outcome: &Result<T, GatewayError>) {
         match outcome {
+            Err(GatewayError::StatementOutcomeUnknown(_)) => {
+                // Its connection is gone, and what it did is not known.
+                self.mark_ended(EndReason::CommitOutcomeUnknown);
+                self.let_go(false, GiveBack::Discard);
+            }
             Err(e) if e.ended_by_statement() => {
                 // Committed, not rolled back; the session may hold anything
                 // (a procedure may even have turned autocommit off): close it.
@@ -279,7 +323,47 @@ impl Lease {
     /// writes when the database has replicas (see `Backend::commit_tokens`).
     pub async fn commit(mut self) -> Result<Option<String>, GatewayError> {
         self.transaction.committing.store(true, Ordering::SeqCst);
+        if self.conn().cancel_deferred_query() {
+            // Nothing ran in it: its START TRANSACTION was never sent.
+            self.mark_ended(EndReason::Committed);
+            self.let_go(false, GiveBack::Clean);
+            return Ok(None);
+        }
         let result = self.conn().query_drop("COMMIT").await;
+        self.committed(result).await
+    }
+
+    /// Commits and ends the transaction as [`Lease::commit`] does, with
+    /// `statement` (one statement without a result set: the outcomes
+    /// table's INSERT) sent in the same query, before the COMMIT. The server
+    /// runs the COMMIT only if `statement` succeeded (a multi-statement
+    /// query stops at its first error): when it failed, nothing was
+    /// committed, the transaction is still open, and the lease comes back
+    /// with the error. Once the query is sent, a lost connection leaves the
+    /// COMMIT's outcome unknown.
+    pub async fn commit_after(
+        mut self,
+        statement: &str,
+    ) -> Result<Result<Option<String>, GatewayError>, (Lease, mysql_async::Error)> {
+        self.transaction.committing.store(true, Ordering::SeqCst);
+        let query = format!("{statement};COMMIT");
+        let result = match self.conn().query_iter(query).await {
+            // The statement's result: the COMMIT's comes next.
+            Ok(result) => result.drop_result().await,
+            Err(e) if !crate::errors::mysql_codes::connection_lost(&e) => {
+                self.transaction.committing.store(false, Ordering::SeqCst);
+                return Err((self, e));
+            }
+            Err(e) => Err(e),
+        };
+        Ok(self.committed(result).await)
+    }
+
+    /// Ends the transaction after its COMMIT answered `result`.
+    async fn committed(
+        mut self,
+        result: Result<(), mysql_async::Error>,
+    ) -> Result<Option<String>, GatewayError> {
         match result {
             Ok(()) => {
                 let token = if self.transaction.backend.commit_tokens() {
@@ -317,6 +401,12 @@ impl Lease {
     /// Rolls back and ends the transaction. A connection that fails to roll
     /// back is closed, which rolls back on the server's side.
     pub async fn rollback(mut self) {
+        if self.conn().cancel_deferred_query() {
+            // Nothing ran in it: its START TRANSACTION was never sent.
+            self.mark_ended(EndReason::RolledBack);
+            self.let_go(false, GiveBack::Clean);
+            return;
+        }
         match self.conn().query_drop("ROLLBACK").await {
             Ok(()) => {
                 self.mark_ended(EndReason::RolledBack);

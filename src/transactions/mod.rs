@@ -74,8 +74,14 @@ struct Registry {
     slots: Arc<Semaphore>,
     /// Open transactions per principal, reserved before a Begin awaits anything.
     principals: PrincipalCounts,
-    /// Wakes the reaper when a transaction begins (its timers may be the nearest).
+    /// Wakes the reaper when a transaction begins whose timer runs out
+    /// before the reaper's next look (see `reaper_next`).
     reaper_wakeup: Arc<Notify>,
+    /// When the reaper looks next, in nanoseconds since `created`; 0 while
+    /// it looks (a transaction begun meanwhile may be missed: it wakes it).
+    reaper_next: std::sync::atomic::AtomicU64,
+    /// What `reaper_next` counts from.
+    created: Instant,
     draining: std::sync::atomic::AtomicBool,
     /// This gateway's address (in a fleet, as its peers reach it), named by
     /// every id.
@@ -184,6 +190,9 @@ impl Transaction {
     /// its statement is in flight.
     fn let_go(&self, mut conn: Conn, roll_back_first: bool, how: GiveBack) {
         debug_assert!(self.ended.load(Ordering::SeqCst));
+        // A deferred START TRANSACTION never sent: nothing began, nothing
+        // to roll back, and it must not leave with another user's command.
+        let roll_back_first = !conn.cancel_deferred_query() && roll_back_first;
         let how = if self.identity_in_doubt.load(Ordering::SeqCst) {
             stronger(how, GiveBack::RestoreIdentity)
         } else {
@@ -255,6 +264,8 @@ impl Transactions {
                 slots: Arc::new(Semaphore::new(settings.max_open)),
                 principals: PrincipalCounts::default(),
                 reaper_wakeup: Arc::new(Notify::new()),
+                reaper_next: Default::default(),
+                created: Instant::now(),
                 draining: Default::default(),
                 instance,
                 epoch: Epoch::new(),
@@ -277,10 +288,16 @@ impl Transactions {
     /// Begins a transaction of `principal` on its own connection and returns
     /// a lease on it, so that a first statement can run before anyone else
     /// can use it. A read-only principal's transactions are READ ONLY.
+    ///
+    /// `defer_start`: a plain `START TRANSACTION` (default options: not READ
+    /// ONLY, so never on a replica; no isolation level) is not sent now but in the same write as the transaction's
+    /// first command (see [`Lease::start_unconfirmed`] for what the callers
+    /// that ask for it must then check); the others are sent now.
     pub async fn begin(
         &self,
         options: Option<&TransactionOptions>,
         principal: &Principal,
+        defer_start: bool,
     ) -> Result<Lease, GatewayError> {
         let registry = &self.inner;
         if self.is_draining() {
@@ -342,8 +359,11 @@ impl Transactions {
                 (backend, conn)
             }
         };
-        for sql in start {
-            conn.query_drop(sql).await?;
+        let deferred = defer_start && start == [options::START] && conn.defer_query(options::START);
+        if !deferred {
+            for sql in start {
+                conn.query_drop(sql).await?;
+            }
         }
         let now = Instant::now();
         let transaction = Arc::new(Transaction {
@@ -375,7 +395,14 @@ impl Transactions {
             .expect("nobody else knows this transaction yet");
         lock(&registry.open).insert(transaction.id.clone(), transaction.clone());
         self.note_change();
-        registry.reaper_wakeup.notify_one();
+        // The reaper looks at least every second: woken only when this
+        // transaction's timer runs out before its next look (a short idle
+        // timeout), not on every Begin.
+        let runs_out = transaction.deadline().0;
+        let next = registry.reaper_next.load(Ordering::SeqCst);
+        if next == 0 || runs_out < registry.created + Duration::from_nanos(next) {
+            registry.reaper_wakeup.notify_one();
+        }
         tracing::debug!(transaction_id = %transaction.id, "transaction begun");
         Ok(Lease::new(self.clone(), transaction, guard, conn))
     }

@@ -8,6 +8,9 @@ use crate::{
     errors::GatewayError,
 };
 
+/// What starts a transaction with default options.
+pub(super) const START: &str = "START TRANSACTION";
+
 /// The statements that start a transaction with these options (READ ONLY
 /// also when `force_read_only`).
 pub(super) fn start_statements(
@@ -32,7 +35,7 @@ pub(super) fn start_statements(
     statements.push(if read_only {
         "START TRANSACTION READ ONLY"
     } else {
-        "START TRANSACTION"
+        START
     });
     Ok(statements)
 }

@@ -1,7 +1,7 @@
 //! The reaper: rolls back transactions whose idle timeout or maximum lifetime
 //! has passed, and forgets old tombstones.
 use std::{
-    sync::Weak,
+    sync::{Weak, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -17,10 +17,15 @@ pub(super) async fn run(registry: Weak<Registry>) {
             return;
         };
         let transactions = Transactions { inner };
+        let next = &transactions.inner.reaper_next;
+        next.store(0, Ordering::SeqCst);
         let next_deadline = reap_once(&transactions, Instant::now());
+        let since = next_deadline.saturating_duration_since(transactions.inner.created);
+        next.store((since.as_nanos() as u64).max(1), Ordering::SeqCst);
         let wakeup = transactions.inner.reaper_wakeup.clone();
         // Do not keep the registry alive while sleeping. A transaction begun
-        // meanwhile leaves a permit in `wakeup`, so it is not missed.
+        // meanwhile whose timer runs out before `next_deadline` leaves a
+        // permit in `wakeup`, so it is not missed.
         drop(transactions);
         tokio::select! {
             _ = tokio::time::sleep_until(next_deadline.into()) => {}

@@ -53,6 +53,7 @@ use self::routines::Routine;
 
 #[cfg(feature = "binlog")]
 pub mod binlog_stream;
+mod deferred_query;
 pub mod pool;
 pub mod routines;
 pub mod stmt_cache;
@@ -129,6 +130,9 @@ struct ConnInner {
     /// prepare, reset, ping...) was written whole, or queued, since
     /// `Conn::forget_statements_sent` (see `Conn::statement_sent`).
     statement_sent: bool,
+    /// sqlgate patch: a query sent together with the next command, and what
+    /// became of it (see `Conn::defer_query`).
+    deferred_query: deferred_query::DeferredQuery,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -186,6 +190,7 @@ impl ConnInner {
             reset_reply_pending: false,
             prepared_since_reset: false,
             statement_sent: false,
+            deferred_query: Default::default(),
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -988,6 +993,9 @@ impl Conn {
         if self.inner.reset_reply_pending {
             self.read_deferred_reset_reply().await?;
         }
+        if self.inner.deferred_query.reply_pending() {
+            self.read_deferred_query_reply().await?;
+        }
         loop {
             let packet = crate::io::ReadPacket::new(&mut *self)
                 .await
@@ -1051,6 +1059,9 @@ impl Conn {
         if self.inner.reset_pending {
             self.send_deferred_reset(body[0], body.len()).await?;
         }
+        if self.inner.deferred_query.unsent() {
+            self.send_deferred_query(body[0], body.len()).await?;
+        }
         if body[0] == Command::COM_STMT_PREPARE as u8 {
             self.inner.prepared_since_reset = true;
         }
@@ -1067,6 +1078,9 @@ impl Conn {
         self.clean_dirty().await?;
         if self.inner.reset_pending {
             self.send_deferred_reset(body[0], body.len()).await?;
+        }
+        if self.inner.deferred_query.unsent() {
+            self.send_deferred_query(body[0], body.len()).await?;
         }
         if body[0] == Command::COM_STMT_PREPARE as u8 {
             self.inner.prepared_since_reset = true;
@@ -1151,6 +1165,7 @@ impl Conn {
         self.inner.reuse_tag = None;
         self.inner.session_state_changed = true;
         self.inner.prepared_since_reset = false;
+        self.inner.deferred_query = Default::default();
         self.inner.reset_pending = true;
         Some(self.inner.reset_debt)
     }
