@@ -84,9 +84,29 @@ pub fn session_tracking_setup() -> Vec<String> {
 /// (`ER_OPTION_PREVENTS_STATEMENT`, "running with the --read-only option").
 const READ_ONLY_REFUSAL: u16 = 1290;
 
-/// One database account: its pool and its control connections.
+/// One database account: its pool and its control connections. Cloned
+/// per call: one shared allocation, so a clone is one reference count.
 #[derive(Clone)]
-pub struct Backend {
+pub struct Backend(Arc<BackendParts>);
+
+impl std::ops::Deref for Backend {
+    type Target = BackendParts;
+
+    fn deref(&self) -> &BackendParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Backend {
+    /// While it is being set up (see `login`); a backend in use is shared.
+    fn deref_mut(&mut self) -> &mut BackendParts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// What a [`Backend`] is made of.
+#[derive(Clone)]
+pub struct BackendParts {
     pool: Pool,
     /// Separate connections for KILL QUERY and health pings, so that they work
     /// even when every pooled connection is busy.
@@ -201,7 +221,7 @@ impl Backend {
                 .with_constraints(PoolConstraints::new(1, 2).expect("1 <= 2"))
                 .with_inactive_connection_ttl(Duration::from_secs(60)),
         );
-        Ok(Backend {
+        Ok(Backend(Arc::new(BackendParts {
             pool: Pool::new(main),
             control: Pool::new(control),
             acquire_timeout: settings.acquire_timeout,
@@ -217,7 +237,7 @@ impl Backend {
             )),
             retired: Default::default(),
             recheck: None,
-        })
+        })))
     }
 
     /// Notes the failure of a call on this backend: when it says the server
@@ -444,7 +464,7 @@ impl Backend {
     }
 
     async fn disconnect(self) {
-        for pool in [self.pool, self.control] {
+        for pool in [self.pool.clone(), self.control.clone()] {
             if let Err(e) = pool.disconnect().await {
                 tracing::warn!(error = %e, "error while closing the connection pool");
             }

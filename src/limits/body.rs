@@ -47,9 +47,9 @@ pub(super) struct LimitedBody {
     waiting: Option<Frame<Bytes>>,
     acquiring: Option<(Acquiring, Waiting, Instant)>,
     /// When a wait for a place ends (unary requests).
-    acquire_by: Option<Pin<Box<Sleep>>>,
+    acquire_by: Option<Deadline>,
     /// When what is being read must be in.
-    read_by: Option<Pin<Box<Sleep>>>,
+    read_by: Option<Deadline>,
     read_timeout: Duration,
     framing: Framing,
 }
@@ -65,8 +65,7 @@ impl LimitedBody {
     ) -> LimitedBody {
         // A unary request must be in within the read timeout of its
         // HEADERS: a stream that never sends its message does not stay.
-        let read_by = matches!(shape, Shape::Unary { .. })
-            .then(|| Box::pin(tokio::time::sleep(read_timeout)));
+        let read_by = matches!(shape, Shape::Unary { .. }).then(|| Deadline::after(read_timeout));
         LimitedBody {
             inner,
             shape,
@@ -97,6 +96,26 @@ impl LimitedBody {
         Poll::Ready(Some(Ok(frame)))
     }
 
+    /// Takes a place for the message that `frame` starts and passes it on,
+    /// or starts waiting for one (see [`Self::start_waiting`]).
+    fn start_message(
+        &mut self,
+        frame: Frame<Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        // Most messages find a place free: no wait to set up.
+        if let Some(place) = self.budget.try_acquire(self.connection, &self.principal) {
+            self.place = Some(place);
+            if self.shape == Shape::Stream {
+                self.read_by = Some(Deadline::after(self.read_timeout));
+            }
+            return self.pass(frame);
+        }
+        self.start_waiting(frame);
+        // Polls the wait (and registers for its wake-up).
+        self.poll_acquiring(cx)
+    }
+
     /// Starts waiting for a place for the message that `frame` starts.
     fn start_waiting(&mut self, frame: Frame<Bytes>) {
         let waiting = Waiting::default();
@@ -106,7 +125,7 @@ impl LimitedBody {
                 .acquire(self.connection, self.principal.clone(), waiting.clone());
         self.acquiring = Some((Box::pin(acquire), waiting, Instant::now()));
         if let Shape::Unary { acquire_timeout } = self.shape {
-            self.acquire_by = Some(Box::pin(tokio::time::sleep(acquire_timeout)));
+            self.acquire_by = Some(Deadline::after(acquire_timeout));
         }
         self.waiting = Some(frame);
     }
@@ -134,11 +153,8 @@ impl LimitedBody {
         self.place = Some(place);
         match (&mut self.read_by, self.shape) {
             // The wait for a place does not count against the read timeout.
-            (Some(read_by), Shape::Unary { .. }) => {
-                let deadline = read_by.deadline() + waited;
-                read_by.as_mut().reset(deadline);
-            }
-            _ => self.read_by = Some(Box::pin(tokio::time::sleep(self.read_timeout))),
+            (Some(read_by), Shape::Unary { .. }) => read_by.postpone(waited),
+            _ => self.read_by = Some(Deadline::after(self.read_timeout)),
         }
         let frame = self.waiting.take().expect("a frame waits for the place");
         self.pass(frame)
@@ -163,9 +179,7 @@ impl http_body::Body for LimitedBody {
                     && this.framing.at_boundary()
                     && frame.data_ref().is_some_and(|data| !data.is_empty());
                 if starts_message {
-                    this.start_waiting(frame);
-                    // Polls the wait (and registers for its wake-up).
-                    return this.poll_acquiring(cx);
+                    return this.start_message(frame, cx);
                 }
                 this.pass(frame)
             }
@@ -198,10 +212,44 @@ impl http_body::Body for LimitedBody {
 
 /// True once `deadline` is set and has passed (registering `cx` to be woken
 /// when it does).
-fn deadline_passed(deadline: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>) -> bool {
+fn deadline_passed(deadline: &mut Option<Deadline>, cx: &mut Context<'_>) -> bool {
     deadline
         .as_mut()
-        .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready())
+        .is_some_and(|deadline| deadline.passed(cx))
+}
+
+/// A point in time whose timer is only made once a read waits for it:
+/// most requests arrive whole with their HEADERS, and never need one.
+struct Deadline {
+    at: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    /// `after` from now.
+    fn after(after: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + after,
+            timer: None,
+        }
+    }
+
+    /// Moves it `by` later.
+    fn postpone(&mut self, by: Duration) {
+        self.at += by;
+        if let Some(timer) = &mut self.timer {
+            timer.as_mut().reset(self.at);
+        }
+    }
+
+    /// True once it has passed; else `cx` is woken when it does.
+    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = self.at;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 /// Where a stream of gRPC messages is: each is a 5-byte prefix (a

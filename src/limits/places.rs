@@ -77,6 +77,15 @@ struct Share<K: Hash + Eq> {
 }
 
 impl<K: Hash + Eq + Clone> Share<K> {
+    /// The share at once, if one is free.
+    fn try_acquire(handle: ShareHandle<K>) -> Option<Share<K>> {
+        let permit = handle.semaphore.clone().try_acquire_owned().ok()?;
+        Some(Share {
+            _permit: permit,
+            _handle: handle,
+        })
+    }
+
     async fn acquire(handle: ShareHandle<K>) -> Share<K> {
         let permit = handle
             .semaphore
@@ -191,6 +200,32 @@ impl Budget {
             _connection: connection,
             _principal: principal,
         }
+    }
+
+    /// A place at once, when the connection's share, the principal's and
+    /// the pool all have one free; `None` when one of them has none (then
+    /// [`Self::acquire`] waits for it). A free place is one no request
+    /// waits for (tokio's semaphores hand released permits to their
+    /// waiters first), so taking it here does not pass anyone in the queue.
+    pub(super) fn try_acquire(
+        &self,
+        connection: Option<SocketAddr>,
+        principal: &PrincipalSlot,
+    ) -> Option<Place> {
+        let connection = match connection {
+            Some(address) => Some(Share::try_acquire(self.per_connection.handle(address))?),
+            None => None,
+        };
+        let principal = match (principal.get(), &self.per_principal) {
+            (Some(name), Some(shares)) => Some(Share::try_acquire(shares.handle(name))?),
+            _ => None,
+        };
+        let global = self.global.clone().try_acquire_owned().ok()?;
+        Some(Place {
+            _global: global,
+            _connection: connection,
+            _principal: principal,
+        })
     }
 
     /// The error of a request that waited too long at `waiting`.

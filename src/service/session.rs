@@ -58,13 +58,13 @@ impl Session {
                 "set either transaction_id or begin, not both".into(),
             )),
             (false, None) => Ok(Session::Transaction {
-                lease: transactions.checkout(transaction_id, principal).await?,
+                lease: Box::pin(transactions.checkout(transaction_id, principal)).await?,
                 begun_here: false,
             }),
             (true, Some(options)) => Ok(Session::Transaction {
                 // START TRANSACTION leaves with the first statement (see
                 // `commits_by_itself` and `check`).
-                lease: transactions.begin(Some(options), principal, true).await?,
+                lease: Box::pin(transactions.begin(Some(options), principal, true)).await?,
                 begun_here: true,
             }),
             (true, None) => {
@@ -99,11 +99,15 @@ impl Session {
         plain_read: bool,
         bound: Option<&ReadBound>,
     ) -> Result<Session, GatewayError> {
+        // Rare paths are boxed (here and in `open`): their futures would
+        // otherwise make every Execute's future larger, and it is moved.
         if let Some(bound) = bound
-            && let Some(read) = database
-                .replicas()
-                .for_read(bound, &database.login_of(principal), &principal.name)
-                .await?
+            && let Some(read) = Box::pin(database.replicas().for_read(
+                bound,
+                &database.login_of(principal),
+                &principal.name,
+            ))
+            .await?
         {
             let pooled = PooledConn::from_taken(read.conn, &read.backend, &principal.name);
             let may_write = !read.backend.read_only_sessions();
