@@ -15,7 +15,7 @@ const OTHER: &str = "other-token-0123456789abcdef";
 
 /// A gateway with two principals, small stream batches, and tables `w`
 /// (empty) and `big` (20,000 rows of 1 KB).
-async fn gateway(name: &str) -> TestGateway {
+async fn gateway(name: &str, stall_timeout: Duration) -> TestGateway {
     let (database, url) = fresh_database().await;
     let tokens = token_file(
         name,
@@ -24,6 +24,7 @@ async fn gateway(name: &str) -> TestGateway {
     let gateway = TestGateway::start_on(database, url, move |config| {
         config.auth_tokens_file = Some(tokens);
         config.calls.stream_batch_bytes = 1024;
+        config.calls.stream_stall_timeout = stall_timeout;
         config.pool.max = 4;
         config.transactions.max_open = 2;
     })
@@ -51,13 +52,14 @@ async fn small_window_client(gateway: &TestGateway) -> DatabaseClient<tonic::tra
     DatabaseClient::new(channel)
 }
 
-/// Opens an ExecuteStream of `sql` as the greedy principal with a 1 s
-/// deadline (the header alone: what the client sees is what the gateway
-/// said), reads one message, stops reading until the deadline has passed,
-/// then reads to the end: the status it ends with.
+/// Opens an ExecuteStream of `sql` as the greedy principal, with a 1 s
+/// deadline if `deadline` (the header alone: what the client sees is what
+/// the gateway said), reads one message, stops reading for 1.5 s, then
+/// reads to the end: the status it ends with.
 async fn stall_past_the_deadline(
     client: &mut DatabaseClient<tonic::transport::Channel>,
     sql: &str,
+    deadline: bool,
 ) -> tonic::Status {
     let mut request = as_caller(
         GREEDY,
@@ -66,9 +68,11 @@ async fn stall_past_the_deadline(
             ..Default::default()
         },
     );
-    request
-        .metadata_mut()
-        .insert("grpc-timeout", "1S".parse().unwrap());
+    if deadline {
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", "1S".parse().unwrap());
+    }
     let mut stream = client.execute_stream(request).await.unwrap().into_inner();
     stream.message().await.expect("the first message comes");
     // The client stalls (what it does, not a wait for the gateway).
@@ -94,39 +98,46 @@ async fn count(gateway: &TestGateway, sql: &str) -> i64 {
     n.unwrap_or(0)
 }
 
+/// ~170 KB of rows: more than the client's window, and the server may
+/// have written (and committed) them all before the deadline.
+const WRITE_RETURNING: &str =
+    "INSERT INTO w SELECT seq, REPEAT('y', 100) FROM seq_1_to_1500 RETURNING id, s";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_stopped_mid_rows_is_never_claimed_stopped_when_it_committed() {
-    let gateway = gateway("mid-rows-write").await;
-    let mut client = small_window_client(&gateway).await;
-    // ~170 KB of rows: more than the client's window, and the server may
-    // have written (and committed) them all before the deadline.
-    let status = stall_past_the_deadline(
-        &mut client,
-        "INSERT INTO w SELECT seq, REPEAT('y', 100) FROM seq_1_to_1500 RETURNING id, s",
-    )
-    .await;
-    let rows = count(&gateway, "SELECT COUNT(*) FROM w").await;
-    match (status.code(), reason(&status).as_str()) {
-        // Stopped: nothing of it committed.
-        (Code::DeadlineExceeded, "DEADLINE_EXCEEDED") => assert_eq!(rows, 0, "{status:?}"),
-        // It completed (and committed) before the KILL, or the gateway
-        // could not learn: never "stopped".
-        (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN") => {
-            println!("{rows} rows, {status:?}");
-            assert!(rows == 0 || rows == 1500, "{rows}")
+    // The client's deadline, then a stall (no deadline, a 500 ms stall timeout).
+    for (deadline, stall_timeout, stopped_reason) in [
+        (true, Duration::from_secs(30), "DEADLINE_EXCEEDED"),
+        (false, Duration::from_millis(500), "STREAM_STALLED"),
+    ] {
+        let gateway = gateway("mid-rows-write", stall_timeout).await;
+        let mut client = small_window_client(&gateway).await;
+        let status = stall_past_the_deadline(&mut client, WRITE_RETURNING, deadline).await;
+        let rows = count(&gateway, "SELECT COUNT(*) FROM w").await;
+        match (status.code(), reason(&status).as_str()) {
+            // Stopped: nothing of it committed.
+            (Code::DeadlineExceeded, why) if why == stopped_reason => {
+                assert_eq!(rows, 0, "{status:?}")
+            }
+            // It completed (and committed) before the KILL, or the gateway
+            // could not learn: never "stopped".
+            (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN") => {
+                println!("{rows} rows, {status:?}");
+                assert!(rows == 0 || rows == 1500, "{rows}")
+            }
+            _ => panic!("{status:?}"),
         }
-        _ => panic!("{status:?}"),
+        gateway.shut_down().await;
     }
-    gateway.shut_down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_stopped_mid_rows_is_killed_and_others_go_on() {
-    let gateway = gateway("mid-rows-read").await;
+    let gateway = gateway("mid-rows-read", Duration::from_secs(30)).await;
     let mut client = small_window_client(&gateway).await;
     let stalled = tokio::spawn({
         let mut client = client.clone();
-        async move { stall_past_the_deadline(&mut client, "SELECT id, s FROM big").await }
+        async move { stall_past_the_deadline(&mut client, "SELECT id, s FROM big", true).await }
     });
     // The other principal's calls complete meanwhile.
     let mut other = gateway.client.clone();

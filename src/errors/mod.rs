@@ -126,14 +126,15 @@ pub enum GatewayError {
     )]
     OutcomeUnknownAfterDeadline(String),
 
-    /// An ExecuteStream's rows were cut by the client's deadline after the
-    /// server had completed its autocommit statement: whatever it wrote is
-    /// committed, but the client has only part of its result (UNKNOWN /
+    /// An ExecuteStream's rows were cut (by the client's deadline, or a
+    /// client that stopped reading: what, in words) after the server had
+    /// completed its autocommit statement: whatever it wrote is committed,
+    /// but the client has only part of its result (UNKNOWN /
     /// COMMIT_OUTCOME_UNKNOWN: no answer says "done" without the rows).
     #[error(
-        "the server completed the statement, and committed whatever it wrote, but the client's deadline passed before all its rows were sent: check what it did before retrying"
+        "the server completed the statement, and committed whatever it wrote, but {0} before all its rows were sent: check what it did before retrying"
     )]
-    CompletedPastDeadline,
+    CompletedButCut(&'static str),
 
     /// A statement the gateway never runs, for any caller: server
     /// administration, account management, file access (PERMISSION_DENIED).

@@ -97,7 +97,7 @@ fn classify(error: &GatewayError, metadata: &mut HashMap<String, String>) -> (Co
         GatewayError::CommitOutcomeUnknown(_)
         | GatewayError::StatementOutcomeUnknown(_)
         | GatewayError::OutcomeUnknownAfterDeadline(_)
-        | GatewayError::CompletedPastDeadline => (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN"),
+        | GatewayError::CompletedButCut(_) => (Code::Unknown, "COMMIT_OUTCOME_UNKNOWN"),
         GatewayError::StatementNotAllowed(_) => (Code::PermissionDenied, "STATEMENT_NOT_ALLOWED"),
         GatewayError::ReadOnlyStatement(_) => (Code::PermissionDenied, "READ_ONLY_PRINCIPAL"),
         GatewayError::ImplicitCommit(_) => {

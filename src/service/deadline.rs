@@ -55,6 +55,15 @@ pub struct CallDeadline {
     client_stop: Option<Instant>,
 }
 
+/// What cut an ExecuteStream's rows (see [`CallDeadline::stop_mid_result`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Cut {
+    /// The client's deadline.
+    Deadline,
+    /// A client that took no message for --stream-stall-timeout (the limit).
+    Stalled(Duration),
+}
+
 /// What happened to a statement that ran into its time limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -219,22 +228,27 @@ impl CallDeadline {
         self.client_stop
     }
 
-    /// An ExecuteStream's result stopped mid-rows by the client's deadline
-    /// ([`Self::client_stop`]) on a session where its statement may have
+    /// An ExecuteStream's result cut mid-rows (`cut`: by the client's
+    /// deadline, [`Self::client_stop`], or by a client that took no message
+    /// for --stream-stall-timeout) on a session where its statement may have
     /// committed by itself (autocommit, may write: a SELECT may call a
     /// function that writes). The server may have finished (and committed)
-    /// while rows were still on their way, so `kill` is sent and the rest
-    /// of the result (`rest`, read and discarded) is awaited until the
-    /// client's answer is due:
+    /// while rows were still on their way, so `kill` is sent and the rest of
+    /// the result (`rest`, read and discarded) is awaited, until the
+    /// client's answer is due (a stall: `wait`, --acquire-timeout, as the
+    /// steps after a statement):
     /// - interrupted: stopped before its end, nothing committed
-    ///   (DEADLINE_EXCEEDED; UNKNOWN for a CALL, see [`Self::after_kill`]);
+    ///   (DEADLINE_EXCEEDED or STREAM_STALLED; UNKNOWN for a CALL, see
+    ///   [`Self::after_kill`]);
     /// - its end: it completed, and committed whatever it wrote, but its rows
     ///   could not all reach the client: UNKNOWN / COMMIT_OUTCOME_UNKNOWN,
-    ///   saying so ([`GatewayError::CompletedPastDeadline`]);
+    ///   saying so ([`GatewayError::CompletedButCut`]);
     /// - any other error: the statement's own;
     /// - no answer in time: UNKNOWN.
     pub async fn stop_mid_result<K>(
         &self,
+        cut: Cut,
+        wait: Duration,
         rest: impl Future<Output = Result<(), GatewayError>>,
         kill: K,
         calls: bool,
@@ -242,15 +256,28 @@ impl CallDeadline {
     where
         K: Future<Output = ()>,
     {
-        let answer_by = self.answer_by.unwrap_or_else(Instant::now);
+        let (answer_by, why) = match cut {
+            Cut::Deadline => (
+                self.answer_by.unwrap_or_else(Instant::now),
+                "the client's deadline passed",
+            ),
+            Cut::Stalled(_) => (
+                self.after_statement(wait),
+                "the client took no message for --stream-stall-timeout",
+            ),
+        };
         match kill_and_wait(answer_by, std::pin::pin!(rest), kill).await {
-            Ok(Err(e)) => (self.after_kill(e, calls), Stopped::Answered),
-            Ok(Ok(())) => (GatewayError::CompletedPastDeadline, Stopped::Answered),
+            Ok(Err(e)) => match cut {
+                Cut::Stalled(limit) if e.interrupted() && !calls => {
+                    (GatewayError::StreamStalled(limit), Stopped::Answered)
+                }
+                _ => (self.after_kill(e, calls), Stopped::Answered),
+            },
+            Ok(Ok(())) => (GatewayError::CompletedButCut(why), Stopped::Answered),
             Err(_) => (
-                GatewayError::OutcomeUnknownAfterDeadline(
-                    "the client's deadline passed while the statement's rows were being sent, and no answer came after the gateway asked the database to stop it"
-                        .into(),
-                ),
+                GatewayError::OutcomeUnknownAfterDeadline(format!(
+                    "{why} while the statement's rows were being sent, and no answer came after the gateway asked the database to stop it"
+                )),
                 Stopped::Unanswered,
             ),
         }

@@ -411,7 +411,7 @@ impl Session {
     /// does not answer in time is dropped with its transaction, whose
     /// connection is killed and cleaned (the server rolls back).
     pub async fn close<T>(self, by: tokio::time::Instant, outcome: &Result<T, GatewayError>) {
-        if matches!(outcome, Err(e) if e.is_deadline() || matches!(e, GatewayError::OutcomeUnknownAfterDeadline(_) | GatewayError::CompletedPastDeadline))
+        if matches!(outcome, Err(e) if e.is_deadline() || matches!(e, GatewayError::OutcomeUnknownAfterDeadline(_) | GatewayError::CompletedButCut(_)))
         {
             // Stopped half-way: dropping kills the statement and, in a
             // transaction, ends it as interrupted.

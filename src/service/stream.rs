@@ -20,7 +20,7 @@ use tonic::Status;
 
 use super::{
     ExecuteStreamStream, Session, checked_statement,
-    deadline::{CallDeadline, Stopped},
+    deadline::{CallDeadline, Cut, Stopped},
     status_for,
 };
 use crate::{
@@ -206,7 +206,6 @@ async fn send_rows(
             backend.kill_query(connection_id),
         )
         .await;
-    let mut stopped = stopped;
     let streamed = match started {
         Ok(mut result) => {
             let parts = Parts { settings, sender };
@@ -219,20 +218,26 @@ async fn send_rows(
             // `start`), which stops it.
             let streamed = match settings.deadline.client_stop().filter(|_| may_commit) {
                 None => streaming.await,
-                Some(stop) => match tokio::time::timeout_at(stop, streaming).await {
-                    Ok(streamed) => streamed,
-                    Err(_) => {
-                        let rest = async { Ok(result.drop_result().await?) };
-                        let kill = backend.kill_query(connection_id);
-                        let calls = statement.calls();
-                        let (error, how) =
-                            settings.deadline.stop_mid_result(rest, kill, calls).await;
-                        stopped = how;
-                        session.stopped(stopped);
-                        return Err(error);
-                    }
-                },
+                Some(stop) => tokio::time::timeout_at(stop, streaming)
+                    .await
+                    .unwrap_or(Err(GatewayError::DeadlineExceeded(settings.deadline.limit))),
             };
+            // Cut mid-rows where the statement may have committed: what it
+            // did is learned (see `stop_mid_result`).
+            let cut = match &streamed {
+                Err(GatewayError::DeadlineExceeded(_)) => Some(Cut::Deadline),
+                Err(GatewayError::StreamStalled(limit)) => Some(Cut::Stalled(*limit)),
+                _ => None,
+            };
+            if let Some(cut) = cut.filter(|_| may_commit) {
+                let rest = async { Ok(result.drop_result().await?) };
+                let kill = backend.kill_query(connection_id);
+                let (wait, calls) = (backend.acquire_timeout(), statement.calls());
+                let deadline = settings.deadline;
+                let (error, how) = deadline.stop_mid_result(cut, wait, rest, kill, calls).await;
+                session.stopped(how);
+                return Err(error);
+            }
             let streamed = match streamed {
                 Ok((summary, truncated)) => {
                     finish_result(&backend, connection_id, result, truncated)
