@@ -26,15 +26,6 @@ impl InPoolConnections {
         self.connections.push_back(conn);
     }
 
-    /// sqlgate patch: puts `conn` where it is taken last (see
-    /// `Recycler::conn_return`).
-    pub(crate) fn push_front(&mut self, conn: IdlingConn) {
-        self.metrics
-            .connections_in_pool
-            .fetch_add(1, Ordering::Relaxed);
-        self.connections.push_front(conn);
-    }
-
     pub(crate) fn pop_back(&mut self) -> Option<IdlingConn> {
         let res = self.connections.pop_back();
         if res.is_some() {

@@ -31,9 +31,6 @@ pub(crate) struct Recycler {
     discarded: usize,
     cleaning: FuturesUnordered<BoxFuture<'static, Conn>>,
     reset: FuturesUnordered<BoxFuture<'static, Conn>>,
-    /// sqlgate patch: background resets of idle connections owing theirs
-    /// since the delay (see `Recycler::defer_reset`).
-    idle_resets: FuturesUnordered<BoxFuture<'static, Conn>>,
     /// sqlgate patch: the deferred resets, in the order they fall due (the
     /// delay is the same for all): when, and the debt's number.
     deferred_resets: VecDeque<(Instant, u64)>,
@@ -61,7 +58,6 @@ impl Recycler {
             discarded: 0,
             cleaning: FuturesUnordered::new(),
             reset: FuturesUnordered::new(),
-            idle_resets: FuturesUnordered::new(),
             deferred_resets: VecDeque::new(),
             deferred_timer: None,
             last_debt: 0,
@@ -71,12 +67,7 @@ impl Recycler {
         }
     }
 
-    /// Puts `conn` back in the pool, where the next caller takes it first,
-    /// or (sqlgate patch) last when `cold`: a connection that was idle long
-    /// enough to be reset in the background is not needed by the current
-    /// load, and should not displace one that is (the pool hands out the
-    /// last returned first).
-    fn conn_return(&mut self, conn: Conn, pool_is_closed: bool, cold: bool) {
+    fn conn_return(&mut self, conn: Conn, pool_is_closed: bool) {
         let mut exchange = self.inner.exchange.lock().unwrap();
         if pool_is_closed || exchange.available.len() >= self.pool_opts.active_bound() {
             drop(exchange);
@@ -98,11 +89,7 @@ impl Recycler {
                 .unwrap()
                 .record(conn.inner.active_since.elapsed().as_micros() as u64)
                 .ok();
-            if cold {
-                exchange.available.push_front(conn.into());
-            } else {
-                exchange.available.push_back(conn.into());
-            }
+            exchange.available.push_back(conn.into());
             self.inner
                 .metrics
                 .connections_in_pool
@@ -164,7 +151,7 @@ impl Recycler {
                 .metrics
                 .connections_in_pool
                 .fetch_sub(1, Ordering::Relaxed);
-            self.idle_resets.push(idle.conn.reset_for_pool().boxed());
+            self.reset.push(idle.conn.reset_for_pool().boxed());
         }
     }
 
@@ -206,7 +193,7 @@ impl Recycler {
                 .fetch_add(1, Ordering::Relaxed);
             self.discard.push(conn.close_conn().boxed());
         } else if conn.inner.reset_upon_returning_to_a_pool && self.defer_reset(&mut conn) {
-            self.conn_return(conn, false, false);
+            self.conn_return(conn, false);
         } else if conn.inner.reset_upon_returning_to_a_pool {
             self.inner
                 .metrics
@@ -214,7 +201,7 @@ impl Recycler {
                 .fetch_add(1, Ordering::Relaxed);
             self.reset.push(conn.reset_for_pool().boxed());
         } else {
-            self.conn_return(conn, false, false);
+            self.conn_return(conn, false);
         }
     }
 }
@@ -291,20 +278,10 @@ impl Future for Recycler {
 
         // let's iterate through connections being successfully reset
         loop {
-            // sqlgate patch: and those reset for having been idle, put back
-            // where they are taken last.
-            let (reset, cold) = match Pin::new(&mut self.reset).poll_next(cx) {
-                Poll::Pending | Poll::Ready(None) => {
-                    match Pin::new(&mut self.idle_resets).poll_next(cx) {
-                        Poll::Pending | Poll::Ready(None) => break,
-                        Poll::Ready(Some(reset)) => (reset, true),
-                    }
-                }
-                Poll::Ready(Some(reset)) => (reset, false),
-            };
-            match reset {
-                Ok(conn) => self.conn_return(conn, close, cold),
-                Err(e) => {
+            match Pin::new(&mut self.reset).poll_next(cx) {
+                Poll::Pending | Poll::Ready(None) => break,
+                Poll::Ready(Some(Ok(conn))) => self.conn_return(conn, close),
+                Poll::Ready(Some(Err(e))) => {
                     // an error during reset.
                     // replace with a new connection
                     self.discarded += 1;
@@ -366,7 +343,6 @@ impl Future for Recycler {
             && self.cleaning.is_empty()
             && self.discard.is_empty()
             && self.reset.is_empty()
-            && self.idle_resets.is_empty()
         {
             // we know that all Pool handles have been dropped (self.dropped.poll returned None).
 
