@@ -15,10 +15,6 @@ use std::sync::{
 
 use common::*;
 use sqlgate::{api, config::Config};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::UnixStream,
-};
 
 /// The payload of the gateway's START TRANSACTION (COM_QUERY).
 const START: &[u8] = b"\x03START TRANSACTION";
@@ -38,19 +34,6 @@ struct Watch {
     fail: Arc<AtomicBool>,
 }
 
-async fn start_proxy(name: &str, database: &str, direct_url: &str, watch: Watch) -> String {
-    let (server, listener, url) = proxy_listener(name, database, direct_url);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = UnixStream::connect(&server).await else {
-                continue;
-            };
-            tokio::spawn(relay(client, server, watch.clone()));
-        }
-    });
-    url
-}
-
 /// The packets of one write: (sequence id, payload), or None if it is not
 /// made of whole packets.
 fn packets(write: &[u8]) -> Option<Vec<(u8, &[u8])>> {
@@ -68,49 +51,29 @@ fn packets(write: &[u8]) -> Option<Vec<(u8, &[u8])>> {
     Some(packets)
 }
 
-async fn relay(client: UnixStream, server: UnixStream, watch: Watch) -> std::io::Result<()> {
-    let (mut client_in, mut client_out) = client.into_split();
-    let (mut server_in, mut server_out) = server.into_split();
-    let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        tokio::select! {
-            n = client_in.read(&mut up) => {
-                let n = n?;
-                if n == 0 {
-                    return Ok(());
-                }
-                let write = &up[..n];
-                let Some(packets) = packets(write) else {
-                    server_out.write_all(write).await?;
-                    continue;
-                };
-                if let Some(at) = packets.iter().position(|(_, p)| *p == START) {
-                    match at + 1 < packets.len() {
-                        true => watch.with_a_command.fetch_add(1, Ordering::SeqCst),
-                        false => watch.alone.fetch_add(1, Ordering::SeqCst),
-                    };
-                }
-                let mut out = Vec::with_capacity(write.len() + FAILING.len());
-                for (seq, payload) in packets {
-                    let payload = match payload == START && watch.fail.load(Ordering::SeqCst) {
-                        true => FAILING,
-                        false => payload,
-                    };
-                    out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
-                    out.push(seq);
-                    out.extend_from_slice(payload);
-                }
-                server_out.write_all(&out).await?;
-            }
-            n = server_in.read(&mut down) => {
-                let n = n?;
-                if n == 0 {
-                    return Ok(());
-                }
-                client_out.write_all(&down[..n]).await?;
-            }
-        }
+/// What the proxy sends on for one write of the gateway: the same packets,
+/// a START counted and, while `watch.fail` is set, replaced.
+fn watched(write: &[u8], watch: &Watch) -> Vec<u8> {
+    let Some(packets) = packets(write) else {
+        return write.to_vec();
+    };
+    if let Some(at) = packets.iter().position(|(_, p)| *p == START) {
+        match at + 1 < packets.len() {
+            true => watch.with_a_command.fetch_add(1, Ordering::SeqCst),
+            false => watch.alone.fetch_add(1, Ordering::SeqCst),
+        };
     }
+    let mut out = Vec::with_capacity(write.len() + FAILING.len());
+    for (seq, payload) in packets {
+        let payload = match payload == START && watch.fail.load(Ordering::SeqCst) {
+            true => FAILING,
+            false => payload,
+        };
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+        out.push(seq);
+        out.extend_from_slice(payload);
+    }
+    out
 }
 
 /// Room for a transaction and autocommit calls; resets only with the next
@@ -125,7 +88,10 @@ fn settings(config: &mut Config) {
 async fn gateway_behind_proxy(name: &str) -> (TestGateway, Watch) {
     let (database, direct_url) = fresh_database().await;
     let watch = Watch::default();
-    let url = start_proxy(name, &database, &direct_url, watch.clone()).await;
+    let seen = watch.clone();
+    let url = judging_proxy(name, &database, &direct_url, move |write: &[u8]| {
+        std::future::ready(Verdict::Send(watched(write, &seen)))
+    });
     let gateway = TestGateway::start_on(database, url, settings).await;
     gateway
         .direct_exec("CREATE TABLE t (id INT PRIMARY KEY)")

@@ -265,6 +265,8 @@ pub enum Verdict {
     ForwardAndClose,
     /// Closes the connection instead (the server never gets it).
     Close,
+    /// Passes these bytes on instead.
+    Send(Vec<u8>),
 }
 
 /// Starts a unix-socket proxy in front of the test server of `direct_url`
@@ -292,13 +294,17 @@ where
                     tokio::select! {
                         n = client_in.read(&mut up) => {
                             let Ok(n @ 1..) = n else { return };
-                            let write = &up[..n];
-                            let close = match judge(write).await {
+                            let mut write = up[..n].to_vec();
+                            let close = match judge(&write).await {
                                 Verdict::Forward => false,
                                 Verdict::ForwardAndClose => true,
                                 Verdict::Close => return,
+                                Verdict::Send(instead) => {
+                                    write = instead;
+                                    false
+                                }
                             };
-                            if server_out.write_all(write).await.is_err() || close {
+                            if server_out.write_all(&write).await.is_err() || close {
                                 return;
                             }
                         }
