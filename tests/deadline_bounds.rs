@@ -226,3 +226,47 @@ async fn a_text_path_read_stopped_by_its_limit_is_deadline_exceeded_even_without
     assert_eq!(after.code(), Code::Aborted, "{after:?}");
     gateway.shut_down().await;
 }
+
+/// The id of the connection running a statement that starts with `prefix`,
+/// once one does.
+async fn connection_running(gateway: &TestGateway, prefix: &str) -> i64 {
+    let sql = format!("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'");
+    answers("a connection running the statement", async {
+        loop {
+            if let Some(id) = gateway.direct_i64(&sql).await {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_path_read_whose_connection_is_lost_applied_nothing() {
+    let (gateway, _proxy) = gateway_behind_proxy("text-read-lost", |_| {}).await;
+    gateway
+        .direct_exec("CREATE TABLE n (id INT PRIMARY KEY) SELECT seq AS id FROM seq_1_to_400")
+        .await;
+    let mut client = gateway.client.clone();
+    // The first run is binary (quick): the text path learns its columns.
+    client.execute(slow_read(10_000)).await.unwrap();
+    let call = tokio::spawn({
+        let mut client = client.clone();
+        async move { client.execute(slow_read(0)).await }
+    });
+    // Its READ ONLY text run is on the server: its connection ends there.
+    let id = connection_running(&gateway, "SET STATEMENT tx_read_only=1 FOR SELECT COUNT(*)").await;
+    gateway.direct_exec(&format!("KILL CONNECTION {id}")).await;
+    let status = answers("a read whose connection was lost", call)
+        .await
+        .unwrap()
+        .expect_err("its connection is gone");
+    // A statement that may have written would be UNKNOWN; this one ran READ
+    // ONLY, so nothing was applied.
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_ne!(reason(&status), "COMMIT_OUTCOME_UNKNOWN", "{status:?}");
+    // And the gateway goes on.
+    client.execute(slow_read(10_000)).await.unwrap();
+    gateway.shut_down().await;
+}

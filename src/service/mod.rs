@@ -182,6 +182,9 @@ impl DatabaseService {
             )
             .await;
         session.stopped(stopped);
+        if !may_write.load(std::sync::atomic::Ordering::Relaxed) {
+            session.sent_read_only();
+        }
         let outcome = match outcome {
             // Stopped half-way, nothing committed: dropping the session
             // kills the statement and, in a transaction, ends it as

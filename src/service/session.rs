@@ -152,6 +152,16 @@ impl Session {
         }
     }
 
+    /// Notes that only a READ ONLY form of the statement reached the
+    /// server (a text-path read: see [`crate::statement::run_to_completion`]),
+    /// which cannot have written: a connection lost during it leaves
+    /// nothing applied (see [`outcome_of_lost_statement`]).
+    pub fn sent_read_only(&mut self) {
+        if let Session::Autocommit(_, may_write) = self {
+            *may_write = false;
+        }
+    }
+
     /// The connection to run on.
     pub fn conn(&mut self) -> &mut Conn {
         match self {
@@ -450,8 +460,10 @@ impl Session {
 /// may write, the statement may have run and committed by itself (whatever
 /// its text says: a SELECT may call a function that writes), so the outcome
 /// is unknown. A statement never sent (the connection was found dead before:
-/// see [`mysql_async::Conn::statement_sent`]) or on a READ ONLY session
-/// keeps its error (UNAVAILABLE: nothing was applied).
+/// see [`mysql_async::Conn::statement_sent`]), or sent only in a READ ONLY
+/// form (a READ ONLY session, or a text-path read: see
+/// [`Session::sent_read_only`]), keeps its error (UNAVAILABLE: nothing was
+/// applied).
 fn outcome_of_lost_statement(
     error: GatewayError,
     pooled: &mut PooledConn,
