@@ -428,7 +428,8 @@ async fn a_read_only_session_whose_connection_dies_is_unavailable() {
 const COMMIT_PACKET: &[u8] = b"\x07\x00\x00\x00\x03COMMIT";
 
 /// Starts a unix-socket proxy in front of the test's database server that,
-/// when `cut` holds 1, forwards the next COMMIT and closes the connection
+/// when `cut` holds 1, forwards the next COMMIT (alone, or at the end of the
+/// outcome's `INSERT …;COMMIT`) and closes the connection
 /// (the server commits, the gateway gets no answer), and when it holds 2,
 /// closes it instead of forwarding the COMMIT (the server rolls back).
 /// Returns the database's URL through the proxy.
@@ -439,9 +440,11 @@ fn commit_cutting_proxy(
     cut: Arc<AtomicUsize>,
 ) -> String {
     judging_proxy(name, database, direct_url, move |write: &[u8]| {
+        // Alone, or after the outcome's INSERT in one query (`…;COMMIT`).
         let commit = write
             .windows(COMMIT_PACKET.len())
-            .any(|w| w == COMMIT_PACKET);
+            .any(|w| w == COMMIT_PACKET)
+            || write.ends_with(b";COMMIT");
         let verdict = match commit.then(|| cut.swap(0, Ordering::SeqCst)) {
             Some(1) => Verdict::ForwardAndClose,
             Some(2) => Verdict::Close,

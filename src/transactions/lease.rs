@@ -113,6 +113,11 @@ impl Lease {
             .transaction
             .has_run_statement
             .swap(true, Ordering::SeqCst);
+        if self.start_unconfirmed() {
+            // From here on, a command written whole is this call's (see
+            // `check_still_open`).
+            self.conn().forget_statements_sent();
+        }
         if reads_leftovers && first {
             self.conn().query_drop(CLEAR_LEFTOVERS).await?;
         }
@@ -156,15 +161,21 @@ impl Lease {
     /// command (see [`Lease::start_unconfirmed`]) is judged the same way: if
     /// it failed, the statement ran on its own in autocommit mode, which the
     /// status flags show (no transaction open): a success was committed
-    /// (`TransactionEndedByStatement`, saying so). A connection lost before
-    /// START's answer was read leaves the statement's outcome unknown.
+    /// (`TransactionEndedByStatement`, saying so). A connection lost after
+    /// the statement was written whole and before START's answer was read
+    /// leaves the statement's outcome unknown.
     pub async fn check_still_open<T>(
         &mut self,
         outcome: Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
         let marker = self.call_marker.take();
         let known = match &outcome {
-            Err(e) if e.connection_lost() && self.start_unconfirmed() => {
+            // Sent whole (see `before_statement`): it may have run.
+            Err(e)
+                if e.connection_lost()
+                    && self.start_unconfirmed()
+                    && self.conn().statement_sent() =>
+            {
                 return Err(GatewayError::StatementOutcomeUnknown(format!(
                     "{e}; the connection was lost before the database confirmed that the transaction began, so the statement may have run (and committed) on its own"
                 )));

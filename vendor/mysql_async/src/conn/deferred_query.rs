@@ -116,7 +116,9 @@ impl Conn {
                 self.close_broken_stream();
                 return Err(e.into());
             }
-            self.inner.statement_sent = true;
+            // Not counted in `statement_sent`: the caller judges the command
+            // it leaves with (sqlgate's START TRANSACTION, on a reset
+            // session, commits nothing).
             self.inner.deferred_query = DeferredQuery::ReplyPending;
             return Ok(());
         }
